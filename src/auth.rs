@@ -1,0 +1,31 @@
+//! Authentication: from an `Authorization` header to a token digest, and from
+//! a digest to the identity the policy knows it by (design §2).
+//!
+//! Tokens are only ever handled as their SHA-256 digest past this module; the
+//! raw string is never logged, echoed or used as a label.
+
+pub mod token;
+
+pub use token::{BearerError, TokenDigest, TokenKind, parse_authorization};
+
+/// Who a request is acting as, once its token has been recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The service token's id (safe to log).
+    pub token_id: String,
+    /// The service token's name (safe to log).
+    pub token_name: String,
+    /// The organization the token is confined to.
+    pub org_id: String,
+    /// The service account (a user id) ACLs name.
+    pub user_id: String,
+    /// Expiry as milliseconds since the Unix epoch; `None` never expires.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Identity {
+    /// Whether the token has expired at `now_ms`; the caller owns the clock.
+    pub fn expired_at(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_some_and(|exp| now_ms >= exp)
+    }
+}
