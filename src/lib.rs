@@ -4,4 +4,5 @@
 
 pub mod auth;
 pub mod authz;
+pub mod inspect;
 pub mod policy;

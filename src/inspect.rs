@@ -1,0 +1,50 @@
+//! Body inspection: reads a request body once, checks it against the
+//! "Bodies" rules of design §4, and lists every object it writes to with the
+//! permission each needs. The original bytes are forwarded unchanged; this
+//! module never re-serializes.
+//!
+//! Pure and synchronous: bytes in, targets or a precise error out.
+
+use crate::policy::types::{ObjectRef, Permission};
+
+/// One object a request touches and what it needs there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub object: ObjectRef,
+    pub permission: Permission,
+}
+
+/// The distinct targets of a body, in first-seen order, and how many rows
+/// (events, feedback items) it carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub targets: Vec<Target>,
+    pub rows: usize,
+}
+
+/// What a `POST /logs3` body turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logs3 {
+    Rows(Targets),
+    /// `{"rows":{"type":"logs3_overflow","key":K,...}}`.
+    OverflowRef { key: String },
+}
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InspectError {
+    /// Malformed JSON, wrong shape, bad UTF-8, too deep, duplicate or
+    /// wrongly typed target field, row without (or with several) targets.
+    /// `field` is a path like `rows[3].project_id` when one applies.
+    #[error("{message}")]
+    BadRequest { field: Option<String>, message: String },
+    /// The (decompressed) body exceeds the configured cap.
+    #[error("body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    /// A `Content-Encoding` other than identity or gzip.
+    #[error("unsupported content encoding '{0}'")]
+    UnsupportedEncoding(String),
+}
+
+/// Nesting deeper than this anywhere in a body is refused.
+pub const MAX_DEPTH: usize = 128;
