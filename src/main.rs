@@ -1,1 +1,5 @@
-fn main() {}
+//! `loggate`: see `loggate --help`. All logic lives in the library.
+
+fn main() -> std::process::ExitCode {
+    loggate::cli::run()
+}

@@ -1,6 +1,9 @@
 //! The policy: its document model, validation, and the stores it is loaded
 //! from (`file`, `postgres`).
 
+pub mod file;
 pub mod model;
+pub mod store;
 pub mod types;
 pub mod validate;
+pub use store::{PolicyStore, Store, StoreError};

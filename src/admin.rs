@@ -1,0 +1,124 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` (open, for scrapers
+//! and probes) and, behind the admin bearer token, the `/v1/` admin API.
+
+use crate::error::GatewayError;
+use crate::forward::{Body, full};
+use crate::policy::PolicyStore;
+use crate::server::Shared;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub struct Admin {
+    shared: Arc<Shared>,
+    /// SHA-256 of the admin token; `None` turns the admin API off.
+    token_digest: Option<[u8; 32]>,
+}
+
+impl Admin {
+    pub fn new(shared: Arc<Shared>, token: Option<String>) -> Self {
+        let token_digest = token.map(|t| crate::auth::TokenDigest::of(&t).0);
+        Admin { shared, token_digest }
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+        let path = request.uri().path();
+        match (request.method(), path) {
+            (&Method::GET, "/metrics") => {
+                let mut r = Response::new(full(self.shared.gateway.metrics.render()));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+                Ok(r)
+            }
+            (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, serde_json::json!({"status": "ok"}))),
+            (&Method::GET, "/readyz") => {
+                let accepting = self.shared.accepting.load(Ordering::SeqCst);
+                let store_ready = self.shared.gateway.store.ready().await;
+                let ready = accepting && store_ready;
+                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                Ok(json(
+                    status,
+                    serde_json::json!({
+                        "ready": ready,
+                        "accepting": accepting,
+                        "policy_store": if store_ready { "ok" } else { "unreachable" },
+                        "policy_revision": self.shared.gateway.store.revision(),
+                    }),
+                ))
+            }
+            (_, "/metrics" | "/healthz" | "/readyz") => Err(GatewayError::MethodNotAllowed(request.method().to_string())),
+            (_, p) if p.starts_with("/v1/") => {
+                let Some(expected) = &self.token_digest else {
+                    return Err(GatewayError::NotFound("the admin API is off: admin.token_env is unset or empty".into()));
+                };
+                self.check_admin_token(&request, expected)?;
+                Err(GatewayError::NotFound(
+                    "the admin API serves the postgres policy store; with policy.source = \"file\" the policy is the file".into(),
+                ))
+            }
+            _ => Err(GatewayError::NotFound(format!("no admin route {}", path.chars().take(100).collect::<String>()))),
+        }
+    }
+
+    fn check_admin_token(&self, request: &Request<Incoming>, expected: &[u8; 32]) -> Result<(), GatewayError> {
+        let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(GatewayError::Unauthenticated("admin API needs exactly one Authorization: Bearer header"));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or(GatewayError::Unauthenticated("admin API needs Authorization: Bearer <admin token>"))?;
+        let digest = crate::auth::TokenDigest::of(token.trim()).0;
+        if bool::from(digest.ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err(GatewayError::Unauthenticated("wrong admin token"))
+        }
+    }
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::from(serde_json::to_vec(&v).expect("json"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Serves the admin listener until `shutdown` fires.
+pub async fn serve(admin: Arc<Admin>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let admin = admin.clone();
+                async move {
+                    let response = match admin.handle(req).await {
+                        Ok(r) => r,
+                        Err(e) => e.to_response("admin").map(full),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

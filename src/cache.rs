@@ -1,0 +1,293 @@
+//! The decision cache (design §8): (token digest, object, permission) ->
+//! decision, and token digest -> identity, in moka. Misses for one key are
+//! computed once (single flight); denials live `negative_ttl`, allows `ttl`.
+//!
+//! Freshness: every entry records when it was computed. While the
+//! invalidation feed is down (or for sources whose changes are not pushed),
+//! entries older than `max_staleness` are recomputed rather than served.
+//! Targeted invalidation by object, token or organization is supported so
+//! the feed can drop exactly what a change touched.
+
+use crate::auth::{Identity, TokenDigest};
+use crate::authz::Decision;
+use crate::policy::types::{ObjectRef, ObjectType, Permission};
+use moka::Expiry;
+use moka::future::Cache;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DecisionKey {
+    pub digest: TokenDigest,
+    pub object: ObjectRef,
+    pub permission: Permission,
+}
+
+#[derive(Debug, Clone)]
+struct CachedDecision {
+    decision: Decision,
+    computed: Instant,
+    /// For targeted invalidation of one token's decisions.
+    token_id: Arc<str>,
+    org_id: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedIdentity {
+    identity: Option<Arc<Identity>>,
+    computed: Instant,
+}
+
+/// Whether a cached answer was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Hit,
+    Miss,
+}
+
+struct TtlByOutcome {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl Expiry<DecisionKey, CachedDecision> for TtlByOutcome {
+    fn expire_after_create(&self, _: &DecisionKey, value: &CachedDecision, _: Instant) -> Option<Duration> {
+        Some(if value.decision.is_allow() { self.ttl } else { self.negative_ttl })
+    }
+}
+
+impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
+    fn expire_after_create(&self, _: &TokenDigest, value: &CachedIdentity, _: Instant) -> Option<Duration> {
+        Some(if value.identity.is_some() { self.ttl } else { self.negative_ttl })
+    }
+}
+
+pub struct DecisionCache {
+    decisions: Cache<DecisionKey, CachedDecision>,
+    identities: Cache<TokenDigest, CachedIdentity>,
+    max_staleness: Duration,
+    /// True while pushed invalidations can be trusted (feed up, or a local
+    /// source whose every change flushes the cache).
+    fresh_by_push: AtomicBool,
+}
+
+impl DecisionCache {
+    pub fn new(max_decisions: u64, ttl: Duration, negative_ttl: Duration, max_staleness: Duration) -> Self {
+        let decisions = Cache::builder()
+            .max_capacity(max_decisions)
+            .expire_after(TtlByOutcome { ttl, negative_ttl })
+            .support_invalidation_closures()
+            .build();
+        let identities = Cache::builder()
+            .max_capacity(max_decisions.max(1024))
+            .expire_after(TtlByOutcome { ttl, negative_ttl })
+            .support_invalidation_closures()
+            .build();
+        DecisionCache { decisions, identities, max_staleness, fresh_by_push: AtomicBool::new(true) }
+    }
+
+    /// Declares whether pushed invalidations are currently arriving. When
+    /// they are not, entries older than `max_staleness` are recomputed.
+    pub fn set_push_healthy(&self, healthy: bool) {
+        self.fresh_by_push.store(healthy, Ordering::SeqCst);
+    }
+
+    fn usable(&self, computed: Instant) -> bool {
+        self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness
+    }
+
+    /// The identity for `digest`, computing it once on a miss.
+    pub async fn identity<F, E>(&self, digest: &TokenDigest, compute: F) -> Result<(Option<Arc<Identity>>, Lookup), Arc<E>>
+    where
+        F: Future<Output = Result<Option<Identity>, E>>,
+        E: Send + Sync + 'static,
+    {
+        if let Some(hit) = self.identities.get(digest).await {
+            if self.usable(hit.computed) {
+                return Ok((hit.identity, Lookup::Hit));
+            }
+            self.identities.invalidate(digest).await;
+        }
+        let entry = self
+            .identities
+            .try_get_with(*digest, async move {
+                compute.await.map(|id| CachedIdentity { identity: id.map(Arc::new), computed: Instant::now() })
+            })
+            .await?;
+        Ok((entry.identity, Lookup::Miss))
+    }
+
+    /// The decision for `key`, computing it once on a miss.
+    pub async fn decision<F, E>(&self, key: DecisionKey, identity: &Identity, compute: F) -> Result<(Decision, Lookup), Arc<E>>
+    where
+        F: Future<Output = Result<Decision, E>>,
+        E: Send + Sync + 'static,
+    {
+        if let Some(hit) = self.decisions.get(&key).await {
+            if self.usable(hit.computed) {
+                return Ok((hit.decision, Lookup::Hit));
+            }
+            self.decisions.invalidate(&key).await;
+        }
+        let token_id: Arc<str> = identity.token_id.as_str().into();
+        let org_id: Arc<str> = identity.org_id.as_str().into();
+        let entry = self
+            .decisions
+            .try_get_with(key, async move {
+                compute.await.map(|decision| CachedDecision { decision, computed: Instant::now(), token_id, org_id })
+            })
+            .await?;
+        Ok((entry.decision, Lookup::Miss))
+    }
+
+    /// Drops everything (a policy reload, a feed gap, a reconnect).
+    pub fn invalidate_all(&self) {
+        self.decisions.invalidate_all();
+        self.identities.invalidate_all();
+    }
+
+    /// Drops the decisions about `object` and about everything below it
+    /// (a project's ACL change reaches its logs, experiments and datasets;
+    /// an organization's reaches all of it).
+    pub fn invalidate_object(&self, object_type: ObjectType, id: &str) {
+        let id: Arc<str> = id.into();
+        let result = match object_type {
+            ObjectType::Organization => {
+                let id = id.clone();
+                self.decisions.invalidate_entries_if(move |_, v| *v.org_id == *id)
+            }
+            // Objects below a project are keyed by their own ids; without
+            // the hierarchy at hand, drop every decision of that org's
+            // objects conservatively by dropping all non-org-scoped ones.
+            ObjectType::Project | ObjectType::ProjectLog => {
+                let id = id.clone();
+                self.decisions.invalidate_entries_if(move |k, _| {
+                    k.object.id.as_str() == &*id || !matches!(k.object.object_type, ObjectType::Project | ObjectType::ProjectLog)
+                })
+            }
+            _ => {
+                let id = id.clone();
+                self.decisions.invalidate_entries_if(move |k, _| k.object.id.as_str() == &*id)
+            }
+        };
+        if result.is_err() {
+            self.invalidate_all();
+        }
+    }
+
+    /// Drops one token's identity and decisions (revoked, expired, edited).
+    pub fn invalidate_token(&self, token_id: &str) {
+        let id: Arc<str> = token_id.into();
+        let for_decisions = id.clone();
+        let dropped = self.decisions.invalidate_entries_if(move |_, v| *v.token_id == *for_decisions);
+        let for_identities = id.clone();
+        let dropped_ids = self
+            .identities
+            .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.token_id == *for_identities));
+        // Unknown-token (negative) identities may now be known: drop them too.
+        let negatives = self.identities.invalidate_entries_if(|_, v| v.identity.is_none());
+        if dropped.is_err() || dropped_ids.is_err() || negatives.is_err() {
+            self.invalidate_all();
+        }
+    }
+
+    /// Number of cached decisions (approximate; for memory measurements).
+    pub fn decision_count(&self) -> u64 {
+        self.decisions.entry_count()
+    }
+
+    /// Applies pending maintenance (tests and benchmarks).
+    pub async fn run_pending_tasks(&self) {
+        self.decisions.run_pending_tasks().await;
+        self.identities.run_pending_tasks().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::DenyReason;
+    use std::convert::Infallible;
+    use std::sync::atomic::AtomicUsize;
+
+    fn identity() -> Identity {
+        Identity {
+            token_id: "t1".into(),
+            token_name: "ci".into(),
+            org_id: "o1".into(),
+            user_id: "u1".into(),
+            expires_at_ms: None,
+        }
+    }
+
+    fn key(id: &str) -> DecisionKey {
+        DecisionKey {
+            digest: TokenDigest::of("bt-st-x"),
+            object: ObjectRef::new(ObjectType::ProjectLog, id),
+            permission: Permission::Update,
+        }
+    }
+
+    async fn ask(cache: &DecisionCache, k: DecisionKey, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
+        cache
+            .decision(k, &identity(), async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(d)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn second_lookup_hits_and_invalidation_recomputes() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
+        let calls = AtomicUsize::new(0);
+        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Hit);
+        cache.invalidate_object(ObjectType::ProjectLog, "p");
+        cache.run_pending_tasks().await;
+        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+        cache.invalidate_token("t1");
+        cache.run_pending_tasks().await;
+        let deny = Decision::Deny(DenyReason::MissingPermission);
+        assert_eq!(ask(&cache, key("p"), &calls, deny).await, (deny, Lookup::Miss));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn stale_entries_are_recomputed_while_push_is_down() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(20));
+        let calls = AtomicUsize::new(0);
+        ask(&cache, key("p"), &calls, Decision::Allow).await;
+        cache.set_push_healthy(false);
+        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Hit);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_compute_once() {
+        let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .decision(key("p"), &identity(), async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<_, Infallible>(Decision::Allow)
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,255 @@
+//! Forwarding to the data plane: a pooled hyper client (http and https via
+//! rustls with the ring provider), hop-by-hop header hygiene, optional
+//! credential swap, and the mapping of transport failures to 502/504. Any
+//! HTTP answer of the data plane, 5xx included, is passed back unchanged.
+
+mod tls;
+
+use crate::config::{Credentials, UpstreamConfig};
+use crate::error::GatewayError;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::{Duration, Instant};
+
+pub use tls::client_tls_config;
+
+/// Response bodies loggate sends: upstream streams or its own buffers.
+pub type Body = BoxBody<Bytes, BoxError>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Which upstream base a route goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// `upstream.api_url`: /logs3, /version, /v1/…
+    Api,
+    /// `upstream.app_url`: /api/… (login, register).
+    App,
+}
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+pub struct Forwarder {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    api_base: Uri,
+    app_base: Uri,
+    timeout: Duration,
+    /// `Some` in swap mode: the Authorization the data plane gets.
+    swap_authorization: Option<HeaderValue>,
+}
+
+/// A forwarded request's response and how long the data plane took.
+pub struct Forwarded {
+    pub response: Response<Incoming>,
+    pub upstream_time: Duration,
+}
+
+impl Forwarder {
+    pub fn new(config: &UpstreamConfig, upstream_token: Option<&str>) -> anyhow::Result<Self> {
+        let tls = client_tls_config(config)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.timeout.min(Duration::from_secs(10))));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
+        let swap_authorization = match (config.credentials, upstream_token) {
+            (Credentials::Swap, Some(token)) => Some(
+                HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| anyhow::anyhow!("upstream token is not a valid header value"))?,
+            ),
+            (Credentials::Swap, None) => anyhow::bail!("credentials = \"swap\" needs an upstream token"),
+            (Credentials::Passthrough, _) => None,
+        };
+        Ok(Forwarder {
+            client,
+            api_base: config.api_url.parse()?,
+            app_base: config.app_url.parse()?,
+            timeout: config.timeout,
+            swap_authorization,
+        })
+    }
+
+    /// The URI on `upstream` for a request's path and query.
+    pub fn target_uri(&self, upstream: Upstream, path_and_query: &str) -> Result<Uri, GatewayError> {
+        let base = match upstream {
+            Upstream::Api => &self.api_base,
+            Upstream::App => &self.app_base,
+        };
+        let prefix = base.path().trim_end_matches('/');
+        let mut parts = base.clone().into_parts();
+        parts.path_and_query = Some(
+            format!("{prefix}{path_and_query}")
+                .parse()
+                .map_err(|_| GatewayError::bad_request(None, "invalid request path"))?,
+        );
+        Uri::from_parts(parts).map_err(|_| GatewayError::bad_request(None, "invalid request path"))
+    }
+
+    /// Sends a request with an already read body; waits for the response
+    /// headers at most `upstream.timeout`.
+    pub async fn send(
+        &self,
+        upstream: Upstream,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Forwarded, GatewayError> {
+        let uri = self.target_uri(upstream, path_and_query)?;
+        strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        if let Some(auth) = &self.swap_authorization {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let started = Instant::now();
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
+            Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable(describe(&e))),
+            Ok(Ok(mut response)) => {
+                strip_hop_by_hop(response.headers_mut());
+                Ok(Forwarded { response, upstream_time: started.elapsed() })
+            }
+        }
+    }
+
+    /// Reads a whole upstream response body (small JSON answers loggate
+    /// rewrites or learns from), bounded in size and time.
+    pub async fn read_body(&self, body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+        let limited = http_body_util::Limited::new(body, limit);
+        match tokio::time::timeout(self.timeout, limited.collect()).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
+            Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable(format!("reading response body: {e}"))),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+}
+
+/// A transport error's chain of causes, for the 502 message (no secrets:
+/// these are connection-level errors).
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut out = String::from("request failed");
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Streams an upstream body back to the caller; a body that stalls longer
+/// than `idle` between frames is cut off (the connection then closes).
+pub fn stream_body(body: Incoming, idle: Duration) -> Body {
+    IdleTimeoutBody { inner: body, idle, sleep: Box::pin(tokio::time::sleep(idle)) }.boxed()
+}
+
+struct IdleTimeoutBody {
+    inner: Incoming,
+    idle: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for IdleTimeoutBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BoxError)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err("upstream response body stalled".into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn target_uri_keeps_base_path_and_query() {
+        let cfg = UpstreamConfig { api_url: "http://127.0.0.1:9/base/".into(), ..UpstreamConfig::default() };
+        let f = Forwarder::new(&cfg, None).unwrap();
+        assert_eq!(f.target_uri(Upstream::Api, "/logs3?x=1").unwrap().to_string(), "http://127.0.0.1:9/base/logs3?x=1");
+        assert!(f.target_uri(Upstream::App, "/api/apikey/login").unwrap().to_string().starts_with("https://www.braintrust.dev/api"));
+    }
+}

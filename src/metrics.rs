@@ -1,0 +1,208 @@
+//! Every Prometheus series loggate exports (design §10), in one place. Label
+//! values are closed vocabularies (routes, error codes, object types, org
+//! ids); never a token or other caller-controlled free text.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub denials: IntCounterVec,
+    pub decision_cache: IntCounterVec,
+    pub decision_seconds: Histogram,
+    pub upstream_seconds: Histogram,
+    pub rows: IntCounterVec,
+    pub policy_revision: IntGauge,
+    pub invalidations: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub policy_last_load_unix: IntGauge,
+    pub policy_reload_failures: IntCounter,
+    pub rate_limited: IntCounter,
+    pub revocation_lag_seconds: Histogram,
+    /// Registered only when an invalidation feed is configured (§10).
+    pub invalidation_feed_up: IntGauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0,
+];
+const DECISION_BUCKETS: &[f64] = &[
+    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.001, 0.01, 0.1, 1.0,
+];
+const LAG_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl Metrics {
+    pub fn new(with_feed: bool) -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let requests = counter_vec("loggate_requests_total", "Requests answered, by route and status.", &["route", "status"]);
+        let denials = counter_vec(
+            "loggate_denials_total",
+            "Requests refused, by reason (error code), object type and organization.",
+            &["reason", "object_type", "org"],
+        );
+        let decision_cache =
+            counter_vec("loggate_decision_cache_total", "Decision cache lookups by result.", &["result"]);
+        let decision_seconds =
+            histogram("loggate_decision_seconds", "Time to authorize one request's targets.", DECISION_BUCKETS);
+        let upstream_seconds =
+            histogram("loggate_upstream_seconds", "Time until the data plane's response headers.", LATENCY_BUCKETS);
+        let rows = counter_vec("loggate_rows_total", "Rows inspected, by outcome.", &["outcome"]);
+        let policy_revision = gauge("loggate_policy_revision", "Revision of the policy in force.");
+        let invalidations = counter_vec(
+            "loggate_invalidations_total",
+            "Cache invalidations applied, by change kind (or flush).",
+            &["kind"],
+        );
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("loggate_request_seconds", "Request latency by route.").buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(request_seconds.clone())).expect("unique metric");
+        let policy_last_load_unix = IntGauge::new("loggate_policy_last_load_unix", "unused").expect("valid");
+        let policy_reload_failures = IntCounter::new(
+            "loggate_policy_reload_failures_total",
+            "Policy reloads refused (the last good policy stays in force).",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(policy_reload_failures.clone())).expect("unique metric");
+        let rate_limited = IntCounter::new("loggate_rate_limited_total", "Requests refused by a rate limit.")
+            .expect("valid metric");
+        registry.register(Box::new(rate_limited.clone())).expect("unique metric");
+        let revocation_lag_seconds = histogram(
+            "loggate_revocation_lag_seconds",
+            "Time from a policy change's commit to its local invalidation.",
+            LAG_BUCKETS,
+        );
+        let invalidation_feed_up =
+            IntGauge::new("loggate_invalidation_feed_up", "1 while the invalidation feed is connected.").expect("valid");
+        if with_feed {
+            registry.register(Box::new(invalidation_feed_up.clone())).expect("unique metric");
+        }
+        let metrics = Metrics {
+            registry,
+            requests,
+            denials,
+            decision_cache,
+            decision_seconds,
+            upstream_seconds,
+            rows,
+            policy_revision,
+            invalidations,
+            request_seconds,
+            policy_last_load_unix,
+            policy_reload_failures,
+            rate_limited,
+            revocation_lag_seconds,
+            invalidation_feed_up,
+        };
+        metrics.register_policy_age();
+        metrics
+    }
+
+    /// `loggate_policy_age_seconds` is computed at scrape time from the last
+    /// successful load or revision.
+    fn register_policy_age(&self) {
+        let last = self.policy_last_load_unix.clone();
+        let age = prometheus::core::GenericGauge::<prometheus::core::AtomicF64>::new(
+            "loggate_policy_age_seconds",
+            "Seconds since the last successful policy load or revision.",
+        )
+        .expect("valid metric");
+        self.registry
+            .register(Box::new(PolicyAge { gauge: age, last_load_ms: last }))
+            .expect("unique metric");
+    }
+
+    /// Records that the policy was (re)loaded or advanced to a new revision now.
+    pub fn policy_loaded(&self, revision: u64) {
+        self.policy_revision.set(revision as i64);
+        self.policy_last_load_unix.set(now_ms());
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("encode metrics");
+        out
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A collector that reports the policy's age at scrape time.
+struct PolicyAge {
+    gauge: prometheus::core::GenericGauge<prometheus::core::AtomicF64>,
+    last_load_ms: IntGauge,
+}
+
+impl prometheus::core::Collector for PolicyAge {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let last = self.last_load_ms.get();
+        let age = if last == 0 { 0.0 } else { (now_ms() - last).max(0) as f64 / 1000.0 };
+        self.gauge.set(age);
+        self.gauge.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_contract_names_and_hides_feed_gauge_without_feed() {
+        let m = Metrics::new(false);
+        m.requests.with_label_values(&["logs3", "200"]).inc();
+        m.denials.with_label_values(&["permission_denied", "project_log", "org"]).inc();
+        m.decision_cache.with_label_values(&["hit"]).inc();
+        m.rows.with_label_values(&["forwarded"]).inc();
+        m.invalidations.with_label_values(&["flush"]).inc();
+        m.request_seconds.with_label_values(&["logs3"]).observe(0.001);
+        m.policy_loaded(3);
+        let text = String::from_utf8(m.render()).unwrap();
+        for name in [
+            "loggate_requests_total",
+            "loggate_denials_total",
+            "loggate_decision_cache_total",
+            "loggate_decision_seconds",
+            "loggate_upstream_seconds",
+            "loggate_rows_total",
+            "loggate_policy_revision 3",
+            "loggate_invalidations_total",
+            "loggate_request_seconds",
+            "loggate_policy_age_seconds",
+            "loggate_rate_limited_total",
+            "loggate_revocation_lag_seconds",
+        ] {
+            assert!(text.contains(name), "missing {name}");
+        }
+        assert!(!text.contains("loggate_invalidation_feed_up"));
+        assert!(String::from_utf8(Metrics::new(true).render()).unwrap().contains("loggate_invalidation_feed_up"));
+    }
+}

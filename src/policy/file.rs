@@ -1,0 +1,207 @@
+//! The `file` policy store (design §7): one JSON document, compiled in
+//! memory, hot-reloaded when the file changes. A reload is atomic: a file
+//! that does not parse or validate is reported and the last good policy
+//! keeps serving.
+
+use super::store::{PolicyStore, StoreError};
+use crate::auth::{Identity, TokenDigest};
+use crate::authz::{CompiledPolicy, Decision, Explanation, Principal};
+use crate::policy::model::{PolicyDoc, Project};
+use crate::policy::types::{ObjectRef, Permission};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// How often the file's metadata is checked; keeps reloads well under 1 s.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why a policy file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("policy file {path} is not valid JSON: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("policy file {path} is invalid: {errors}")]
+    Invalid { path: PathBuf, errors: crate::policy::validate::PolicyErrors },
+}
+
+/// Reads and compiles a policy file.
+pub fn load(path: &Path) -> Result<CompiledPolicy, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    compile_bytes(path, &bytes, &[])
+}
+
+fn compile_bytes(path: &Path, bytes: &[u8], discovered: &[Project]) -> Result<CompiledPolicy, LoadError> {
+    let mut doc: PolicyDoc =
+        serde_json::from_slice(bytes).map_err(|source| LoadError::Json { path: path.to_owned(), source })?;
+    for p in discovered {
+        if !doc.projects.iter().any(|q| q.id == p.id) {
+            doc.projects.push(p.clone());
+        }
+    }
+    CompiledPolicy::compile(doc).map_err(|errors| LoadError::Invalid { path: path.to_owned(), errors })
+}
+
+/// What identifies a version of the file without reading it: follows
+/// symlinks, so a Kubernetes ConfigMap/Secret swap is seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Fingerprint { modified: meta.modified().ok(), len: meta.len(), inode })
+}
+
+pub struct FileStore {
+    path: PathBuf,
+    policy: ArcSwap<CompiledPolicy>,
+    /// Projects learned from the data plane, kept across reloads.
+    discovered: Mutex<Vec<Project>>,
+    revision: AtomicU64,
+    changes: watch::Sender<u64>,
+    last_seen: Mutex<Option<Fingerprint>>,
+}
+
+/// The outcome of one reload attempt.
+#[derive(Debug)]
+pub enum Reload {
+    Unchanged,
+    Reloaded { revision: u64 },
+    Failed(LoadError),
+}
+
+impl FileStore {
+    pub fn open(path: &Path) -> Result<Self, LoadError> {
+        let seen = fingerprint(path);
+        let policy = load(path)?;
+        let (changes, _) = watch::channel(1);
+        Ok(FileStore {
+            path: path.to_owned(),
+            policy: ArcSwap::from_pointee(policy),
+            discovered: Mutex::new(Vec::new()),
+            revision: AtomicU64::new(1),
+            changes,
+            last_seen: Mutex::new(seen),
+        })
+    }
+
+    /// The compiled policy currently in force.
+    pub fn current(&self) -> Arc<CompiledPolicy> {
+        self.policy.load_full()
+    }
+
+    /// Revisions announced after every successful reload or discovery.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Reloads if the file changed since the last look.
+    pub fn reload_if_changed(&self) -> Reload {
+        let now = fingerprint(&self.path);
+        {
+            let mut last = self.last_seen.lock();
+            if *last == now {
+                return Reload::Unchanged;
+            }
+            *last = now;
+        }
+        self.reload()
+    }
+
+    /// Reads, validates and swaps in the file, whatever its fingerprint.
+    pub fn reload(&self) -> Reload {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(source) => return Reload::Failed(LoadError::Read { path: self.path.clone(), source }),
+        };
+        let discovered = self.discovered.lock().clone();
+        match compile_bytes(&self.path, &bytes, &discovered) {
+            Ok(policy) => {
+                self.policy.store(Arc::new(policy));
+                Reload::Reloaded { revision: self.bump() }
+            }
+            Err(e) => Reload::Failed(e),
+        }
+    }
+
+    fn bump(&self) -> u64 {
+        let revision = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changes.send_replace(revision);
+        revision
+    }
+}
+
+impl PolicyStore for FileStore {
+    async fn identity(&self, digest: &TokenDigest) -> Result<Option<Identity>, StoreError> {
+        Ok(self.current().identity(digest))
+    }
+
+    async fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Decision, StoreError> {
+        Ok(self.current().decide(principal, object, permission))
+    }
+
+    async fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Explanation, StoreError> {
+        Ok(self.current().explain(principal, object, permission))
+    }
+
+    async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
+        let policy = self.current();
+        Ok(policy.doc().organizations.iter().find(|o| o.id == org_id).map(|o| o.name.clone()))
+    }
+
+    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.current().project_by_name(org_id, name).map(str::to_owned))
+    }
+
+    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.current().experiment_by_name(project_id, name).map(str::to_owned))
+    }
+
+    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.current().dataset_by_name(project_id, name).map(str::to_owned))
+    }
+
+    /// Adds a project the data plane created to the in-memory policy (never
+    /// to the file). Unknown organizations and known ids are ignored.
+    async fn learn_project(&self, project: Project) -> Result<(), StoreError> {
+        let current = self.current();
+        let doc = current.doc();
+        if doc.projects.iter().any(|p| p.id == project.id) || !doc.organizations.iter().any(|o| o.id == project.org_id) {
+            return Ok(());
+        }
+        let mut next = doc.clone();
+        next.projects.push(project.clone());
+        match CompiledPolicy::compile(next) {
+            Ok(policy) => {
+                self.discovered.lock().push(project);
+                self.policy.store(Arc::new(policy));
+                self.bump();
+                Ok(())
+            }
+            // A discovered project that does not validate (e.g. a duplicate
+            // name) is simply not learned: its rows stay unknown, i.e. denied.
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn ready(&self) -> bool {
+        true
+    }
+
+    fn revision(&self) -> u64 {
+        self.revision.load(Ordering::SeqCst)
+    }
+}

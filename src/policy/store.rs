@@ -1,0 +1,96 @@
+//! The policy store interface: what the gateway asks of wherever the policy
+//! lives. `Store` dispatches to the configured backend without dynamic
+//! dispatch or boxed futures on the hot path.
+
+use super::file::FileStore;
+use crate::auth::{Identity, TokenDigest};
+use crate::authz::{Decision, Explanation, Principal};
+use crate::policy::model::Project;
+use crate::policy::types::{ObjectRef, Permission};
+use std::future::Future;
+
+/// The store could not answer: the caller must fail closed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("policy store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// What every backend answers. All lookups are scoped by organization where
+/// the model scopes them; authorization itself is the pure `authz` evaluator
+/// run over what the backend loaded.
+pub trait PolicyStore: Send + Sync {
+    fn identity(&self, digest: &TokenDigest) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
+    fn decide(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send;
+    fn explain(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> impl Future<Output = Result<Explanation, StoreError>> + Send;
+    fn org_name(&self, org_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn project_by_name(&self, org_id: &str, name: &str)
+    -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn experiment_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn dataset_by_name(&self, project_id: &str, name: &str)
+    -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Records a project the data plane created (discovery, design §4).
+    fn learn_project(&self, project: Project) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether the store can currently answer (drives `/readyz`).
+    fn ready(&self) -> impl Future<Output = bool> + Send;
+    /// The revision of the policy in force.
+    fn revision(&self) -> u64;
+}
+
+/// The configured backend.
+pub enum Store {
+    File(FileStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::File($s) => $e,
+        }
+    };
+}
+
+impl PolicyStore for Store {
+    async fn identity(&self, digest: &TokenDigest) -> Result<Option<Identity>, StoreError> {
+        dispatch!(self, s => s.identity(digest).await)
+    }
+    async fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Decision, StoreError> {
+        dispatch!(self, s => s.decide(principal, object, permission).await)
+    }
+    async fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Explanation, StoreError> {
+        dispatch!(self, s => s.explain(principal, object, permission).await)
+    }
+    async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.org_name(org_id).await)
+    }
+    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.project_by_name(org_id, name).await)
+    }
+    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.experiment_by_name(project_id, name).await)
+    }
+    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.dataset_by_name(project_id, name).await)
+    }
+    async fn learn_project(&self, project: Project) -> Result<(), StoreError> {
+        dispatch!(self, s => s.learn_project(project).await)
+    }
+    async fn ready(&self) -> bool {
+        dispatch!(self, s => s.ready().await)
+    }
+    fn revision(&self) -> u64 {
+        dispatch!(self, s => s.revision())
+    }
+}

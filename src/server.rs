@@ -1,0 +1,334 @@
+//! The listeners: accept (connection cap, optional TLS), HTTP/1.1 and HTTP/2
+//! with header-read timeouts, per-request load shedding, the gateway
+//! pipeline, one access-log line and metrics per request, and graceful
+//! shutdown on SIGTERM.
+
+mod body;
+pub mod gateway;
+mod register;
+mod rewrite;
+pub mod routes;
+pub mod tls;
+
+use crate::admin::Admin;
+use crate::cache::DecisionCache;
+use crate::config::{Config, Feed};
+use crate::error::GatewayError;
+use crate::forward::{Body, Forwarder};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::policy::Store;
+use crate::policy::file::{FileStore, Reload};
+use gateway::{Gateway, RequestFacts};
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+/// Everything a running gateway shares across connections.
+pub struct Shared {
+    pub gateway: Gateway,
+    pub inflight: Arc<Semaphore>,
+    pub connections: Arc<Semaphore>,
+    /// False once shutdown began: `/readyz` turns not-ready at once.
+    pub accepting: AtomicBool,
+    request_seq: AtomicU64,
+    request_seed: u64,
+}
+
+impl Shared {
+    fn request_id(&self) -> String {
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:012x}{:08x}", self.request_seed & 0xffff_ffff_ffff, n & 0xffff_ffff)
+    }
+}
+
+/// Builds the gateway from its configuration: store, cache, forwarder.
+pub fn build(config: Config, upstream_token: Option<String>) -> anyhow::Result<Arc<Shared>> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new(config.invalidation.feed != Feed::None));
+    let store = match config.policy.source {
+        crate::config::PolicySource::File => Store::File(FileStore::open(&config.policy.file)?),
+        crate::config::PolicySource::Postgres => {
+            anyhow::bail!("policy.source = \"postgres\" is not available in this build")
+        }
+    };
+    metrics.policy_loaded(crate::policy::PolicyStore::revision(&store));
+    let cache = Arc::new(DecisionCache::new(
+        config.cache.max_decisions,
+        config.cache.ttl,
+        config.cache.negative_ttl,
+        config.invalidation.max_staleness,
+    ));
+    let forwarder = Forwarder::new(&config.upstream, upstream_token.as_deref())?;
+    let limits = Limits::new(&config.limits);
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+    Ok(Arc::new(Shared {
+        inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
+        connections: Arc::new(Semaphore::new(config.server.max_connections)),
+        gateway: Gateway { config, store: Arc::new(store), cache, forwarder, metrics, limits },
+        accepting: AtomicBool::new(true),
+        request_seq: AtomicU64::new(0),
+        request_seed: u64::from_le_bytes(seed),
+    }))
+}
+
+/// One request, start to finish: route, pipeline, metrics, access log.
+async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let gw = &shared.gateway;
+    let request_id = shared.request_id();
+    let method = request.method().clone();
+    let route = gw.route(&method, request.uri().path());
+    let label = route.as_ref().map(|r| r.label()).unwrap_or(routes::UNMATCHED);
+    let mut facts = RequestFacts { decision: "none", ..RequestFacts::default() };
+    let result = match route {
+        Err(e) => Err(e),
+        Ok(route) => match shared.inflight.clone().try_acquire_owned() {
+            Err(_) => Err(GatewayError::Overloaded),
+            Ok(_permit) => gw.handle(&route, request, client.ip(), &mut facts).await,
+        },
+    };
+    let status = Gateway::status_of(&result);
+    let metrics = &gw.metrics;
+    metrics.requests.with_label_values(&[label, status.as_str()]).inc();
+    metrics.request_seconds.with_label_values(&[label]).observe(started.elapsed().as_secs_f64());
+    let error_code = result.as_ref().err().map(GatewayError::code);
+    if let Err(e) = &result
+        && !matches!(e, GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout(_))
+    {
+        let object_type = e.object().map(|(o, _)| o.object_type.as_str()).unwrap_or("");
+        metrics.denials.with_label_values(&[e.code(), object_type, facts.org_id.as_deref().unwrap_or("")]).inc();
+    }
+    tracing::info!(
+        target: "loggate::access",
+        request_id = %request_id,
+        method = %method,
+        route = label,
+        status = status.as_u16(),
+        error = error_code,
+        token_id = facts.token_id.as_deref(),
+        token_name = facts.token_name.as_deref(),
+        org = facts.org_id.as_deref(),
+        decision = facts.decision,
+        rows = facts.rows,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let GatewayError::UpstreamUnavailable(detail) = &e {
+                tracing::warn!(request_id = %request_id, detail = %detail, "data plane unreachable");
+            }
+            e.to_response(&request_id).map(crate::forward::full)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    Ok(response)
+}
+
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.server.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(256 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(256);
+    builder
+}
+
+/// A plain-TCP refusal for connections beyond `max_connections`.
+const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 106\r\n\r\n{\"error\":{\"code\":\"overloaded\",\"message\":\"the gateway is at capacity; retry later\",\"request_id\":\"none\"}}\n";
+
+/// Serves the gateway listener until `shutdown` fires, then drains.
+pub async fn serve_gateway(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<Arc<tls::ReloadingTls>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let builder = Arc::new(http_builder(&shared.gateway.config));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, client) = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            refuse_connection(stream, tls.is_some());
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let handshake_timeout = shared.gateway.config.server.header_read_timeout;
+        let shared = shared.clone();
+        let builder = builder.clone();
+        let service = service_fn(move |req| serve_request(shared.clone(), req, client));
+        match &tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = conn.await;
+                });
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    let grace = shared.gateway.config.server.shutdown_grace;
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(grace) => tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace elapsed; closing remaining connections"),
+    }
+}
+
+fn refuse_connection(stream: TcpStream, tls: bool) {
+    tokio::spawn(async move {
+        if !tls {
+            use tokio::io::AsyncWriteExt;
+            let mut stream = stream;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVERLOADED_RESPONSE)).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+}
+
+/// Background upkeep: file policy reloads, TLS reloads, limiter pruning.
+pub fn spawn_upkeep(shared: &Arc<Shared>, tls: Option<Arc<tls::ReloadingTls>>) {
+    let gw = shared.clone();
+    tokio::spawn(async move {
+        let Store::File(store) = &*gw.gateway.store;
+        let mut tick = tokio::time::interval(crate::policy::file::POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = store.subscribe();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match tokio::task::block_in_place(|| store.reload_if_changed()) {
+                    Reload::Unchanged | Reload::Reloaded { .. } => {}
+                    Reload::Failed(e) => {
+                        gw.gateway.metrics.policy_reload_failures.inc();
+                        tracing::error!(error = %e, "policy reload refused; the last good policy stays in force");
+                    }
+                },
+                changed = changes.changed() => {
+                    if changed.is_err() { break; }
+                    let revision = *changes.borrow_and_update();
+                    gw.gateway.cache.invalidate_all();
+                    gw.gateway.metrics.invalidations.with_label_values(&["flush"]).inc();
+                    gw.gateway.metrics.policy_loaded(revision);
+                    tracing::info!(revision, "policy reloaded");
+                }
+            }
+        }
+    });
+    let limits_owner = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            limits_owner.gateway.limits.prune();
+        }
+    });
+    if let Some(tls) = tls {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(tls::RELOAD_INTERVAL);
+            loop {
+                tick.tick().await;
+                match tls.reload_if_changed() {
+                    Ok(true) => tracing::info!("TLS certificate reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "TLS certificate reload refused; keeping the last good pair"),
+                }
+            }
+        });
+    }
+}
+
+/// Runs loggate until SIGTERM/SIGINT: binds both listeners, announces
+/// them, serves, then drains within `server.shutdown_grace`.
+pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Option<String>) -> anyhow::Result<()> {
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(tls::ReloadingTls::open(cert, key)?)),
+        _ => None,
+    };
+    let listen = config.server.listen;
+    let admin_listen = config.admin.listen;
+    let shared = build(config, upstream_token)?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("server.listen {listen}: {e}"))?;
+    let admin_listener =
+        TcpListener::bind(admin_listen).await.map_err(|e| anyhow::anyhow!("admin.listen {admin_listen}: {e}"))?;
+    if admin_token.is_none() {
+        tracing::info!(
+            token_env = %shared.gateway.config.admin.token_env,
+            "admin API is off: its env var is unset or empty (health and metrics stay on)"
+        );
+    }
+    let admin = Arc::new(Admin::new(shared.clone(), admin_token));
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        admin_addr = %admin_listener.local_addr()?,
+        tls = tls.is_some(),
+        policy_revision = crate::policy::PolicyStore::revision(&*shared.gateway.store),
+        "listening"
+    );
+    spawn_upkeep(&shared, tls.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, stop_rx.clone()));
+    let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, tls, stop_rx));
+    wait_for_signal().await;
+    tracing::info!("shutdown requested: not ready, draining in-flight requests");
+    shared.accepting.store(false, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let _ = gateway_task.await;
+    admin_task.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

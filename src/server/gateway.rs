@@ -1,0 +1,378 @@
+//! The request pipeline of design §1, phase by phase:
+//! route -> size limit -> authenticate -> inspect body -> authorize every
+//! target -> rate limit -> forward -> stream back. Every phase returns a
+//! `GatewayError`; `error.rs` alone turns those into responses.
+
+use super::body;
+use super::register;
+use super::rewrite;
+use super::routes::{self, Route};
+use crate::auth::{Identity, TokenDigest, TokenKind, parse_authorization};
+use crate::authz::{Decision, DenyReason, Principal};
+use crate::cache::{DecisionCache, DecisionKey, Lookup};
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::forward::{self, Body, Forwarder};
+use crate::inspect::{self, Logs3, Target, Targets};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::policy::types::{ObjectRef, Permission};
+use crate::policy::{PolicyStore, Store};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Upstream answers loggate reads whole (login, version, register) are small.
+const MAX_REWRITTEN_RESPONSE: usize = 4 * 1024 * 1024;
+
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub cache: Arc<DecisionCache>,
+    pub forwarder: Forwarder,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+}
+
+/// What one request did, for its log line.
+#[derive(Default)]
+pub struct RequestFacts {
+    pub token_id: Option<String>,
+    pub token_name: Option<String>,
+    pub org_id: Option<String>,
+    pub rows: usize,
+    pub decision: &'static str,
+}
+
+/// An authenticated caller.
+pub struct Caller {
+    pub digest: TokenDigest,
+    pub identity: Arc<Identity>,
+    pub principal: Principal,
+}
+
+impl Gateway {
+    /// Runs the pipeline for one request. `route` was matched by the caller.
+    pub async fn handle<B>(
+        &self,
+        route: &Route,
+        request: Request<B>,
+        client: IpAddr,
+        facts: &mut RequestFacts,
+    ) -> Result<Response<Body>, GatewayError>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (parts, incoming) = request.into_parts();
+        let server = &self.config.server;
+        if route.reads_json_body() {
+            body::check_json_content_type(&parts.headers)?;
+        }
+        // A declared oversize body is refused before authentication reads
+        // anything else (design §1 order: size limit, then authenticate).
+        if parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > server.max_body_bytes as u64)
+        {
+            return Err(GatewayError::PayloadTooLarge { limit: server.max_body_bytes });
+        }
+        let caller = self.authenticate(&parts.headers, client).await?;
+        facts.token_id = Some(caller.identity.token_id.clone());
+        facts.token_name = Some(caller.identity.token_name.clone());
+        facts.org_id = Some(caller.identity.org_id.clone());
+
+        let raw = body::read(incoming, &parts.headers, server.max_body_bytes, server.body_read_timeout).await?;
+        let targets = self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await?;
+        facts.rows = targets.rows;
+        if let Err(e) = self.authorize(&caller, &targets.targets).await {
+            self.metrics.rows.with_label_values(&["denied"]).inc_by(targets.rows as u64);
+            facts.decision = "deny";
+            return Err(e);
+        }
+        facts.decision = "allow";
+        self.rate_limit(&caller)?;
+
+        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let forwarded = self
+            .forwarder
+            .send(route.upstream(), parts.method.clone(), path_and_query, parts.headers, raw.clone())
+            .await?;
+        self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
+        self.metrics.rows.with_label_values(&["forwarded"]).inc_by(targets.rows as u64);
+        self.respond(route, forwarded.response, &caller, &raw).await
+    }
+
+    /// Phase: authenticate. 401 for anything but a known, unexpired token;
+    /// 429 for an address that keeps failing; 503 if the store cannot say.
+    async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> Result<Caller, GatewayError> {
+        self.limits.auth_blocked(client).map_err(|l| self.rate_limited(l.retry_after))?;
+        match self.identify(headers).await {
+            Ok(caller) => Ok(caller),
+            Err(e @ GatewayError::Unauthenticated(_)) => {
+                self.limits.auth_failed(client).map_err(|l| self.rate_limited(l.retry_after))?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn identify(&self, headers: &HeaderMap) -> Result<Caller, GatewayError> {
+        let values = headers.get_all(AUTHORIZATION).iter().map(|v| v.as_bytes());
+        let (token, kind) = parse_authorization(values).map_err(|e| GatewayError::Unauthenticated(bearer_message(e)))?;
+        if kind == TokenKind::ApiKey && !self.config.auth.accept_api_keys {
+            return Err(GatewayError::Unauthenticated("sk- API keys are not accepted; use a bt-st- service token"));
+        }
+        let digest = TokenDigest::of(token);
+        let (identity, lookup) = self
+            .cache
+            .identity(&digest, self.store.identity(&digest))
+            .await
+            .map_err(|_| GatewayError::PolicyUnavailable)?;
+        self.count_lookup(lookup);
+        let identity = identity.ok_or(GatewayError::Unauthenticated("unknown token"))?;
+        if identity.expired_at(now_ms()) {
+            return Err(GatewayError::Unauthenticated("token expired"));
+        }
+        let principal = Principal::from(&*identity);
+        Ok(Caller { digest, identity, principal })
+    }
+
+    /// Phase: inspect. Every object the request touches, with the permission
+    /// each needs. Bodies are decoded (gzip) only for inspection.
+    async fn inspect(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+        method: &Method,
+        query: Option<&str>,
+        raw: &Bytes,
+        caller: &Caller,
+    ) -> Result<Targets, GatewayError> {
+        let encoding = headers.get(CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("invalid"));
+        let decoded = || inspect::decode(raw, encoding, self.config.server.max_body_bytes).map_err(GatewayError::from);
+        let single = |object: &ObjectRef, permission| Targets {
+            targets: vec![Target { object: object.clone(), permission }],
+            rows: 0,
+        };
+        Ok(match route {
+            Route::Logs3 => match inspect::logs3(&decoded()?)? {
+                Logs3::Rows(targets) => targets,
+                Logs3::OverflowRef { .. } => {
+                    return Err(GatewayError::Forbidden {
+                        message: "overflow references are refused: loggate did not see and authorize those rows; send them inline".into(),
+                    });
+                }
+            },
+            Route::Logs3Overflow => {
+                return Err(GatewayError::Forbidden {
+                    message: "loggate does not mediate overflow uploads; send rows inline in /logs3".into(),
+                });
+            }
+            Route::Insert(object) => inspect::events(&decoded()?, object)?,
+            Route::Feedback(object) => inspect::feedback(&decoded()?, object)?,
+            Route::CrossObjectInsert => inspect::cross_object_insert(&decoded()?)?,
+            Route::Fetch(object) => {
+                if *method == Method::POST && !raw.is_empty() {
+                    let _ = decoded()?;
+                }
+                single(object, Permission::Read)
+            }
+            Route::Login | Route::Version | Route::Passthrough(_) => Targets::default(),
+            Route::ProjectCreate | Route::ProjectRegister => {
+                register::project(self, caller, route, &decoded()?).await?
+            }
+            Route::ProjectGet(id) => register::any_on_project(self, caller, id).await?,
+            Route::ProjectLookup => {
+                let id = query_param(query, "id").ok_or_else(|| GatewayError::bad_request(Some("id".into()), "query parameter id is required"))?;
+                register::any_on_project(self, caller, &id).await?
+            }
+            Route::ExperimentRegister | Route::DatasetRegister => {
+                register::object(self, caller, route, &decoded()?).await?
+            }
+        })
+    }
+
+    /// Phase: authorize. All targets must pass; the first failure names the
+    /// missing permission and the object.
+    pub(super) async fn authorize(&self, caller: &Caller, targets: &[Target]) -> Result<(), GatewayError> {
+        let started = Instant::now();
+        let mut result = Ok(());
+        for target in targets {
+            let decision = self.decide(caller, &target.object, target.permission).await?;
+            if let Decision::Deny(reason) = decision {
+                result = Err(self.denial(caller, target, reason));
+                break;
+            }
+        }
+        self.metrics.decision_seconds.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// One cached decision.
+    pub(super) async fn decide(&self, caller: &Caller, object: &ObjectRef, permission: Permission) -> Result<Decision, GatewayError> {
+        let key = DecisionKey { digest: caller.digest, object: object.clone(), permission };
+        let (decision, lookup) = self
+            .cache
+            .decision(key, &caller.identity, self.store.decide(&caller.principal, object, permission))
+            .await
+            .map_err(|_| GatewayError::PolicyUnavailable)?;
+        self.count_lookup(lookup);
+        Ok(decision)
+    }
+
+    pub(super) fn denial(&self, caller: &Caller, target: &Target, reason: DenyReason) -> GatewayError {
+        match reason {
+            DenyReason::UnknownObject => {
+                GatewayError::UnknownObject { permission: target.permission, object: target.object.clone() }
+            }
+            DenyReason::MissingPermission | DenyReason::OtherOrganization => GatewayError::PermissionDenied {
+                token: caller.identity.token_name.clone(),
+                permission: target.permission,
+                object: target.object.clone(),
+            },
+        }
+    }
+
+    /// Phase: rate limit, per token and per organization.
+    fn rate_limit(&self, caller: &Caller) -> Result<(), GatewayError> {
+        let token: Arc<str> = caller.identity.token_id.as_str().into();
+        let org: Arc<str> = caller.identity.org_id.as_str().into();
+        self.limits.check_request(&token, &org).map_err(|l| self.rate_limited(l.retry_after))
+    }
+
+    fn rate_limited(&self, retry_after: std::time::Duration) -> GatewayError {
+        self.metrics.rate_limited.inc();
+        GatewayError::RateLimited { retry_after }
+    }
+
+    /// Phase: respond. Streams the data plane's answer back, except the few
+    /// small answers loggate rewrites or learns from.
+    async fn respond(
+        &self,
+        route: &Route,
+        response: Response<hyper::body::Incoming>,
+        caller: &Caller,
+        request_body: &Bytes,
+    ) -> Result<Response<Body>, GatewayError> {
+        let rewrite: Option<fn(&Gateway, &[u8]) -> Option<Vec<u8>>> = match route {
+            Route::Login => Some(|gw, b| rewrite::login_response(b, &gw.config.server.public_url)),
+            Route::Version => Some(|_, b| rewrite::version_response(b)),
+            _ => None,
+        };
+        let learns = matches!(route, Route::ProjectCreate | Route::ProjectRegister);
+        if !(response.status().is_success() && (rewrite.is_some() || learns)) {
+            let (parts, body) = response.into_parts();
+            return Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)));
+        }
+        let (mut parts, body) = response.into_parts();
+        let bytes = self.forwarder.read_body(body, MAX_REWRITTEN_RESPONSE).await?;
+        if learns && self.config.policy.discovery {
+            register::learn_from_response(self, caller, &bytes, request_body).await;
+        }
+        let out = match rewrite.and_then(|f| f(self, &bytes)) {
+            Some(rewritten) => Bytes::from(rewritten),
+            None => bytes,
+        };
+        parts.headers.remove(CONTENT_LENGTH);
+        parts.headers.remove(CONTENT_ENCODING);
+        Ok(Response::from_parts(parts, forward::full(out)))
+    }
+
+    fn count_lookup(&self, lookup: Lookup) {
+        let label = match lookup {
+            Lookup::Hit => "hit",
+            Lookup::Miss => "miss",
+        };
+        self.metrics.decision_cache.with_label_values(&[label]).inc();
+    }
+
+    /// Answers a request that matched no route or failed routing.
+    pub fn route(&self, method: &Method, path: &str) -> Result<Route, GatewayError> {
+        routes::match_route(method, path, &self.config.upstream.passthrough_prefixes)
+    }
+
+    /// Status for logging and metrics, error or not.
+    pub fn status_of(result: &Result<Response<Body>, GatewayError>) -> StatusCode {
+        match result {
+            Ok(r) => r.status(),
+            Err(e) => e.status(),
+        }
+    }
+}
+
+fn bearer_message(e: crate::auth::BearerError) -> &'static str {
+    use crate::auth::BearerError::*;
+    match e {
+        Missing => "missing Authorization header",
+        Repeated => "more than one Authorization header",
+        NotBearer => "Authorization header is not 'Bearer <token>'",
+        WrongPrefix => "token is not a bt-st- service token",
+        Malformed => "token is malformed",
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name && !v.is_empty()).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(i64::MAX)
+}
+
+impl From<inspect::InspectError> for GatewayError {
+    fn from(e: inspect::InspectError) -> Self {
+        match e {
+            inspect::InspectError::BadRequest { field, message } => GatewayError::BadRequest { field, message },
+            inspect::InspectError::TooLarge { limit } => GatewayError::PayloadTooLarge { limit },
+            inspect::InspectError::UnsupportedEncoding(enc) => GatewayError::UnsupportedMediaType(format!(
+                "unsupported Content-Encoding '{}'",
+                enc.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_decode() {
+        assert_eq!(query_param(Some("a=1&id=p%201"), "id").as_deref(), Some("p 1"));
+        assert_eq!(query_param(Some("id="), "id"), None);
+        assert_eq!(query_param(None, "id"), None);
+        assert_eq!(query_param(Some("id=%zz%"), "id").as_deref(), Some("%zz%"));
+    }
+}

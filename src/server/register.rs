@@ -1,0 +1,153 @@
+//! Lookup-or-create routes (design §4): projects by name, experiments and
+//! datasets by name within a project. An existing object needs a grant on
+//! it; a new one needs `create` on its parent. Other organizations: 403.
+
+use super::gateway::{Caller, Gateway};
+use super::routes::Route;
+use crate::authz::DenyReason;
+use crate::error::GatewayError;
+use crate::inspect::{Target, Targets};
+use crate::policy::PolicyStore;
+use crate::policy::model::Project;
+use crate::policy::types::{ObjectRef, ObjectType, Permission};
+use serde_json::Value;
+
+fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(GatewayError::bad_request(None, "body must be a JSON object")),
+        Err(e) => Err(GatewayError::bad_request(None, format!("malformed JSON: {e}"))),
+    }
+}
+
+/// An optional string field; present with another type is 400.
+fn opt_str<'a>(map: &'a serde_json::Map<String, Value>, field: &str) -> Result<Option<&'a str>, GatewayError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(GatewayError::bad_request(Some(field.to_owned()), format!("{field} must be a string"))),
+    }
+}
+
+fn req_str<'a>(map: &'a serde_json::Map<String, Value>, field: &str) -> Result<&'a str, GatewayError> {
+    opt_str(map, field)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| GatewayError::bad_request(Some(field.to_owned()), format!("{field} is required")))
+}
+
+fn store_error(_: crate::policy::StoreError) -> GatewayError {
+    GatewayError::PolicyUnavailable
+}
+
+fn other_org() -> GatewayError {
+    GatewayError::Forbidden { message: "the token's organization does not match the requested organization".into() }
+}
+
+/// Checks the org named in the body (by name or id) is the caller's.
+async fn check_org(gw: &Gateway, caller: &Caller, org_name: Option<&str>, org_id: Option<&str>) -> Result<(), GatewayError> {
+    if org_id.is_some_and(|id| id != caller.identity.org_id) {
+        return Err(other_org());
+    }
+    if let Some(name) = org_name {
+        let own = gw.store.org_name(&caller.identity.org_id).await.map_err(store_error)?;
+        if own.as_deref() != Some(name) {
+            return Err(other_org());
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/project` and `POST /api/project/register`.
+pub async fn project(gw: &Gateway, caller: &Caller, route: &Route, body: &[u8]) -> Result<Targets, GatewayError> {
+    let map = parse_object(body)?;
+    let name = match route {
+        Route::ProjectCreate => {
+            check_org(gw, caller, opt_str(&map, "org_name")?, None).await?;
+            req_str(&map, "name")?
+        }
+        _ => {
+            check_org(gw, caller, None, opt_str(&map, "org_id")?).await?;
+            req_str(&map, "project_name")?
+        }
+    };
+    match gw.store.project_by_name(&caller.identity.org_id, name).await.map_err(store_error)? {
+        Some(id) => any_on_project(gw, caller, &id).await,
+        None => Ok(create_on(ObjectRef::new(ObjectType::Organization, caller.identity.org_id.clone()))),
+    }
+}
+
+/// Lookup of an existing project: any permission on the project or its
+/// project_log will do.
+pub async fn any_on_project(gw: &Gateway, caller: &Caller, project_id: &str) -> Result<Targets, GatewayError> {
+    let project = ObjectRef::new(ObjectType::Project, project_id);
+    let log = ObjectRef::new(ObjectType::ProjectLog, project_id);
+    let mut reason = DenyReason::MissingPermission;
+    for object in [&project, &log] {
+        for permission in Permission::ALL {
+            match gw.decide(caller, object, permission).await? {
+                crate::authz::Decision::Allow => return Ok(Targets::default()),
+                crate::authz::Decision::Deny(r) => reason = r,
+            }
+        }
+    }
+    Err(gw.denial(caller, &Target { object: project, permission: Permission::Read }, reason))
+}
+
+fn create_on(object: ObjectRef) -> Targets {
+    Targets { targets: vec![Target { object, permission: Permission::Create }], rows: 0 }
+}
+
+/// `POST /api/experiment/register` and `/api/dataset/register`: an existing
+/// object needs `update`, a new one `create` on its project (and a new
+/// project `create` on the organization).
+pub async fn object(gw: &Gateway, caller: &Caller, route: &Route, body: &[u8]) -> Result<Targets, GatewayError> {
+    let map = parse_object(body)?;
+    check_org(gw, caller, opt_str(&map, "org_name")?, opt_str(&map, "org_id")?).await?;
+    let org = &caller.identity.org_id;
+    let project_id = match opt_str(&map, "project_id")? {
+        Some(id) => Some(id.to_owned()),
+        None => {
+            let name = req_str(&map, "project_name")?;
+            gw.store.project_by_name(org, name).await.map_err(store_error)?
+        }
+    };
+    let Some(project_id) = project_id else {
+        return Ok(create_on(ObjectRef::new(ObjectType::Organization, org.clone())));
+    };
+    let (name_field, object_type) = match route {
+        Route::ExperimentRegister => ("experiment_name", ObjectType::Experiment),
+        _ => ("dataset_name", ObjectType::Dataset),
+    };
+    let existing = match opt_str(&map, name_field)? {
+        Some(name) => match object_type {
+            ObjectType::Experiment => gw.store.experiment_by_name(&project_id, name).await,
+            _ => gw.store.dataset_by_name(&project_id, name).await,
+        }
+        .map_err(store_error)?,
+        None => None,
+    };
+    Ok(match existing {
+        Some(id) => Targets {
+            targets: vec![Target { object: ObjectRef::new(object_type, id), permission: Permission::Update }],
+            rows: 0,
+        },
+        None => create_on(ObjectRef::new(ObjectType::Project, project_id)),
+    })
+}
+
+/// Discovery: a project the data plane just created (or returned) becomes
+/// known, so the caller's rows for it can be authorized.
+pub async fn learn_from_response(gw: &Gateway, caller: &Caller, response: &[u8], _request: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<Value>(response) else { return };
+    let p = v.get("project").unwrap_or(&v);
+    let field = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(id), Some(name)) = (field("id"), field("name")) else { return };
+    let org_id = field("org_id").unwrap_or_else(|| caller.identity.org_id.clone());
+    if org_id != caller.identity.org_id {
+        return;
+    }
+    let project = Project { id, org_id, name, description: None, deleted_at: None };
+    if let Err(e) = gw.store.learn_project(project).await {
+        tracing::warn!(error = %e, "could not record a discovered project");
+    }
+}
