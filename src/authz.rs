@@ -328,3 +328,68 @@ impl CompiledPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{Acl, Organization, Project, ServiceToken, User};
+
+    fn policy() -> CompiledPolicy {
+        let token = TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345");
+        CompiledPolicy::compile(PolicyDoc {
+            organizations: vec![Organization { id: "o".into(), name: "acme".into() }],
+            projects: vec![Project {
+                id: "p".into(),
+                org_id: "o".into(),
+                name: "checkout".into(),
+                description: None,
+                deleted_at: None,
+            }],
+            users: vec![User { id: "u".into(), name: "ci".into(), service_account: true }],
+            acls: vec![Acl {
+                id: "a".into(),
+                object_type: "project_log".into(),
+                object_id: "p".into(),
+                user_id: Some("u".into()),
+                group_id: None,
+                permission: Some("update".into()),
+                role_id: None,
+                restrict_object_type: None,
+            }],
+            service_tokens: vec![ServiceToken {
+                id: "t".into(),
+                name: "ci".into(),
+                org_id: "o".into(),
+                service_account_id: "u".into(),
+                token_sha256: token.to_hex(),
+                expires_at: None,
+            }],
+            ..PolicyDoc::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn compiled_policies_are_shareable_and_debug_hides_digests() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<CompiledPolicy>();
+        let p = policy();
+        let shown = format!("{p:?}");
+        assert!(shown.contains("acls: 1"), "{shown}");
+        assert!(!shown.contains(&p.doc().service_tokens[0].token_sha256[..8]), "{shown}");
+    }
+
+    #[test]
+    fn decide_follows_the_scope_chain() {
+        let p = policy();
+        let who = Principal { user_id: "u".into(), org_id: "o".into() };
+        let log = ObjectRef::new(ObjectType::ProjectLog, "p");
+        assert_eq!(p.decide(&who, &log, Permission::Update), Decision::Allow);
+        assert_eq!(p.decide(&who, &log, Permission::Create), Decision::Deny(DenyReason::MissingPermission));
+        let project = ObjectRef::new(ObjectType::Project, "p");
+        assert_eq!(p.decide(&who, &project, Permission::Update), Decision::Deny(DenyReason::MissingPermission));
+        let elsewhere = Principal { user_id: "u".into(), org_id: "x".into() };
+        assert_eq!(p.decide(&elsewhere, &log, Permission::Update), Decision::Deny(DenyReason::OtherOrganization));
+        assert!(p.identity(&TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345")).is_some());
+    }
+}

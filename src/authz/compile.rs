@@ -265,3 +265,29 @@ pub(super) fn reachable<E: AsRef<[u32]>>(start: &[u32], edges: &[E]) -> Vec<u32>
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reachable_includes_the_start_and_terminates_on_cycles() {
+        // 0 -> 1 -> 2 -> 0, 2 -> 2, 3 isolated
+        let edges: Vec<Vec<u32>> = vec![vec![1], vec![2], vec![0, 2], vec![]];
+        let mut r = reachable(&[1], &edges);
+        r.sort_unstable();
+        assert_eq!(r, vec![0, 1, 2]);
+        assert_eq!(reachable(&[3, 3], &edges), vec![3]);
+        assert_eq!(reachable(&[], &edges), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn add_sets_one_type_or_all() {
+        let mut m: Masks = [0; ObjectType::ALL.len()];
+        add(&mut m, Permission::Update, Some(ObjectType::ProjectLog));
+        assert_eq!(m[ObjectType::ProjectLog as usize], Permission::Update.bit());
+        assert_eq!(m.iter().filter(|&&b| b != 0).count(), 1);
+        add(&mut m, Permission::Read, None);
+        assert!(m.iter().all(|&b| b & Permission::Read.bit() != 0));
+    }
+}
