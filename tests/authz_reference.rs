@@ -169,7 +169,11 @@ fn gen_policy(t: &mut Tape) -> PolicyDoc {
             });
             for _ in 0..t.below(3) {
                 let e = doc.experiments.len();
-                doc.experiments.push(Experiment { id: format!("e{e}"), project_id: format!("p{p}"), name: format!("exp{e}") });
+                doc.experiments.push(Experiment {
+                    id: format!("e{e}"),
+                    project_id: format!("p{p}"),
+                    name: format!("exp{e}"),
+                });
             }
             for _ in 0..t.below(3) {
                 let d = doc.datasets.len();
@@ -221,7 +225,9 @@ fn gen_policy(t: &mut Tape) -> PolicyDoc {
             let id = match ty {
                 "organization" => doc.organizations[t.below(n_orgs)].id.clone(),
                 "project" | "project_log" => doc.projects[t.below(doc.projects.len())].id.clone(),
-                "experiment" if !doc.experiments.is_empty() => doc.experiments[t.below(doc.experiments.len())].id.clone(),
+                "experiment" if !doc.experiments.is_empty() => {
+                    doc.experiments[t.below(doc.experiments.len())].id.clone()
+                }
                 "dataset" if !doc.datasets.is_empty() => doc.datasets[t.below(doc.datasets.len())].id.clone(),
                 _ => continue,
             };
@@ -308,7 +314,11 @@ fn gen_request_near_acl(t: &mut Tape, doc: &PolicyDoc) -> (Principal, ObjectRef,
             // a direct member of the group or of any group (membership may be transitive)
             let groups: Vec<&Group> = doc.groups.iter().filter(|x| &x.id == g || t.chance(30)).collect();
             let members: Vec<&String> = groups.iter().flat_map(|x| x.member_users.iter()).collect();
-            if members.is_empty() { doc.users[t.below(doc.users.len())].id.clone() } else { t.pick(&members).to_string() }
+            if members.is_empty() {
+                doc.users[t.below(doc.users.len())].id.clone()
+            } else {
+                t.pick(&members).to_string()
+            }
         }
         _ => unreachable!(),
     };
@@ -316,8 +326,15 @@ fn gen_request_near_acl(t: &mut Tape, doc: &PolicyDoc) -> (Principal, ObjectRef,
     let add_project = |below: &mut Vec<ObjectRef>, pid: &str| {
         below.push(ObjectRef::new(ObjectType::Project, pid));
         below.push(ObjectRef::new(ObjectType::ProjectLog, pid));
-        below.extend(doc.experiments.iter().filter(|e| e.project_id == pid).map(|e| ObjectRef::new(ObjectType::Experiment, &*e.id)));
-        below.extend(doc.datasets.iter().filter(|d| d.project_id == pid).map(|d| ObjectRef::new(ObjectType::Dataset, &*d.id)));
+        below.extend(
+            doc.experiments
+                .iter()
+                .filter(|e| e.project_id == pid)
+                .map(|e| ObjectRef::new(ObjectType::Experiment, &*e.id)),
+        );
+        below.extend(
+            doc.datasets.iter().filter(|d| d.project_id == pid).map(|d| ObjectRef::new(ObjectType::Dataset, &*d.id)),
+        );
     };
     match acl.object_type.as_str() {
         "organization" => {
@@ -347,7 +364,9 @@ fn object_org_naive(doc: &PolicyDoc, o: &ObjectRef) -> Option<String> {
     match o.object_type {
         ObjectType::Organization => Some(o.id.clone()),
         ObjectType::Project | ObjectType::ProjectLog => project_org(&o.id),
-        ObjectType::Experiment => doc.experiments.iter().find(|e| e.id == o.id).and_then(|e| project_org(&e.project_id)),
+        ObjectType::Experiment => {
+            doc.experiments.iter().find(|e| e.id == o.id).and_then(|e| project_org(&e.project_id))
+        }
         ObjectType::Dataset => doc.datasets.iter().find(|d| d.id == o.id).and_then(|d| project_org(&d.project_id)),
         _ => None,
     }

@@ -266,7 +266,9 @@ fn a_token_never_reaches_another_organization() {
         {"id": "a3", "object_type": "organization", "object_id": "o1", "user_id": "u", "permission": "update"},
     ]);
     let p = policy(json!([]), json!([]), acls);
-    for o in [obj(Organization, "o2"), obj(Project, "q1"), obj(ProjectLog, "q1"), obj(Experiment, "eq"), obj(Dataset, "dq")] {
+    for o in
+        [obj(Organization, "o2"), obj(Project, "q1"), obj(ProjectLog, "q1"), obj(Experiment, "eq"), obj(Dataset, "dq")]
+    {
         assert_eq!(p.decide(&u(), &o, Update), Deny(OtherOrganization), "{o}");
         let e = p.explain(&u(), &o, Update);
         assert!(e.lines[0].contains("confined to organization o1"), "{:?}", e.lines);

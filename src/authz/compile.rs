@@ -178,9 +178,10 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
             token_name: t.name.clone(),
             org_id: t.org_id.clone(),
             user_id: t.service_account_id.clone(),
-            expires_at_ms: t.expires_at.as_deref().map(|s| {
-                chrono::DateTime::parse_from_rfc3339(s).expect("validated timestamp").timestamp_millis()
-            }),
+            expires_at_ms: t
+                .expires_at
+                .as_deref()
+                .map(|s| chrono::DateTime::parse_from_rfc3339(s).expect("validated timestamp").timestamp_millis()),
         });
     }
 

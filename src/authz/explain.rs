@@ -27,8 +27,7 @@ pub(super) fn explain(
         }
         Err(DenyReason::MissingPermission) => unreachable!("confine only denies unknown or other-org objects"),
         Ok(scope) => {
-            let granting: Vec<&AclEntry> =
-                policy.granting(principal, object.object_type, permission, &scope).collect();
+            let granting: Vec<&AclEntry> = policy.granting(principal, object.object_type, permission, &scope).collect();
             if granting.is_empty() {
                 let held: Vec<&str> = Permission::ALL
                     .into_iter()
@@ -68,7 +67,9 @@ fn describe(
         acl.id, acl.object_type, acl.object_id
     ));
     match entry.principal {
-        AclPrincipal::User(u) => lines.push(format!("principal: user {} is named by the acl", doc.users[u as usize].id)),
+        AclPrincipal::User(u) => {
+            lines.push(format!("principal: user {} is named by the acl", doc.users[u as usize].id))
+        }
         AclPrincipal::Group(g) => {
             let user = policy.users.get(&principal.user_id).expect("matched a group, so the user is known");
             let start = &policy.user_direct_groups[user as usize];
@@ -79,16 +80,15 @@ fn describe(
     }
     let restricted = |t: Option<&String>| t.map(|t| format!(" restricted to {t}")).unwrap_or_default();
     match (&acl.permission, &acl.role_id) {
-        (Some(p), _) => lines.push(format!(
-            "grant: permission {p}{} set on the acl",
-            restricted(acl.restrict_object_type.as_ref())
-        )),
+        (Some(p), _) => {
+            lines.push(format!("grant: permission {p}{} set on the acl", restricted(acl.restrict_object_type.as_ref())))
+        }
         (None, Some(r)) => {
             let role = policy.roles.get(r).expect("validated role");
             let holds = |n: u32| {
-                policy.role_own[n as usize].iter().any(|g| {
-                    g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type)
-                })
+                policy.role_own[n as usize]
+                    .iter()
+                    .any(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
             };
             let path = shortest_path(&[role], &policy.role_members, holds).expect("role grants the permission");
             let chain: Vec<&str> = path.iter().map(|&n| doc.roles[n as usize].id.as_str()).collect();
