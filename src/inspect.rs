@@ -4,6 +4,32 @@
 //! module never re-serializes.
 //!
 //! Pure and synchronous: bytes in, targets or a precise error out.
+//!
+//! Layers: [`decode`] undoes `Content-Encoding` under a size cap; a
+//! validating single-pass JSON scanner (`json`) checks every byte of the
+//! body, including the members no inspector reads; the route inspectors
+//! ([`logs3`], [`events`], [`feedback`], [`cross_object_insert`],
+//! [`overflow_request`]) read the target fields of each row as they go.
+
+mod collect;
+mod cross;
+mod decode;
+mod events;
+#[cfg(test)]
+mod fuzz;
+mod json;
+mod logs3;
+mod overflow;
+mod path;
+mod row;
+mod target;
+mod walk;
+
+pub use cross::cross_object_insert;
+pub use decode::decode;
+pub use events::{events, feedback};
+pub use logs3::logs3;
+pub use overflow::overflow_request;
 
 use crate::policy::types::{ObjectRef, Permission};
 
@@ -48,3 +74,10 @@ pub enum InspectError {
 
 /// Nesting deeper than this anywhere in a body is refused.
 pub const MAX_DEPTH: usize = 128;
+
+/// Checks that `body` is one valid UTF-8 JSON value nested at most
+/// [`MAX_DEPTH`] deep (for routes whose bodies are forwarded but not
+/// otherwise inspected).
+pub fn validate_json(body: &[u8]) -> Result<(), InspectError> {
+    walk::body(body, |sc| sc.skip_value().map_err(|e| path::Path::Root.syntax(e)))
+}
