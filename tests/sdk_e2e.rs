@@ -12,7 +12,7 @@ use serde_json::Value;
 use support::gateway::{Gateway, GatewayBuilder};
 use support::policy::{PolicyBuilder, Token, new_token};
 use support::sdk::{self, Sdk, SdkRun};
-use support::upstream::{FakeOrg, Upstream};
+use support::upstream::Upstream;
 
 const PROJECT: &str = "checkout";
 
@@ -48,6 +48,7 @@ async fn start(w: &World) -> (Upstream, Gateway) {
 /// output, in the project's log; and the `/logs3` bodies that arrived are
 /// exactly the ones the SDK sent (as JSON values).
 fn assert_rows_arrived(run: &SdkRun, upstream: &Upstream, project_id: &str) {
+    trace(run, upstream);
     assert!(run.success(), "{}", run.describe());
     let logged = run.logged();
     assert_eq!(logged.len(), 5, "script should report 5 logged rows; {}", run.describe());
@@ -75,6 +76,19 @@ fn assert_rows_arrived(run: &SdkRun, upstream: &Upstream, project_id: &str) {
     sent.sort_by_key(key);
     arrived.sort_by_key(key);
     assert_eq!(arrived, sent, "the /logs3 bodies that arrived differ from those the SDK sent");
+}
+
+/// With `LOGGATE_TEST_ECHO` set, prints the SDK's output and what reached
+/// the data plane (run with `--no-capture`).
+fn trace(run: &SdkRun, upstream: &Upstream) {
+    if std::env::var_os("LOGGATE_TEST_ECHO").is_none() {
+        return;
+    }
+    eprintln!("{}", run.describe());
+    for r in upstream.requests() {
+        eprintln!(">> {} {}{} {}", r.method, r.path, r.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default(),
+            String::from_utf8_lossy(&r.body));
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -124,6 +138,7 @@ async fn fake_upstream_denial_surfaces(sdk: Sdk, status: u16) {
     let body = format!(r#"{{"error":{{"code":"x","message":"fake {status}"}}}}"#);
     upstream.set_fault(path, support::upstream::Fault::Status(status, body));
     let run = sdk::run(sdk, &w.writer.raw, &upstream.url, Some(&upstream.url), PROJECT).await;
+    trace(&run, &upstream);
     assert!(!run.success(), "{}", run.describe());
     assert!(run.errors().contains(&status.to_string()), "{status} not reported; {}", run.describe());
     assert!(run.errors().contains(&format!("fake {status}")), "error body not reported; {}", run.describe());

@@ -297,7 +297,7 @@ async fn handle(
         Some(Fault::StallBody) => {
             let stream = futures_util::stream::once(async { Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"partial\":"))) })
                 .chain(futures_util::stream::pending());
-            let mut resp = Response::new(StreamBody::new(stream).boxed());
+            let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
             resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return Ok(resp);
         }
