@@ -145,7 +145,11 @@ format = "json"
         let config_path = dir.path().join("loggate.toml");
         std::fs::write(&config_path, config).expect("write config");
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loggate"));
+        // LOGGATE_TEST_BIN runs another build (e.g. a release binary) instead.
+        let bin = std::env::var_os("LOGGATE_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_loggate")));
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--config")
             .arg(&config_path)
