@@ -112,6 +112,14 @@ async fn fake_upstream_satisfies(sdk: Sdk) {
     };
     assert!(paths.contains(&register.to_owned()), "{paths:?}");
     assert!(upstream.created_projects().is_empty(), "the SDK looked up an unknown project name");
+    // What loggate must accept (design §4): Python posts /logs3 without a
+    // Content-Type, JS with application/json; JS's login has a JSON type.
+    let logs3 = upstream.requests_to("/logs3");
+    let ct = logs3[0].header("content-type");
+    match sdk {
+        Sdk::Python => assert_eq!(ct, None, "Python /logs3 Content-Type"),
+        Sdk::Js => assert_eq!(ct, Some("application/json"), "JS /logs3 Content-Type"),
+    }
     for r in upstream.requests() {
         assert_eq!(r.bearer(), Some(w.writer.raw.as_str()), "{} {} without the token", r.method, r.path);
     }
@@ -286,4 +294,46 @@ async fn login_response_is_rewritten_to_the_public_url() {
         assert_eq!(o["name"], "acme");
     }
     assert_eq!(upstream.requests_to("/api/apikey/login").len(), 1);
+}
+
+/// The fake's fault modes behave as later failure tests expect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_upstream_fault_modes() {
+    use std::time::{Duration, Instant};
+    use support::upstream::Fault;
+    let upstream = Upstream::start(world().policy.upstream_orgs()).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let post = || client.post(format!("{}/logs3", upstream.url)).body(r#"{"rows":[],"api_version":2}"#).send();
+
+    assert_eq!(post().await.unwrap().status(), 200);
+    upstream.set_fault_times("/logs3", Fault::Status(503, r#"{"error":"down"}"#.into()), 1);
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), r#"{"error":"down"}"#);
+    assert_eq!(post().await.unwrap().status(), 200, "a counted fault expires");
+
+    upstream.set_fault_times("/logs3", Fault::Delay(Duration::from_millis(300)), 1);
+    let t = Instant::now();
+    assert_eq!(post().await.unwrap().status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+
+    upstream.set_fault_times("/logs3", Fault::Reset, 1);
+    assert!(post().await.is_err(), "reset: no HTTP answer");
+
+    upstream.set_fault_times("/logs3", Fault::StallBody, 1);
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 200, "stall: headers arrive");
+    assert!(r.bytes().await.is_err(), "stall: the body never completes");
+
+    upstream.set_fault("/version", Fault::Status(500, "{}".into()));
+    assert_eq!(client.get(format!("{}/version", upstream.url)).send().await.unwrap().status(), 500);
+    upstream.clear_faults();
+    let v: Value = client.get(format!("{}/version", upstream.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["logs3_payload_max_bytes"], 5 * 1024 * 1024);
+    upstream.set_payload_max_bytes(None);
+    let v: Value = client.get(format!("{}/version", upstream.url)).send().await.unwrap().json().await.unwrap();
+    assert!(v.get("logs3_payload_max_bytes").is_none());
+
+    // Every request was recorded, faulted or not.
+    assert_eq!(upstream.requests_to("/logs3").len(), 6);
 }
