@@ -1,0 +1,16 @@
+//! Test harness shared by the integration tests: a recording fake data plane,
+//! the real `loggate` binary started against a generated config, and a policy
+//! builder. Include it from a test file with `mod support;`.
+//!
+//! Cargo also builds this file as a test target of its own (it has only the
+//! harness's self-checks).
+#![allow(dead_code)]
+
+#[path = "support/gateway.rs"]
+pub mod gateway;
+#[path = "support/policy.rs"]
+pub mod policy;
+#[path = "support/sdk.rs"]
+pub mod sdk;
+#[path = "support/upstream.rs"]
+pub mod upstream;

@@ -1,0 +1,317 @@
+//! Starts the real `loggate` binary as a child process against a config the
+//! test builds, and stops it on drop.
+//!
+//! Start-up contract (design §9 plus the harness agreement): the server binds
+//! `server.listen` and `admin.listen` (both `127.0.0.1:0` here, also passed as
+//! `LOGGATE_SERVER__LISTEN` / `LOGGATE_ADMIN__LISTEN`) and prints one JSON log
+//! line with `"message":"listening"`, `"addr":"IP:PORT"` and
+//! `"admin_addr":"IP:PORT"` (top level or under `"fields"`). The harness then
+//! waits for `GET http://admin_addr/readyz` to answer 200.
+
+use super::policy::PolicyBuilder;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the config of one gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayBuilder {
+    upstream_url: String,
+    public_url: Option<String>,
+    reserve_port: bool,
+    max_body_bytes: u64,
+    /// Extra TOML appended verbatim (other sections, e.g. `[limits]`).
+    extra_toml: String,
+    env: Vec<(String, String)>,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT` of the public listener.
+    pub url: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin_url: String,
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// What login responses are rewritten to.
+    pub public_url: String,
+    pub config_path: PathBuf,
+    pub policy_path: PathBuf,
+    output: Arc<Mutex<Vec<String>>>,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayBuilder {
+    /// A gateway in front of `upstream_url` (both `api_url` and `app_url`).
+    pub fn new(upstream_url: &str) -> Self {
+        GatewayBuilder {
+            upstream_url: upstream_url.trim_end_matches('/').to_owned(),
+            public_url: None,
+            reserve_port: false,
+            max_body_bytes: 8 * 1024 * 1024,
+            extra_toml: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets `server.public_url` explicitly (default: a sentinel
+    /// `http://loggate.public.test:8787`, or the real address with
+    /// [`reserve_public_port`](Self::reserve_public_port)).
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.to_owned());
+        self
+    }
+
+    /// Picks a free port up front and uses it for both `server.listen` and
+    /// `server.public_url`, so that SDKs configured with only the app URL
+    /// follow the rewritten login response back to loggate. (Bind-then-release:
+    /// a tiny race with other processes, the price of knowing the URL before
+    /// the server starts.)
+    pub fn reserve_public_port(mut self) -> Self {
+        self.reserve_port = true;
+        self
+    }
+
+    pub fn max_body_bytes(mut self, n: u64) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// Appends TOML (whole sections) to the generated config.
+    pub fn extra_toml(mut self, toml: &str) -> Self {
+        self.extra_toml.push_str(toml);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    /// Sets an environment variable for the child (e.g. a `LOGGATE_X__Y` override).
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Writes the config and the policy into a temp dir, starts `loggate
+    /// serve`, and waits until it is ready.
+    pub async fn start(self, policy: &PolicyBuilder) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy_path = dir.path().join("policy.json");
+        policy.write(&policy_path);
+
+        let (listen, public_url) = if self.reserve_port {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            drop(l);
+            (a.to_string(), self.public_url.clone().unwrap_or_else(|| format!("http://{a}")))
+        } else {
+            (
+                "127.0.0.1:0".to_owned(),
+                self.public_url.clone().unwrap_or_else(|| "http://loggate.public.test:8787".to_owned()),
+            )
+        };
+
+        let config = format!(
+            r#"[server]
+listen = "{listen}"
+public_url = "{public_url}"
+max_body_bytes = {max_body}
+
+[upstream]
+api_url = "{up}"
+app_url = "{up}"
+
+[policy]
+source = "file"
+file = "{policy}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[log]
+format = "json"
+
+{extra}"#,
+            max_body = self.max_body_bytes,
+            up = self.upstream_url,
+            policy = toml_escape(&policy_path),
+            extra = self.extra_toml,
+        );
+        let config_path = dir.path().join("loggate.toml");
+        std::fs::write(&config_path, config).expect("write config");
+
+        // LOGGATE_TEST_BIN runs another build (e.g. a release binary) instead.
+        let bin = std::env::var_os("LOGGATE_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_loggate")));
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("LOGGATE_SERVER__LISTEN", &listen)
+            .env("LOGGATE_ADMIN__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", std::env::var("LOGGATE_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn loggate");
+
+        let output = Arc::new(Mutex::new(Vec::<String>::new()));
+        let listening = Arc::new(Mutex::new(None::<(SocketAddr, SocketAddr)>));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let listening = listening.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addrs) = parse_listening(&line) {
+                        *listening.lock().unwrap() = Some(addrs);
+                    }
+                    if std::env::var_os("LOGGATE_TEST_ECHO").is_some() {
+                        eprintln!("[loggate] {line}");
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+
+        let mut gw = Gateway {
+            url: String::new(),
+            admin_url: String::new(),
+            addr: "0.0.0.0:0".parse().unwrap(),
+            admin_addr: "0.0.0.0:0".parse().unwrap(),
+            public_url,
+            config_path,
+            policy_path,
+            output,
+            child,
+            _dir: dir,
+        };
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (addr, admin_addr) = loop {
+            if let Some(a) = *listening.lock().unwrap() {
+                break a;
+            }
+            gw.fail_if_exited("before printing its \"listening\" line");
+            if Instant::now() > deadline {
+                panic!("loggate printed no \"listening\" line within {START_TIMEOUT:?}; output:\n{}", gw.output());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        gw.addr = addr;
+        gw.admin_addr = admin_addr;
+        gw.url = format!("http://{addr}");
+        gw.admin_url = format!("http://{admin_addr}");
+
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", gw.admin_url)).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            gw.fail_if_exited("before becoming ready");
+            if Instant::now() > deadline {
+                panic!("loggate /readyz not 200 within {START_TIMEOUT:?}; output:\n{}", gw.output());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        gw
+    }
+}
+
+impl Gateway {
+    /// Everything the server printed so far (stdout and stderr lines).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// The printed lines that parse as JSON.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.output.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Rewrites the policy file in place (atomically); the server hot-reloads it.
+    pub fn write_policy(&self, policy: &PolicyBuilder) {
+        policy.write(&self.policy_path);
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The body of `GET /metrics` on the admin listener.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin_url)).await.unwrap().text().await.unwrap()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn fail_if_exited(&mut self, when: &str) {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            std::thread::sleep(Duration::from_millis(100)); // let the readers drain
+            panic!("loggate exited ({st}) {when}; output:\n{}", self.output());
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn toml_escape(p: &Path) -> String {
+    p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// `(addr, admin_addr)` from a `"message":"listening"` JSON log line.
+fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let v: Value = serde_json::from_str(line.trim()).ok()?;
+    let field = |k: &str| -> Option<&Value> { v.get(k).or_else(|| v.get("fields").and_then(|f| f.get(k))) };
+    if field("message")?.as_str()? != "listening" {
+        return None;
+    }
+    let addr = field("addr")?.as_str()?.parse().ok()?;
+    let admin = field("admin_addr")?.as_str()?.parse().ok()?;
+    Some((addr, admin))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_the_listening_line_flat_and_nested() {
+        let flat = r#"{"level":"INFO","message":"listening","addr":"127.0.0.1:1234","admin_addr":"127.0.0.1:5678"}"#;
+        let nested = r#"{"timestamp":"x","level":"INFO","fields":{"message":"listening","addr":"127.0.0.1:1234","admin_addr":"127.0.0.1:5678"},"target":"loggate"}"#;
+        for l in [flat, nested] {
+            let (a, b) = super::parse_listening(l).unwrap();
+            assert_eq!(a.port(), 1234);
+            assert_eq!(b.port(), 5678);
+        }
+        assert!(super::parse_listening(r#"{"message":"starting"}"#).is_none());
+    }
+}
