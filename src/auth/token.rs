@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(parse(&["Bearer xx-abcdefghijklmnopqrstuvwxyz012345"]), Err(BearerError::WrongPrefix));
         assert_eq!(parse(&["Bearer bt-st-short"]), Err(BearerError::Malformed));
         assert_eq!(parse(&["Bearer bt-st-abcdefghijklmnopqrstuvwxyz01234!"]), Err(BearerError::Malformed));
-        assert_eq!(parse(&["Bearer "]), Err(BearerError::WrongPrefix));
+        assert_eq!(parse(&["Bearer "]), Err(BearerError::NotBearer));
     }
 
     #[test]
