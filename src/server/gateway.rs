@@ -101,11 +101,11 @@ impl Gateway {
         let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let forwarded = self
             .forwarder
-            .send(route.upstream(), parts.method.clone(), path_and_query, parts.headers, raw.clone())
+            .send(route.upstream(), parts.method, path_and_query, parts.headers, raw)
             .await?;
         self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         self.metrics.rows.with_label_values(&["forwarded"]).inc_by(targets.rows as u64);
-        self.respond(route, forwarded.response, &caller, &raw).await
+        self.respond(route, forwarded.response, &caller).await
     }
 
     /// Phase: authenticate. 401 for anything but a known, unexpired token;
@@ -258,27 +258,24 @@ impl Gateway {
         route: &Route,
         response: Response<hyper::body::Incoming>,
         caller: &Caller,
-        request_body: &Bytes,
     ) -> Result<Response<Body>, GatewayError> {
-        let rewrite: Option<fn(&Gateway, &[u8]) -> Option<Vec<u8>>> = match route {
-            Route::Login => Some(|gw, b| rewrite::login_response(b, &gw.config.server.public_url)),
-            Route::Version => Some(|_, b| rewrite::version_response(b)),
-            _ => None,
-        };
+        let rewrites = matches!(route, Route::Login | Route::Version);
         let learns = matches!(route, Route::ProjectCreate | Route::ProjectRegister);
-        if !(response.status().is_success() && (rewrite.is_some() || learns)) {
+        if !(response.status().is_success() && (rewrites || learns)) {
             let (parts, body) = response.into_parts();
             return Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)));
         }
         let (mut parts, body) = response.into_parts();
         let bytes = self.forwarder.read_body(body, MAX_REWRITTEN_RESPONSE).await?;
         if learns && self.config.policy.discovery {
-            register::learn_from_response(self, caller, &bytes, request_body).await;
+            register::learn_from_response(self, caller, &bytes).await;
         }
-        let out = match rewrite.and_then(|f| f(self, &bytes)) {
-            Some(rewritten) => Bytes::from(rewritten),
-            None => bytes,
+        let rewritten = match route {
+            Route::Login => rewrite::login_response(&bytes, &self.config.server.public_url),
+            Route::Version => rewrite::version_response(&bytes),
+            _ => None,
         };
+        let out = rewritten.map(Bytes::from).unwrap_or(bytes);
         parts.headers.remove(CONTENT_LENGTH);
         parts.headers.remove(CONTENT_ENCODING);
         Ok(Response::from_parts(parts, forward::full(out)))

@@ -137,7 +137,7 @@ pub async fn object(gw: &Gateway, caller: &Caller, route: &Route, body: &[u8]) -
 
 /// Discovery: a project the data plane just created (or returned) becomes
 /// known, so the caller's rows for it can be authorized.
-pub async fn learn_from_response(gw: &Gateway, caller: &Caller, response: &[u8], _request: &[u8]) {
+pub async fn learn_from_response(gw: &Gateway, caller: &Caller, response: &[u8]) {
     let Ok(v) = serde_json::from_slice::<Value>(response) else { return };
     let p = v.get("project").unwrap_or(&v);
     let field = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
