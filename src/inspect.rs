@@ -53,7 +53,9 @@ pub struct Targets {
 pub enum Logs3 {
     Rows(Targets),
     /// `{"rows":{"type":"logs3_overflow","key":K,...}}`.
-    OverflowRef { key: String },
+    OverflowRef {
+        key: String,
+    },
 }
 
 /// Why a body was refused.

@@ -25,7 +25,12 @@ fn is_syntax(e: &InspectError) -> bool {
 /// refuses; refuses serde-valid input only for shape reasons.
 fn check_all(b: &[u8]) {
     let valid = serde_valid(b);
-    assert_eq!(validate_json(b).is_ok(), valid, "validate_json vs serde on {:?}", String::from_utf8_lossy(b));
+    assert_eq!(
+        validate_json(b).is_ok(),
+        valid,
+        "validate_json vs serde on {:?}",
+        String::from_utf8_lossy(b)
+    );
     let object = ObjectRef::new(ObjectType::Experiment, "e");
     let results = [
         logs3(b).map(|_| ()),
@@ -36,8 +41,16 @@ fn check_all(b: &[u8]) {
     ];
     for (i, r) in results.iter().enumerate() {
         match r {
-            Ok(()) => assert!(valid, "inspector {i} accepted invalid JSON {:?}", String::from_utf8_lossy(b)),
-            Err(e) if valid => assert!(!is_syntax(e), "inspector {i}: {e} on valid {:?}", String::from_utf8_lossy(b)),
+            Ok(()) => assert!(
+                valid,
+                "inspector {i} accepted invalid JSON {:?}",
+                String::from_utf8_lossy(b)
+            ),
+            Err(e) if valid => assert!(
+                !is_syntax(e),
+                "inspector {i}: {e} on valid {:?}",
+                String::from_utf8_lossy(b)
+            ),
             Err(_) => {}
         }
     }
@@ -60,8 +73,18 @@ fn value() -> impl Strategy<Value = Value> {
                 prop_oneof![
                     "[a-z_]{1,8}".boxed(),
                     prop::sample::select(vec![
-                        "project_id", "log_id", "experiment_id", "dataset_id", "_object_delete",
-                        "rows", "events", "feedback", "type", "key", "object_ids", "is_delete",
+                        "project_id",
+                        "log_id",
+                        "experiment_id",
+                        "dataset_id",
+                        "_object_delete",
+                        "rows",
+                        "events",
+                        "feedback",
+                        "type",
+                        "key",
+                        "object_ids",
+                        "is_delete",
                     ])
                     .prop_map(String::from)
                     .boxed(),
@@ -99,9 +122,42 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 
 /// Tokens that sit on the edges of the grammar.
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", ",", ":", " ", "\"", "\\", "\\u", "d83d", "\\ude00", "\\ud800", "00e9",
-    "\\n", "\\x", "0", "-", "1", "01", ".", "e", "E+", "1e400", "9999", "true", "fals", "null",
-    "\"a\"", "\"rows\"", "\"project_id\"", "\"log_id\"", "\"g\"", "\u{1}", "é", "\u{7f}",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    " ",
+    "\"",
+    "\\",
+    "\\u",
+    "d83d",
+    "\\ude00",
+    "\\ud800",
+    "00e9",
+    "\\n",
+    "\\x",
+    "0",
+    "-",
+    "1",
+    "01",
+    ".",
+    "e",
+    "E+",
+    "1e400",
+    "9999",
+    "true",
+    "fals",
+    "null",
+    "\"a\"",
+    "\"rows\"",
+    "\"project_id\"",
+    "\"log_id\"",
+    "\"g\"",
+    "\u{1}",
+    "é",
+    "\u{7f}",
 ];
 
 /// One edit to a byte string.

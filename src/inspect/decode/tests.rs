@@ -28,7 +28,10 @@ fn gzip_ok() {
     for enc in ["gzip", "x-gzip", "GZIP", " gzip"] {
         assert_eq!(decode(&z, Some(enc), body.len()).unwrap().as_ref(), body, "{enc}");
     }
-    assert_eq!(decode(&z, Some("gzip"), body.len() - 1), Err(InspectError::TooLarge { limit: body.len() - 1 }));
+    assert_eq!(
+        decode(&z, Some("gzip"), body.len() - 1),
+        Err(InspectError::TooLarge { limit: body.len() - 1 })
+    );
     // Concatenated members are all inflated (as the data plane would).
     let mut two = gzip(b"[1,");
     two.extend(gzip(b"2]"));
@@ -54,7 +57,10 @@ fn gzip_bomb_is_too_large_quickly() {
     let bomb: Vec<u8> = member.iter().copied().cycle().take(member.len() * 4096).collect();
     assert!(bomb.len() < 8 << 20);
     let started = std::time::Instant::now();
-    assert_eq!(decode(&bomb, Some("gzip"), 2 << 20), Err(InspectError::TooLarge { limit: 2 << 20 }));
+    assert_eq!(
+        decode(&bomb, Some("gzip"), 2 << 20),
+        Err(InspectError::TooLarge { limit: 2 << 20 })
+    );
     // Stops at the cap: only ~2 MiB inflated, not 4 GiB.
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

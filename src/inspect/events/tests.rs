@@ -20,7 +20,8 @@ fn perms(t: &Targets) -> Vec<Permission> {
 #[test]
 fn events_update_and_delete_on_the_route_object() {
     let o = obj(ObjectType::ProjectLog, "p1");
-    let b = br#"{"events":[{"input":1},{"id":"x","_object_delete":true},{"_object_delete":false},{}]}"#;
+    let b =
+        br#"{"events":[{"input":1},{"id":"x","_object_delete":true},{"_object_delete":false},{}]}"#;
     let got = events(b, &o).unwrap();
     assert_eq!(got.rows, 4);
     assert_eq!(
@@ -53,7 +54,10 @@ fn events_typed_and_duplicate_target_fields() {
     let o = obj(ObjectType::Dataset, "d");
     for (b, f) in [
         (r#"{"events":[{"_object_delete":"true"}]}"#, "events[0]._object_delete"),
-        (r#"{"events":[{},{"_object_delete":true,"_object_delete":true}]}"#, "events[1]._object_delete"),
+        (
+            r#"{"events":[{},{"_object_delete":true,"_object_delete":true}]}"#,
+            "events[1]._object_delete",
+        ),
         (r#"{"events":[{"dataset_id":"d","dataset_id":"d"}]}"#, "events[0].dataset_id"),
         (r#"{"events":[{"project_id":5}]}"#, "events[0].project_id"),
     ] {
@@ -88,8 +92,9 @@ fn events_may_not_name_another_object() {
 #[test]
 fn feedback_items() {
     let o = obj(ObjectType::Experiment, "e");
-    let got = feedback(br#"{"feedback":[{"id":"r1","scores":{"a":1}},{"id":"r2","comment":"c"}]}"#, &o)
-        .unwrap();
+    let got =
+        feedback(br#"{"feedback":[{"id":"r1","scores":{"a":1}},{"id":"r2","comment":"c"}]}"#, &o)
+            .unwrap();
     assert_eq!(got.rows, 2);
     assert_eq!(perms(&got), [Permission::Update]);
     assert_eq!(field(feedback(br#"{"feedback":["r1"]}"#, &o)).as_deref(), Some("feedback[0]"));

@@ -67,11 +67,15 @@ fn empty_rows_and_key_order() {
 
 #[test]
 fn overflow_reference() {
-    let r = logs3(br#"{"rows":{"type":"logs3_overflow","key":"k/1","size_bytes":10},"api_version":2}"#);
+    let r =
+        logs3(br#"{"rows":{"type":"logs3_overflow","key":"k/1","size_bytes":10},"api_version":2}"#);
     assert_eq!(r, Ok(Logs3::OverflowRef { key: "k/1".into() }));
     let r = logs3(br#"{"rows":{"key":"k","type":"logs3_overflow"}}"#);
     assert_eq!(r, Ok(Logs3::OverflowRef { key: "k".into() }));
-    assert_eq!(refused(r#"{"rows":{"type":"logs3_overflow","key":5}}"#).as_deref(), Some("rows.key"));
+    assert_eq!(
+        refused(r#"{"rows":{"type":"logs3_overflow","key":5}}"#).as_deref(),
+        Some("rows.key")
+    );
     assert_eq!(refused(r#"{"rows":{"type":"logs3_overflow"}}"#).as_deref(), Some("rows.key"));
     assert_eq!(refused(r#"{"rows":{"type":"other","key":"k"}}"#).as_deref(), Some("rows.type"));
     assert_eq!(refused(r#"{"rows":{"key":"k"}}"#).as_deref(), Some("rows.type"));
@@ -137,7 +141,11 @@ fn two_targets_or_none() {
         (r#"{"prompt_session_id":"s","log_id":"x"}"#, "rows[0].prompt_session_id"),
         (r#"{"prompt_session_id":"s","experiment_id":"e"}"#, "rows[0].prompt_session_id"),
     ] {
-        assert_eq!(refused(&body(&[PL, row])).map(|f| f.replace("[1]", "[0]")).as_deref(), Some(field), "{row}");
+        assert_eq!(
+            refused(&body(&[PL, row])).map(|f| f.replace("[1]", "[0]")).as_deref(),
+            Some(field),
+            "{row}"
+        );
     }
     // project_id without log_id is only the parent project.
     let got = rows(&body(&[r#"{"project_id":"p","experiment_id":"e"}"#]));
@@ -172,8 +180,20 @@ fn depth_inside_ignored_fields() {
 #[test]
 fn invalid_json_inside_ignored_fields() {
     for bad in [
-        "[1,]", "{\"a\" 1}", "tru", "01", "1.", "\"\\x\"", "\"\\ud800\"", "\"a\u{1}\"", "[}",
-        "{\"a\":1,}", "nul", "-", "1e999", "'s'",
+        "[1,]",
+        "{\"a\" 1}",
+        "tru",
+        "01",
+        "1.",
+        "\"\\x\"",
+        "\"\\ud800\"",
+        "\"a\u{1}\"",
+        "[}",
+        "{\"a\":1,}",
+        "nul",
+        "-",
+        "1e999",
+        "'s'",
     ] {
         let row = format!(r#"{{"project_id":"p","log_id":"g","input":{{"deep":[{bad}]}}}}"#);
         assert_eq!(refused(&body(&[&row])).as_deref(), Some("rows[0].input"), "{row}");
@@ -215,7 +235,10 @@ fn huge_strings_in_rows() {
 fn ten_thousand_rows() {
     let rows_json: Vec<String> = (0..10_000)
         .map(|i| match i % 4 {
-            0 => format!(r#"{{"id":"{i}","project_id":"p{}","log_id":"g","input":{{"a":[{i}]}}}}"#, i % 3),
+            0 => format!(
+                r#"{{"id":"{i}","project_id":"p{}","log_id":"g","input":{{"a":[{i}]}}}}"#,
+                i % 3
+            ),
             1 => format!(r#"{{"id":"{i}","experiment_id":"e","_object_delete":{}}}"#, i % 8 == 1),
             2 => format!(r#"{{"id":"{i}","dataset_id":"d{}"}}"#, i % 5),
             _ => r#"{"project_id":"p0","log_id":"g"}"#.to_string(),

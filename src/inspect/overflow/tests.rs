@@ -53,7 +53,10 @@ fn refusals() {
         (req(&[row(r#"{"project_id":"p","log_id":"x"}"#, "")]), Some("rows[0].object_ids.log_id")),
         (req(&[row(r#"{"project_id":"p"}"#, "")]), Some("rows[0].object_ids")),
         (req(&[row(r#"{"experiment_id":"e","dataset_id":"d"}"#, "")]), Some("rows[0].object_ids")),
-        (req(&[row(r#"{"dataset_id":"d","dataset_id":"d"}"#, "")]), Some("rows[0].object_ids.dataset_id")),
+        (
+            req(&[row(r#"{"dataset_id":"d","dataset_id":"d"}"#, "")]),
+            Some("rows[0].object_ids.dataset_id"),
+        ),
         (req(&[row(r#"{"dataset_id":7}"#, "")]), Some("rows[0].object_ids.dataset_id")),
         (req(&[row(pl, r#","input_row":{"byte_size":1e999}"#)]), Some("rows[0].input_row")),
         (req(&[row(pl, "")]) + "]", None),
