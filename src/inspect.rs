@@ -53,7 +53,9 @@ pub struct Targets {
 pub enum Logs3 {
     Rows(Targets),
     /// `{"rows":{"type":"logs3_overflow","key":K,...}}`.
-    OverflowRef { key: String },
+    OverflowRef {
+        key: String,
+    },
 }
 
 /// Why a body was refused.
@@ -72,7 +74,9 @@ pub enum InspectError {
     UnsupportedEncoding(String),
 }
 
-/// Nesting deeper than this anywhere in a body is refused.
+/// Nesting deeper than this anywhere in a body is refused. Depth is the
+/// number of arrays/objects open at a point: `{}` is depth 1, and 128
+/// nested `[` (or `{`) pass while 129 are refused, in ignored members too.
 pub const MAX_DEPTH: usize = 128;
 
 /// Checks that `body` is one valid UTF-8 JSON value nested at most

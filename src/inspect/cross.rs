@@ -55,7 +55,7 @@ pub fn cross_object_insert(body: &[u8]) -> Result<Targets, InspectError> {
                     if sc.kind().at(&at_list)? == Kind::Null {
                         return sc.null().at(&at_list);
                     }
-                    addressed_rows(sc, &at_list, &object, &id, &mut acc)
+                    addressed_rows(sc, &at_list, &object, id.clone(), &mut acc)
                 })
             })
         })?;

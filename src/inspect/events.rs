@@ -41,7 +41,7 @@ fn addressed(body: &[u8], object: &ObjectRef, list: &str) -> Result<Targets, Ins
                 return sc.skip_value().at(&here);
             }
             once(&mut seen, &here)?;
-            addressed_rows(sc, &here, object, &id, &mut acc)
+            addressed_rows(sc, &here, object, id.clone(), &mut acc)
         })?;
         if !seen {
             return Err(root.key(list).bad(format!("missing '{list}'")));
@@ -56,7 +56,7 @@ pub(crate) fn addressed_rows<'c>(
     sc: &mut Scanner<'_>,
     path: &Path<'_>,
     object: &ObjectRef,
-    id: &Cow<'c, str>,
+    id: Cow<'c, str>,
     acc: &mut Collector<'c>,
 ) -> Result<(), InspectError> {
     elements(sc, path, |sc, i| {

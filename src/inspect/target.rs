@@ -32,14 +32,14 @@ pub(crate) fn named_target<'a>(
             found = Some((ObjectType::ProjectLog, project));
         }
         (Some(_), Some(_)) => {
-            return Err(path.key("log_id").bad(
-                "row has no recognizable target: log_id must be \"g\" for project logs",
-            ));
+            return Err(path
+                .key("log_id")
+                .bad("row has no recognizable target: log_id must be \"g\" for project logs"));
         }
         (None, Some(_)) => {
-            return Err(path.key("log_id").bad(
-                "row has no recognizable target: log_id without project_id",
-            ));
+            return Err(path
+                .key("log_id")
+                .bad("row has no recognizable target: log_id without project_id"));
         }
         _ => {}
     }
@@ -71,9 +71,8 @@ pub(crate) fn check_against(
     object: &ObjectRef,
     path: &Path<'_>,
 ) -> Result<(), InspectError> {
-    let mismatch = |key: &str| {
-        path.key(key).bad(format!("names an object other than the route's {object}"))
-    };
+    let mismatch =
+        |key: &str| path.key(key).bad(format!("names an object other than the route's {object}"));
     if f.prompt_session_id.is_some() {
         return Err(mismatch("prompt_session_id"));
     }
