@@ -179,7 +179,7 @@ impl Gateway {
             Route::CrossObjectInsert => inspect::cross_object_insert(&decoded()?)?,
             Route::Fetch(object) => {
                 if *method == Method::POST && !raw.is_empty() {
-                    let _ = decoded()?;
+                    inspect::validate_json(&decoded()?)?;
                 }
                 single(object, Permission::Read)
             }

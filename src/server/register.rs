@@ -12,7 +12,10 @@ use crate::policy::model::Project;
 use crate::policy::types::{ObjectRef, ObjectType, Permission};
 use serde_json::Value;
 
+/// Parses a small JSON object body after the full "Bodies" checks of the
+/// contract (UTF-8, depth, syntax of every value).
 fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayError> {
+    crate::inspect::validate_json(body)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(GatewayError::bad_request(None, "body must be a JSON object")),
