@@ -205,3 +205,54 @@ impl PolicyStore for FileStore {
         self.revision.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(project_name: &str) -> String {
+        serde_json::json!({
+            "organizations": [{"id": "o1", "name": "acme"}],
+            "projects": [{"id": "p1", "org_id": "o1", "name": project_name}],
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn reload_swaps_good_files_and_keeps_the_last_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(&path, doc("checkout")).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        let mut changes = store.subscribe();
+        assert!(matches!(store.reload_if_changed(), Reload::Unchanged));
+
+        // Atomic replace (write + rename), as editors and k8s do.
+        let tmp = dir.path().join("policy.json.tmp");
+        std::fs::write(&tmp, doc("renamed")).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert!(matches!(store.reload_if_changed(), Reload::Reloaded { revision: 2 }));
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
+
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(matches!(store.reload_if_changed(), Reload::Failed(LoadError::Json { .. })));
+        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
+        assert_eq!(store.revision(), 2);
+    }
+
+    #[tokio::test]
+    async fn discovered_projects_survive_reloads_and_unknown_orgs_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(&path, doc("checkout")).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        let learned = Project { id: "p2".into(), org_id: "o1".into(), name: "new".into(), description: None, deleted_at: None };
+        store.learn_project(learned.clone()).await.unwrap();
+        store.learn_project(Project { org_id: "elsewhere".into(), id: "p3".into(), ..learned }).await.unwrap();
+        assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
+        assert!(store.current().doc().projects.iter().all(|p| p.id != "p3"));
+        assert!(matches!(store.reload(), Reload::Reloaded { .. }));
+        assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
+    }
+}
