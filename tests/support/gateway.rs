@@ -28,6 +28,9 @@ pub struct GatewayBuilder {
     max_body_bytes: u64,
     /// Extra TOML appended verbatim (other sections, e.g. `[limits]`).
     extra_toml: String,
+    /// `key = value` lines added to the `[server]` / `[upstream]` sections.
+    server_toml: String,
+    upstream_toml: String,
     env: Vec<(String, String)>,
 }
 
@@ -57,6 +60,8 @@ impl GatewayBuilder {
             reserve_port: false,
             max_body_bytes: 8 * 1024 * 1024,
             extra_toml: String::new(),
+            server_toml: String::new(),
+            upstream_toml: String::new(),
             env: Vec::new(),
         }
     }
@@ -91,6 +96,34 @@ impl GatewayBuilder {
         self
     }
 
+    /// Adds `key = value` (value already TOML, e.g. `"\"1s\""`) to `[server]`.
+    pub fn server_option(mut self, key: &str, toml_value: &str) -> Self {
+        self.server_toml.push_str(&format!("{key} = {toml_value}\n"));
+        self
+    }
+
+    /// Adds `key = value` (value already TOML) to `[upstream]`.
+    pub fn upstream_option(mut self, key: &str, toml_value: &str) -> Self {
+        self.upstream_toml.push_str(&format!("{key} = {toml_value}\n"));
+        self
+    }
+
+    /// `server.header_read_timeout` (e.g. `"1s"`).
+    pub fn header_read_timeout(self, d: &str) -> Self {
+        self.server_option("header_read_timeout", &format!("\"{d}\""))
+    }
+
+    /// `upstream.timeout` (e.g. `"1s"`).
+    pub fn upstream_timeout(self, d: &str) -> Self {
+        self.upstream_option("timeout", &format!("\"{d}\""))
+    }
+
+    /// `upstream.passthrough_prefixes`.
+    pub fn passthrough_prefixes(self, prefixes: &[&str]) -> Self {
+        let list = serde_json::to_string(prefixes).expect("json list is TOML");
+        self.upstream_option("passthrough_prefixes", &list)
+    }
+
     /// Sets an environment variable for the child (e.g. a `LOGGATE_X__Y` override).
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_owned(), v.to_owned()));
@@ -121,10 +154,11 @@ impl GatewayBuilder {
 listen = "{listen}"
 public_url = "{public_url}"
 max_body_bytes = {max_body}
-
+{server_extra}
 [upstream]
 api_url = "{up}"
 app_url = "{up}"
+{upstream_extra}
 
 [policy]
 source = "file"
@@ -141,6 +175,8 @@ format = "json"
             up = self.upstream_url,
             policy = toml_escape(&policy_path),
             extra = self.extra_toml,
+            server_extra = self.server_toml,
+            upstream_extra = self.upstream_toml,
         );
         let config_path = dir.path().join("loggate.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -248,6 +284,50 @@ impl Gateway {
         policy.write(&self.policy_path);
     }
 
+    /// Overwrites the policy file's bytes in place (open, truncate, write:
+    /// what an editor or `cat > file` does), no rename.
+    pub fn write_policy_in_place(&self, bytes: &[u8]) {
+        std::fs::write(&self.policy_path, bytes).expect("write policy in place");
+    }
+
+    /// Replaces the policy file with `bytes` atomically (temp file + rename).
+    pub fn write_policy_atomic(&self, bytes: &[u8]) {
+        let tmp = self.policy_path.with_extension("json.tmp");
+        std::fs::write(&tmp, bytes).expect("write policy");
+        std::fs::rename(&tmp, &self.policy_path).expect("rename policy");
+    }
+
+    /// Panics if anything the server printed contains one of `secrets`.
+    pub fn assert_output_free_of(&self, secrets: &[&str]) {
+        let out = self.output();
+        for s in secrets {
+            assert!(!s.is_empty());
+            assert!(!out.contains(s), "loggate's output contains a secret ({}…)", &s[..s.len().min(10)]);
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the child (Linux `/proc`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
+    /// The value of the first sample of `/metrics` whose line starts with
+    /// `series` (name plus labels, exactly as exported), or 0.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }
@@ -283,6 +363,17 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of the sample `series` (e.g. `loggate_rows_total{outcome="denied"}`)
+/// in a Prometheus text exposition, or 0 when absent. Label order must match
+/// the exposition's.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn toml_escape(p: &Path) -> String {
