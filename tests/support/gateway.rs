@@ -23,6 +23,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct GatewayBuilder {
     upstream_url: String,
+    /// `upstream.app_url` when it differs from `api_url`.
+    app_url: Option<String>,
     public_url: Option<String>,
     reserve_port: bool,
     max_body_bytes: u64,
@@ -56,6 +58,7 @@ impl GatewayBuilder {
     pub fn new(upstream_url: &str) -> Self {
         GatewayBuilder {
             upstream_url: upstream_url.trim_end_matches('/').to_owned(),
+            app_url: None,
             public_url: None,
             reserve_port: false,
             max_body_bytes: 8 * 1024 * 1024,
@@ -108,6 +111,22 @@ impl GatewayBuilder {
         self
     }
 
+    /// Points `upstream.app_url` (login, register) somewhere other than `api_url`.
+    pub fn app_url(mut self, url: &str) -> Self {
+        self.app_url = Some(url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Points `upstream.api_url` (/logs3, /v1, /version) at `url`, keeping
+    /// `app_url` on the original upstream.
+    pub fn api_url(mut self, url: &str) -> Self {
+        if self.app_url.is_none() {
+            self.app_url = Some(self.upstream_url.clone());
+        }
+        self.upstream_url = url.trim_end_matches('/').to_owned();
+        self
+    }
+
     /// `server.header_read_timeout` (e.g. `"1s"`).
     pub fn header_read_timeout(self, d: &str) -> Self {
         self.server_option("header_read_timeout", &format!("\"{d}\""))
@@ -157,7 +176,7 @@ max_body_bytes = {max_body}
 {server_extra}
 [upstream]
 api_url = "{up}"
-app_url = "{up}"
+app_url = "{app}"
 {upstream_extra}
 
 [policy]
@@ -173,6 +192,7 @@ format = "json"
 {extra}"#,
             max_body = self.max_body_bytes,
             up = self.upstream_url,
+            app = self.app_url.as_deref().unwrap_or(&self.upstream_url),
             policy = toml_escape(&policy_path),
             extra = self.extra_toml,
             server_extra = self.server_toml,
