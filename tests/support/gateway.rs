@@ -386,14 +386,36 @@ impl Drop for Gateway {
 }
 
 /// The value of the sample `series` (e.g. `loggate_rows_total{outcome="denied"}`)
-/// in a Prometheus text exposition, or 0 when absent. Label order must match
-/// the exposition's.
+/// in a Prometheus text exposition, or 0 when absent. Labels match in any
+/// order (the exposition sorts them); values must not contain `",`.
 pub fn metric_value(text: &str, series: &str) -> f64 {
+    let (name, labels) = split_series(series);
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
+        .find_map(|l| {
+            let (sample, value) = l.rsplit_once(' ')?;
+            let (n, mut ls) = split_series(sample);
+            let mut want = labels.clone();
+            ls.sort();
+            want.sort();
+            (n == name && ls == want).then(|| value.trim().parse().ok()).flatten()
+        })
         .unwrap_or(0.0)
+}
+
+fn split_series(series: &str) -> (&str, Vec<String>) {
+    match series.split_once('{') {
+        None => (series.trim(), Vec::new()),
+        Some((name, rest)) => {
+            let inner = rest.trim_end().trim_end_matches('}');
+            let labels = inner
+                .split("\",")
+                .filter(|l| !l.is_empty())
+                .map(|l| l.trim_end_matches('"').to_owned())
+                .collect();
+            (name, labels)
+        }
+    }
 }
 
 fn toml_escape(p: &Path) -> String {
@@ -424,5 +446,15 @@ mod tests {
             assert_eq!(b.port(), 5678);
         }
         assert!(super::parse_listening(r#"{"message":"starting"}"#).is_none());
+    }
+
+    #[test]
+    fn metric_values_match_labels_in_any_order() {
+        let text = "# HELP x\nloggate_denials_total{object_type=\"project_log\",org=\"o1\",reason=\"permission_denied\"} 3\nloggate_rows_total{outcome=\"denied\"} 2\nplain 7\n";
+        let v = super::metric_value(text, r#"loggate_denials_total{reason="permission_denied",object_type="project_log",org="o1"}"#);
+        assert_eq!(v, 3.0);
+        assert_eq!(super::metric_value(text, r#"loggate_rows_total{outcome="denied"}"#), 2.0);
+        assert_eq!(super::metric_value(text, r#"loggate_rows_total{outcome="forwarded"}"#), 0.0);
+        assert_eq!(super::metric_value(text, "plain"), 7.0);
     }
 }
