@@ -824,3 +824,23 @@ async fn the_raw_tokens_never_reach_loggates_output() {
     w.gw.assert_output_free_of(&w.secrets());
     w.still_serves().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_lookup_naming_two_ids_is_refused_not_half_checked() {
+    let w = World::start().await;
+    // The gateway must not authorize one id while the data plane may read
+    // the other (parameter pollution, also through an encoded key name).
+    for q in [
+        format!("id={}&id={}", w.project, w.other_project),
+        format!("id={}&i%64={}", w.project, w.other_project),
+        format!("id={}&%69d={}", w.project, w.other_project),
+    ] {
+        let r = w.get(&format!("/api/project?{q}"), &w.writer).await;
+        let e = w.error(&r, 400, "bad_request");
+        assert_eq!(e["field"], "id", "{q}");
+    }
+    assert_eq!(w.forwarded("/api/project"), 0);
+    let r = w.get(&format!("/api/project?other=1&id={}", w.project), &w.writer).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.still_serves().await;
+}
