@@ -8,9 +8,13 @@
 
 #[path = "support/gateway.rs"]
 pub mod gateway;
+#[path = "support/http.rs"]
+pub mod http;
 #[path = "support/policy.rs"]
 pub mod policy;
 #[path = "support/sdk.rs"]
 pub mod sdk;
 #[path = "support/upstream.rs"]
 pub mod upstream;
+#[path = "support/world.rs"]
+pub mod world;

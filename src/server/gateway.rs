@@ -189,7 +189,7 @@ impl Gateway {
             }
             Route::ProjectGet(id) => register::any_on_project(self, caller, id).await?,
             Route::ProjectLookup => {
-                let id = query_param(query, "id").ok_or_else(|| GatewayError::bad_request(Some("id".into()), "query parameter id is required"))?;
+                let id = single_query_param(query, "id")?;
                 register::any_on_project(self, caller, &id).await?
             }
             Route::ExperimentRegister | Route::DatasetRegister => {
@@ -314,11 +314,26 @@ fn bearer_message(e: crate::auth::BearerError) -> &'static str {
     }
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name && !v.is_empty()).then(|| percent_decode(v))
-    })
+/// The one value of query parameter `name`. Keys are compared decoded
+/// (`i%64` is `id`), and a parameter given twice is refused: the data plane
+/// must not read a different value than the one loggate authorized.
+fn single_query_param(query: Option<&str>, name: &str) -> Result<String, GatewayError> {
+    let field = || Some(name.to_owned());
+    let mut values = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k) == name).then(|| percent_decode(v))
+        });
+    let value = values
+        .next()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| GatewayError::bad_request(field(), format!("query parameter {name} is required")))?;
+    if values.next().is_some() {
+        return Err(GatewayError::bad_request(field(), format!("query parameter {name} must appear once")));
+    }
+    Ok(value)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -367,9 +382,19 @@ mod tests {
 
     #[test]
     fn query_params_decode() {
-        assert_eq!(query_param(Some("a=1&id=p%201"), "id").as_deref(), Some("p 1"));
-        assert_eq!(query_param(Some("id="), "id"), None);
-        assert_eq!(query_param(None, "id"), None);
-        assert_eq!(query_param(Some("id=%zz%"), "id").as_deref(), Some("%zz%"));
+        let one = |q| single_query_param(q, "id").map_err(|e| e.code());
+        assert_eq!(one(Some("a=1&id=p%201")).as_deref(), Ok("p 1"));
+        assert_eq!(one(Some("id=")), Err("bad_request"));
+        assert_eq!(one(None), Err("bad_request"));
+        assert_eq!(one(Some("id=%zz%")).as_deref(), Ok("%zz%"));
+    }
+
+    #[test]
+    fn a_repeated_query_param_is_refused_even_with_an_encoded_key() {
+        let one = |q| single_query_param(Some(q), "id").map_err(|e| e.code());
+        assert_eq!(one("id=a&id=b"), Err("bad_request"));
+        assert_eq!(one("id=a&i%64=b"), Err("bad_request"));
+        assert_eq!(one("id=a&id"), Err("bad_request"));
+        assert_eq!(one("idx=b&id=a").as_deref(), Ok("a"));
     }
 }

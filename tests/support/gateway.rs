@@ -23,11 +23,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct GatewayBuilder {
     upstream_url: String,
+    /// `upstream.app_url` when it differs from `api_url`.
+    app_url: Option<String>,
     public_url: Option<String>,
     reserve_port: bool,
     max_body_bytes: u64,
     /// Extra TOML appended verbatim (other sections, e.g. `[limits]`).
     extra_toml: String,
+    /// `key = value` lines added to the `[server]` / `[upstream]` sections.
+    server_toml: String,
+    upstream_toml: String,
     env: Vec<(String, String)>,
 }
 
@@ -53,10 +58,13 @@ impl GatewayBuilder {
     pub fn new(upstream_url: &str) -> Self {
         GatewayBuilder {
             upstream_url: upstream_url.trim_end_matches('/').to_owned(),
+            app_url: None,
             public_url: None,
             reserve_port: false,
             max_body_bytes: 8 * 1024 * 1024,
             extra_toml: String::new(),
+            server_toml: String::new(),
+            upstream_toml: String::new(),
             env: Vec::new(),
         }
     }
@@ -91,6 +99,50 @@ impl GatewayBuilder {
         self
     }
 
+    /// Adds `key = value` (value already TOML, e.g. `"\"1s\""`) to `[server]`.
+    pub fn server_option(mut self, key: &str, toml_value: &str) -> Self {
+        self.server_toml.push_str(&format!("{key} = {toml_value}\n"));
+        self
+    }
+
+    /// Adds `key = value` (value already TOML) to `[upstream]`.
+    pub fn upstream_option(mut self, key: &str, toml_value: &str) -> Self {
+        self.upstream_toml.push_str(&format!("{key} = {toml_value}\n"));
+        self
+    }
+
+    /// Points `upstream.app_url` (login, register) somewhere other than `api_url`.
+    pub fn app_url(mut self, url: &str) -> Self {
+        self.app_url = Some(url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Points `upstream.api_url` (/logs3, /v1, /version) at `url`, keeping
+    /// `app_url` on the original upstream.
+    pub fn api_url(mut self, url: &str) -> Self {
+        if self.app_url.is_none() {
+            self.app_url = Some(self.upstream_url.clone());
+        }
+        self.upstream_url = url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// `server.header_read_timeout` (e.g. `"1s"`).
+    pub fn header_read_timeout(self, d: &str) -> Self {
+        self.server_option("header_read_timeout", &format!("\"{d}\""))
+    }
+
+    /// `upstream.timeout` (e.g. `"1s"`).
+    pub fn upstream_timeout(self, d: &str) -> Self {
+        self.upstream_option("timeout", &format!("\"{d}\""))
+    }
+
+    /// `upstream.passthrough_prefixes`.
+    pub fn passthrough_prefixes(self, prefixes: &[&str]) -> Self {
+        let list = serde_json::to_string(prefixes).expect("json list is TOML");
+        self.upstream_option("passthrough_prefixes", &list)
+    }
+
     /// Sets an environment variable for the child (e.g. a `LOGGATE_X__Y` override).
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_owned(), v.to_owned()));
@@ -121,10 +173,11 @@ impl GatewayBuilder {
 listen = "{listen}"
 public_url = "{public_url}"
 max_body_bytes = {max_body}
-
+{server_extra}
 [upstream]
 api_url = "{up}"
-app_url = "{up}"
+app_url = "{app}"
+{upstream_extra}
 
 [policy]
 source = "file"
@@ -139,8 +192,11 @@ format = "json"
 {extra}"#,
             max_body = self.max_body_bytes,
             up = self.upstream_url,
+            app = self.app_url.as_deref().unwrap_or(&self.upstream_url),
             policy = toml_escape(&policy_path),
             extra = self.extra_toml,
+            server_extra = self.server_toml,
+            upstream_extra = self.upstream_toml,
         );
         let config_path = dir.path().join("loggate.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -248,6 +304,50 @@ impl Gateway {
         policy.write(&self.policy_path);
     }
 
+    /// Overwrites the policy file's bytes in place (open, truncate, write:
+    /// what an editor or `cat > file` does), no rename.
+    pub fn write_policy_in_place(&self, bytes: &[u8]) {
+        std::fs::write(&self.policy_path, bytes).expect("write policy in place");
+    }
+
+    /// Replaces the policy file with `bytes` atomically (temp file + rename).
+    pub fn write_policy_atomic(&self, bytes: &[u8]) {
+        let tmp = self.policy_path.with_extension("json.tmp");
+        std::fs::write(&tmp, bytes).expect("write policy");
+        std::fs::rename(&tmp, &self.policy_path).expect("rename policy");
+    }
+
+    /// Panics if anything the server printed contains one of `secrets`.
+    pub fn assert_output_free_of(&self, secrets: &[&str]) {
+        let out = self.output();
+        for s in secrets {
+            assert!(!s.is_empty());
+            assert!(!out.contains(s), "loggate's output contains a secret ({}…)", &s[..s.len().min(10)]);
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the child (Linux `/proc`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
+    /// The value of the first sample of `/metrics` whose line starts with
+    /// `series` (name plus labels, exactly as exported), or 0.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }
@@ -285,6 +385,39 @@ impl Drop for Gateway {
     }
 }
 
+/// The value of the sample `series` (e.g. `loggate_rows_total{outcome="denied"}`)
+/// in a Prometheus text exposition, or 0 when absent. Labels match in any
+/// order (the exposition sorts them); values must not contain `",`.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    let (name, labels) = split_series(series);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (sample, value) = l.rsplit_once(' ')?;
+            let (n, mut ls) = split_series(sample);
+            let mut want = labels.clone();
+            ls.sort();
+            want.sort();
+            (n == name && ls == want).then(|| value.trim().parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+fn split_series(series: &str) -> (&str, Vec<String>) {
+    match series.split_once('{') {
+        None => (series.trim(), Vec::new()),
+        Some((name, rest)) => {
+            let inner = rest.trim_end().trim_end_matches('}');
+            let labels = inner
+                .split("\",")
+                .filter(|l| !l.is_empty())
+                .map(|l| l.trim_end_matches('"').to_owned())
+                .collect();
+            (name, labels)
+        }
+    }
+}
+
 fn toml_escape(p: &Path) -> String {
     p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -313,5 +446,15 @@ mod tests {
             assert_eq!(b.port(), 5678);
         }
         assert!(super::parse_listening(r#"{"message":"starting"}"#).is_none());
+    }
+
+    #[test]
+    fn metric_values_match_labels_in_any_order() {
+        let text = "# HELP x\nloggate_denials_total{object_type=\"project_log\",org=\"o1\",reason=\"permission_denied\"} 3\nloggate_rows_total{outcome=\"denied\"} 2\nplain 7\n";
+        let v = super::metric_value(text, r#"loggate_denials_total{reason="permission_denied",object_type="project_log",org="o1"}"#);
+        assert_eq!(v, 3.0);
+        assert_eq!(super::metric_value(text, r#"loggate_rows_total{outcome="denied"}"#), 2.0);
+        assert_eq!(super::metric_value(text, r#"loggate_rows_total{outcome="forwarded"}"#), 0.0);
+        assert_eq!(super::metric_value(text, "plain"), 7.0);
     }
 }

@@ -165,6 +165,18 @@ impl PolicyBuilder {
         id
     }
 
+    /// Removes every ACL naming `user_id` directly; returns how many.
+    pub fn revoke_user(&mut self, user_id: &str) -> usize {
+        let before = self.acls.len();
+        self.acls.retain(|a| a["user_id"] != user_id);
+        before - self.acls.len()
+    }
+
+    /// The document as pretty JSON bytes (what [`write`](Self::write) writes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&self.to_json()).unwrap()
+    }
+
     /// A service account plus a token for it in `org_id`.
     pub fn service_token(&mut self, org_id: &str, name: &str) -> Token {
         let user_id = self.user(name, true);

@@ -494,3 +494,44 @@ fn route(state: &Arc<Mutex<State>>, base: &str, rec: &Recorded) -> Response<Body
         _ => not_found(&rec.path),
     }
 }
+
+/// A "data plane" that is not HTTP at all: a raw TCP listener that answers
+/// every connection with `reply` (after reading whatever arrives for a
+/// moment) and closes. Counts the connections it accepted.
+pub struct GarbageUpstream {
+    pub url: String,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl GarbageUpstream {
+    pub async fn start(reply: &'static [u8]) -> GarbageUpstream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind garbage upstream");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = tokio::select! {
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                    _ = &mut rx => return,
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await;
+                    let _ = stream.write_all(reply).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        GarbageUpstream { url, accepted, _shutdown: tx }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
