@@ -23,7 +23,9 @@ pub fn client_tls_config(config: &UpstreamConfig) -> anyhow::Result<ClientConfig
     let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let mut tls = match (&config.client_cert, &config.client_key) {
+    // ALPN is left empty: the connector builder sets it from the enabled
+    // HTTP versions (and refuses a preset list).
+    let tls = match (&config.client_cert, &config.client_key) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .with_context(|| format!("upstream.client_cert {}", cert.display()))?
@@ -33,6 +35,5 @@ pub fn client_tls_config(config: &UpstreamConfig) -> anyhow::Result<ClientConfig
         }
         _ => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
 }
