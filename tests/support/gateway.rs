@@ -28,6 +28,8 @@ pub struct GatewayBuilder {
     max_body_bytes: u64,
     /// Extra TOML appended verbatim (other sections, e.g. `[limits]`).
     extra_toml: String,
+    /// The `[invalidation]` section, if any.
+    invalidation: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -57,6 +59,7 @@ impl GatewayBuilder {
             reserve_port: false,
             max_body_bytes: 8 * 1024 * 1024,
             extra_toml: String::new(),
+            invalidation: None,
             env: Vec::new(),
         }
     }
@@ -88,6 +91,15 @@ impl GatewayBuilder {
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml.push_str(toml);
         self.extra_toml.push('\n');
+        self
+    }
+
+    /// Configures `[invalidation]`: `feed` is `"redis"` or `"nats"`, `url`
+    /// its server, `channel` the channel/subject, `max_staleness` e.g. `"10s"`.
+    pub fn invalidation(mut self, feed: &str, url: &str, channel: &str, max_staleness: &str) -> Self {
+        self.invalidation = Some(format!(
+            "[invalidation]\nfeed = \"{feed}\"\nurl = \"{url}\"\nchannel = \"{channel}\"\nmax_staleness = \"{max_staleness}\"\n"
+        ));
         self
     }
 
@@ -136,10 +148,12 @@ listen = "127.0.0.1:0"
 [log]
 format = "json"
 
+{invalidation}
 {extra}"#,
             max_body = self.max_body_bytes,
             up = self.upstream_url,
             policy = toml_escape(&policy_path),
+            invalidation = self.invalidation.as_deref().unwrap_or(""),
             extra = self.extra_toml,
         );
         let config_path = dir.path().join("loggate.toml");
