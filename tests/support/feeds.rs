@@ -144,3 +144,40 @@ pub fn revision_message(revision: u64, changes: &[(&str, &str)]) -> String {
 pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// A scratch database on the CI Postgres (`LOGGATE_TEST_POSTGRES_URL`,
+/// default `postgres://postgres@127.0.0.1:5432/postgres`), dropped on drop.
+pub struct ScratchDb {
+    admin_url: String,
+    pub name: String,
+    /// URL of the scratch database.
+    pub url: String,
+}
+
+impl ScratchDb {
+    pub async fn create(prefix: &str) -> Self {
+        let admin_url = std::env::var("LOGGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("{prefix}_{}", super::policy::new_id().replace('-', "")[..12].to_owned());
+        let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("postgres at {admin_url} (set LOGGATE_TEST_POSTGRES_URL): {e}"));
+        tokio::spawn(conn);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create scratch database");
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let url = format!("{base}/{name}");
+        ScratchDb { admin_url, name, url }
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        // Synchronous best effort: psql, so that drop works outside a runtime.
+        let _ = Command::new("psql")
+            .arg(&self.admin_url)
+            .args(["-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
