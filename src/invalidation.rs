@@ -51,7 +51,11 @@ impl FeedHealth {
 
 /// Starts the configured subscriber (`feed = "redis" | "nats"`); `None` for
 /// `feed = "none"`. The feed starts down; it reports up once subscribed.
-pub fn spawn(config: &InvalidationConfig, cache: Arc<DecisionCache>, metrics: Arc<Metrics>) -> anyhow::Result<Option<JoinHandle<()>>> {
+pub fn spawn(
+    config: &InvalidationConfig,
+    cache: Arc<DecisionCache>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
     let health = FeedHealth::new(cache.clone(), metrics.clone());
     let applier = apply::Applier::new(cache, metrics);
     let task = match config.feed {

@@ -96,7 +96,8 @@ impl Fleet {
     }
 
     async fn write_on_replica_2(&self, client: &reqwest::Client) -> u16 {
-        let body = serde_json::json!({"rows": [{"id": "r", "project_id": self.project_id, "log_id": "g"}], "api_version": 2});
+        let body =
+            serde_json::json!({"rows": [{"id": "r", "project_id": self.project_id, "log_id": "g"}], "api_version": 2});
         client
             .post(format!("{}/logs3", self.replicas[1].url))
             .bearer_auth(&self.writer.raw)
@@ -123,7 +124,10 @@ impl Fleet {
             let started = Instant::now();
             self.revoke(&client, &acl).await;
             while self.write_on_replica_2(&client).await != 403 {
-                assert!(started.elapsed() < LIMIT, "round {round}: revocation not effective on replica 2 within {LIMIT:?}");
+                assert!(
+                    started.elapsed() < LIMIT,
+                    "round {round}: revocation not effective on replica 2 within {LIMIT:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             lags.push(started.elapsed());

@@ -125,10 +125,8 @@ async fn redis_revision_message_flips_a_cached_allow_and_records_the_lag() {
     let redis = RedisServer::start();
     let mut w = world();
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .invalidation("redis", &redis.url(), CHANNEL, "10s")
-        .start(&w.policy)
-        .await;
+    let gw =
+        GatewayBuilder::new(&upstream.url).invalidation("redis", &redis.url(), CHANNEL, "10s").start(&w.policy).await;
     feed_up(&gw, true).await;
     assert_eq!(readyz(&gw).await.1["invalidation_feed"], "up");
 
@@ -165,10 +163,8 @@ async fn redis_connection_loss_is_noticed_and_every_reconnect_flushes() {
     let mut redis = RedisServer::start();
     let mut w = world();
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .invalidation("redis", &redis.url(), CHANNEL, "10s")
-        .start(&w.policy)
-        .await;
+    let gw =
+        GatewayBuilder::new(&upstream.url).invalidation("redis", &redis.url(), CHANNEL, "10s").start(&w.policy).await;
     feed_up(&gw, true).await;
     let writer = w.token(0).clone();
     assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
@@ -199,10 +195,8 @@ async fn with_the_feed_down_past_max_staleness_cached_decisions_are_rechecked() 
     let mut redis = RedisServer::start();
     let w = world();
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .invalidation("redis", &redis.url(), CHANNEL, "400ms")
-        .start(&w.policy)
-        .await;
+    let gw =
+        GatewayBuilder::new(&upstream.url).invalidation("redis", &redis.url(), CHANNEL, "400ms").start(&w.policy).await;
     feed_up(&gw, true).await;
     let writer = w.token(0);
     assert_eq!(post_logs3(&gw, &w, writer).await, 200);
@@ -236,10 +230,8 @@ async fn nats_revision_message_flips_a_cached_allow_and_reconnects_flush() {
     let mut nats = NatsServer::start();
     let mut w = world();
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .invalidation("nats", &nats.url(), CHANNEL, "10s")
-        .start(&w.policy)
-        .await;
+    let gw =
+        GatewayBuilder::new(&upstream.url).invalidation("nats", &nats.url(), CHANNEL, "10s").start(&w.policy).await;
     feed_up(&gw, true).await;
     let writer = w.token(0).clone();
     assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
@@ -255,7 +247,8 @@ async fn nats_revision_message_flips_a_cached_allow_and_reconnects_flush() {
     .await;
     eventually(Duration::from_secs(2), "revision 7 applied", || async {
         let m = gw.metrics().await;
-        sample(&m, "loggate_policy_revision") == Some(7.0) && sample(&m, "loggate_revocation_lag_seconds_count") == Some(1.0)
+        sample(&m, "loggate_policy_revision") == Some(7.0)
+            && sample(&m, "loggate_revocation_lag_seconds_count") == Some(1.0)
     })
     .await;
 
@@ -332,8 +325,10 @@ impl InProcess {
 
     async fn feed_up(&self, up: bool) {
         let want = if up { 1.0 } else { 0.0 };
-        eventually(FEED_TIMEOUT, &format!("feed_up == {want}"), || async { self.metric("loggate_invalidation_feed_up") == want })
-            .await;
+        eventually(FEED_TIMEOUT, &format!("feed_up == {want}"), || async {
+            self.metric("loggate_invalidation_feed_up") == want
+        })
+        .await;
     }
 }
 

@@ -176,14 +176,21 @@ mod tests {
     }
 
     fn world() -> World {
-        let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
+        let cache =
+            Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
         let metrics = Arc::new(Metrics::new(true));
         let applier = Applier::new(cache.clone(), metrics.clone());
         World { cache, metrics, applier }
     }
 
     fn identity(token: &str, user: &str, org: &str) -> Identity {
-        Identity { token_id: token.into(), token_name: token.into(), org_id: org.into(), user_id: user.into(), expires_at_ms: None }
+        Identity {
+            token_id: token.into(),
+            token_name: token.into(),
+            org_id: org.into(),
+            user_id: user.into(),
+            expires_at_ms: None,
+        }
     }
 
     /// Two callers, each with one cached allow: t1 (user u1, org o1) on
@@ -216,10 +223,7 @@ mod tests {
         }
 
         fn send(&mut self, revision: u64, changes: &[(&str, &str)]) -> Outcome {
-            let changes: Vec<_> = changes
-                .iter()
-                .map(|(k, id)| serde_json::json!({"kind": k, "id": id}))
-                .collect();
+            let changes: Vec<_> = changes.iter().map(|(k, id)| serde_json::json!({"kind": k, "id": id})).collect();
             let msg = serde_json::json!({"revision": revision, "committed_at_ms": 1_000, "changes": changes});
             self.applier.message(msg.to_string().as_bytes(), 1_250)
         }
@@ -282,7 +286,10 @@ mod tests {
     async fn a_gap_flushes_and_continues_from_the_new_revision() {
         let mut w = at_revision_10().await;
         let flushes = w.counter("flush");
-        assert_eq!(w.send(13, &[("service_token", "t9")]), Outcome::Flushed(FlushReason::Gap { last: 10, revision: 13 }));
+        assert_eq!(
+            w.send(13, &[("service_token", "t9")]),
+            Outcome::Flushed(FlushReason::Gap { last: 10, revision: 13 })
+        );
         assert_eq!(w.cached().await, [false, false]);
         assert_eq!(w.counter("flush"), flushes + 1);
         assert_eq!(w.metrics.policy_revision.get(), 13);

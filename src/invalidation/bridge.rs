@@ -37,13 +37,16 @@ pub const SAFETY_POLL: Duration = Duration::from_secs(2);
 /// receivers see a gap and flush, which is cheaper than a replay.
 pub const MAX_REPLAY: u64 = 1000;
 
+/// `(committed_at_ms, [(kind, id)])`: one revision of the change log.
+pub type RevisionChanges = (i64, Vec<(String, String)>);
+
 /// Where committed revisions and their changes are read.
 pub trait ChangeSource: Send + Sync {
     /// The newest committed revision. Every revision up to it must be
     /// committed (or never be committed) when this answers.
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// `(committed_at_ms, [(kind, id)])` of one revision.
-    fn changes(&self, revision: u64) -> impl Future<Output = Result<(i64, Vec<(String, String)>), StoreError>> + Send;
+    fn changes(&self, revision: u64) -> impl Future<Output = Result<RevisionChanges, StoreError>> + Send;
 }
 
 /// A message could not be handed to the feed.
@@ -104,8 +107,10 @@ pub fn encode(revision: u64, committed_at_ms: i64, changes: &[(String, String)])
         }
     }
     let changes: Vec<_> = changes.iter().map(|(kind, id)| serde_json::json!({"kind": kind, "id": id})).collect();
-    serde_json::to_vec(&serde_json::json!({"revision": revision, "committed_at_ms": committed_at_ms, "changes": changes}))
-        .expect("json")
+    serde_json::to_vec(
+        &serde_json::json!({"revision": revision, "committed_at_ms": committed_at_ms, "changes": changes}),
+    )
+    .expect("json")
 }
 
 /// Why a catch-up stopped early (it resumes from where it stopped).
@@ -221,7 +226,9 @@ impl<S: ChangeSource, P: Publish> Bridge<S, P> {
         match self.catch_up().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(published = n, revision = self.published, "invalidation bridge published"),
-            Err(e) => tracing::warn!(error = %e, "invalidation bridge: catch-up stopped; retrying on the next notification or tick"),
+            Err(e) => {
+                tracing::warn!(error = %e, "invalidation bridge: catch-up stopped; retrying on the next notification or tick")
+            }
         }
     }
 }
@@ -247,7 +254,7 @@ impl ChangeSource for StoreChanges {
         }
     }
 
-    async fn changes(&self, _revision: u64) -> Result<(i64, Vec<(String, String)>), StoreError> {
+    async fn changes(&self, _revision: u64) -> Result<RevisionChanges, StoreError> {
         match &*self.0 {
             Store::File(_) => Err(StoreError("the file store has no change log".into())),
             // When `fleet` lands:
@@ -288,7 +295,7 @@ mod tests {
     /// An in-memory change log.
     #[derive(Default)]
     struct Log {
-        revisions: Mutex<BTreeMap<u64, (i64, Vec<(String, String)>)>>,
+        revisions: Mutex<BTreeMap<u64, RevisionChanges>>,
         down: Mutex<bool>,
     }
 
@@ -308,7 +315,7 @@ mod tests {
             }
             Ok(self.revisions.lock().keys().last().copied().unwrap_or(0))
         }
-        async fn changes(&self, revision: u64) -> Result<(i64, Vec<(String, String)>), StoreError> {
+        async fn changes(&self, revision: u64) -> Result<RevisionChanges, StoreError> {
             Ok(self.revisions.lock().get(&revision).cloned().unwrap_or_default())
         }
     }

@@ -30,7 +30,9 @@ fn options(events: Option<mpsc::UnboundedSender<Event>>) -> async_nats::ConnectO
         .max_reconnects(None)
         .ping_interval(PING_INTERVAL)
         .connection_timeout(CONNECT_TIMEOUT)
-        .reconnect_delay_callback(|attempts| Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(5)));
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(5))
+        });
     match events {
         None => options,
         Some(tx) => options.event_callback(move |event| {

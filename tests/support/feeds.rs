@@ -67,7 +67,8 @@ impl RedisServer {
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli");
+        let out =
+            Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -135,7 +136,8 @@ impl Drop for NatsServer {
 
 /// The contract message for one revision committed now.
 pub fn revision_message(revision: u64, changes: &[(&str, &str)]) -> String {
-    let committed_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let committed_at_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let changes: Vec<_> = changes.iter().map(|(k, id)| serde_json::json!({"kind": k, "id": id})).collect();
     serde_json::json!({"revision": revision, "committed_at_ms": committed_at_ms, "changes": changes}).to_string()
 }
