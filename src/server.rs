@@ -316,6 +316,7 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
         );
     }
     let admin = Arc::new(Admin::new(shared.clone(), admin_token));
+    spawn_invalidation(&shared).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         admin_addr = %admin_listener.local_addr()?,
@@ -324,7 +325,6 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
         "listening"
     );
     spawn_upkeep(&shared, tls.clone());
-    spawn_invalidation(&shared).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, stop_rx.clone()));
     let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, tls, stop_rx));
