@@ -51,6 +51,8 @@ impl Admin {
                         "accepting": accepting,
                         "policy_store": if store_ready { "ok" } else { "unreachable" },
                         "policy_revision": self.shared.gateway.store.revision(),
+                        // Informational: a feed that is down alone keeps the gateway ready.
+                        "invalidation_feed": self.feed_state(),
                     }),
                 ))
             }
@@ -65,6 +67,15 @@ impl Admin {
                 ))
             }
             _ => Err(GatewayError::NotFound(format!("no admin route {}", path.chars().take(100).collect::<String>()))),
+        }
+    }
+
+    fn feed_state(&self) -> &'static str {
+        let gw = &self.shared.gateway;
+        match gw.config.invalidation.feed {
+            crate::config::Feed::None => "none",
+            _ if gw.metrics.invalidation_feed_up.get() == 1 => "up",
+            _ => "down",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod cache;
+pub mod invalidation;
 pub mod forward;
 pub mod limits;
 pub mod admin;

@@ -138,6 +138,12 @@ impl Metrics {
         self.policy_last_load_unix.set(now_ms());
     }
 
+    /// Records that the policy was reloaded now without changing the
+    /// revision gauge (which the invalidation feed owns when configured).
+    pub fn policy_refreshed(&self) {
+        self.policy_last_load_unix.set(now_ms());
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);

@@ -231,6 +231,15 @@ fn refuse_connection(stream: TcpStream, tls: bool) {
     });
 }
 
+/// Starts the invalidation feed subscriber (`invalidation.feed != "none"`)
+/// and, for a store with a change log, the bridge that publishes to it.
+pub async fn spawn_invalidation(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let gw = &shared.gateway;
+    crate::invalidation::spawn(&gw.config.invalidation, gw.cache.clone(), gw.metrics.clone())?;
+    crate::invalidation::bridge::spawn(&gw.config, gw.store.clone()).await?;
+    Ok(())
+}
+
 /// Background upkeep: file policy reloads, TLS reloads, limiter pruning.
 pub fn spawn_upkeep(shared: &Arc<Shared>, tls: Option<Arc<tls::ReloadingTls>>) {
     let gw = shared.clone();
@@ -253,7 +262,12 @@ pub fn spawn_upkeep(shared: &Arc<Shared>, tls: Option<Arc<tls::ReloadingTls>>) {
                     let revision = *changes.borrow_and_update();
                     gw.gateway.cache.invalidate_all();
                     gw.gateway.metrics.invalidations.with_label_values(&["flush"]).inc();
-                    gw.gateway.metrics.policy_loaded(revision);
+                    if gw.gateway.config.invalidation.feed == Feed::None {
+                        gw.gateway.metrics.policy_loaded(revision);
+                    } else {
+                        // With a feed, `loggate_policy_revision` is the feed's.
+                        gw.gateway.metrics.policy_refreshed();
+                    }
                     tracing::info!(revision, "policy reloaded");
                 }
             }
@@ -302,6 +316,7 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
         );
     }
     let admin = Arc::new(Admin::new(shared.clone(), admin_token));
+    spawn_invalidation(&shared).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         admin_addr = %admin_listener.local_addr()?,

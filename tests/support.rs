@@ -6,6 +6,8 @@
 //! harness's self-checks).
 #![allow(dead_code)]
 
+#[path = "support/feeds.rs"]
+pub mod feeds;
 #[path = "support/gateway.rs"]
 pub mod gateway;
 #[path = "support/http.rs"]

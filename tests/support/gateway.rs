@@ -33,6 +33,8 @@ pub struct GatewayBuilder {
     /// `key = value` lines added to the `[server]` / `[upstream]` sections.
     server_toml: String,
     upstream_toml: String,
+    /// The `[invalidation]` section, if any.
+    invalidation: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -65,6 +67,7 @@ impl GatewayBuilder {
             extra_toml: String::new(),
             server_toml: String::new(),
             upstream_toml: String::new(),
+            invalidation: None,
             env: Vec::new(),
         }
     }
@@ -143,6 +146,15 @@ impl GatewayBuilder {
         self.upstream_option("passthrough_prefixes", &list)
     }
 
+    /// Configures `[invalidation]`: `feed` is `"redis"` or `"nats"`, `url`
+    /// its server, `channel` the channel/subject, `max_staleness` e.g. `"10s"`.
+    pub fn invalidation(mut self, feed: &str, url: &str, channel: &str, max_staleness: &str) -> Self {
+        self.invalidation = Some(format!(
+            "[invalidation]\nfeed = \"{feed}\"\nurl = \"{url}\"\nchannel = \"{channel}\"\nmax_staleness = \"{max_staleness}\"\n"
+        ));
+        self
+    }
+
     /// Sets an environment variable for the child (e.g. a `LOGGATE_X__Y` override).
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_owned(), v.to_owned()));
@@ -189,11 +201,13 @@ listen = "127.0.0.1:0"
 [log]
 format = "json"
 
+{invalidation}
 {extra}"#,
             max_body = self.max_body_bytes,
             up = self.upstream_url,
             app = self.app_url.as_deref().unwrap_or(&self.upstream_url),
             policy = toml_escape(&policy_path),
+            invalidation = self.invalidation.as_deref().unwrap_or(""),
             extra = self.extra_toml,
             server_extra = self.server_toml,
             upstream_extra = self.upstream_toml,

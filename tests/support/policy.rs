@@ -194,6 +194,20 @@ impl PolicyBuilder {
         Token { raw, id, name: name.to_owned(), user_id: user_id.to_owned(), org_id: org_id.to_owned() }
     }
 
+    /// Removes an ACL by id (a revocation); returns whether it existed.
+    pub fn remove_acl(&mut self, id: &str) -> bool {
+        let before = self.acls.len();
+        self.acls.retain(|a| a["id"] != id);
+        self.acls.len() != before
+    }
+
+    /// Removes a service token by id (a revocation); returns whether it existed.
+    pub fn remove_token(&mut self, id: &str) -> bool {
+        let before = self.service_tokens.len();
+        self.service_tokens.retain(|t| t["id"] != id);
+        self.service_tokens.len() != before
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "organizations": self.organizations,
