@@ -8,6 +8,8 @@
 
 #[path = "support/gateway.rs"]
 pub mod gateway;
+#[path = "support/pg.rs"]
+pub mod pg;
 #[path = "support/policy.rs"]
 pub mod policy;
 #[path = "support/sdk.rs"]

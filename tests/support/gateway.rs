@@ -29,6 +29,8 @@ pub struct GatewayBuilder {
     /// Extra TOML appended verbatim (other sections, e.g. `[limits]`).
     extra_toml: String,
     env: Vec<(String, String)>,
+    /// `[policy]` for the postgres store instead of the policy file.
+    postgres_url: Option<String>,
 }
 
 /// A running gateway.
@@ -58,6 +60,7 @@ impl GatewayBuilder {
             max_body_bytes: 8 * 1024 * 1024,
             extra_toml: String::new(),
             env: Vec::new(),
+            postgres_url: None,
         }
     }
 
@@ -88,6 +91,13 @@ impl GatewayBuilder {
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml.push_str(toml);
         self.extra_toml.push('\n');
+        self
+    }
+
+    /// Uses the postgres policy store at `url` (`migrate_on_start = true`,
+    /// `timeout = "1s"`); the policy passed to `start` is then not used.
+    pub fn postgres(mut self, url: &str) -> Self {
+        self.postgres_url = Some(url.to_owned());
         self
     }
 
@@ -126,10 +136,7 @@ max_body_bytes = {max_body}
 api_url = "{up}"
 app_url = "{up}"
 
-[policy]
-source = "file"
-file = "{policy}"
-
+{policy_section}
 [admin]
 listen = "127.0.0.1:0"
 
@@ -139,7 +146,12 @@ format = "json"
 {extra}"#,
             max_body = self.max_body_bytes,
             up = self.upstream_url,
-            policy = toml_escape(&policy_path),
+            policy_section = match &self.postgres_url {
+                None => format!("[policy]\nsource = \"file\"\nfile = \"{}\"\n", toml_escape(&policy_path)),
+                Some(url) => format!(
+                    "[policy]\nsource = \"postgres\"\npostgres_url = \"{url}\"\nmigrate_on_start = true\ntimeout = \"1s\"\n"
+                ),
+            },
             extra = self.extra_toml,
         );
         let config_path = dir.path().join("loggate.toml");
