@@ -23,7 +23,7 @@ pub fn client_tls_config(config: &UpstreamConfig) -> anyhow::Result<ClientConfig
     let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let mut tls = match (&config.client_cert, &config.client_key) {
+    let tls = match (&config.client_cert, &config.client_key) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .with_context(|| format!("upstream.client_cert {}", cert.display()))?
@@ -33,6 +33,7 @@ pub fn client_tls_config(config: &UpstreamConfig) -> anyhow::Result<ClientConfig
         }
         _ => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // ALPN is left to hyper-rustls (`enable_http1/2`), which refuses a
+    // config that already names protocols.
     Ok(tls)
 }
