@@ -1,9 +1,11 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz` (open, for scrapers
 //! and probes) and, behind the admin bearer token, the `/v1/` admin API.
 
+pub mod api;
+
 use crate::error::GatewayError;
 use crate::forward::{Body, full};
-use crate::policy::PolicyStore;
+use crate::policy::{PolicyStore, Store};
 use crate::server::Shared;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -62,9 +64,23 @@ impl Admin {
                     return Err(GatewayError::NotFound("the admin API is off: admin.token_env is unset or empty".into()));
                 };
                 self.check_admin_token(&request, expected)?;
-                Err(GatewayError::NotFound(
-                    "the admin API serves the postgres policy store; with policy.source = \"file\" the policy is the file".into(),
-                ))
+                let Store::Postgres(pg) = &*self.shared.gateway.store else {
+                    return Err(GatewayError::NotFound(
+                        "the admin API serves the postgres policy store; with policy.source = \"file\" the policy is the file".into(),
+                    ));
+                };
+                let (parts, body) = request.into_parts();
+                let body = read_body(body).await?;
+                let path = parts.uri.path();
+                let segments = path["/v1/".len()..].split('/').filter(|s| !s.is_empty()).collect();
+                let api_request = api::ApiRequest {
+                    method: &parts.method,
+                    segments,
+                    query: api::Query::parse(parts.uri.query()),
+                    body,
+                };
+                let value = api::handle(pg, api_request).await?;
+                Ok(json(StatusCode::OK, value))
             }
             _ => Err(GatewayError::NotFound(format!("no admin route {}", path.chars().take(100).collect::<String>()))),
         }
@@ -95,6 +111,18 @@ impl Admin {
         } else {
             Err(GatewayError::Unauthenticated("wrong admin token"))
         }
+    }
+}
+
+/// Admin request bodies (e.g. a large `batch_update`) are capped at this.
+const MAX_ADMIN_BODY: usize = 16 * 1024 * 1024;
+
+async fn read_body(body: Incoming) -> Result<Bytes, GatewayError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, MAX_ADMIN_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY }),
+        Err(e) => Err(GatewayError::bad_request(None, format!("could not read request body: {e}"))),
     }
 }
 

@@ -1,9 +1,12 @@
-//! The command line (design §9): `serve`, `check`, `token new`, `authz`.
+//! The command line (design §9): `serve`, `check`, `token new`, `authz`,
+//! `migrate`, `policy export|import`.
 //! Each command returns an exit code; `main.rs` only calls `run`.
 
 use crate::auth::TokenDigest;
 use crate::authz::{CompiledPolicy, Decision, Principal};
 use crate::config::{Config, PolicySource};
+use crate::policy::model::PolicyDoc;
+use crate::policy::postgres::{ImportError, PgStore};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +29,16 @@ enum Command {
     Check {
         #[arg(long, default_value = "config/loggate.toml")]
         config: PathBuf,
+    },
+    /// Apply the embedded postgres schema migrations (idempotent).
+    Migrate {
+        #[arg(long, default_value = "config/loggate.toml")]
+        config: PathBuf,
+    },
+    /// Export or import the policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Service token utilities.
     Token {
@@ -55,6 +68,26 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print the policy as a policy file (JSON) on stdout; logs go to stderr.
+    Export {
+        #[arg(long, default_value = "config/loggate.toml")]
+        config: PathBuf,
+    },
+    /// Upsert a policy file into the postgres store by id, in one transaction
+    /// (one revision). Idempotent.
+    Import {
+        #[arg(long, default_value = "config/loggate.toml")]
+        config: PathBuf,
+        /// The policy file (design §7 shape).
+        file: PathBuf,
+        /// Also delete everything the file does not contain.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Print a fresh bt-st- token, its SHA-256, and a policy entry.
     New {
@@ -72,6 +105,9 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Migrate { config } => migrate(&config),
+        Command::Policy { command: PolicyCommand::Export { config } } => export(&config),
+        Command::Policy { command: PolicyCommand::Import { config, file, replace } } => import(&config, &file, replace),
         Command::Token { command: TokenCommand::New { name, org_id, service_account_id } } => {
             token_new(&name, &org_id, &service_account_id)
         }
@@ -161,8 +197,143 @@ fn check(path: &std::path::Path) -> ExitCode {
             }
         },
         PolicySource::Postgres => {
-            println!("ok: config {} is valid (policy in postgres)", path.display());
+            let result = with_pg(&config, async |store| {
+                let revision = store.revision().await?;
+                let doc_counts = store.counts().await?;
+                Ok((revision, doc_counts))
+            });
+            match result {
+                Ok((revision, counts)) => {
+                    println!(
+                        "ok: config {} is valid; postgres policy store reachable at revision {revision} ({counts})",
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("loggate: policy store: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` on a postgres store opened from `config` (no migrations).
+fn with_pg<T>(
+    config: &Config,
+    f: impl AsyncFnOnce(&PgStore) -> Result<T, crate::policy::StoreError>,
+) -> Result<T, String> {
+    if config.policy.source != PolicySource::Postgres {
+        return Err("policy.source is not \"postgres\"".into());
+    }
+    let url = config.policy.postgres_url.as_deref().unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let store = PgStore::open(url, config.policy.timeout).map_err(|e| e.to_string())?;
+        f(&store).await.map_err(|e| e.to_string())
+    })
+}
+
+fn migrate(path: &std::path::Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match with_pg(&config, async |store| store.migrate().await) {
+        Ok(applied) if applied.is_empty() => {
+            eprintln!("loggate: migrations: already up to date");
             ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            eprintln!("loggate: migrations applied: {}", applied.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loggate: migrate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn export(path: &std::path::Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let doc = match config.policy.source {
+        PolicySource::File => crate::policy::file::load(&config.policy.file).map(|p| p.doc().clone()).map_err(|e| e.to_string()),
+        PolicySource::Postgres => with_pg(&config, async |store| store.load_doc().await),
+    };
+    match doc {
+        Ok(doc) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json")).and_then(|()| out.flush()) {
+                eprintln!("loggate: export: cannot write stdout: {e}");
+                return ExitCode::from(2);
+            }
+            eprintln!(
+                "loggate: exported {} organizations, {} projects, {} ACLs, {} service tokens",
+                doc.organizations.len(),
+                doc.projects.len(),
+                doc.acls.len(),
+                doc.service_tokens.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loggate: export: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn import(path: &std::path::Path, file: &std::path::Path, replace: bool) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.policy.source != PolicySource::Postgres {
+        eprintln!("loggate: import needs policy.source = \"postgres\" (with the file store, the policy is the file)");
+        return ExitCode::from(2);
+    }
+    let read = std::fs::read(file).map_err(|e| e.to_string());
+    let doc: PolicyDoc = match read.and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("loggate: import: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut invalid = None;
+    let result = with_pg(&config, async |store| match store.import(&doc, replace).await {
+        Ok(revision) => Ok(revision),
+        Err(ImportError::Invalid(errors)) => {
+            invalid = Some(errors);
+            Ok(0)
+        }
+        Err(ImportError::Store(e)) => Err(e),
+    });
+    match (result, invalid) {
+        (_, Some(errors)) => {
+            eprintln!("loggate: import: {} is invalid: {errors}", file.display());
+            ExitCode::from(2)
+        }
+        (Ok(revision), None) => {
+            eprintln!(
+                "loggate: imported {} ({}); policy revision {revision}",
+                file.display(),
+                if replace { "replace" } else { "upsert" }
+            );
+            ExitCode::SUCCESS
+        }
+        (Err(e), None) => {
+            eprintln!("loggate: import: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -213,7 +384,16 @@ fn authz(
             Ok(p) => p,
             Err(e) => return fail(e.to_string()),
         },
-        PolicySource::Postgres => return fail("authz reads the file policy; export the postgres policy first".into()),
+        PolicySource::Postgres => {
+            let doc = match with_pg(&config, async |store| store.load_doc().await) {
+                Ok(d) => d,
+                Err(e) => return fail(e),
+            };
+            match CompiledPolicy::compile(doc) {
+                Ok(p) => p,
+                Err(e) => return fail(format!("the postgres policy is inconsistent: {e}")),
+            }
+        }
     };
     let identity = match (token_id, token) {
         (Some(id), _) => policy

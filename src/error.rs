@@ -44,6 +44,28 @@ pub enum GatewayError {
     BodyTimeout,
 }
 
+impl From<crate::policy::StoreError> for GatewayError {
+    /// The store cannot answer: fail closed.
+    fn from(_: crate::policy::StoreError) -> Self {
+        GatewayError::PolicyUnavailable
+    }
+}
+
+impl From<tokio_postgres::Error> for GatewayError {
+    /// Admin API writes: a constraint or data error the checks before the
+    /// write did not catch (e.g. a concurrent delete of a referenced row) is
+    /// the caller's input; anything else means the store is unavailable.
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.code().map(|c| c.code()) {
+            Some(code) if code.starts_with("22") || code.starts_with("23") => {
+                let detail = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+                GatewayError::bad_request(None, format!("rejected by the policy store: {detail}"))
+            }
+            _ => GatewayError::PolicyUnavailable,
+        }
+    }
+}
+
 impl GatewayError {
     pub fn bad_request(field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
         GatewayError::BadRequest { field: field.into(), message: message.into() }

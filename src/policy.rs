@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod model;
+pub mod postgres;
 pub mod store;
 pub mod types;
 pub mod validate;

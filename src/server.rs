@@ -19,6 +19,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::Store;
 use crate::policy::file::{FileStore, Reload};
+use crate::policy::postgres::PgStore;
 use gateway::{Gateway, RequestFacts};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -52,16 +53,33 @@ impl Shared {
     }
 }
 
-/// Builds the gateway from its configuration: store, cache, forwarder.
-pub fn build(config: Config, upstream_token: Option<String>) -> anyhow::Result<Arc<Shared>> {
-    let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new(config.invalidation.feed != Feed::None));
-    let store = match config.policy.source {
+/// Opens the configured policy store; for postgres, migrates first when
+/// `policy.migrate_on_start` says so. An unreachable Postgres is not fatal
+/// (the gateway starts not ready and fails closed) unless migrations were asked for.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(match config.policy.source {
         crate::config::PolicySource::File => Store::File(FileStore::open(&config.policy.file)?),
         crate::config::PolicySource::Postgres => {
-            anyhow::bail!("policy.source = \"postgres\" is not available in this build")
+            let url = config.policy.postgres_url.as_deref().unwrap_or_default();
+            let store = PgStore::open(url, config.policy.timeout)?;
+            if config.policy.migrate_on_start {
+                let applied = store.migrate().await.map_err(|e| anyhow::anyhow!("policy.migrate_on_start: {e}"))?;
+                tracing::info!(applied = ?applied, "postgres migrations up to date");
+            }
+            match store.revision().await {
+                Ok(revision) => tracing::info!(revision, "postgres policy store reachable"),
+                Err(e) => tracing::warn!(error = %e, "postgres policy store unreachable; failing closed until it answers"),
+            }
+            Store::Postgres(store)
         }
-    };
+    })
+}
+
+/// Builds the gateway from its configuration: store, cache, forwarder.
+pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Result<Arc<Shared>> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new(config.invalidation.feed != Feed::None));
+    let store = open_store(&config).await?;
     metrics.policy_loaded(crate::policy::PolicyStore::revision(&store));
     let cache = Arc::new(DecisionCache::new(
         config.cache.max_decisions,
@@ -69,6 +87,11 @@ pub fn build(config: Config, upstream_token: Option<String>) -> anyhow::Result<A
         config.cache.negative_ttl,
         config.invalidation.max_staleness,
     ));
+    if matches!(store, Store::Postgres(_)) && config.invalidation.feed == Feed::None {
+        // Nothing pushes postgres changes: bound every cached answer's age
+        // by `invalidation.max_staleness` instead.
+        cache.set_push_healthy(false);
+    }
     let forwarder = Forwarder::new(&config.upstream, upstream_token.as_deref())?;
     let limits = Limits::new(&config.limits);
     let mut seed = [0u8; 8];
@@ -240,39 +263,43 @@ pub async fn spawn_invalidation(shared: &Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Background upkeep: file policy reloads, TLS reloads, limiter pruning.
+/// Background upkeep: file policy reloads (file store only; postgres
+/// changes arrive through the invalidation feed), TLS reloads, limiter pruning.
 pub fn spawn_upkeep(shared: &Arc<Shared>, tls: Option<Arc<tls::ReloadingTls>>) {
     let gw = shared.clone();
-    tokio::spawn(async move {
-        let Store::File(store) = &*gw.gateway.store;
-        let mut tick = tokio::time::interval(crate::policy::file::POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut changes = store.subscribe();
-        loop {
-            tokio::select! {
-                _ = tick.tick() => match tokio::task::block_in_place(|| store.reload_if_changed()) {
-                    Reload::Unchanged | Reload::Reloaded { .. } => {}
-                    Reload::Failed(e) => {
-                        gw.gateway.metrics.policy_reload_failures.inc();
-                        tracing::error!(error = %e, "policy reload refused; the last good policy stays in force");
+    let file_store = matches!(&*gw.gateway.store, Store::File(_));
+    if file_store {
+        tokio::spawn(async move {
+            let Store::File(store) = &*gw.gateway.store else { return };
+            let mut tick = tokio::time::interval(crate::policy::file::POLL_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut changes = store.subscribe();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => match tokio::task::block_in_place(|| store.reload_if_changed()) {
+                        Reload::Unchanged | Reload::Reloaded { .. } => {}
+                        Reload::Failed(e) => {
+                            gw.gateway.metrics.policy_reload_failures.inc();
+                            tracing::error!(error = %e, "policy reload refused; the last good policy stays in force");
+                        }
+                    },
+                    changed = changes.changed() => {
+                        if changed.is_err() { break; }
+                        let revision = *changes.borrow_and_update();
+                        gw.gateway.cache.invalidate_all();
+                        gw.gateway.metrics.invalidations.with_label_values(&["flush"]).inc();
+                        if gw.gateway.config.invalidation.feed == Feed::None {
+                            gw.gateway.metrics.policy_loaded(revision);
+                        } else {
+                            // With a feed, `loggate_policy_revision` is the feed's.
+                            gw.gateway.metrics.policy_refreshed();
+                        }
+                        tracing::info!(revision, "policy reloaded");
                     }
-                },
-                changed = changes.changed() => {
-                    if changed.is_err() { break; }
-                    let revision = *changes.borrow_and_update();
-                    gw.gateway.cache.invalidate_all();
-                    gw.gateway.metrics.invalidations.with_label_values(&["flush"]).inc();
-                    if gw.gateway.config.invalidation.feed == Feed::None {
-                        gw.gateway.metrics.policy_loaded(revision);
-                    } else {
-                        // With a feed, `loggate_policy_revision` is the feed's.
-                        gw.gateway.metrics.policy_refreshed();
-                    }
-                    tracing::info!(revision, "policy reloaded");
                 }
             }
-        }
-    });
+        });
+    }
     let limits_owner = shared.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -305,7 +332,7 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     };
     let listen = config.server.listen;
     let admin_listen = config.admin.listen;
-    let shared = build(config, upstream_token)?;
+    let shared = build(config, upstream_token).await?;
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("server.listen {listen}: {e}"))?;
     let admin_listener =
         TcpListener::bind(admin_listen).await.map_err(|e| anyhow::anyhow!("admin.listen {admin_listen}: {e}"))?;

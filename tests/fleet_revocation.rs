@@ -7,19 +7,10 @@
 //! it denies. Prints p50/p99/max; asserts only that every revocation took
 //! effect within 2 s (the 250 ms goal is for a quiet, dedicated machine).
 //!
-//! GATED until the postgres store lands (branch `fleet`): both tests are
-//! `#[ignore]`d. To enable after the merge:
-//! 1. remove the two `#[ignore = …]` lines below;
-//! 2. make sure `policy.source = "postgres"` starts (`migrate_on_start`),
-//!    `loggate policy import` exists, and the admin API serves
-//!    `POST /v1/acl` (returns `{"id": …}`) and `DELETE /v1/acl/{id}`;
-//! 3. run: `cargo test --test fleet_revocation -- --nocapture`
-//!    (Postgres from `LOGGATE_TEST_POSTGRES_URL`, default
-//!    `postgres://postgres@127.0.0.1:5432/postgres`; a scratch database is
-//!    created and dropped).
-//!
-//! Run by hand before then, `--ignored` fails at start-up of the first
-//! replica with "policy.source = \"postgres\" is not available".
+//! Run: `cargo nextest run --test fleet_revocation --no-capture` (Postgres
+//! from `LOGGATE_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; a scratch database is
+//! created and dropped; Redis and NATS are private servers on free ports).
 
 mod support;
 
@@ -150,7 +141,6 @@ fn report(feed: &str, lags: &[Duration]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the postgres policy store and admin API (branch `fleet`); see the module docs"]
 async fn two_replicas_revocation_lag_over_redis() {
     let redis = RedisServer::start();
     let fleet = fleet("redis", &redis.url()).await;
@@ -158,7 +148,6 @@ async fn two_replicas_revocation_lag_over_redis() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the postgres policy store and admin API (branch `fleet`); see the module docs"]
 async fn two_replicas_revocation_lag_over_nats() {
     let nats = NatsServer::start();
     let fleet = fleet("nats", &nats.url()).await;

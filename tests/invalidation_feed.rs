@@ -284,7 +284,7 @@ async fn in_process(w: &World, feed: &str, url: &str) -> InProcess {
         policy = policy_path.display(),
     );
     let config = loggate::config::Config::from_toml(&toml, std::iter::empty(), None).unwrap();
-    let shared = loggate::server::build(config, None).unwrap();
+    let shared = loggate::server::build(config, None).await.unwrap();
     // No `spawn_upkeep`: file changes are only seen through `replace_policy`,
     // which swaps the policy without touching the cache.
     loggate::server::spawn_invalidation(&shared).await.unwrap();

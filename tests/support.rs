@@ -12,6 +12,8 @@ pub mod feeds;
 pub mod gateway;
 #[path = "support/http.rs"]
 pub mod http;
+#[path = "support/pg.rs"]
+pub mod pg;
 #[path = "support/policy.rs"]
 pub mod policy;
 #[path = "support/sdk.rs"]

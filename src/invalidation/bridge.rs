@@ -17,7 +17,7 @@
 //! one, which is exactly a lost revocation.
 //!
 //! The store side is the [`ChangeSource`] trait; `PgStore` implements it
-//! once the postgres store is built in (see [`StoreChanges`]).
+//! (see [`StoreChanges`]).
 
 use super::message::ChangeKind;
 use super::{Backoff, nats, redis};
@@ -249,16 +249,14 @@ impl ChangeSource for StoreChanges {
     async fn revision(&self) -> Result<u64, StoreError> {
         match &*self.0 {
             Store::File(_) => Err(StoreError("the file store has no change log".into())),
-            // When `fleet` lands:
-            // Store::Postgres(pg) => pg.revision().await,
+            Store::Postgres(pg) => pg.revision().await,
         }
     }
 
-    async fn changes(&self, _revision: u64) -> Result<RevisionChanges, StoreError> {
+    async fn changes(&self, revision: u64) -> Result<RevisionChanges, StoreError> {
         match &*self.0 {
             Store::File(_) => Err(StoreError("the file store has no change log".into())),
-            // When `fleet` lands:
-            // Store::Postgres(pg) => pg.changes(_revision).await,
+            Store::Postgres(pg) => pg.changes(revision).await,
         }
     }
 }
@@ -267,8 +265,7 @@ impl ChangeSource for StoreChanges {
 fn listen_url(config: &Config, store: &Store) -> Option<String> {
     let has_change_log = match store {
         Store::File(_) => false,
-        // When `fleet` lands:
-        // Store::Postgres(_) => true,
+        Store::Postgres(_) => true,
     };
     has_change_log.then(|| config.policy.postgres_url.clone()).flatten()
 }

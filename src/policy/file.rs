@@ -224,7 +224,7 @@ mod tests {
         let path = dir.path().join("policy.json");
         std::fs::write(&path, doc("checkout")).unwrap();
         let store = FileStore::open(&path).unwrap();
-        let mut changes = store.subscribe();
+        let changes = store.subscribe();
         assert!(matches!(store.reload_if_changed(), Reload::Unchanged));
 
         // Atomic replace (write + rename), as editors and k8s do.

@@ -3,6 +3,7 @@
 //! dispatch or boxed futures on the hot path.
 
 use super::file::FileStore;
+use super::postgres::PgStore;
 use crate::auth::{Identity, TokenDigest};
 use crate::authz::{Decision, Explanation, Principal};
 use crate::policy::model::Project;
@@ -52,12 +53,14 @@ pub trait PolicyStore: Send + Sync {
 /// The configured backend.
 pub enum Store {
     File(FileStore),
+    Postgres(PgStore),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::File($s) => $e,
+            Store::Postgres($s) => $e,
         }
     };
 }
@@ -91,6 +94,6 @@ impl PolicyStore for Store {
         dispatch!(self, s => s.ready().await)
     }
     fn revision(&self) -> u64 {
-        dispatch!(self, s => s.revision())
+        dispatch!(self, s => PolicyStore::revision(s))
     }
 }

@@ -36,6 +36,8 @@ pub struct GatewayBuilder {
     /// The `[invalidation]` section, if any.
     invalidation: Option<String>,
     env: Vec<(String, String)>,
+    /// `[policy]` for the postgres store instead of the policy file.
+    postgres_url: Option<String>,
 }
 
 /// A running gateway.
@@ -69,6 +71,7 @@ impl GatewayBuilder {
             upstream_toml: String::new(),
             invalidation: None,
             env: Vec::new(),
+            postgres_url: None,
         }
     }
 
@@ -155,6 +158,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Uses the postgres policy store at `url` (`migrate_on_start = true`,
+    /// `timeout = "1s"`); the policy passed to `start` is then not used.
+    pub fn postgres(mut self, url: &str) -> Self {
+        self.postgres_url = Some(url.to_owned());
+        self
+    }
+
     /// Sets an environment variable for the child (e.g. a `LOGGATE_X__Y` override).
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_owned(), v.to_owned()));
@@ -191,10 +201,7 @@ api_url = "{up}"
 app_url = "{app}"
 {upstream_extra}
 
-[policy]
-source = "file"
-file = "{policy}"
-
+{policy_section}
 [admin]
 listen = "127.0.0.1:0"
 
@@ -206,8 +213,13 @@ format = "json"
             max_body = self.max_body_bytes,
             up = self.upstream_url,
             app = self.app_url.as_deref().unwrap_or(&self.upstream_url),
-            policy = toml_escape(&policy_path),
             invalidation = self.invalidation.as_deref().unwrap_or(""),
+            policy_section = match &self.postgres_url {
+                None => format!("[policy]\nsource = \"file\"\nfile = \"{}\"\n", toml_escape(&policy_path)),
+                Some(url) => format!(
+                    "[policy]\nsource = \"postgres\"\npostgres_url = \"{url}\"\nmigrate_on_start = true\ntimeout = \"1s\"\n"
+                ),
+            },
             extra = self.extra_toml,
             server_extra = self.server_toml,
             upstream_extra = self.upstream_toml,

@@ -1,0 +1,127 @@
+//! `/v1/service_token`: create (returns the raw `bt-st-` token once, as
+//! `key`; only its SHA-256 is stored), list, get, delete (by id in the
+//! path, or `{"id"}` in the body).
+//!
+//! Without `service_account_id`, a service-account user named after the
+//! token is created in the same transaction (the spec requires the field;
+//! loggate has no endpoint to create service accounts, so this is the one
+//! way to get one through the API).
+
+use super::{ApiRequest, Fields, Filter, bad, body_object, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use crate::auth::TokenDigest;
+use crate::error::GatewayError;
+use crate::policy::postgres::PgStore;
+use http::Method;
+use serde_json::{Value, json};
+use tokio_postgres::{GenericClient, Row};
+
+const SELECT: &str = "SELECT t.id, t.created, t.name, t.preview_name, t.service_account_id, u.name, t.org_id
+   FROM service_tokens t JOIN users u ON u.id = t.service_account_id";
+
+fn to_json(r: &Row) -> Value {
+    json!({
+        "id": r.get::<_, String>(0),
+        "created": ts(r.get(1)),
+        "name": r.get::<_, String>(2),
+        "preview_name": r.get::<_, Option<String>>(3).unwrap_or_else(|| "bt-st-…".into()),
+        "service_account_id": r.get::<_, String>(4),
+        "service_account_email": null,
+        "service_account_name": r.get::<_, String>(5),
+        "org_id": r.get::<_, String>(6),
+    })
+}
+
+async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
+    Ok(c.query_opt(&format!("{SELECT} WHERE t.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
+}
+
+async fn delete(pg: &PgStore, id: &str) -> Result<Value, GatewayError> {
+    let mut conn = pg.conn().await?;
+    let tx = conn.transaction().await?;
+    let token = get(&tx, id).await?.ok_or_else(|| not_found("service_token", id))?;
+    tx.execute("DELETE FROM service_tokens WHERE id = $1", &[&id]).await?;
+    tx.commit().await?;
+    conn.release();
+    Ok(token)
+}
+
+/// `bt-st-abcd…`: the first 10 characters and an ellipsis.
+pub fn preview_name(token: &str) -> String {
+    format!("{}…", token.chars().take(10).collect::<String>())
+}
+
+pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
+    let m = req.method;
+    match rest {
+        [] if m == Method::POST => {
+            let body = body_object(&req.body)?;
+            let f = Fields::new(&body);
+            let name = f.req_str("name")?;
+            let org_name = f.opt_str("org_name")?;
+            let account = f.opt_nonempty("service_account_id")?;
+            let token = crate::auth::token::generate();
+            let digest = TokenDigest::of(&token).to_hex();
+            let mut conn = pg.conn().await?;
+            let tx = conn.transaction().await?;
+            let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
+            let account = match account {
+                Some(id) => {
+                    if tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&id]).await?.is_none() {
+                        return Err(bad("service_account_id", format!("unknown user '{}'", super::truncate(&id))));
+                    }
+                    id
+                }
+                None => {
+                    let id = new_id();
+                    tx.execute("INSERT INTO users (id, name, service_account) VALUES ($1, $2, true)", &[&id, &name]).await?;
+                    id
+                }
+            };
+            let id = new_id();
+            tx.execute(
+                "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, preview_name)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&id, &name, &org, &account, &digest, &preview_name(&token)],
+            )
+            .await?;
+            let mut created = get(&tx, &id).await?.expect("just written");
+            tx.commit().await?;
+            conn.release();
+            created["key"] = Value::String(token);
+            Ok(created)
+        }
+        [] if m == Method::GET => {
+            let conn = pg.conn().await?;
+            let mut f = Filter::default();
+            f.eq("t.org_id", org_filter(&*conn, &req.query).await?);
+            f.eq("t.name", req.query.get("service_token_name").map(str::to_owned));
+            f.ids("t.id", req.query.all("ids"));
+            let sql = format!("{SELECT} WHERE {} ORDER BY t.created, t.id{}", f.sql(), limit_sql(req.query.limit()?));
+            let rows = conn.query(&sql, &f.params()).await?;
+            conn.release();
+            Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))
+        }
+        [] if m == Method::DELETE => {
+            let body = body_object(&req.body)?;
+            let id = Fields::new(&body).req_str("id")?;
+            delete(pg, &id).await
+        }
+        [id] if m == Method::GET => {
+            let conn = pg.conn().await?;
+            let token = get(&*conn, id).await?;
+            conn.release();
+            token.ok_or_else(|| not_found("service_token", id))
+        }
+        [id] if m == Method::DELETE => delete(pg, id).await,
+        [] | [_] => Err(not_allowed(m)),
+        _ => Err(GatewayError::NotFound("no such admin API route".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn preview_is_the_first_ten_characters() {
+        assert_eq!(super::preview_name("bt-st-abcdefghijklmnopqrstuvwxyz0123456789"), "bt-st-abcd…");
+    }
+}

@@ -1,0 +1,427 @@
+//! The whole policy in and out: `loggate policy export` (one consistent
+//! snapshot, ids sorted) and `loggate policy import` (bulk upserts by id in
+//! one transaction, optionally deleting what the document lacks).
+
+use super::timestamp;
+use crate::policy::model::*;
+use crate::policy::store::StoreError;
+use crate::policy::types::ObjectType;
+use crate::policy::validate::{PolicyError, PolicyErrors};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use tokio_postgres::{Client, Error, IsolationLevel};
+
+/// Why an import did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the policy document is invalid: {0}")]
+    Invalid(PolicyErrors),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.as_ref().map(timestamp)
+}
+
+/// Reads the whole policy in one REPEATABLE READ snapshot.
+pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
+    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let mut doc = PolicyDoc::default();
+    for r in tx.query("SELECT id, name FROM organizations ORDER BY id", &[]).await? {
+        doc.organizations.push(Organization { id: r.get(0), name: r.get(1) });
+    }
+    for r in tx.query("SELECT id, org_id, name, description, deleted_at FROM projects ORDER BY id", &[]).await? {
+        doc.projects.push(Project {
+            id: r.get(0),
+            org_id: r.get(1),
+            name: r.get(2),
+            description: r.get(3),
+            deleted_at: ts(r.get(4)),
+        });
+    }
+    for r in tx.query("SELECT id, project_id, name FROM experiments ORDER BY id", &[]).await? {
+        doc.experiments.push(Experiment { id: r.get(0), project_id: r.get(1), name: r.get(2) });
+    }
+    for r in tx.query("SELECT id, project_id, name FROM datasets ORDER BY id", &[]).await? {
+        doc.datasets.push(Dataset { id: r.get(0), project_id: r.get(1), name: r.get(2) });
+    }
+    for r in tx.query("SELECT id, name, service_account FROM users ORDER BY id", &[]).await? {
+        doc.users.push(User { id: r.get(0), name: r.get(1), service_account: r.get(2) });
+    }
+    let groups = tx
+        .query(
+            "SELECT g.id, g.org_id, g.name, g.description,
+                    ARRAY(SELECT m.user_id FROM group_member_users m WHERE m.group_id = g.id ORDER BY 1),
+                    ARRAY(SELECT m.member_group_id FROM group_member_groups m WHERE m.group_id = g.id ORDER BY 1)
+               FROM groups g ORDER BY g.id",
+            &[],
+        )
+        .await?;
+    for r in groups {
+        doc.groups.push(Group {
+            id: r.get(0),
+            org_id: r.get(1),
+            name: r.get(2),
+            description: r.get(3),
+            member_users: r.get(4),
+            member_groups: r.get(5),
+        });
+    }
+    let roles = tx
+        .query(
+            "SELECT x.id, x.org_id, x.name, x.description,
+                    ARRAY(SELECT p.permission FROM role_permissions p WHERE p.role_id = x.id
+                           ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
+                    ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
+                           ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
+                    ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
+               FROM roles x ORDER BY x.id",
+            &[],
+        )
+        .await?;
+    for r in roles {
+        let permissions: Vec<String> = r.get(4);
+        let restricts: Vec<Option<String>> = r.get(5);
+        doc.roles.push(Role {
+            id: r.get(0),
+            org_id: r.get(1),
+            name: r.get(2),
+            description: r.get(3),
+            member_permissions: permissions
+                .into_iter()
+                .zip(restricts)
+                .map(|(permission, restrict_object_type)| RolePermission { permission, restrict_object_type })
+                .collect(),
+            member_roles: r.get(6),
+        });
+    }
+    let acls = tx
+        .query(
+            "SELECT id, object_type, object_id, user_id, group_id, permission, role_id, restrict_object_type
+               FROM acls ORDER BY id",
+            &[],
+        )
+        .await?;
+    for r in acls {
+        doc.acls.push(Acl {
+            id: r.get(0),
+            object_type: r.get(1),
+            object_id: r.get(2),
+            user_id: r.get(3),
+            group_id: r.get(4),
+            permission: r.get(5),
+            role_id: r.get(6),
+            restrict_object_type: r.get(7),
+        });
+    }
+    let tokens = tx
+        .query("SELECT id, name, org_id, service_account_id, token_sha256, expires_at FROM service_tokens ORDER BY id", &[])
+        .await?;
+    for r in tokens {
+        doc.service_tokens.push(ServiceToken {
+            id: r.get(0),
+            name: r.get(1),
+            org_id: r.get(2),
+            service_account_id: r.get(3),
+            token_sha256: r.get(4),
+            expires_at: ts(r.get(5)),
+        });
+    }
+    tx.commit().await?;
+    Ok(doc)
+}
+
+/// A validated document as column arrays, ready for `unnest` upserts.
+#[derive(Default)]
+pub struct Rows<'a> {
+    org: [Vec<&'a str>; 2],
+    project: [Vec<&'a str>; 3],
+    project_description: Vec<Option<&'a str>>,
+    project_deleted: Vec<Option<DateTime<Utc>>>,
+    experiment: [Vec<&'a str>; 3],
+    dataset: [Vec<&'a str>; 3],
+    user: [Vec<&'a str>; 2],
+    user_service: Vec<bool>,
+    group: [Vec<&'a str>; 3],
+    group_description: Vec<Option<&'a str>>,
+    group_users: [Vec<&'a str>; 2],
+    group_groups: [Vec<&'a str>; 2],
+    role: [Vec<&'a str>; 2],
+    role_org: Vec<Option<&'a str>>,
+    role_description: Vec<Option<&'a str>>,
+    role_perm: (Vec<&'a str>, Vec<&'a str>, Vec<Option<&'a str>>),
+    role_roles: [Vec<&'a str>; 2],
+    /// id, object_type, object_id
+    acl: [Vec<&'a str>; 3],
+    /// user_id, group_id, permission, role_id, restrict_object_type, object_org_id
+    acl_opt: [Vec<Option<&'a str>>; 6],
+    /// id, name, org_id, service_account_id, token_sha256
+    token: [Vec<&'a str>; 5],
+    token_expires: Vec<Option<DateTime<Utc>>>,
+}
+
+fn parse_time(s: &str, field: String, errors: &mut Vec<PolicyError>) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            errors.push(PolicyError { field, message: format!("'{s}' is not an RFC 3339 timestamp") });
+            None
+        }
+    }
+}
+
+impl<'a> Rows<'a> {
+    /// Splits a validated document into columns; timestamps that do not
+    /// parse are reported like validation errors.
+    pub fn of(doc: &'a PolicyDoc) -> Result<Self, PolicyErrors> {
+        let mut r = Rows::default();
+        let mut errors = Vec::new();
+        for o in &doc.organizations {
+            r.org[0].push(&o.id);
+            r.org[1].push(&o.name);
+        }
+        let mut project_org: HashMap<&str, &str> = HashMap::new();
+        for (i, p) in doc.projects.iter().enumerate() {
+            project_org.insert(&p.id, &p.org_id);
+            r.project[0].push(&p.id);
+            r.project[1].push(&p.org_id);
+            r.project[2].push(&p.name);
+            r.project_description.push(p.description.as_deref());
+            r.project_deleted
+                .push(p.deleted_at.as_deref().and_then(|s| parse_time(s, format!("projects[{i}].deleted_at"), &mut errors)));
+        }
+        let mut child_org: HashMap<(&str, &str), &str> = HashMap::new();
+        for e in &doc.experiments {
+            r.experiment[0].push(&e.id);
+            r.experiment[1].push(&e.project_id);
+            r.experiment[2].push(&e.name);
+            if let Some(o) = project_org.get(e.project_id.as_str()) {
+                child_org.insert(("experiment", &e.id), o);
+            }
+        }
+        for d in &doc.datasets {
+            r.dataset[0].push(&d.id);
+            r.dataset[1].push(&d.project_id);
+            r.dataset[2].push(&d.name);
+            if let Some(o) = project_org.get(d.project_id.as_str()) {
+                child_org.insert(("dataset", &d.id), o);
+            }
+        }
+        for u in &doc.users {
+            r.user[0].push(&u.id);
+            r.user[1].push(&u.name);
+            r.user_service.push(u.service_account);
+        }
+        let mut group_org: HashMap<&str, &str> = HashMap::new();
+        for g in &doc.groups {
+            group_org.insert(&g.id, &g.org_id);
+            r.group[0].push(&g.id);
+            r.group[1].push(&g.org_id);
+            r.group[2].push(&g.name);
+            r.group_description.push(g.description.as_deref());
+            for u in &g.member_users {
+                r.group_users[0].push(&g.id);
+                r.group_users[1].push(u);
+            }
+            for h in &g.member_groups {
+                r.group_groups[0].push(&g.id);
+                r.group_groups[1].push(h);
+            }
+        }
+        let mut role_org: HashMap<&str, &str> = HashMap::new();
+        for x in &doc.roles {
+            if let Some(o) = &x.org_id {
+                role_org.insert(&x.id, o);
+            }
+            r.role[0].push(&x.id);
+            r.role[1].push(&x.name);
+            r.role_org.push(x.org_id.as_deref());
+            r.role_description.push(x.description.as_deref());
+            for p in &x.member_permissions {
+                r.role_perm.0.push(&x.id);
+                r.role_perm.1.push(&p.permission);
+                r.role_perm.2.push(p.restrict_object_type.as_deref());
+            }
+            for m in &x.member_roles {
+                r.role_roles[0].push(&x.id);
+                r.role_roles[1].push(m);
+            }
+        }
+        let single_org = (doc.organizations.len() == 1).then(|| doc.organizations[0].id.as_str());
+        for a in &doc.acls {
+            let id = a.object_id.as_str();
+            let org = match a.object_type.parse::<ObjectType>() {
+                Ok(ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs) => {
+                    Some(id)
+                }
+                Ok(ObjectType::Project | ObjectType::ProjectLog) => project_org.get(id).copied(),
+                Ok(ObjectType::Experiment) => child_org.get(&("experiment", id)).copied(),
+                Ok(ObjectType::Dataset) => child_org.get(&("dataset", id)).copied(),
+                Ok(ObjectType::Group) => group_org.get(id).copied(),
+                Ok(ObjectType::Role) => role_org.get(id).copied(),
+                _ => single_org,
+            };
+            r.acl[0].push(&a.id);
+            r.acl[1].push(&a.object_type);
+            r.acl[2].push(id);
+            r.acl_opt[0].push(a.user_id.as_deref());
+            r.acl_opt[1].push(a.group_id.as_deref());
+            r.acl_opt[2].push(a.permission.as_deref());
+            r.acl_opt[3].push(a.role_id.as_deref());
+            r.acl_opt[4].push(a.restrict_object_type.as_deref());
+            r.acl_opt[5].push(org);
+        }
+        for (i, t) in doc.service_tokens.iter().enumerate() {
+            r.token[0].push(&t.id);
+            r.token[1].push(&t.name);
+            r.token[2].push(&t.org_id);
+            r.token[3].push(&t.service_account_id);
+            r.token[4].push(&t.token_sha256);
+            r.token_expires
+                .push(t.expires_at.as_deref().and_then(|s| parse_time(s, format!("service_tokens[{i}].expires_at"), &mut errors)));
+        }
+        if errors.is_empty() { Ok(r) } else { Err(PolicyErrors(errors)) }
+    }
+}
+
+/// Upserts `rows` in one transaction; returns the revision in force at commit.
+pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<i64, Error> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO organizations (id, name) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+        &[&r.org[0], &r.org[1]],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO projects (id, org_id, name, description, deleted_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name,
+             description = EXCLUDED.description, deleted_at = EXCLUDED.deleted_at",
+        &[&r.project[0], &r.project[1], &r.project[2], &r.project_description, &r.project_deleted],
+    )
+    .await?;
+    for (table, cols) in [("experiments", &r.experiment), ("datasets", &r.dataset)] {
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (id, project_id, name) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT (id) DO UPDATE SET project_id = EXCLUDED.project_id, name = EXCLUDED.name"
+            ),
+            &[&cols[0], &cols[1], &cols[2]],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO users (id, name, service_account) SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, service_account = EXCLUDED.service_account",
+        &[&r.user[0], &r.user[1], &r.user_service],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO groups (id, org_id, name, description) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name, description = EXCLUDED.description",
+        &[&r.group[0], &r.group[1], &r.group[2], &r.group_description],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO roles (id, name, org_id, description) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name, description = EXCLUDED.description",
+        &[&r.role[0], &r.role[1], &r.role_org, &r.role_description],
+    )
+    .await?;
+    // Member sets of the document's groups and roles: exactly as listed.
+    tx.execute(
+        "DELETE FROM group_member_users m WHERE m.group_id IN (SELECT unnest($1::text[]))
+           AND (m.group_id, m.user_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+        &[&r.group[0], &r.group_users[0], &r.group_users[1]],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO group_member_users (group_id, user_id) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+        &[&r.group_users[0], &r.group_users[1]],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM group_member_groups m WHERE m.group_id IN (SELECT unnest($1::text[]))
+           AND (m.group_id, m.member_group_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+        &[&r.group[0], &r.group_groups[0], &r.group_groups[1]],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO group_member_groups (group_id, member_group_id) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT DO NOTHING",
+        &[&r.group_groups[0], &r.group_groups[1]],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM role_permissions m WHERE m.role_id IN (SELECT unnest($1::text[]))
+           AND (m.role_id, m.permission, coalesce(m.restrict_object_type, '')) NOT IN
+               (SELECT r, p, coalesce(t, '') FROM unnest($2::text[], $3::text[], $4::text[]) AS d (r, p, t))",
+        &[&r.role[0], &r.role_perm.0, &r.role_perm.1, &r.role_perm.2],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO role_permissions (role_id, permission, restrict_object_type)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+         ON CONFLICT (role_id, permission, coalesce(restrict_object_type, '')) DO NOTHING",
+        &[&r.role_perm.0, &r.role_perm.1, &r.role_perm.2],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM role_member_roles m WHERE m.role_id IN (SELECT unnest($1::text[]))
+           AND (m.role_id, m.member_role_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+        &[&r.role[0], &r.role_roles[0], &r.role_roles[1]],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO role_member_roles (role_id, member_role_id) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT DO NOTHING",
+        &[&r.role_roles[0], &r.role_roles[1]],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO acls (id, object_type, object_id, user_id, group_id, permission, role_id, restrict_object_type, object_org_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                              $8::text[], $9::text[])
+         ON CONFLICT (id) DO UPDATE SET object_type = EXCLUDED.object_type, object_id = EXCLUDED.object_id,
+             user_id = EXCLUDED.user_id, group_id = EXCLUDED.group_id, permission = EXCLUDED.permission,
+             role_id = EXCLUDED.role_id, restrict_object_type = EXCLUDED.restrict_object_type,
+             object_org_id = EXCLUDED.object_org_id",
+        &[
+            &r.acl[0], &r.acl[1], &r.acl[2], &r.acl_opt[0], &r.acl_opt[1], &r.acl_opt[2], &r.acl_opt[3], &r.acl_opt[4],
+            &r.acl_opt[5],
+        ],
+    )
+    .await?;
+    if replace {
+        // Tokens first: a replaced token may reuse a digest of the file.
+        tx.execute("DELETE FROM service_tokens WHERE id NOT IN (SELECT unnest($1::text[]))", &[&r.token[0]]).await?;
+    }
+    tx.execute(
+        "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, expires_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, org_id = EXCLUDED.org_id,
+             service_account_id = EXCLUDED.service_account_id, token_sha256 = EXCLUDED.token_sha256,
+             expires_at = EXCLUDED.expires_at",
+        &[&r.token[0], &r.token[1], &r.token[2], &r.token[3], &r.token[4], &r.token_expires],
+    )
+    .await?;
+    if replace {
+        for (table, ids) in [
+            ("acls", &r.acl[0]),
+            ("roles", &r.role[0]),
+            ("groups", &r.group[0]),
+            ("datasets", &r.dataset[0]),
+            ("experiments", &r.experiment[0]),
+            ("projects", &r.project[0]),
+            ("users", &r.user[0]),
+            ("organizations", &r.org[0]),
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE id NOT IN (SELECT unnest($1::text[]))"), &[ids]).await?;
+        }
+    }
+    let revision: i64 = tx.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?.get(0);
+    tx.commit().await?;
+    Ok(revision)
+}

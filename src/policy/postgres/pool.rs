@@ -1,0 +1,93 @@
+//! A small pool of `tokio_postgres` connections. A connection that broke
+//! (Postgres restarted, network cut) or whose user gave up on it (a timeout
+//! dropped it mid-query) is never reused: the next checkout connects anew,
+//! so the store recovers by itself once Postgres is back.
+
+use parking_lot::Mutex;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// At most this many connections per process.
+pub const MAX_CONNECTIONS: usize = 8;
+
+pub struct Pool {
+    config: Config,
+    idle: Arc<Mutex<Vec<Client>>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A checked-out connection. Call [`Conn::release`] after a successful use
+/// to return it; dropped otherwise, it is closed.
+pub struct Conn {
+    client: Option<Client>,
+    idle: Arc<Mutex<Vec<Client>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    pub fn new(config: Config, size: usize) -> Self {
+        Pool { config, idle: Arc::default(), permits: Arc::new(Semaphore::new(size.max(1))) }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A live connection: an idle one, or a new one.
+    pub async fn get(&self) -> Result<Conn, tokio_postgres::Error> {
+        let permit = self.permits.clone().acquire_owned().await.expect("pool semaphore is never closed");
+        let reused = {
+            let mut idle = self.idle.lock();
+            let mut found = None;
+            while let Some(c) = idle.pop() {
+                if !c.is_closed() {
+                    found = Some(c);
+                    break;
+                }
+            }
+            found
+        };
+        let client = match reused {
+            Some(c) => c,
+            None => connect(&self.config).await?,
+        };
+        Ok(Conn { client: Some(client), idle: self.idle.clone(), _permit: permit })
+    }
+}
+
+/// Opens one connection and drives it on the runtime.
+pub async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+impl Conn {
+    /// Returns the connection to the pool (if it is still healthy).
+    pub fn release(mut self) {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+        {
+            self.idle.lock().push(c);
+        }
+    }
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until released")
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until released")
+    }
+}

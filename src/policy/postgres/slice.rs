@@ -1,0 +1,218 @@
+//! The slice of the policy one decision needs, loaded with a few indexed
+//! queries: the object and its ancestors, the principal's transitive groups,
+//! the ACLs on those (at most three) scopes naming the principal or one of
+//! its groups, and the transitive roles those ACLs grant. The result is a
+//! small, valid `PolicyDoc` on which the pure evaluator gives the same
+//! answer as on the whole policy.
+
+use crate::authz::Principal;
+use crate::policy::model::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, User};
+use crate::policy::types::{ObjectRef, ObjectType};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio_postgres::{Client, Error};
+
+/// The object and its ancestors, as far as the store knows them.
+struct Located {
+    org: Organization,
+    project: Option<Project>,
+    /// `(id, name)` of the experiment or dataset asked about.
+    child: Option<(String, String)>,
+}
+
+/// Loads the slice for `(principal, object)`. An unknown object (or a type
+/// the policy does not describe) gives a document without it, which the
+/// evaluator denies as unknown.
+pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) -> Result<PolicyDoc, Error> {
+    let (located, edges) = tokio::try_join!(locate(client, object), group_edges(client, &principal.user_id))?;
+    let Some(located) = located else {
+        return Ok(PolicyDoc::default());
+    };
+    let org_id = located.org.id.clone();
+    let mut scopes: Vec<(&str, &str)> = Vec::with_capacity(3);
+    if let Some((id, _)) = &located.child {
+        scopes.push((object.object_type.as_str(), id));
+    }
+    if let Some(p) = &located.project {
+        if object.object_type == ObjectType::ProjectLog {
+            scopes.push(("project_log", &p.id));
+        }
+        scopes.push(("project", &p.id));
+    }
+    scopes.push(("organization", &org_id));
+
+    // Groups: every group reachable upwards from the user, with the edges
+    // between them (enough for the evaluator and for explanations).
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let group = |groups: &mut BTreeMap<String, Group>, id: &str| {
+        groups.entry(id.to_owned()).or_insert_with(|| Group {
+            id: id.to_owned(),
+            org_id: org_id.clone(),
+            name: id.to_owned(),
+            description: None,
+            member_users: Vec::new(),
+            member_groups: Vec::new(),
+        });
+    };
+    for (g, child) in &edges {
+        group(&mut groups, g);
+        match child {
+            None => groups.get_mut(g).expect("inserted").member_users.push(principal.user_id.clone()),
+            Some(h) => {
+                group(&mut groups, h);
+                groups.get_mut(g).expect("inserted").member_groups.push(h.clone());
+            }
+        }
+    }
+    let group_ids: Vec<&str> = groups.keys().map(String::as_str).collect();
+
+    let (types, ids): (Vec<&str>, Vec<&str>) = scopes.iter().copied().unzip();
+    let rows = client
+        .query(
+            "SELECT a.id, a.object_type, a.object_id, a.user_id, a.group_id, a.permission, a.role_id, a.restrict_object_type
+               FROM acls a
+               JOIN unnest($1::text[], $2::text[]) AS s (t, i) ON a.object_type = s.t AND a.object_id = s.i
+              WHERE a.user_id = $3 OR a.group_id = ANY ($4::text[])
+              ORDER BY a.id",
+            &[&types, &ids, &principal.user_id, &group_ids],
+        )
+        .await?;
+    let acls: Vec<Acl> = rows
+        .iter()
+        .map(|r| Acl {
+            id: r.get(0),
+            object_type: r.get(1),
+            object_id: r.get(2),
+            user_id: r.get(3),
+            group_id: r.get(4),
+            permission: r.get(5),
+            role_id: r.get(6),
+            restrict_object_type: r.get(7),
+        })
+        .collect();
+    let role_ids: BTreeSet<&str> = acls.iter().filter_map(|a| a.role_id.as_deref()).collect();
+    let roles = if role_ids.is_empty() { Vec::new() } else { roles(client, &role_ids.into_iter().collect::<Vec<_>>()).await? };
+
+    let Located { org, project, child } = located;
+    let mut doc = PolicyDoc {
+        organizations: vec![org],
+        users: vec![User { id: principal.user_id.clone(), name: String::new(), service_account: true }],
+        groups: groups.into_values().collect(),
+        roles,
+        acls,
+        ..PolicyDoc::default()
+    };
+    if let Some(project) = project {
+        if let Some((id, name)) = child {
+            match object.object_type {
+                ObjectType::Experiment => doc.experiments.push(Experiment { id, project_id: project.id.clone(), name }),
+                _ => doc.datasets.push(Dataset { id, project_id: project.id.clone(), name }),
+            }
+        }
+        doc.projects.push(project);
+    }
+    Ok(doc)
+}
+
+/// Finds the object, its project and organization.
+async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, Error> {
+    let id = &object.id;
+    let project_cols = "p.id, p.name, p.description, p.deleted_at, o.id, o.name";
+    let (sql, child) = match object.object_type {
+        ObjectType::Organization => {
+            let row = client.query_opt("SELECT id, name FROM organizations WHERE id = $1", &[id]).await?;
+            return Ok(row.map(|r| Located { org: Organization { id: r.get(0), name: r.get(1) }, project: None, child: None }));
+        }
+        ObjectType::Project | ObjectType::ProjectLog => {
+            (format!("SELECT {project_cols} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = $1"), false)
+        }
+        ObjectType::Experiment => (
+            format!(
+                "SELECT {project_cols}, c.name FROM experiments c JOIN projects p ON p.id = c.project_id
+                   JOIN organizations o ON o.id = p.org_id WHERE c.id = $1"
+            ),
+            true,
+        ),
+        ObjectType::Dataset => (
+            format!(
+                "SELECT {project_cols}, c.name FROM datasets c JOIN projects p ON p.id = c.project_id
+                   JOIN organizations o ON o.id = p.org_id WHERE c.id = $1"
+            ),
+            true,
+        ),
+        _ => return Ok(None),
+    };
+    let Some(r) = client.query_opt(&sql, &[id]).await? else {
+        return Ok(None);
+    };
+    let org = Organization { id: r.get(4), name: r.get(5) };
+    let deleted_at: Option<DateTime<Utc>> = r.get(3);
+    let project = Project {
+        id: r.get(0),
+        org_id: org.id.clone(),
+        name: r.get(1),
+        description: r.get(2),
+        deleted_at: deleted_at.map(|t| super::timestamp(&t)),
+    };
+    let child = child.then(|| (object.id.clone(), r.get::<_, String>(6)));
+    Ok(Some(Located { org, project: Some(project), child }))
+}
+
+/// `(group, member)` edges upwards from the user: `member = None` is the
+/// user's own membership. UNION (not ALL) makes cycles terminate.
+async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<(String, Option<String>)>, Error> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE e (group_id, member) AS (
+                 SELECT group_id, NULL::text FROM group_member_users WHERE user_id = $1
+                 UNION
+                 SELECT m.group_id, m.member_group_id
+                   FROM group_member_groups m JOIN e ON m.member_group_id = e.group_id
+             )
+             SELECT group_id, member FROM e",
+            &[&user_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The roles `ids` and, transitively, their member roles.
+async fn roles(client: &Client, ids: &[&str]) -> Result<Vec<Role>, Error> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE r (id) AS (
+                 SELECT unnest($1::text[])
+                 UNION
+                 SELECT m.member_role_id FROM role_member_roles m JOIN r ON m.role_id = r.id
+             )
+             SELECT x.id, x.name,
+                    ARRAY(SELECT p.permission FROM role_permissions p WHERE p.role_id = x.id
+                           ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
+                    ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
+                           ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
+                    ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
+               FROM roles x JOIN r ON r.id = x.id
+              ORDER BY x.id",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let permissions: Vec<String> = r.get(2);
+            let restricts: Vec<Option<String>> = r.get(3);
+            Role {
+                id: r.get(0),
+                org_id: None,
+                name: r.get(1),
+                description: None,
+                member_permissions: permissions
+                    .into_iter()
+                    .zip(restricts)
+                    .map(|(permission, restrict_object_type)| RolePermission { permission, restrict_object_type })
+                    .collect(),
+                member_roles: r.get(4),
+            }
+        })
+        .collect())
+}

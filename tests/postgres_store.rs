@@ -1,0 +1,275 @@
+//! The postgres policy store against a real Postgres: migrations, revisions
+//! by triggers, import/export, and decisions equal to the pure evaluator's
+//! on the whole policy.
+
+mod support;
+
+use loggate::auth::TokenDigest;
+use loggate::authz::{CompiledPolicy, Principal};
+use loggate::policy::PolicyStore;
+use loggate::policy::model::PolicyDoc;
+use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
+use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use support::pg::TestDb;
+use support::policy::PolicyBuilder;
+use std::time::Duration;
+
+async fn store(db: &TestDb) -> PgStore {
+    let store = PgStore::open(&db.url, Duration::from_secs(5)).unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// A policy exercising every rule: nested groups with a cycle, nested
+/// roles, restrictions, two organizations (tests mark `projects[2]` deleted).
+fn world() -> (PolicyBuilder, Vec<support::policy::Token>, Vec<ObjectRef>) {
+    let mut p = PolicyBuilder::new();
+    let acme = p.org("acme");
+    let other = p.org("other");
+    let checkout = p.project(&acme, "checkout");
+    let search = p.project(&acme, "search");
+    let gone = p.project(&acme, "gone");
+    let foreign = p.project(&other, "foreign");
+    let exp = p.experiment(&checkout, "exp");
+    let ds = p.dataset(&search, "ds");
+    let writer = p.service_token(&acme, "writer");
+    let grouped = p.service_token(&acme, "grouped");
+    let roled = p.service_token(&acme, "roled");
+    let outsider = p.service_token(&other, "outsider");
+    let inner = p.group(&acme, "inner", &[&grouped.user_id], &[]);
+    let outer = p.group(&acme, "outer", &[], &[&inner]);
+    p.group(&acme, "cycle", &[], &[&outer]);
+    let base = p.role(None, "base", &[("update", Some("project_log"))], &[]);
+    let top = p.role(Some(&acme), "top", &[("read", None)], &[&base]);
+    p.grant_user(&writer.user_id, "update", "project_log", &checkout);
+    p.grant_user(&writer.user_id, "update", "project", &gone);
+    p.grant_group(&outer, "update", "project", &search);
+    p.grant_user_role(&roled.user_id, &top, "organization", &acme);
+    p.acl(Some(&writer.user_id), None, Some("delete"), None, "organization", &acme, Some("experiment"));
+    p.grant_user(&outsider.user_id, "update", "project_log", &foreign);
+    p.grant_user(&outsider.user_id, "update", "project_log", &checkout);
+    let objects = vec![
+        ObjectRef::new(ObjectType::Organization, &acme),
+        ObjectRef::new(ObjectType::Project, &checkout),
+        ObjectRef::new(ObjectType::ProjectLog, &checkout),
+        ObjectRef::new(ObjectType::ProjectLog, &search),
+        ObjectRef::new(ObjectType::ProjectLog, &gone),
+        ObjectRef::new(ObjectType::ProjectLog, &foreign),
+        ObjectRef::new(ObjectType::Experiment, &exp),
+        ObjectRef::new(ObjectType::Dataset, &ds),
+        ObjectRef::new(ObjectType::ProjectLog, "no-such-project"),
+        ObjectRef::new(ObjectType::Prompt, "some-prompt"),
+    ];
+    (p, vec![writer, grouped, roled, outsider], objects)
+}
+
+fn doc_of(p: &PolicyBuilder) -> PolicyDoc {
+    serde_json::from_value(p.to_json()).unwrap()
+}
+
+/// Sorted collections and member lists: what export produces.
+fn normalized(mut doc: PolicyDoc) -> PolicyDoc {
+    doc.organizations.sort_by(|a, b| a.id.cmp(&b.id));
+    doc.projects.sort_by(|a, b| a.id.cmp(&b.id));
+    doc.experiments.sort_by(|a, b| a.id.cmp(&b.id));
+    doc.datasets.sort_by(|a, b| a.id.cmp(&b.id));
+    doc.users.sort_by(|a, b| a.id.cmp(&b.id));
+    doc.groups.sort_by(|a, b| a.id.cmp(&b.id));
+    for g in &mut doc.groups {
+        g.member_users.sort();
+        g.member_groups.sort();
+    }
+    doc.roles.sort_by(|a, b| a.id.cmp(&b.id));
+    for r in &mut doc.roles {
+        r.member_permissions.sort_by(|a, b| (&a.permission, &a.restrict_object_type).cmp(&(&b.permission, &b.restrict_object_type)));
+        r.member_roles.sort();
+    }
+    doc.acls.sort_by(|a, b| a.id.cmp(&b.id));
+    doc.service_tokens.sort_by(|a, b| a.id.cmp(&b.id));
+    doc
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let db = TestDb::create().await;
+    let store = PgStore::open(&db.url, Duration::from_secs(5)).unwrap();
+    assert_eq!(store.migrate().await.unwrap().len(), MIGRATIONS.len());
+    assert!(store.migrate().await.unwrap().is_empty(), "a second run applies nothing");
+    let c = db.client().await;
+    let n: i64 = c.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
+    assert_eq!(n as usize, MIGRATIONS.len());
+    assert_eq!(store.revision().await.unwrap(), 0);
+    assert!(store.ready().await);
+}
+
+#[tokio::test]
+async fn plain_sql_changes_bump_the_revision_once_per_transaction() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let c = db.client().await;
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO organizations VALUES ('o', 'acme');
+         INSERT INTO projects (id, org_id, name) VALUES ('p1', 'o', 'a'), ('p2', 'o', 'b');
+         INSERT INTO users VALUES ('u', 'ci', true);
+         INSERT INTO groups (id, org_id, name) VALUES ('g', 'o', 'writers');
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.revision().await.unwrap(), 1, "one transaction, one revision");
+    let (at, changes) = store.changes(1).await.unwrap();
+    assert!(at > 1_600_000_000_000, "committed_at_ms {at}");
+    let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, i)| (k.to_string(), i.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        changes,
+        pairs(&[("group", "g"), ("organization", "o"), ("project", "p1"), ("project", "p2"), ("user", "u")])
+    );
+
+    // A membership row is announced as its group; a statement outside a
+    // transaction block is a transaction of its own.
+    c.execute("INSERT INTO group_member_users VALUES ('g', 'u')", &[]).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), 2);
+    assert_eq!(store.changes(2).await.unwrap().1, pairs(&[("group", "g")]));
+
+    // An update that changes nothing is no change; a rolled-back one neither.
+    c.execute("UPDATE projects SET name = name", &[]).await.unwrap();
+    c.batch_execute("BEGIN; UPDATE projects SET name = 'x' WHERE id = 'p1'; ROLLBACK;").await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), 2);
+
+    // Cascades count: deleting the org lists everything that went with it.
+    c.execute("DELETE FROM organizations WHERE id = 'o'", &[]).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), 3);
+    let kinds: Vec<String> = store.changes(3).await.unwrap().1.into_iter().map(|(k, _)| k).collect();
+    for k in ["organization", "project", "group"] {
+        assert!(kinds.contains(&k.to_string()), "{kinds:?}");
+    }
+    assert_eq!(store.changes(99).await.unwrap(), (0, vec![]));
+    // TRUNCATE would bypass the row triggers: refused.
+    assert!(c.batch_execute("TRUNCATE acls").await.is_err());
+}
+
+#[tokio::test]
+async fn notify_fires_once_per_transaction_with_the_revision() {
+    use futures_util::StreamExt;
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let (listener, mut connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+        }
+    });
+    listener.batch_execute("LISTEN loggate_policy").await.unwrap();
+    let c = db.client().await;
+    c.batch_execute("BEGIN; INSERT INTO organizations VALUES ('a', 'a'), ('b', 'b'); INSERT INTO users VALUES ('u'); COMMIT;")
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(got, ("loggate_policy".to_string(), "1".to_string()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err(), "one notification per transaction");
+    assert_eq!(store.revision().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn import_is_idempotent_and_export_round_trips() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let (p, _, _) = world();
+    let mut doc = doc_of(&p);
+    doc.projects[2].deleted_at = Some("2024-01-01T00:00:00Z".into());
+    let r1 = store.import(&doc, false).await.unwrap();
+    assert_eq!(r1, 1, "one import, one revision");
+    let (_, changes) = store.changes(1).await.unwrap();
+    assert!(changes.len() >= doc.acls.len() + doc.service_tokens.len());
+    assert_eq!(store.import(&doc, false).await.unwrap(), 1, "re-importing the same file changes nothing");
+    assert_eq!(store.load_doc().await.unwrap(), normalized(doc.clone()));
+
+    // Changing one group's members in the file: one new revision naming it.
+    let mut changed = doc.clone();
+    changed.groups[0].member_users.clear();
+    assert_eq!(store.import(&changed, false).await.unwrap(), 2);
+    assert_eq!(store.changes(2).await.unwrap().1, vec![("group".to_string(), changed.groups[0].id.clone())]);
+
+    // An invalid document is refused before anything is written.
+    let mut invalid = doc.clone();
+    invalid.acls[0].user_id = Some("nobody".into());
+    match store.import(&invalid, false).await {
+        Err(ImportError::Invalid(e)) => assert!(e.to_string().contains("acls[0].user_id"), "{e}"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    assert_eq!(store.revision().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn import_replace_deletes_what_the_file_lacks() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let (p, _, _) = world();
+    let doc = doc_of(&p);
+    store.import(&doc, false).await.unwrap();
+    let mut small = PolicyBuilder::new();
+    let org = small.org_with_id(&doc.organizations[0].id, "acme");
+    let project = small.project(&org, "only");
+    let t = small.service_token(&org, "t");
+    small.grant_user(&t.user_id, "update", "project_log", &project);
+    let small = doc_of(&small);
+    // Without --replace the old rows stay.
+    store.import(&small, false).await.unwrap();
+    assert!(store.load_doc().await.unwrap().acls.len() > small.acls.len());
+    let before = store.revision().await.unwrap();
+    store.import(&small, true).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), before + 1, "replace is one revision");
+    assert_eq!(store.load_doc().await.unwrap(), normalized(small));
+}
+
+#[tokio::test]
+async fn decisions_match_the_evaluator_on_the_whole_policy() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let (p, tokens, objects) = world();
+    let mut doc = doc_of(&p);
+    doc.projects[2].deleted_at = Some("2024-01-01T00:00:00Z".into());
+    store.import(&doc, false).await.unwrap();
+    let whole = CompiledPolicy::compile(doc).unwrap();
+    let mut allows = 0;
+    for t in &tokens {
+        let digest = TokenDigest::of(&t.raw);
+        let identity = store.identity(&digest).await.unwrap().expect("known token");
+        assert_eq!(Some(identity.clone()), whole.identity(&digest));
+        let principal = Principal::from(&identity);
+        for object in &objects {
+            for permission in Permission::ALL {
+                let expected = whole.decide(&principal, object, permission);
+                let got = store.decide(&principal, object, permission).await.unwrap();
+                assert_eq!(got, expected, "{} {permission} {object}", t.name);
+                allows += usize::from(got.is_allow());
+                let explained = store.explain(&principal, object, permission).await.unwrap();
+                assert_eq!(explained, whole.explain(&principal, object, permission), "{} {permission} {object}", t.name);
+            }
+        }
+    }
+    assert!(allows >= 6, "the fixture should allow a few things ({allows})");
+    assert_eq!(store.identity(&TokenDigest::of("bt-st-unknownunknownunknownunknown00")).await.unwrap(), None);
+    let acme = &whole.doc().organizations[0];
+    assert_eq!(store.org_name(&acme.id).await.unwrap().as_deref(), Some("acme"));
+    let checkout = store.project_by_name(&acme.id, "checkout").await.unwrap().unwrap();
+    assert!(store.experiment_by_name(&checkout, "exp").await.unwrap().is_some());
+    assert_eq!(store.project_by_name(&acme.id, "gone").await.unwrap(), None, "deleted projects are not found by name");
+}
+
+#[tokio::test]
+async fn an_unreachable_store_errors_within_the_timeout() {
+    let store = PgStore::open("postgres://postgres@127.0.0.1:1/none", Duration::from_millis(300)).unwrap();
+    let started = std::time::Instant::now();
+    let principal = Principal { user_id: "u".into(), org_id: "o".into() };
+    assert!(store.decide(&principal, &ObjectRef::new(ObjectType::ProjectLog, "p"), Permission::Update).await.is_err());
+    assert!(store.identity(&TokenDigest::of("bt-st-x")).await.is_err());
+    assert!(!store.ready().await);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
