@@ -5,6 +5,7 @@
 
 mod body;
 pub mod gateway;
+mod idle;
 mod register;
 mod rewrite;
 pub mod routes;
@@ -84,7 +85,13 @@ pub fn build(config: Config, upstream_token: Option<String>) -> anyhow::Result<A
 }
 
 /// One request, start to finish: route, pipeline, metrics, access log.
-async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, Infallible> {
+async fn serve_request(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    client: SocketAddr,
+    activity: Arc<idle::Activity>,
+) -> Result<Response<Body>, Infallible> {
+    let in_flight = activity.begin();
     let started = Instant::now();
     let gw = &shared.gateway;
     let request_id = shared.request_id();
@@ -137,15 +144,25 @@ async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    Ok(response)
+    // The connection counts as busy until the response body is done.
+    Ok(response.map(|body| {
+        use http_body_util::BodyExt;
+        body.map_err(move |e| {
+            let _ = &in_flight;
+            e
+        })
+        .boxed()
+    }))
 }
 
-fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.server.header_read_timeout)
+        // hyper's header timer also runs while a keep-alive connection waits
+        // for its next request; `idle::TimedIo` keeps both clocks instead.
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(256 * 1024);
     builder
@@ -166,7 +183,7 @@ pub async fn serve_gateway(
     tls: Option<Arc<tls::ReloadingTls>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder(&shared.gateway.config));
+    let builder = Arc::new(http_builder());
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, client) = tokio::select! {
@@ -188,10 +205,19 @@ pub async fn serve_gateway(
         let handshake_timeout = shared.gateway.config.server.header_read_timeout;
         let shared = shared.clone();
         let builder = builder.clone();
-        let service = service_fn(move |req| serve_request(shared.clone(), req, client));
+        let activity = idle::Activity::new();
+        let timeouts = idle::Timeouts {
+            idle: shared.gateway.config.server.idle_timeout,
+            header_read: shared.gateway.config.server.header_read_timeout,
+        };
+        let service = {
+            let activity = activity.clone();
+            service_fn(move |req| serve_request(shared.clone(), req, client, activity.clone()))
+        };
         match &tls {
             None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _permit = permit;
@@ -206,7 +232,13 @@ pub async fn serve_gateway(
                     let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
                         return;
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let protocol = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => idle::Protocol::Http2,
+                        Some(_) => idle::Protocol::Http1,
+                        None => idle::Protocol::Unknown,
+                    };
+                    let io = idle::TimedIo::new(stream, activity, timeouts, protocol);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                     let _ = watcher.watch(conn).await;
                 });
             }
@@ -311,13 +343,17 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     );
     spawn_upkeep(&shared, tls.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, stop_rx.clone()));
+    // The admin listener keeps answering while the gateway drains, so that
+    // probes see `/readyz` 503 rather than a refused connection.
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, admin_stop_rx));
     let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, tls, stop_rx));
     wait_for_signal().await;
     tracing::info!("shutdown requested: not ready, draining in-flight requests");
     shared.accepting.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     let _ = gateway_task.await;
+    let _ = admin_stop_tx.send(true);
     admin_task.abort();
     tracing::info!("stopped");
     Ok(())
