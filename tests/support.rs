@@ -12,5 +12,9 @@ pub mod gateway;
 pub mod policy;
 #[path = "support/sdk.rs"]
 pub mod sdk;
+#[path = "support/tls.rs"]
+pub mod tls;
 #[path = "support/upstream.rs"]
 pub mod upstream;
+#[path = "support/world.rs"]
+pub mod world;
