@@ -173,8 +173,24 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// A plain-TCP refusal for connections beyond `max_connections`.
-const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 106\r\n\r\n{\"error\":{\"code\":\"overloaded\",\"message\":\"the gateway is at capacity; retry later\",\"request_id\":\"none\"}}\n";
+/// A plain-TCP refusal for connections beyond `max_connections`: the
+/// `overloaded` error of `GatewayError`, serialized by hand because no HTTP
+/// connection is served for it.
+fn overloaded_response() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let response = GatewayError::Overloaded.to_response("none");
+        let status = response.status();
+        let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        for (name, value) in response.headers() {
+            out.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+        }
+        out.push_str(&format!("connection: close\r\ncontent-length: {}\r\n\r\n", response.body().len()));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(response.body());
+        bytes
+    })
+}
 
 /// Serves the gateway listener until `shutdown` fires, then drains.
 pub async fn serve_gateway(
@@ -257,7 +273,7 @@ fn refuse_connection(stream: TcpStream, tls: bool) {
         if !tls {
             use tokio::io::AsyncWriteExt;
             let mut stream = stream;
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVERLOADED_RESPONSE)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(overloaded_response())).await;
             let _ = stream.shutdown().await;
         }
     });
@@ -366,5 +382,20 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refusal_is_a_well_framed_overloaded_error() {
+        let bytes = super::overloaded_response();
+        let text = std::str::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(head.contains("retry-after: 1"), "{head}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "overloaded");
     }
 }

@@ -10,6 +10,8 @@
 pub mod gateway;
 #[path = "support/policy.rs"]
 pub mod policy;
+#[path = "support/raw.rs"]
+pub mod raw;
 #[path = "support/sdk.rs"]
 pub mod sdk;
 #[path = "support/tls.rs"]
