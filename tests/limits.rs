@@ -196,12 +196,10 @@ async fn a_slow_body_gets_408() {
     );
     c.send(head.as_bytes()).await.unwrap();
     let started = Instant::now();
-    match c.response(Duration::from_secs(5)).await {
-        Some(r) => {
-            assert_eq!(r.status, 408, "{r:?}");
-            assert!(r.body.contains("\"error\""), "{r:?}");
-        }
-        None => {} // closed without an answer is allowed too
+    // Closed without an answer is allowed too.
+    if let Some(r) = c.response(Duration::from_secs(5)).await {
+        assert_eq!(r.status, 408, "{r:?}");
+        assert!(r.body.contains("\"error\""), "{r:?}");
     }
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(upstream.requests_to("/logs3").is_empty());
