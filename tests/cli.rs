@@ -233,3 +233,18 @@ async fn swap_sends_loggate_token_upstream_never_the_callers() {
     assert_eq!(denied.status(), 401);
     assert_eq!(upstream.requests().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_probes_the_admin_listener() {
+    let w = world();
+    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
+    let gw = GatewayBuilder::new(&upstream.url).start(&w.policy).await;
+    let url = format!("{}/healthz", gw.admin_url);
+    let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &url], &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &format!("http://{free}/healthz"), "--timeout", "1s"], &[]));
+    assert_eq!(o.status.code(), Some(1));
+    let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &format!("{}/nope", gw.admin_url)], &[]));
+    assert_eq!(o.status.code(), Some(1), "a 404 is not healthy");
+}
