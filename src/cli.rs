@@ -259,7 +259,7 @@ fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(tokio::time::timeout(timeout, probe(url))) {
+    match runtime.block_on(async { tokio::time::timeout(timeout, probe(url)).await }) {
         Ok(Ok(status)) if status.is_success() => {
             println!("ok: {url} answered {status}");
             ExitCode::SUCCESS
