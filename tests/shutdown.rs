@@ -14,7 +14,7 @@ async fn sigterm_drains_the_request_in_flight_and_exits_0() {
     let w = world();
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
     let mut gw = GatewayBuilder::new(&upstream.url).env("LOGGATE_SERVER__SHUTDOWN_GRACE", "10s").start(&w.policy).await;
-    upstream.set_fault_times("/logs3", Fault::Delay(Duration::from_secs(2)), 1);
+    upstream.set_fault_times("/logs3", Fault::Delay(Duration::from_secs(3)), 1);
     let slow = {
         let (url, token, body) = (gw.url.clone(), w.writer.raw.clone(), w.logs3_body());
         tokio::spawn(async move {
@@ -36,7 +36,7 @@ async fn sigterm_drains_the_request_in_flight_and_exits_0() {
         if r.status() == 503 {
             break;
         }
-        assert!(signalled.elapsed() < Duration::from_millis(500), "/readyz still {} after SIGTERM", r.status());
+        assert!(signalled.elapsed() < Duration::from_millis(1500), "/readyz still {} after SIGTERM", r.status());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     loop {
@@ -45,7 +45,7 @@ async fn sigterm_drains_the_request_in_flight_and_exits_0() {
                 assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
                 break;
             }
-            Ok(_) => assert!(signalled.elapsed() < Duration::from_millis(500), "still accepting after SIGTERM"),
+            Ok(_) => assert!(signalled.elapsed() < Duration::from_millis(1500), "still accepting after SIGTERM"),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
