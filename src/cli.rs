@@ -65,6 +65,14 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Probe a health endpoint (for container HEALTHCHECKs, which have no
+    /// curl): exit 0 on a 2xx answer within the timeout, 1 otherwise.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9787/healthz")]
+        url: String,
+        #[arg(long, default_value = "3s", value_parser = crate::config::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +122,7 @@ pub fn run() -> ExitCode {
         Command::Authz { config, token_id, token, object, permission, explain } => {
             authz(&config, token_id.as_deref(), token.as_deref(), &object, &permission, explain)
         }
+        Command::Healthcheck { url, timeout } => healthcheck(&url, timeout),
     }
 }
 
@@ -420,4 +429,47 @@ fn authz(
         }
     }
     if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loggate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(async { tokio::time::timeout(timeout, probe(url)).await }) {
+        Ok(Ok(status)) if status.is_success() => {
+            println!("ok: {url} answered {status}");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(status)) => {
+            eprintln!("loggate: {url} answered {status}");
+            ExitCode::from(1)
+        }
+        Ok(Err(e)) => {
+            eprintln!("loggate: {url}: {e}");
+            ExitCode::from(1)
+        }
+        Err(_) => {
+            eprintln!("loggate: {url}: no answer within {timeout:?}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One plain-HTTP GET (the admin listener has no TLS).
+async fn probe(url: &str) -> anyhow::Result<http::StatusCode> {
+    let uri: http::Uri = url.parse()?;
+    anyhow::ensure!(uri.scheme_str() == Some("http"), "only http:// URLs can be probed");
+    let host = uri.host().ok_or_else(|| anyhow::anyhow!("URL has no host"))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = http::Request::get(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header(http::header::HOST, uri.authority().map(|a| a.as_str()).unwrap_or(host))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    Ok(sender.send_request(request).await?.status())
 }

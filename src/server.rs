@@ -5,6 +5,7 @@
 
 mod body;
 pub mod gateway;
+mod idle;
 mod register;
 mod rewrite;
 pub mod routes;
@@ -107,7 +108,13 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
 }
 
 /// One request, start to finish: route, pipeline, metrics, access log.
-async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, Infallible> {
+async fn serve_request(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    client: SocketAddr,
+    activity: Arc<idle::Activity>,
+) -> Result<Response<Body>, Infallible> {
+    let in_flight = activity.begin();
     let started = Instant::now();
     let gw = &shared.gateway;
     let request_id = shared.request_id();
@@ -160,15 +167,25 @@ async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    Ok(response)
+    // The connection counts as busy until the response body is done.
+    Ok(response.map(|body| {
+        use http_body_util::BodyExt;
+        body.map_err(move |e| {
+            let _ = &in_flight;
+            e
+        })
+        .boxed()
+    }))
 }
 
-fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.server.header_read_timeout)
+        // hyper's header timer also runs while a keep-alive connection waits
+        // for its next request; `idle::TimedIo` keeps both clocks instead.
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(256 * 1024);
     builder
@@ -179,8 +196,24 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// A plain-TCP refusal for connections beyond `max_connections`.
-const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 106\r\n\r\n{\"error\":{\"code\":\"overloaded\",\"message\":\"the gateway is at capacity; retry later\",\"request_id\":\"none\"}}\n";
+/// A plain-TCP refusal for connections beyond `max_connections`: the
+/// `overloaded` error of `GatewayError`, serialized by hand because no HTTP
+/// connection is served for it.
+fn overloaded_response() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let response = GatewayError::Overloaded.to_response("none");
+        let status = response.status();
+        let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        for (name, value) in response.headers() {
+            out.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+        }
+        out.push_str(&format!("connection: close\r\ncontent-length: {}\r\n\r\n", response.body().len()));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(response.body());
+        bytes
+    })
+}
 
 /// Serves the gateway listener until `shutdown` fires, then drains.
 pub async fn serve_gateway(
@@ -189,7 +222,7 @@ pub async fn serve_gateway(
     tls: Option<Arc<tls::ReloadingTls>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder(&shared.gateway.config));
+    let builder = Arc::new(http_builder());
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, client) = tokio::select! {
@@ -211,10 +244,19 @@ pub async fn serve_gateway(
         let handshake_timeout = shared.gateway.config.server.header_read_timeout;
         let shared = shared.clone();
         let builder = builder.clone();
-        let service = service_fn(move |req| serve_request(shared.clone(), req, client));
+        let activity = idle::Activity::new();
+        let timeouts = idle::Timeouts {
+            idle: shared.gateway.config.server.idle_timeout,
+            header_read: shared.gateway.config.server.header_read_timeout,
+        };
+        let service = {
+            let activity = activity.clone();
+            service_fn(move |req| serve_request(shared.clone(), req, client, activity.clone()))
+        };
         match &tls {
             None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _permit = permit;
@@ -229,7 +271,13 @@ pub async fn serve_gateway(
                     let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
                         return;
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let protocol = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => idle::Protocol::Http2,
+                        Some(_) => idle::Protocol::Http1,
+                        None => idle::Protocol::Unknown,
+                    };
+                    let io = idle::TimedIo::new(stream, activity, timeouts, protocol);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                     let _ = watcher.watch(conn).await;
                 });
             }
@@ -248,7 +296,7 @@ fn refuse_connection(stream: TcpStream, tls: bool) {
         if !tls {
             use tokio::io::AsyncWriteExt;
             let mut stream = stream;
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVERLOADED_RESPONSE)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(overloaded_response())).await;
             let _ = stream.shutdown().await;
         }
     });
@@ -353,13 +401,17 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     );
     spawn_upkeep(&shared, tls.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, stop_rx.clone()));
+    // The admin listener keeps answering while the gateway drains, so that
+    // probes see `/readyz` 503 rather than a refused connection.
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, admin_stop_rx));
     let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, tls, stop_rx));
     wait_for_signal().await;
     tracing::info!("shutdown requested: not ready, draining in-flight requests");
     shared.accepting.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     let _ = gateway_task.await;
+    let _ = admin_stop_tx.send(true);
     admin_task.abort();
     tracing::info!("stopped");
     Ok(())
@@ -372,5 +424,20 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refusal_is_a_well_framed_overloaded_error() {
+        let bytes = super::overloaded_response();
+        let text = std::str::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(head.contains("retry-after: 1"), "{head}");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "overloaded");
     }
 }

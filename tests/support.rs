@@ -16,9 +16,15 @@ pub mod http;
 pub mod pg;
 #[path = "support/policy.rs"]
 pub mod policy;
+#[path = "support/raw.rs"]
+pub mod raw;
 #[path = "support/sdk.rs"]
 pub mod sdk;
+#[path = "support/tls.rs"]
+pub mod tls;
 #[path = "support/upstream.rs"]
 pub mod upstream;
+#[path = "support/minimal.rs"]
+pub mod minimal;
 #[path = "support/world.rs"]
 pub mod world;

@@ -227,11 +227,7 @@ format = "json"
         let config_path = dir.path().join("loggate.toml");
         std::fs::write(&config_path, config).expect("write config");
 
-        // LOGGATE_TEST_BIN runs another build (e.g. a release binary) instead.
-        let bin = std::env::var_os("LOGGATE_TEST_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_loggate")));
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(loggate_bin());
         cmd.arg("serve")
             .arg("--config")
             .arg(&config_path)
@@ -383,6 +379,24 @@ impl Gateway {
         reqwest::get(format!("{}/metrics", self.admin_url)).await.unwrap().text().await.unwrap()
     }
 
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
+        let st = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        assert!(st.success(), "kill -TERM failed");
+    }
+
+    /// Waits (without blocking the runtime) up to `timeout` for the exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -444,7 +458,15 @@ fn split_series(series: &str) -> (&str, Vec<String>) {
     }
 }
 
-fn toml_escape(p: &Path) -> String {
+/// The `loggate` binary under test (`LOGGATE_TEST_BIN` runs another build,
+/// e.g. a release binary, instead).
+pub fn loggate_bin() -> PathBuf {
+    std::env::var_os("LOGGATE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_loggate")))
+}
+
+pub fn toml_escape(p: &Path) -> String {
     p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
 }
 

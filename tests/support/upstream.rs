@@ -126,8 +126,20 @@ impl Upstream {
     /// inside a tokio runtime (multi-threaded if the test blocks on child
     /// processes).
     pub async fn start(orgs: Vec<FakeOrg>) -> Upstream {
+        Self::start_with(orgs, None).await
+    }
+
+    /// Starts the fake behind TLS with this server config (see
+    /// `support::tls::TestCa::server_config`); its URL is `https://127.0.0.1:PORT`.
+    /// A client whose handshake fails is simply dropped (and not recorded).
+    pub async fn start_tls(orgs: Vec<FakeOrg>, config: rustls::ServerConfig) -> Upstream {
+        Self::start_with(orgs, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(orgs: Vec<FakeOrg>, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake upstream");
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             orgs,
             payload_max_bytes: Some(5 * 1024 * 1024),
@@ -144,11 +156,20 @@ impl Upstream {
                 };
                 let st = st.clone();
                 let base = base.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), base.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
