@@ -126,18 +126,23 @@ impl Upstream {
     /// inside a tokio runtime (multi-threaded if the test blocks on child
     /// processes).
     pub async fn start(orgs: Vec<FakeOrg>) -> Upstream {
-        Self::start_with(orgs, None).await
+        Self::start_with("127.0.0.1:0", orgs, None).await
+    }
+
+    /// Starts the fake on a given address (the `dataplane` example).
+    pub async fn start_on(addr: &str, orgs: Vec<FakeOrg>) -> Upstream {
+        Self::start_with(addr, orgs, None).await
     }
 
     /// Starts the fake behind TLS with this server config (see
     /// `support::tls::TestCa::server_config`); its URL is `https://127.0.0.1:PORT`.
     /// A client whose handshake fails is simply dropped (and not recorded).
     pub async fn start_tls(orgs: Vec<FakeOrg>, config: rustls::ServerConfig) -> Upstream {
-        Self::start_with(orgs, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::start_with("127.0.0.1:0", orgs, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
     }
 
-    async fn start_with(orgs: Vec<FakeOrg>, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake upstream");
+    async fn start_with(addr: &str, orgs: Vec<FakeOrg>, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
+        let listener = TcpListener::bind(addr).await.expect("bind fake upstream");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {

@@ -1,0 +1,51 @@
+//! A local stand-in for the Braintrust data plane, for trying loggate with
+//! the real SDKs without an account: it answers login, project lookups,
+//! `/version` and `/logs3` the way the SDKs need (the same recording fake the
+//! integration tests use) and prints every row that reaches it.
+//!
+//! ```sh
+//! cargo run --example dataplane -- config/policy.json 127.0.0.1:8800
+//! ```
+//!
+//! It is a development aid only; it stores nothing.
+
+#[allow(dead_code)]
+#[path = "../tests/support/upstream.rs"]
+mod upstream;
+
+use loggate::policy::model::PolicyDoc;
+use std::time::Duration;
+use upstream::{FakeOrg, Upstream};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let policy_path = args.next().unwrap_or_else(|| "config/policy.json".into());
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8800".into());
+    // Projects keep their policy ids, so rows loggate authorizes land on them.
+    let doc: PolicyDoc = serde_json::from_slice(&std::fs::read(&policy_path)?)?;
+    let orgs = doc
+        .organizations
+        .iter()
+        .map(|o| {
+            let projects: Vec<(&str, &str)> = doc
+                .projects
+                .iter()
+                .filter(|p| p.org_id == o.id)
+                .map(|p| (p.id.as_str(), p.name.as_str()))
+                .collect();
+            FakeOrg::new(&o.id, &o.name, &projects)
+        })
+        .collect();
+    let plane = Upstream::start_on(&addr, orgs).await;
+    println!("data plane listening on {} (projects from {policy_path}); Ctrl-C to stop", plane.url);
+    let mut seen = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rows = plane.logs3_rows();
+        for row in &rows[seen.min(rows.len())..] {
+            println!("row received: {row}");
+        }
+        seen = rows.len();
+    }
+}
