@@ -210,7 +210,7 @@ fn nested_groups_three_deep() {
     let e = p.explain(&u(), &obj(ProjectLog, "p1"), Update);
     assert_eq!(e.decision, Allow);
     assert!(e.lines.iter().any(|l| l.contains("acl a1")), "{:?}", e.lines);
-    assert!(e.lines.iter().any(|l| l == "group chain: u -> g3 -> g2 -> g1"), "{:?}", e.lines);
+    assert!(e.lines.iter().any(|l| l == "group chain: u -> ci (g3) -> eng (g2) -> all (g1)"), "{:?}", e.lines);
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn group_cycles_terminate_and_share_members() {
     let want: Vec<_> = o1_objects().into_iter().filter(|o| o.object_type != Organization).collect();
     assert_allowed_exactly(&p, &u(), Update, &want);
     let e = p.explain(&u(), &obj(Project, "p2"), Update);
-    assert!(e.lines.iter().any(|l| l == "group chain: u -> g2 -> g1 -> g3"), "{:?}", e.lines);
+    assert!(e.lines.iter().any(|l| l == "group chain: u -> b (g2) -> a (g1) -> c (g3)"), "{:?}", e.lines);
 }
 
 #[test]

@@ -74,7 +74,8 @@ fn describe(
             let user = policy.users.get(&principal.user_id).expect("matched a group, so the user is known");
             let start = &policy.user_direct_groups[user as usize];
             let path = shortest_path(start, &policy.group_parents, |n| n == g).expect("group contains the user");
-            let chain: Vec<&str> = path.iter().map(|&n| doc.groups[n as usize].id.as_str()).collect();
+            let chain: Vec<String> =
+                path.iter().map(|&n| named(&doc.groups[n as usize].name, &doc.groups[n as usize].id)).collect();
             lines.push(format!("group chain: {} -> {}", principal.user_id, chain.join(" -> ")));
         }
     }
@@ -91,7 +92,8 @@ fn describe(
                     .any(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
             };
             let path = shortest_path(&[role], &policy.role_members, holds).expect("role grants the permission");
-            let chain: Vec<&str> = path.iter().map(|&n| doc.roles[n as usize].id.as_str()).collect();
+            let chain: Vec<String> =
+                path.iter().map(|&n| named(&doc.roles[n as usize].name, &doc.roles[n as usize].id)).collect();
             let holder = *path.last().expect("non-empty path");
             let grant = policy.role_own[holder as usize]
                 .iter()
@@ -101,12 +103,17 @@ fn describe(
             lines.push(format!(
                 "role chain: {} (role {} holds {permission}{own}){}",
                 chain.join(" -> "),
-                doc.roles[holder as usize].id,
+                named(&doc.roles[holder as usize].name, &doc.roles[holder as usize].id),
                 restricted(acl.restrict_object_type.as_ref()).replace(" restricted", "; acl restricted")
             ));
         }
         (None, None) => unreachable!("validated: exactly one grant"),
     }
+}
+
+/// `name (id)`: names for people, ids for grep.
+fn named(name: &str, id: &str) -> String {
+    if name.is_empty() || name == id { id.to_owned() } else { format!("{name} ({id})") }
 }
 
 /// The shortest path from one of `start` to a node satisfying `goal` along
