@@ -43,18 +43,19 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
 
     // Groups: every group reachable upwards from the user, with the edges
     // between them (enough for the evaluator and for explanations).
+    let names: BTreeMap<&str, &str> = edges.iter().map(|(g, _, name)| (g.as_str(), name.as_str())).collect();
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let group = |groups: &mut BTreeMap<String, Group>, id: &str| {
         groups.entry(id.to_owned()).or_insert_with(|| Group {
             id: id.to_owned(),
             org_id: org_id.clone(),
-            name: id.to_owned(),
+            name: names.get(id).map_or_else(|| id.to_owned(), |n| (*n).to_owned()),
             description: None,
             member_users: Vec::new(),
             member_groups: Vec::new(),
         });
     };
-    for (g, child) in &edges {
+    for (g, child, _) in &edges {
         group(&mut groups, g);
         match child {
             None => groups.get_mut(g).expect("inserted").member_users.push(principal.user_id.clone()),
@@ -158,9 +159,9 @@ async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, 
     Ok(Some(Located { org, project: Some(project), child }))
 }
 
-/// `(group, member)` edges upwards from the user: `member = None` is the
-/// user's own membership. UNION (not ALL) makes cycles terminate.
-async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<(String, Option<String>)>, Error> {
+/// `(group, member, group name)` edges upwards from the user: `member =
+/// None` is the user's own membership. UNION (not ALL) makes cycles terminate.
+async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<(String, Option<String>, String)>, Error> {
     let rows = client
         .query(
             "WITH RECURSIVE e (group_id, member) AS (
@@ -169,11 +170,11 @@ async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<(String, Opti
                  SELECT m.group_id, m.member_group_id
                    FROM group_member_groups m JOIN e ON m.member_group_id = e.group_id
              )
-             SELECT group_id, member FROM e",
+             SELECT e.group_id, e.member, g.name FROM e JOIN groups g ON g.id = e.group_id",
             &[&user_id],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 /// The roles `ids` and, transitively, their member roles.
