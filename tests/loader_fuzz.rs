@@ -1,0 +1,92 @@
+//! Fuzzing the configuration and policy loaders (proptest, bounded): any
+//! input either loads or is refused with an error; nothing panics, and
+//! whatever loads is internally consistent.
+
+use loggate::authz::CompiledPolicy;
+use loggate::config::Config;
+use loggate::policy::model::PolicyDoc;
+use proptest::prelude::*;
+
+const EXAMPLE_CONFIG: &str = include_str!("../config/loggate.toml");
+const EXAMPLE_POLICY: &str = include_str!("../config/policy.json");
+
+/// Byte-level mutations of a valid input: flips, deletions, insertions
+/// and truncation, so inputs stay close to the grammar.
+fn mutated(base: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let len = base.len();
+    prop::collection::vec((0..len, any::<u8>(), 0u8..4), 1..8).prop_map(move |edits| {
+        let mut bytes = base.as_bytes().to_vec();
+        for (at, byte, op) in edits {
+            let at = at.min(bytes.len().saturating_sub(1));
+            match op {
+                0 => bytes[at] = byte,
+                1 => {
+                    bytes.remove(at);
+                }
+                2 => bytes.insert(at, byte),
+                _ => bytes.truncate(at),
+            }
+            if bytes.is_empty() {
+                break;
+            }
+        }
+        bytes
+    })
+}
+
+fn load_config(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    if let Ok(config) = Config::from_toml(text, std::iter::empty(), None) {
+        assert!(config.server.max_body_bytes > 0);
+        assert!(config.server.max_concurrent_requests > 0);
+    }
+}
+
+fn load_policy(bytes: &[u8]) {
+    let Ok(doc) = serde_json::from_slice::<PolicyDoc>(bytes) else { return };
+    if let Ok(policy) = CompiledPolicy::compile(doc.clone()) {
+        // A policy that compiles validates, and keeps its document.
+        assert!(loggate::policy::validate::validate(&doc).is_ok());
+        assert_eq!(policy.doc(), &doc);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn config_loader_never_panics_on_mutations(bytes in mutated(EXAMPLE_CONFIG)) {
+        load_config(&bytes);
+    }
+
+    #[test]
+    fn config_loader_never_panics_on_env_overrides(
+        key in "[A-Z_]{1,12}__[A-Z_]{1,16}",
+        value in ".{0,40}",
+    ) {
+        let vars = vec![(format!("LOGGATE_{key}"), value)];
+        let _ = Config::from_toml(EXAMPLE_CONFIG, vars, None);
+    }
+
+    #[test]
+    fn config_loader_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        load_config(&bytes);
+    }
+
+    #[test]
+    fn policy_loader_never_panics_on_mutations(bytes in mutated(EXAMPLE_POLICY)) {
+        load_policy(&bytes);
+    }
+
+    #[test]
+    fn policy_loader_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        load_policy(&bytes);
+    }
+}
+
+#[test]
+fn the_examples_load() {
+    load_config(EXAMPLE_CONFIG.as_bytes());
+    let doc: PolicyDoc = serde_json::from_str(EXAMPLE_POLICY).unwrap();
+    CompiledPolicy::compile(doc).unwrap();
+}
