@@ -288,6 +288,19 @@ fn expected(policy: &Value, base: &Base, q: &Question) -> u16 {
     }
 }
 
+/// What the store itself decides now (the slice a replica loads on a
+/// cache miss): tells a stale cache entry from a wrong slice.
+async fn store_says(fleet: &Fleet, policy: &Value, base: &Base, q: &Question) -> String {
+    use loggate::policy::PolicyStore;
+    let Some((_, user_id, org_id)) = token_identity(policy, &token_sha256(&base.tokens[q.token].raw)) else {
+        return "store: no such token".into();
+    };
+    let principal = loggate::authz::Principal { user_id, org_id };
+    let object = loggate::policy::types::ObjectRef::new(q.object_type.parse().unwrap(), q.id.as_str());
+    let permission = if q.delete { loggate::policy::types::Permission::Delete } else { loggate::policy::types::Permission::Update };
+    format!("store slice: {:?}", fleet.store.decide(&principal, &object, permission).await)
+}
+
 #[derive(Default)]
 struct Stats {
     cases: AtomicUsize,
@@ -310,12 +323,13 @@ async fn check(fleet: &Fleet, base: &Base, replicas: &[usize], when: &str, log: 
         for ((q, w), g) in base.questions.iter().zip(&want).zip(&got) {
             if w != g {
                 disagreements.push(format!(
-                    "replica {i}: token {} ({}) {} {} {}: reference {w}, replica {g}",
+                    "replica {i}: token {} ({}) {} {} {}: reference {w}, replica {g}; {}",
                     q.token,
                     base.tokens[q.token].name,
                     if q.delete { "delete" } else { "update" },
                     q.object_type,
-                    q.id
+                    q.id,
+                    store_says(fleet, &policy, base, q).await
                 ));
             }
         }
