@@ -16,7 +16,7 @@
 //! `_object_delete` row) and compared with the reference evaluator run on
 //! the exported final policy: 200 = allow, 403 = deny, 401 = unknown token.
 //!
-//! Cases: `PROPTEST_CASES` (default 10).
+//! Cases: `PROPTEST_CASES` (default 8, ~3 s each).
 
 mod support;
 
@@ -39,7 +39,7 @@ const RESTRICTS: [&str; 5] = ["project_log", "experiment", "dataset", "project",
 const CONVERGE: Duration = Duration::from_secs(10);
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(10)
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(8)
 }
 
 // ---------------------------------------------------------------------------
