@@ -8,6 +8,10 @@
 
 #[path = "support/feeds.rs"]
 pub mod feeds;
+#[path = "support/fleet.rs"]
+pub mod fleet;
+#[path = "support/reference.rs"]
+pub mod reference;
 #[path = "support/gateway.rs"]
 pub mod gateway;
 #[path = "support/http.rs"]
