@@ -20,20 +20,36 @@ pub mod redis;
 use crate::cache::DecisionCache;
 use crate::config::{Feed, InvalidationConfig};
 use crate::metrics::Metrics;
+use crate::policy::Store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
-/// What a subscriber reports about its connection.
+/// What a subscriber reports about its connection, and what it asks the
+/// store when it (re)connects.
 #[derive(Clone)]
 pub struct FeedHealth {
     cache: Arc<DecisionCache>,
     metrics: Arc<Metrics>,
+    /// The store, when its revisions are the feed's (postgres).
+    store: Option<Arc<Store>>,
 }
 
 impl FeedHealth {
-    pub fn new(cache: Arc<DecisionCache>, metrics: Arc<Metrics>) -> Self {
-        FeedHealth { cache, metrics }
+    pub fn new(cache: Arc<DecisionCache>, metrics: Arc<Metrics>, store: Option<Arc<Store>>) -> Self {
+        let store = store.filter(|s| matches!(**s, Store::Postgres(_)));
+        FeedHealth { cache, metrics, store }
+    }
+
+    /// The store's committed revision, read BEFORE a reconnect flush: every
+    /// change up to it is then covered by the flush, so the subscriber can
+    /// skip their (possibly lost) messages and report that revision.
+    /// `None` when the store has no feed revisions or cannot answer.
+    pub async fn store_revision(&self) -> Option<u64> {
+        match self.store.as_deref() {
+            Some(Store::Postgres(pg)) => pg.revision().await.ok(),
+            _ => None,
+        }
     }
 
     /// Subscribed and receiving: pushed invalidations can be trusted.
@@ -55,8 +71,9 @@ pub fn spawn(
     config: &InvalidationConfig,
     cache: Arc<DecisionCache>,
     metrics: Arc<Metrics>,
+    store: Option<Arc<Store>>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let health = FeedHealth::new(cache.clone(), metrics.clone());
+    let health = FeedHealth::new(cache.clone(), metrics.clone(), store);
     let applier = apply::Applier::new(cache, metrics);
     let task = match config.feed {
         Feed::None => return Ok(None),

@@ -306,7 +306,7 @@ fn refuse_connection(stream: TcpStream, tls: bool) {
 /// and, for a store with a change log, the bridge that publishes to it.
 pub async fn spawn_invalidation(shared: &Arc<Shared>) -> anyhow::Result<()> {
     let gw = &shared.gateway;
-    crate::invalidation::spawn(&gw.config.invalidation, gw.cache.clone(), gw.metrics.clone())?;
+    crate::invalidation::spawn(&gw.config.invalidation, gw.cache.clone(), gw.metrics.clone(), Some(gw.store.clone()))?;
     crate::invalidation::bridge::spawn(&gw.config, gw.store.clone()).await?;
     Ok(())
 }

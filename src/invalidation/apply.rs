@@ -69,6 +69,18 @@ impl Applier {
         self.flush(FlushReason::Reconnect)
     }
 
+    /// Like [`reconnected`](Self::reconnected), when the store's committed
+    /// revision was read just before: the flush covers every revision up to
+    /// it, so their messages (lost while the feed was down, or still to
+    /// come) are skipped and the revision is reported at once.
+    pub fn reconnected_at(&mut self, store_revision: Option<u64>, now_ms: i64) -> Outcome {
+        let outcome = self.reconnected();
+        if let Some(revision) = store_revision.filter(|r| *r > self.last) {
+            self.advance(revision, None, now_ms);
+        }
+        outcome
+    }
+
     /// One raw message off the feed, received at `now_ms`.
     pub fn message(&mut self, bytes: &[u8], now_ms: i64) -> Outcome {
         match message::parse(bytes) {
@@ -322,6 +334,22 @@ mod tests {
         w.cached().await;
         assert_eq!(w.send(12, &[("user", "u1")]), Outcome::Applied { revision: 12, changes: 1 });
         assert_eq!(w.cached().await, [false, true]);
+    }
+
+    #[tokio::test]
+    async fn a_reconnect_with_the_store_revision_skips_what_the_flush_covered() {
+        let mut w = at_revision_10().await;
+        assert_eq!(w.applier.reconnected_at(Some(14), 0), Outcome::Flushed(FlushReason::Reconnect));
+        assert_eq!(w.cached().await, [false, false]);
+        assert_eq!(w.applier.last_revision(), 14);
+        assert_eq!(w.metrics.policy_revision.get(), 14);
+        // Revisions up to 14 (lost while down) are covered; 15 is targeted.
+        assert_eq!(w.send(13, &[("user", "u1")]), Outcome::Ignored { revision: 13 });
+        assert_eq!(w.send(15, &[("user", "u1")]), Outcome::Applied { revision: 15, changes: 1 });
+        // A store that cannot answer, or is behind: just the flush.
+        assert_eq!(w.applier.reconnected_at(None, 0), Outcome::Flushed(FlushReason::Reconnect));
+        assert_eq!(w.applier.reconnected_at(Some(3), 0), Outcome::Flushed(FlushReason::Reconnect));
+        assert_eq!(w.applier.last_revision(), 15);
     }
 
     #[tokio::test]

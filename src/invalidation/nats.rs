@@ -81,7 +81,8 @@ impl Subscriber {
                         // is back, the server knows the subscription.
                         match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
                             Ok(Ok(())) => {
-                                applier.reconnected();
+                                let store_revision = health.store_revision().await;
+                                applier.reconnected_at(store_revision, now_ms());
                                 health.up();
                                 backoff.reset();
                                 tracing::info!(subject = %self.subject, revision = applier.last_revision(), "invalidation feed (nats) subscribed; cache flushed");

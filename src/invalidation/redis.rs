@@ -68,7 +68,8 @@ impl Subscriber {
         };
         // Subscribed (the server confirmed): whatever was published before
         // now is covered by this flush, whatever comes later arrives.
-        applier.reconnected();
+        let store_revision = health.store_revision().await;
+        applier.reconnected_at(store_revision, now_ms());
         health.up();
         backoff.reset();
         tracing::info!(channel = %self.channel, revision = applier.last_revision(), "invalidation feed (redis) subscribed; cache flushed");
