@@ -25,6 +25,12 @@ pub struct DecisionKey {
     pub permission: Permission,
 }
 
+impl DecisionKey {
+    pub fn new(digest: TokenDigest, object: &ObjectRef, permission: Permission) -> Self {
+        DecisionKey { digest, object: object.clone(), permission }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct CachedDecision {
     decision: Decision,

@@ -292,6 +292,8 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     let listen = config.server.listen;
     let admin_listen = config.admin.listen;
     let shared = build(config, upstream_token)?;
+    #[cfg(feature = "bench-authz-off")]
+    tracing::warn!("BENCHMARK BUILD (feature bench-authz-off): authentication and authorization are OFF; never deploy this binary");
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("server.listen {listen}: {e}"))?;
     let admin_listener =
         TcpListener::bind(admin_listen).await.map_err(|e| anyhow::anyhow!("admin.listen {admin_listen}: {e}"))?;

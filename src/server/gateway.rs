@@ -82,6 +82,11 @@ impl Gateway {
         {
             return Err(GatewayError::PayloadTooLarge { limit: server.max_body_bytes });
         }
+        #[cfg(feature = "bench-authz-off")]
+        if cfg!(feature = "bench-authz-off") {
+            let _ = client;
+            return self.forward_unchecked(route, parts, incoming).await;
+        }
         let caller = self.authenticate(&parts.headers, client).await?;
         facts.token_id = Some(caller.identity.token_id.clone());
         facts.token_name = Some(caller.identity.token_name.clone());
@@ -106,6 +111,30 @@ impl Gateway {
         self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         self.metrics.rows.with_label_values(&["forwarded"]).inc_by(targets.rows as u64);
         self.respond(route, forwarded.response, &caller, &raw).await
+    }
+
+    /// Benchmark-only (`--features bench-authz-off`): the pipeline without
+    /// authenticate, inspect, authorize and rate limit, to measure what
+    /// those phases cost. Routing, body read and forwarding are unchanged.
+    #[cfg(feature = "bench-authz-off")]
+    async fn forward_unchecked<B>(
+        &self,
+        route: &Route,
+        parts: http::request::Parts,
+        incoming: B,
+    ) -> Result<Response<Body>, GatewayError>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let server = &self.config.server;
+        let raw = body::read(incoming, &parts.headers, server.max_body_bytes, server.body_read_timeout).await?;
+        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let forwarded =
+            self.forwarder.send(route.upstream(), parts.method.clone(), path_and_query, parts.headers, raw).await?;
+        self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
+        let (parts, body) = forwarded.response.into_parts();
+        Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)))
     }
 
     /// Phase: authenticate. 401 for anything but a known, unexpired token;
@@ -216,7 +245,7 @@ impl Gateway {
 
     /// One cached decision.
     pub(super) async fn decide(&self, caller: &Caller, object: &ObjectRef, permission: Permission) -> Result<Decision, GatewayError> {
-        let key = DecisionKey { digest: caller.digest, object: object.clone(), permission };
+        let key = DecisionKey::new(caller.digest, object, permission);
         let (decision, lookup) = self
             .cache
             .decision(key, &caller.identity, self.store.decide(&caller.principal, object, permission))
