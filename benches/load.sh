@@ -126,6 +126,7 @@ http {
       proxy_pass http://sink/auth;
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
+      proxy_set_header Connection "";         # (a location's own proxy_set_header drops the inherited ones)
     }
     location / { auth_request /_auth; proxy_pass http://sink; }
   }
@@ -156,7 +157,7 @@ for i in "${!PORTS[@]}"; do
   [[ "$out" == "{} 200" ]] || { log "${NAMES[$i]} answered '$out'"; exit 1; }
 done
 # And loggate must actually refuse a bad token (authorization on).
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer bt-st-wrong_0123456789abcdefghijklmnopqrst" \
+code=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer bt-st-wrong_0123456789abcdefghijklmnopqrst" -H "Content-Type: application/json" \
   --data-binary "@$WORK/body.json" "http://127.0.0.1:$P_ON/logs3")
 [[ "$code" == 401 ]] || { log "loggate accepted a wrong token ($code)"; exit 1; }
 
