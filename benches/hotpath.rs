@@ -19,6 +19,7 @@ mod rows;
 
 use std::convert::Infallible;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -32,7 +33,7 @@ use policy_gen::{Shape, generate, project_id, writable_project};
 struct Fixture {
     policy: CompiledPolicy,
     token: String,
-    identity: Identity,
+    identity: Arc<Identity>,
     principal: Principal,
     object: ObjectRef,
 }
@@ -43,8 +44,8 @@ fn fixture() -> Fixture {
     let policy = CompiledPolicy::compile(generated.doc).expect("generated policy is valid");
     let t = 123;
     let token = generated.tokens[t].clone();
-    let identity = policy.identity(&TokenDigest::of(&token)).expect("token is known");
-    let principal = Principal::from(&identity);
+    let identity = Arc::new(policy.identity(&TokenDigest::of(&token)).expect("token is known"));
+    let principal = Principal::from(&*identity);
     let object = ObjectRef::new(ObjectType::ProjectLog, project_id(writable_project(shape, t)));
     assert_eq!(policy.decide(&principal, &object, Permission::Update), Decision::Allow, "bench token must be allowed");
     Fixture { policy, token, identity, principal, object }
@@ -62,7 +63,7 @@ fn cache() -> DecisionCache {
 async fn cached_decide(cache: &DecisionCache, f: &Fixture, digest: &TokenDigest, object: &ObjectRef, permission: Permission) -> Decision {
     let key = loggate::cache::DecisionKey::new(*digest, object, permission);
     let (decision, _) = cache
-        .decision(key, &f.identity, async { Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission)) })
+        .decision(key, &f.identity, object, async { Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission)) })
         .await
         .expect("infallible");
     decision

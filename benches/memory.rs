@@ -74,7 +74,7 @@ fn main() {
                 let object = object(shape, t * 7 + k * 401);
                 let key = DecisionKey::new(digest, &object, Permission::Update);
                 let (d, _) = cache
-                    .decision(key, &identity, async { Ok::<_, Infallible>(policy.decide(&principal, &object, Permission::Update)) })
+                    .decision(key, &identity, &object, async { Ok::<_, Infallible>(policy.decide(&principal, &object, Permission::Update)) })
                     .await
                     .expect("infallible");
                 allowed += d.is_allow() as usize;

@@ -14,30 +14,70 @@ use crate::policy::types::{ObjectRef, ObjectType, Permission};
 use moka::Expiry;
 use moka::future::Cache;
 use std::future::Future;
-use std::sync::Arc;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct DecisionKey {
-    pub digest: TokenDigest,
-    pub object: ObjectRef,
-    pub permission: Permission,
-}
+/// A decision's key: (token digest, object, permission) folded into 128
+/// bits by two independent SipHash-1-3 functions with per-process random
+/// keys. Fixed size and `Copy`: a lookup allocates nothing and an entry
+/// holds no strings. Nobody outside this process knows the hash keys, so a
+/// collision cannot be aimed at; by chance it has probability about
+/// n²/2¹²⁹ (under 10⁻²⁸ for 100k entries).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecisionKey(u128);
+
+/// The process's secret hash keys for decision keys and object ids.
+static KEYS: LazyLock<[RandomState; 3]> = LazyLock::new(|| [RandomState::new(), RandomState::new(), RandomState::new()]);
 
 impl DecisionKey {
     pub fn new(digest: TokenDigest, object: &ObjectRef, permission: Permission) -> Self {
-        DecisionKey { digest, object: object.clone(), permission }
+        let half = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            h.write(&digest.0);
+            h.write_u8(object.object_type as u8);
+            h.write_u8(permission as u8);
+            h.write(object.id.as_bytes());
+            h.finish()
+        };
+        DecisionKey(((half(&KEYS[0]) as u128) << 64) | half(&KEYS[1]) as u128)
     }
 }
 
-#[derive(Debug, Clone)]
+/// A keyed hash of an object id, kept in each entry so that invalidation
+/// by object finds its decisions (a collision only drops an extra entry).
+fn id_hash(id: &str) -> u64 {
+    KEYS[2].hash_one(id)
+}
+
+/// The key already is a keyed hash: moka's own hashing can just take it.
+#[derive(Default, Clone)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64 ^ (n >> 64) as u64;
+    }
+}
+
+/// One cached decision. Shared (`Arc`) so that a hit clones one pointer.
+#[derive(Debug)]
 struct CachedDecision {
     decision: Decision,
     computed: Instant,
-    /// For targeted invalidation of one token's decisions.
-    token_id: Arc<str>,
-    org_id: Arc<str>,
+    object_type: ObjectType,
+    object_id_hash: u64,
+    /// For targeted invalidation by token and organization.
+    identity: Arc<Identity>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,8 +98,8 @@ struct TtlByOutcome {
     negative_ttl: Duration,
 }
 
-impl Expiry<DecisionKey, CachedDecision> for TtlByOutcome {
-    fn expire_after_create(&self, _: &DecisionKey, value: &CachedDecision, _: Instant) -> Option<Duration> {
+impl Expiry<DecisionKey, Arc<CachedDecision>> for TtlByOutcome {
+    fn expire_after_create(&self, _: &DecisionKey, value: &Arc<CachedDecision>, _: Instant) -> Option<Duration> {
         Some(if value.decision.is_allow() { self.ttl } else { self.negative_ttl })
     }
 }
@@ -71,7 +111,7 @@ impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
 }
 
 pub struct DecisionCache {
-    decisions: Cache<DecisionKey, CachedDecision>,
+    decisions: Cache<DecisionKey, Arc<CachedDecision>, BuildHasherDefault<KeyIsHash>>,
     identities: Cache<TokenDigest, CachedIdentity>,
     max_staleness: Duration,
     /// True while pushed invalidations can be trusted (feed up, or a local
@@ -85,7 +125,7 @@ impl DecisionCache {
             .max_capacity(max_decisions)
             .expire_after(TtlByOutcome { ttl, negative_ttl })
             .support_invalidation_closures()
-            .build();
+            .build_with_hasher(BuildHasherDefault::default());
         let identities = Cache::builder()
             .max_capacity(max_decisions.max(1024))
             .expire_after(TtlByOutcome { ttl, negative_ttl })
@@ -125,8 +165,15 @@ impl DecisionCache {
         Ok((entry.identity, Lookup::Miss))
     }
 
-    /// The decision for `key`, computing it once on a miss.
-    pub async fn decision<F, E>(&self, key: DecisionKey, identity: &Identity, compute: F) -> Result<(Decision, Lookup), Arc<E>>
+    /// The decision for `key` (made with `DecisionKey::new(.., object, ..)`),
+    /// computing it once on a miss.
+    pub async fn decision<F, E>(
+        &self,
+        key: DecisionKey,
+        identity: &Arc<Identity>,
+        object: &ObjectRef,
+        compute: F,
+    ) -> Result<(Decision, Lookup), Arc<E>>
     where
         F: Future<Output = Result<Decision, E>>,
         E: Send + Sync + 'static,
@@ -137,12 +184,14 @@ impl DecisionCache {
             }
             self.decisions.invalidate(&key).await;
         }
-        let token_id: Arc<str> = identity.token_id.as_str().into();
-        let org_id: Arc<str> = identity.org_id.as_str().into();
+        let identity = identity.clone();
+        let (object_type, object_id_hash) = (object.object_type, id_hash(&object.id));
         let entry = self
             .decisions
             .try_get_with(key, async move {
-                compute.await.map(|decision| CachedDecision { decision, computed: Instant::now(), token_id, org_id })
+                compute.await.map(|decision| {
+                    Arc::new(CachedDecision { decision, computed: Instant::now(), object_type, object_id_hash, identity })
+                })
             })
             .await?;
         Ok((entry.decision, Lookup::Miss))
@@ -158,25 +207,19 @@ impl DecisionCache {
     /// (a project's ACL change reaches its logs, experiments and datasets;
     /// an organization's reaches all of it).
     pub fn invalidate_object(&self, object_type: ObjectType, id: &str) {
-        let id: Arc<str> = id.into();
+        let id_hash = id_hash(id);
         let result = match object_type {
             ObjectType::Organization => {
-                let id = id.clone();
-                self.decisions.invalidate_entries_if(move |_, v| *v.org_id == *id)
+                let id: Arc<str> = id.into();
+                self.decisions.invalidate_entries_if(move |_, v| *v.identity.org_id == *id)
             }
             // Objects below a project are keyed by their own ids; without
             // the hierarchy at hand, drop every decision of that org's
             // objects conservatively by dropping all non-org-scoped ones.
-            ObjectType::Project | ObjectType::ProjectLog => {
-                let id = id.clone();
-                self.decisions.invalidate_entries_if(move |k, _| {
-                    k.object.id.as_str() == &*id || !matches!(k.object.object_type, ObjectType::Project | ObjectType::ProjectLog)
-                })
-            }
-            _ => {
-                let id = id.clone();
-                self.decisions.invalidate_entries_if(move |k, _| k.object.id.as_str() == &*id)
-            }
+            ObjectType::Project | ObjectType::ProjectLog => self.decisions.invalidate_entries_if(move |_, v| {
+                v.object_id_hash == id_hash || !matches!(v.object_type, ObjectType::Project | ObjectType::ProjectLog)
+            }),
+            _ => self.decisions.invalidate_entries_if(move |_, v| v.object_id_hash == id_hash),
         };
         if result.is_err() {
             self.invalidate_all();
@@ -187,7 +230,7 @@ impl DecisionCache {
     pub fn invalidate_token(&self, token_id: &str) {
         let id: Arc<str> = token_id.into();
         let for_decisions = id.clone();
-        let dropped = self.decisions.invalidate_entries_if(move |_, v| *v.token_id == *for_decisions);
+        let dropped = self.decisions.invalidate_entries_if(move |_, v| *v.identity.token_id == *for_decisions);
         let for_identities = id.clone();
         let dropped_ids = self
             .identities
@@ -229,16 +272,13 @@ mod tests {
     }
 
     fn key(id: &str) -> DecisionKey {
-        DecisionKey {
-            digest: TokenDigest::of("bt-st-x"),
-            object: ObjectRef::new(ObjectType::ProjectLog, id),
-            permission: Permission::Update,
-        }
+        DecisionKey::new(TokenDigest::of("bt-st-x"), &ObjectRef::new(ObjectType::ProjectLog, id), Permission::Update)
     }
 
-    async fn ask(cache: &DecisionCache, k: DecisionKey, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
+    async fn ask(cache: &DecisionCache, id: &str, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
+        let object = ObjectRef::new(ObjectType::ProjectLog, id);
         cache
-            .decision(k, &identity(), async {
+            .decision(key(id), &Arc::new(identity()), &object, async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Ok::<_, Infallible>(d)
             })
@@ -250,15 +290,15 @@ mod tests {
     async fn second_lookup_hits_and_invalidation_recomputes() {
         let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
         let calls = AtomicUsize::new(0);
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Hit);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         cache.invalidate_object(ObjectType::ProjectLog, "p");
         cache.run_pending_tasks().await;
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
         cache.invalidate_token("t1");
         cache.run_pending_tasks().await;
         let deny = Decision::Deny(DenyReason::MissingPermission);
-        assert_eq!(ask(&cache, key("p"), &calls, deny).await, (deny, Lookup::Miss));
+        assert_eq!(ask(&cache, "p", &calls, deny).await, (deny, Lookup::Miss));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
@@ -266,11 +306,11 @@ mod tests {
     async fn stale_entries_are_recomputed_while_push_is_down() {
         let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(20));
         let calls = AtomicUsize::new(0);
-        ask(&cache, key("p"), &calls, Decision::Allow).await;
+        ask(&cache, "p", &calls, Decision::Allow).await;
         cache.set_push_healthy(false);
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Hit);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
     }
 
     #[tokio::test]
@@ -282,7 +322,7 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .decision(key("p"), &identity(), async {
+                    .decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok::<_, Infallible>(Decision::Allow)

@@ -248,7 +248,7 @@ impl Gateway {
         let key = DecisionKey::new(caller.digest, object, permission);
         let (decision, lookup) = self
             .cache
-            .decision(key, &caller.identity, self.store.decide(&caller.principal, object, permission))
+            .decision(key, &caller.identity, object, self.store.decide(&caller.principal, object, permission))
             .await
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
