@@ -111,7 +111,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(crate::server::run(config, upstream_token, admin_token)) {
+    let result = runtime.block_on(crate::server::run(config, upstream_token, admin_token));
+    crate::telemetry::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "loggate stopped");

@@ -108,7 +108,7 @@ async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: 
         && !matches!(e, GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout(_))
     {
         let object_type = e.object().map(|(o, _)| o.object_type.as_str()).unwrap_or("");
-        metrics.denials.with_label_values(&[e.code(), object_type, facts.org_id.as_deref().unwrap_or("")]).inc();
+        metrics.denials.with_label_values(&[e.code(), object_type, facts.identity.as_ref().map_or("", |i| i.org_id.as_str())]).inc();
     }
     tracing::info!(
         target: "loggate::access",
@@ -117,9 +117,9 @@ async fn serve_request(shared: Arc<Shared>, request: Request<Incoming>, client: 
         route = label,
         status = status.as_u16(),
         error = error_code,
-        token_id = facts.token_id.as_deref(),
-        token_name = facts.token_name.as_deref(),
-        org = facts.org_id.as_deref(),
+        token_id = facts.identity.as_ref().map(|i| i.token_id.as_str()),
+        token_name = facts.identity.as_ref().map(|i| i.token_name.as_str()),
+        org = facts.identity.as_ref().map(|i| i.org_id.as_str()),
         decision = facts.decision,
         rows = facts.rows,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
