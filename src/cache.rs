@@ -1,6 +1,7 @@
 //! The decision cache (design §8): (token digest, object, permission) ->
-//! decision, and token digest -> identity, in moka. Misses for one key are
-//! computed once (single flight); denials live `negative_ttl`, allows `ttl`.
+//! decision (`decisions`: a compact sharded map, see there why not moka),
+//! and token digest -> identity, in moka. Misses for one key are computed
+//! once (single flight); denials live `negative_ttl`, allows `ttl`.
 //!
 //! Freshness: every entry records when it was computed. While the
 //! invalidation feed is down (or for sources whose changes are not pushed),
@@ -8,13 +9,16 @@
 //! Targeted invalidation by object, token or organization is supported so
 //! the feed can drop exactly what a change touched.
 
+mod decisions;
+
 use crate::auth::{Identity, TokenDigest};
+use decisions::{Decisions, Entry, Found};
 use crate::authz::Decision;
 use crate::policy::types::{ObjectRef, ObjectType, Permission};
 use moka::Expiry;
 use moka::future::Cache;
 use std::future::Future;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -51,7 +55,7 @@ fn id_hash(id: &str) -> u64 {
     KEYS[2].hash_one(id)
 }
 
-/// The key already is a keyed hash: moka's own hashing can just take it.
+/// The key already is a keyed hash: the map's hashing can just take it.
 #[derive(Default, Clone)]
 struct KeyIsHash(u64);
 
@@ -67,17 +71,6 @@ impl Hasher for KeyIsHash {
     fn write_u128(&mut self, n: u128) {
         self.0 = n as u64 ^ (n >> 64) as u64;
     }
-}
-
-/// One cached decision. Shared (`Arc`) so that a hit clones one pointer.
-#[derive(Debug)]
-struct CachedDecision {
-    decision: Decision,
-    computed: Instant,
-    object_type: ObjectType,
-    object_id_hash: u64,
-    /// For targeted invalidation by token and organization.
-    identity: Arc<Identity>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,12 +91,6 @@ struct TtlByOutcome {
     negative_ttl: Duration,
 }
 
-impl Expiry<DecisionKey, Arc<CachedDecision>> for TtlByOutcome {
-    fn expire_after_create(&self, _: &DecisionKey, value: &Arc<CachedDecision>, _: Instant) -> Option<Duration> {
-        Some(if value.decision.is_allow() { self.ttl } else { self.negative_ttl })
-    }
-}
-
 impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
     fn expire_after_create(&self, _: &TokenDigest, value: &CachedIdentity, _: Instant) -> Option<Duration> {
         Some(if value.identity.is_some() { self.ttl } else { self.negative_ttl })
@@ -111,7 +98,7 @@ impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
 }
 
 pub struct DecisionCache {
-    decisions: Cache<DecisionKey, Arc<CachedDecision>, BuildHasherDefault<KeyIsHash>>,
+    decisions: Decisions,
     identities: Cache<TokenDigest, CachedIdentity>,
     max_staleness: Duration,
     /// True while pushed invalidations can be trusted (feed up, or a local
@@ -121,11 +108,7 @@ pub struct DecisionCache {
 
 impl DecisionCache {
     pub fn new(max_decisions: u64, ttl: Duration, negative_ttl: Duration, max_staleness: Duration) -> Self {
-        let decisions = Cache::builder()
-            .max_capacity(max_decisions)
-            .expire_after(TtlByOutcome { ttl, negative_ttl })
-            .support_invalidation_closures()
-            .build_with_hasher(BuildHasherDefault::default());
+        let decisions = Decisions::new(max_decisions, ttl, negative_ttl);
         let identities = Cache::builder()
             .max_capacity(max_decisions.max(1024))
             .expire_after(TtlByOutcome { ttl, negative_ttl })
@@ -178,28 +161,47 @@ impl DecisionCache {
         F: Future<Output = Result<Decision, E>>,
         E: Send + Sync + 'static,
     {
-        if let Some(hit) = self.decisions.get(&key).await {
-            if self.usable(hit.computed) {
-                return Ok((hit.decision, Lookup::Hit));
+        let mut compute = Some(compute);
+        loop {
+            match self.decisions.lookup(&key) {
+                Found::Hit { decision, computed } => {
+                    if self.usable(computed) {
+                        return Ok((decision, Lookup::Hit));
+                    }
+                    self.decisions.remove(&key);
+                }
+                Found::Wait(notify) => {
+                    let notified = notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if self.decisions.is_inflight(&key, &notify) {
+                        notified.await;
+                    }
+                }
+                Found::Lead(leader) => {
+                    let mut lead = Some(leader);
+                    let mut guard = self.decisions.guard(&mut lead);
+                    let compute = compute.take().expect("a call leads at most once");
+                    // An error or a cancelled request drops `guard`, which
+                    // lets the next waiter lead.
+                    let decision = compute.await.map_err(Arc::new)?;
+                    let entry = Entry {
+                        decision,
+                        computed: Instant::now(),
+                        object_type: object.object_type,
+                        object_id_hash: id_hash(&object.id),
+                        identity: identity.clone(),
+                    };
+                    self.decisions.finish(guard.take(), entry);
+                    return Ok((decision, Lookup::Miss));
+                }
             }
-            self.decisions.invalidate(&key).await;
         }
-        let identity = identity.clone();
-        let (object_type, object_id_hash) = (object.object_type, id_hash(&object.id));
-        let entry = self
-            .decisions
-            .try_get_with(key, async move {
-                compute.await.map(|decision| {
-                    Arc::new(CachedDecision { decision, computed: Instant::now(), object_type, object_id_hash, identity })
-                })
-            })
-            .await?;
-        Ok((entry.decision, Lookup::Miss))
     }
 
     /// Drops everything (a policy reload, a feed gap, a reconnect).
     pub fn invalidate_all(&self) {
-        self.decisions.invalidate_all();
+        self.decisions.clear();
         self.identities.invalidate_all();
     }
 
@@ -208,48 +210,40 @@ impl DecisionCache {
     /// an organization's reaches all of it).
     pub fn invalidate_object(&self, object_type: ObjectType, id: &str) {
         let id_hash = id_hash(id);
-        let result = match object_type {
-            ObjectType::Organization => {
-                let id: Arc<str> = id.into();
-                self.decisions.invalidate_entries_if(move |_, v| *v.identity.org_id == *id)
-            }
+        match object_type {
+            ObjectType::Organization => self.decisions.invalidate_if(|e| *e.identity.org_id == *id),
             // Objects below a project are keyed by their own ids; without
             // the hierarchy at hand, drop every decision of that org's
             // objects conservatively by dropping all non-org-scoped ones.
-            ObjectType::Project | ObjectType::ProjectLog => self.decisions.invalidate_entries_if(move |_, v| {
-                v.object_id_hash == id_hash || !matches!(v.object_type, ObjectType::Project | ObjectType::ProjectLog)
+            ObjectType::Project | ObjectType::ProjectLog => self.decisions.invalidate_if(|e| {
+                e.object_id_hash == id_hash || !matches!(e.object_type, ObjectType::Project | ObjectType::ProjectLog)
             }),
-            _ => self.decisions.invalidate_entries_if(move |_, v| v.object_id_hash == id_hash),
-        };
-        if result.is_err() {
-            self.invalidate_all();
+            _ => self.decisions.invalidate_if(|e| e.object_id_hash == id_hash),
         }
     }
 
     /// Drops one token's identity and decisions (revoked, expired, edited).
     pub fn invalidate_token(&self, token_id: &str) {
+        self.decisions.invalidate_if(|e| *e.identity.token_id == *token_id);
         let id: Arc<str> = token_id.into();
-        let for_decisions = id.clone();
-        let dropped = self.decisions.invalidate_entries_if(move |_, v| *v.identity.token_id == *for_decisions);
         let for_identities = id.clone();
         let dropped_ids = self
             .identities
             .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.token_id == *for_identities));
         // Unknown-token (negative) identities may now be known: drop them too.
         let negatives = self.identities.invalidate_entries_if(|_, v| v.identity.is_none());
-        if dropped.is_err() || dropped_ids.is_err() || negatives.is_err() {
+        if dropped_ids.is_err() || negatives.is_err() {
             self.invalidate_all();
         }
     }
 
     /// Number of cached decisions (approximate; for memory measurements).
     pub fn decision_count(&self) -> u64 {
-        self.decisions.entry_count()
+        self.decisions.len() as u64
     }
 
     /// Applies pending maintenance (tests and benchmarks).
     pub async fn run_pending_tasks(&self) {
-        self.decisions.run_pending_tasks().await;
         self.identities.run_pending_tasks().await;
     }
 }
@@ -335,5 +329,72 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn size_stays_within_capacity() {
+        let cache = DecisionCache::new(64, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
+        let calls = AtomicUsize::new(0);
+        for i in 0..1000 {
+            ask(&cache, &format!("p{i}"), &calls, Decision::Allow).await;
+        }
+        assert!(cache.decision_count() <= 64, "{}", cache.decision_count());
+        assert!(cache.decision_count() >= 32, "{}", cache.decision_count());
+        assert_eq!(ask(&cache, "p999", &calls, Decision::Allow).await.1, Lookup::Hit);
+    }
+
+    #[tokio::test]
+    async fn denials_expire_after_negative_ttl() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_millis(20), Duration::from_secs(10));
+        let calls = AtomicUsize::new(0);
+        let deny = Decision::Deny(DenyReason::MissingPermission);
+        ask(&cache, "p", &calls, deny).await;
+        assert_eq!(ask(&cache, "p", &calls, deny).await.1, Lookup::Hit);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(ask(&cache, "p", &calls, deny).await.1, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_decision_computed_across_an_invalidation_is_not_kept() {
+        let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let c = cache.clone();
+        let slow = tokio::spawn(async move {
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+                rx.await.ok();
+                Ok::<_, Infallible>(Decision::Allow)
+            })
+            .await
+            .unwrap()
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache.invalidate_all();
+        tx.send(()).unwrap();
+        assert_eq!(slow.await.unwrap(), (Decision::Allow, Lookup::Miss));
+        let calls = AtomicUsize::new(0);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_computation_lets_a_waiter_compute() {
+        let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
+        let c = cache.clone();
+        let stuck = tokio::spawn(async move {
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+                std::future::pending::<()>().await;
+                Ok::<_, Infallible>(Decision::Allow)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let c = cache.clone();
+        let waiter = tokio::spawn(async move {
+            let calls = AtomicUsize::new(0);
+            ask(&c, "p", &calls, Decision::Allow).await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stuck.abort();
+        let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.expect("waiter was not released").unwrap();
+        assert_eq!(got, (Decision::Allow, Lookup::Miss));
     }
 }
