@@ -8,17 +8,19 @@
 #   (d) authz-off      loggate built with --features bench-authz-off -> sink
 #   (e) loggate        loggate, authorization on, decision cache warm -> sink
 #
-# Closed loop (wrk, $CONNS connections, $DURATION s each, after a warm-up),
-# then open loop (oha at a fixed rate of half of (c)'s maximum, with latency
+# Closed loop (wrk, $CONNS connections, $ROUNDS interleaved rounds of
+# $DURATION s per configuration after a warm-up; median reported, plus the
+# proxy's CPU time per request), then open loop (oha at a fixed rate of half of (c)'s maximum, with latency
 # correction) for p50/p99/p99.9. Prints a markdown table.
 #
 # Loopback only, bounded in time (about 2.5 minutes once built).
 # Installs what it lacks: nginx-light and wrk (Debian), oha (cargo install).
-# Usage: bash benches/load.sh        env: DURATION LAT_DURATION CONNS BASE_PORT KEEP
+# Usage: bash benches/load.sh        env: DURATION ROUNDS LAT_DURATION CONNS BASE_PORT KEEP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-4}
+ROUNDS=${ROUNDS:-3}
 LAT_DURATION=${LAT_DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
@@ -134,6 +136,7 @@ http {
 EOF
 nginx -t -q -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+NGINX_PID=$!
 PIDS+=($!)
 
 start_loggate() { # binary port admin_port
@@ -143,7 +146,9 @@ start_loggate() { # binary port admin_port
   PIDS+=($!)
 }
 start_loggate "$WORK/loggate-authz-off" "$P_OFF" "$P_OFF_ADMIN"
+LG_OFF_PID=$!
 start_loggate "$LOGGATE" "$P_ON" "$P_ON_ADMIN"
+LG_ON_PID=$!
 for p in "$P_SINK" "$P_PROXY" "$P_AUTH" "$P_OFF" "$P_ON"; do wait_port "$p"; done
 
 NAMES=(sink proxy_pass auth_request authz-off loggate)
@@ -162,17 +167,48 @@ code=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer 
 [[ "$code" == 401 ]] || { log "loggate accepted a wrong token ($code)"; exit 1; }
 
 # --- closed loop -------------------------------------------------------------
-declare -A RPS P50 P99 P999
+# Interleaved rounds (every configuration once per round) and the median
+# per configuration: other work on the machine then hits all of them alike.
+# CPU per request counts the proxy's own processes (nginx master+workers, or
+# loggate), not the sink, nor the token check nginx delegates to it.
+proc_ticks() { # utime+stime of the given pids and their children, in clock ticks
+  local total=0 p
+  for p in "$@" $(pgrep -P "$(IFS=,; echo "$*")" 2>/dev/null); do
+    [[ -r /proc/$p/stat ]] || continue
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+CPU_PIDS=("" "$NGINX_PID" "$NGINX_PID" "$LG_OFF_PID" "$LG_ON_PID")
+declare -A RPS P50 P99 P999 ROUND_RPS TICKS REQS
 for i in "${!PORTS[@]}"; do
-  url="http://127.0.0.1:${PORTS[$i]}/logs3"
-  wrk -t2 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/post.lua" "$url" >/dev/null
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$url" >"$WORK/wrk-${NAMES[$i]}.txt"
-  if grep -qE 'Non-2xx|Socket errors' "$WORK/wrk-${NAMES[$i]}.txt"; then
-    log "${NAMES[$i]}: errors during the run:"; cat "$WORK/wrk-${NAMES[$i]}.txt" >&2; exit 1
-  fi
-  RPS[${NAMES[$i]}]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$WORK/wrk-${NAMES[$i]}.txt")
-  log "closed loop ${NAMES[$i]}: ${RPS[${NAMES[$i]}]} req/s"
+  wrk -t2 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/post.lua" "http://127.0.0.1:${PORTS[$i]}/logs3" >/dev/null
+  TICKS[${NAMES[$i]}]=0 REQS[${NAMES[$i]}]=0
 done
+for round in $(seq "$ROUNDS"); do
+  for i in "${!PORTS[@]}"; do
+    n=${NAMES[$i]} out="$WORK/wrk-$n-$round.txt"
+    before=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
+    after=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
+    if grep -qE 'Non-2xx|Socket errors' "$out"; then
+      log "$n: errors during the run:"; cat "$out" >&2; exit 1
+    fi
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    ROUND_RPS[$n]+="$rps "
+    TICKS[$n]=$((TICKS[$n] + after - before))
+    REQS[$n]=$((REQS[$n] + $(awk '/requests in/ {print $1}' "$out")))
+  done
+  log "round $round: $(for n in "${NAMES[@]}"; do printf '%s %s  ' "$n" "$(echo "${ROUND_RPS[$n]}" | awk '{print $NF}')"; done)"
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+declare -A CPU_US
+for n in "${NAMES[@]}"; do
+  RPS[$n]=$(echo "${ROUND_RPS[$n]}" | median)
+  CPU_US[$n]=$(awk -v t="${TICKS[$n]}" -v hz="$HZ" -v r="${REQS[$n]}" 'BEGIN { printf "%.1f", t / hz * 1e6 / r }')
+done
+CPU_US[sink]="-"
 
 # --- open loop at half of (c)'s maximum ------------------------------------------
 RATE=$(( ${RPS[auth_request]} / 2 ))
@@ -198,13 +234,14 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "Loopback, $(nproc) cores shared by load generator, servers and sink; body $BODY_BYTES B; $CONNS connections."
-echo "Closed loop: wrk ${DURATION}s. Latency: oha ${LAT_DURATION}s at $RATE req/s (half of (c)), latency-corrected."
+echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds. Latency: oha ${LAT_DURATION}s at $RATE req/s (half of (c)), latency-corrected."
+echo "Proxy CPU: CPU time of the proxy's own processes per request (the sink, and the token check nginx delegates to it, excluded)."
 echo
-echo "| configuration | req/s (closed loop) | p50 ms | p99 ms | p99.9 ms |"
-echo "|---|---:|---:|---:|---:|"
+echo "| configuration | req/s (closed loop) | proxy CPU µs/req | p50 ms | p99 ms | p99.9 ms |"
+echo "|---|---:|---:|---:|---:|---:|"
 for i in "${!PORTS[@]}"; do
   n=${NAMES[$i]}
-  echo "| ${LABELS[$i]} | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} |"
+  echo "| ${LABELS[$i]} | ${RPS[$n]} | ${CPU_US[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} |"
 done
 echo
 echo "| ratio | value | target |"
