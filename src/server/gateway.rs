@@ -93,7 +93,7 @@ impl Gateway {
         let targets = self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await?;
         facts.rows = targets.rows;
         if let Err(e) = self.authorize(&caller, &targets.targets).await {
-            self.metrics.rows.with_label_values(&["denied"]).inc_by(targets.rows as u64);
+            self.metrics.rows_denied.inc_by(targets.rows as u64);
             facts.decision = "deny";
             return Err(e);
         }
@@ -106,7 +106,7 @@ impl Gateway {
             .send(route.upstream(), parts.method.clone(), path_and_query, parts.headers, raw.clone())
             .await?;
         self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
-        self.metrics.rows.with_label_values(&["forwarded"]).inc_by(targets.rows as u64);
+        self.metrics.rows_forwarded.inc_by(targets.rows as u64);
         self.respond(route, forwarded.response, &caller, &raw).await
     }
 
@@ -314,11 +314,10 @@ impl Gateway {
     }
 
     fn count_lookup(&self, lookup: Lookup) {
-        let label = match lookup {
-            Lookup::Hit => "hit",
-            Lookup::Miss => "miss",
-        };
-        self.metrics.decision_cache.with_label_values(&[label]).inc();
+        match lookup {
+            Lookup::Hit => self.metrics.decision_hits.inc(),
+            Lookup::Miss => self.metrics.decision_misses.inc(),
+        }
     }
 
     /// Answers a request that matched no route or failed routing.
