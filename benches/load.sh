@@ -13,14 +13,14 @@
 # proxy's CPU time per request), then open loop (oha at a fixed rate of half of (c)'s maximum, with latency
 # correction) for p50/p99/p99.9. Prints a markdown table.
 #
-# Loopback only, bounded in time (about 2.5 minutes once built).
+# Loopback only, bounded in time (about 3 minutes once built).
 # Installs what it lacks: nginx-light and wrk (Debian), oha (cargo install).
 # Usage: bash benches/load.sh        env: DURATION ROUNDS LAT_DURATION CONNS BASE_PORT KEEP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-4}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 LAT_DURATION=${LAT_DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
@@ -167,8 +167,9 @@ code=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer 
 [[ "$code" == 401 ]] || { log "loggate accepted a wrong token ($code)"; exit 1; }
 
 # --- closed loop -------------------------------------------------------------
-# Interleaved rounds (every configuration once per round) and the median
-# per configuration: other work on the machine then hits all of them alike.
+# Interleaved rounds (every configuration once per round, in a rotating
+# order) and the median per configuration: other work on the machine then
+# hits all of them alike.
 # CPU per request counts the proxy's own processes (nginx master+workers, or
 # loggate), not the sink, nor the token check nginx delegates to it.
 proc_ticks() { # utime+stime of the given pids and their children, in clock ticks
@@ -187,7 +188,8 @@ for i in "${!PORTS[@]}"; do
   TICKS[${NAMES[$i]}]=0 REQS[${NAMES[$i]}]=0
 done
 for round in $(seq "$ROUNDS"); do
-  for i in "${!PORTS[@]}"; do
+  for k in "${!PORTS[@]}"; do
+    i=$(( (k + round - 1) % ${#PORTS[@]} ))   # rotate the order: no configuration always runs last
     n=${NAMES[$i]} out="$WORK/wrk-$n-$round.txt"
     before=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
     wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
@@ -234,7 +236,7 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "Loopback, $(nproc) cores shared by load generator, servers and sink; body $BODY_BYTES B; $CONNS connections."
-echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds. Latency: oha ${LAT_DURATION}s at $RATE req/s (half of (c)), latency-corrected."
+echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds (rotating order). Latency: oha ${LAT_DURATION}s at $RATE req/s (half of (c)), latency-corrected."
 echo "Proxy CPU: CPU time of the proxy's own processes per request (the sink, and the token check nginx delegates to it, excluded)."
 echo
 echo "| configuration | req/s (closed loop) | proxy CPU µs/req | p50 ms | p99 ms | p99.9 ms |"
