@@ -1,6 +1,7 @@
 //! The decision cache (design §8): (token digest, object, permission) ->
-//! decision, and token digest -> identity, in moka. Misses for one key are
-//! computed once (single flight); denials live `negative_ttl`, allows `ttl`.
+//! decision (`decisions`: a compact sharded map, see there why not moka),
+//! and token digest -> identity, in moka. Misses for one key are computed
+//! once (single flight); denials live `negative_ttl`, allows `ttl`.
 //!
 //! Freshness: every entry records when it was computed. While the
 //! invalidation feed is down (or for sources whose changes are not pushed),
@@ -9,45 +10,80 @@
 //! supported so the feed can drop exactly what a change touched.
 //!
 //! Races: a computation that started before an invalidation and finished
-//! after it may have read the old policy. moka's invalidations only reach
-//! entries inserted before them, so every entry records the invalidation
-//! epoch its computation started in; one whose computation overlapped any
-//! invalidation answers its own single-flight waiters but is never served
-//! from the cache afterwards.
+//! after it may have read the old policy. Such a decision answers its own
+//! caller but is not stored (`decisions` checks its generation under the
+//! shard lock); such an identity is stored marked `straddled` and never
+//! served (moka's invalidations only reach entries inserted before them).
+
+mod decisions;
 
 use crate::auth::{Identity, TokenDigest};
+use decisions::{Decisions, Entry, Found};
 use crate::authz::Decision;
 use crate::policy::types::{ObjectRef, ObjectType, Permission};
 use moka::Expiry;
 use moka::future::Cache;
 use std::future::Future;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct DecisionKey {
-    pub digest: TokenDigest,
-    pub object: ObjectRef,
-    pub permission: Permission,
+/// A decision's key: (token digest, object, permission) folded into 128
+/// bits by two independent SipHash-1-3 functions with per-process random
+/// keys. Fixed size and `Copy`: a lookup allocates nothing and an entry
+/// holds no strings. Nobody outside this process knows the hash keys, so a
+/// collision cannot be aimed at; by chance it has probability about
+/// n²/2¹²⁹ (under 10⁻²⁸ for 100k entries).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecisionKey(u128);
+
+/// The process's secret hash keys for decision keys and object ids.
+static KEYS: LazyLock<[RandomState; 3]> = LazyLock::new(|| [RandomState::new(), RandomState::new(), RandomState::new()]);
+
+impl DecisionKey {
+    pub fn new(digest: TokenDigest, object: &ObjectRef, permission: Permission) -> Self {
+        let half = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            h.write(&digest.0);
+            h.write_u8(object.object_type as u8);
+            h.write_u8(permission as u8);
+            h.write(object.id.as_bytes());
+            h.finish()
+        };
+        DecisionKey(((half(&KEYS[0]) as u128) << 64) | half(&KEYS[1]) as u128)
+    }
 }
 
-#[derive(Debug, Clone)]
-struct CachedDecision {
-    decision: Decision,
-    computed: Instant,
-    /// An invalidation happened while this was computed: never reuse it.
-    straddled: bool,
-    /// For targeted invalidation of one token's, user's or org's decisions.
-    token_id: Arc<str>,
-    user_id: Arc<str>,
-    org_id: Arc<str>,
+/// A keyed hash of an object id, kept in each entry so that invalidation
+/// by object finds its decisions (a collision only drops an extra entry).
+fn id_hash(id: &str) -> u64 {
+    KEYS[2].hash_one(id)
+}
+
+/// The key already is a keyed hash: the map's hashing can just take it.
+#[derive(Default, Clone)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64 ^ (n >> 64) as u64;
+    }
 }
 
 #[derive(Debug, Clone)]
 struct CachedIdentity {
     identity: Option<Arc<Identity>>,
     computed: Instant,
+    /// An invalidation happened while this was computed: never reuse it.
     straddled: bool,
 }
 
@@ -63,12 +99,6 @@ struct TtlByOutcome {
     negative_ttl: Duration,
 }
 
-impl Expiry<DecisionKey, CachedDecision> for TtlByOutcome {
-    fn expire_after_create(&self, _: &DecisionKey, value: &CachedDecision, _: Instant) -> Option<Duration> {
-        Some(if value.decision.is_allow() { self.ttl } else { self.negative_ttl })
-    }
-}
-
 impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
     fn expire_after_create(&self, _: &TokenDigest, value: &CachedIdentity, _: Instant) -> Option<Duration> {
         Some(if value.identity.is_some() { self.ttl } else { self.negative_ttl })
@@ -76,23 +106,19 @@ impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
 }
 
 pub struct DecisionCache {
-    decisions: Cache<DecisionKey, CachedDecision>,
+    decisions: Decisions,
     identities: Cache<TokenDigest, CachedIdentity>,
     max_staleness: Duration,
     /// True while pushed invalidations can be trusted (feed up, or a local
     /// source whose every change flushes the cache).
     fresh_by_push: AtomicBool,
-    /// Bumped by every invalidation (see the module docs).
+    /// Bumped by every invalidation, for identities computed across one.
     epoch: AtomicU64,
 }
 
 impl DecisionCache {
     pub fn new(max_decisions: u64, ttl: Duration, negative_ttl: Duration, max_staleness: Duration) -> Self {
-        let decisions = Cache::builder()
-            .max_capacity(max_decisions)
-            .expire_after(TtlByOutcome { ttl, negative_ttl })
-            .support_invalidation_closures()
-            .build();
+        let decisions = Decisions::new(max_decisions, ttl, negative_ttl);
         let identities = Cache::builder()
             .max_capacity(max_decisions.max(1024))
             .expire_after(TtlByOutcome { ttl, negative_ttl })
@@ -112,13 +138,11 @@ impl DecisionCache {
         self.fresh_by_push.load(Ordering::SeqCst)
     }
 
-    fn usable(&self, computed: Instant, straddled: bool) -> bool {
-        !straddled && (self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness)
+    fn usable(&self, computed: Instant) -> bool {
+        self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness
     }
 
-    /// Marks the start of an invalidation: computations in flight become
-    /// one-shot (see the module docs). Called before the moka call, so a
-    /// computation that reads the epoch afterwards started after it.
+    /// Marks the start of an invalidation (see the module docs).
     fn bump_epoch(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
@@ -130,7 +154,7 @@ impl DecisionCache {
         E: Send + Sync + 'static,
     {
         if let Some(hit) = self.identities.get(digest).await {
-            if self.usable(hit.computed, hit.straddled) {
+            if !hit.straddled && self.usable(hit.computed) {
                 return Ok((hit.identity, Lookup::Hit));
             }
             self.identities.invalidate(digest).await;
@@ -144,40 +168,69 @@ impl DecisionCache {
                 Ok(CachedIdentity { identity, computed: Instant::now(), straddled })
             })
             .await?;
+        // An invalidation that began after the check above but before moka
+        // stored the entry would not reach it (moka's invalidations only
+        // cover entries older than themselves): drop it here instead.
+        if self.epoch.load(Ordering::SeqCst) != started {
+            self.identities.invalidate(digest).await;
+        }
         Ok((entry.identity, Lookup::Miss))
     }
-
-    /// The decision for `key`, computing it once on a miss.
-    pub async fn decision<F, E>(&self, key: DecisionKey, identity: &Identity, compute: F) -> Result<(Decision, Lookup), Arc<E>>
+    /// The decision for `key` (made with `DecisionKey::new(.., object, ..)`),
+    /// computing it once on a miss.
+    pub async fn decision<F, E>(
+        &self,
+        key: DecisionKey,
+        identity: &Arc<Identity>,
+        object: &ObjectRef,
+        compute: F,
+    ) -> Result<(Decision, Lookup), Arc<E>>
     where
         F: Future<Output = Result<Decision, E>>,
         E: Send + Sync + 'static,
     {
-        if let Some(hit) = self.decisions.get(&key).await {
-            if self.usable(hit.computed, hit.straddled) {
-                return Ok((hit.decision, Lookup::Hit));
+        let mut compute = Some(compute);
+        loop {
+            match self.decisions.lookup(&key) {
+                Found::Hit { decision, computed } => {
+                    if self.usable(computed) {
+                        return Ok((decision, Lookup::Hit));
+                    }
+                    self.decisions.remove(&key);
+                }
+                Found::Wait(notify) => {
+                    let notified = notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if self.decisions.is_inflight(&key, &notify) {
+                        notified.await;
+                    }
+                }
+                Found::Lead(leader) => {
+                    let mut lead = Some(leader);
+                    let mut guard = self.decisions.guard(&mut lead);
+                    let compute = compute.take().expect("a call leads at most once");
+                    // An error or a cancelled request drops `guard`, which
+                    // lets the next waiter lead.
+                    let decision = compute.await.map_err(Arc::new)?;
+                    let entry = Entry {
+                        decision,
+                        computed: Instant::now(),
+                        object_type: object.object_type,
+                        object_id_hash: id_hash(&object.id),
+                        identity: identity.clone(),
+                    };
+                    self.decisions.finish(guard.take(), entry);
+                    return Ok((decision, Lookup::Miss));
+                }
             }
-            self.decisions.invalidate(&key).await;
         }
-        let token_id: Arc<str> = identity.token_id.as_str().into();
-        let user_id: Arc<str> = identity.user_id.as_str().into();
-        let org_id: Arc<str> = identity.org_id.as_str().into();
-        let started = self.epoch.load(Ordering::SeqCst);
-        let entry = self
-            .decisions
-            .try_get_with(key, async move {
-                let decision = compute.await?;
-                let straddled = self.epoch.load(Ordering::SeqCst) != started;
-                Ok(CachedDecision { decision, computed: Instant::now(), straddled, token_id, user_id, org_id })
-            })
-            .await?;
-        Ok((entry.decision, Lookup::Miss))
     }
 
     /// Drops everything (a policy reload, a feed gap, a reconnect).
     pub fn invalidate_all(&self) {
         self.bump_epoch();
-        self.decisions.invalidate_all();
+        self.decisions.clear();
         self.identities.invalidate_all();
     }
 
@@ -185,7 +238,7 @@ impl DecisionCache {
     /// roles) that can alter any decision but never who a token is.
     pub fn invalidate_decisions(&self) {
         self.bump_epoch();
-        self.decisions.invalidate_all();
+        self.decisions.clear();
     }
 
     /// Drops the decisions about `object` and about everything below it.
@@ -200,29 +253,22 @@ impl DecisionCache {
     /// - anything else: the decisions about exactly that object id.
     pub fn invalidate_object(&self, object_type: ObjectType, id: &str) {
         self.bump_epoch();
-        let id: Arc<str> = id.into();
-        let result = match object_type {
+        let id_hash = id_hash(id);
+        match object_type {
             ObjectType::Organization => {
-                let for_identities = id.clone();
-                let ids = self
+                self.decisions.invalidate_if(|e| *e.identity.org_id == *id);
+                let id: Arc<str> = id.into();
+                let dropped = self
                     .identities
-                    .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.org_id == *for_identities));
-                let id = id.clone();
-                ids.and(self.decisions.invalidate_entries_if(move |_, v| *v.org_id == *id))
+                    .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.org_id == *id));
+                if dropped.is_err() {
+                    self.invalidate_all();
+                }
             }
-            ObjectType::Project | ObjectType::ProjectLog => {
-                let id = id.clone();
-                self.decisions.invalidate_entries_if(move |k, _| {
-                    k.object.id.as_str() == &*id || below_a_project(k.object.object_type)
-                })
-            }
-            _ => {
-                let id = id.clone();
-                self.decisions.invalidate_entries_if(move |k, _| k.object.id.as_str() == &*id)
-            }
-        };
-        if result.is_err() {
-            self.invalidate_all();
+            ObjectType::Project | ObjectType::ProjectLog => self
+                .decisions
+                .invalidate_if(|e| e.object_id_hash == id_hash || below_a_project(e.object_type)),
+            _ => self.decisions.invalidate_if(|e| e.object_id_hash == id_hash),
         }
     }
 
@@ -230,14 +276,12 @@ impl DecisionCache {
     /// and every cached "unknown token": a created token may be one of them.
     pub fn invalidate_token(&self, token_id: &str) {
         self.bump_epoch();
+        self.decisions.invalidate_if(|e| *e.identity.token_id == *token_id);
         let id: Arc<str> = token_id.into();
-        let for_decisions = id.clone();
-        let dropped = self.decisions.invalidate_entries_if(move |_, v| *v.token_id == *for_decisions);
-        let for_identities = id.clone();
-        let dropped_ids = self.identities.invalidate_entries_if(move |_, v| {
-            v.identity.as_ref().is_none_or(|i| *i.token_id == *for_identities)
-        });
-        if dropped.is_err() || dropped_ids.is_err() {
+        let dropped = self
+            .identities
+            .invalidate_entries_if(move |_, v| v.identity.as_ref().is_none_or(|i| *i.token_id == *id));
+        if dropped.is_err() {
             self.invalidate_all();
         }
     }
@@ -246,20 +290,19 @@ impl DecisionCache {
     /// (a user's own ACLs and group memberships only ever decide for it).
     pub fn invalidate_user(&self, user_id: &str) {
         self.bump_epoch();
+        self.decisions.invalidate_if(|e| *e.identity.user_id == *user_id);
         let id: Arc<str> = user_id.into();
-        let for_decisions = id.clone();
-        let dropped = self.decisions.invalidate_entries_if(move |_, v| *v.user_id == *for_decisions);
-        let dropped_ids = self
+        let dropped = self
             .identities
             .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.user_id == *id));
-        if dropped.is_err() || dropped_ids.is_err() {
+        if dropped.is_err() {
             self.invalidate_all();
         }
     }
 
-    /// Number of cached decisions (approximate; for memory measurements).
+    /// Number of cached decisions (for memory measurements).
     pub fn decision_count(&self) -> u64 {
-        self.decisions.entry_count()
+        self.decisions.len() as u64
     }
 
     /// Number of cached identities (approximate).
@@ -269,7 +312,6 @@ impl DecisionCache {
 
     /// Applies pending maintenance (tests and benchmarks).
     pub async fn run_pending_tasks(&self) {
-        self.decisions.run_pending_tasks().await;
         self.identities.run_pending_tasks().await;
     }
 }
@@ -297,16 +339,13 @@ mod tests {
     }
 
     fn key(id: &str) -> DecisionKey {
-        DecisionKey {
-            digest: TokenDigest::of("bt-st-x"),
-            object: ObjectRef::new(ObjectType::ProjectLog, id),
-            permission: Permission::Update,
-        }
+        DecisionKey::new(TokenDigest::of("bt-st-x"), &ObjectRef::new(ObjectType::ProjectLog, id), Permission::Update)
     }
 
-    async fn ask(cache: &DecisionCache, k: DecisionKey, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
+    async fn ask(cache: &DecisionCache, id: &str, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
+        let object = ObjectRef::new(ObjectType::ProjectLog, id);
         cache
-            .decision(k, &identity(), async {
+            .decision(key(id), &Arc::new(identity()), &object, async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Ok::<_, Infallible>(d)
             })
@@ -318,15 +357,15 @@ mod tests {
     async fn second_lookup_hits_and_invalidation_recomputes() {
         let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
         let calls = AtomicUsize::new(0);
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Hit);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         cache.invalidate_object(ObjectType::ProjectLog, "p");
         cache.run_pending_tasks().await;
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
         cache.invalidate_token("t1");
         cache.run_pending_tasks().await;
         let deny = Decision::Deny(DenyReason::MissingPermission);
-        assert_eq!(ask(&cache, key("p"), &calls, deny).await, (deny, Lookup::Miss));
+        assert_eq!(ask(&cache, "p", &calls, deny).await, (deny, Lookup::Miss));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
@@ -334,11 +373,11 @@ mod tests {
     async fn stale_entries_are_recomputed_while_push_is_down() {
         let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(20));
         let calls = AtomicUsize::new(0);
-        ask(&cache, key("p"), &calls, Decision::Allow).await;
+        ask(&cache, "p", &calls, Decision::Allow).await;
         cache.set_push_healthy(false);
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Hit);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(ask(&cache, key("p"), &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
     }
 
     #[tokio::test]
@@ -350,7 +389,7 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .decision(key("p"), &identity(), async {
+                    .decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok::<_, Infallible>(Decision::Allow)
@@ -365,6 +404,73 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
+    #[tokio::test]
+    async fn size_stays_within_capacity() {
+        let cache = DecisionCache::new(64, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
+        let calls = AtomicUsize::new(0);
+        for i in 0..1000 {
+            ask(&cache, &format!("p{i}"), &calls, Decision::Allow).await;
+        }
+        assert!(cache.decision_count() <= 64, "{}", cache.decision_count());
+        assert!(cache.decision_count() >= 32, "{}", cache.decision_count());
+        assert_eq!(ask(&cache, "p999", &calls, Decision::Allow).await.1, Lookup::Hit);
+    }
+
+    #[tokio::test]
+    async fn denials_expire_after_negative_ttl() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_millis(20), Duration::from_secs(10));
+        let calls = AtomicUsize::new(0);
+        let deny = Decision::Deny(DenyReason::MissingPermission);
+        ask(&cache, "p", &calls, deny).await;
+        assert_eq!(ask(&cache, "p", &calls, deny).await.1, Lookup::Hit);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(ask(&cache, "p", &calls, deny).await.1, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_decision_computed_across_an_invalidation_is_not_kept() {
+        let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let c = cache.clone();
+        let slow = tokio::spawn(async move {
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+                rx.await.ok();
+                Ok::<_, Infallible>(Decision::Allow)
+            })
+            .await
+            .unwrap()
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache.invalidate_all();
+        tx.send(()).unwrap();
+        assert_eq!(slow.await.unwrap(), (Decision::Allow, Lookup::Miss));
+        let calls = AtomicUsize::new(0);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_computation_lets_a_waiter_compute() {
+        let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
+        let c = cache.clone();
+        let stuck = tokio::spawn(async move {
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+                std::future::pending::<()>().await;
+                Ok::<_, Infallible>(Decision::Allow)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let c = cache.clone();
+        let waiter = tokio::spawn(async move {
+            let calls = AtomicUsize::new(0);
+            ask(&c, "p", &calls, Decision::Allow).await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stuck.abort();
+        let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.expect("waiter was not released").unwrap();
+        assert_eq!(got, (Decision::Allow, Lookup::Miss));
+    }
+
     fn identity_of(token: &str, user: &str, org: &str) -> Identity {
         Identity {
             token_id: token.into(),
@@ -376,7 +482,7 @@ mod tests {
     }
 
     fn key_for(token: &str, t: ObjectType, id: &str) -> DecisionKey {
-        DecisionKey { digest: TokenDigest::of(token), object: ObjectRef::new(t, id), permission: Permission::Update }
+        DecisionKey::new(TokenDigest::of(token), &ObjectRef::new(t, id), Permission::Update)
     }
 
     /// Fills `(token, user, org, object)` decisions, returns a probe that
@@ -384,7 +490,7 @@ mod tests {
     async fn fill(cache: &DecisionCache, entries: &[(&str, &str, &str, ObjectType, &str)]) {
         for (token, user, org, t, id) in entries {
             cache
-                .decision(key_for(token, *t, id), &identity_of(token, user, org), async { Ok::<_, Infallible>(Decision::Allow) })
+                .decision(key_for(token, *t, id), &Arc::new(identity_of(token, user, org)), &ObjectRef::new(*t, *id), async { Ok::<_, Infallible>(Decision::Allow) })
                 .await
                 .unwrap();
         }
@@ -394,7 +500,7 @@ mod tests {
         let mut out = Vec::new();
         for (token, user, org, t, id) in entries {
             let (_, lookup) = cache
-                .decision(key_for(token, *t, id), &identity_of(token, user, org), async { Ok::<_, Infallible>(Decision::Allow) })
+                .decision(key_for(token, *t, id), &Arc::new(identity_of(token, user, org)), &ObjectRef::new(*t, *id), async { Ok::<_, Infallible>(Decision::Allow) })
                 .await
                 .unwrap();
             out.push(lookup == Lookup::Hit);
@@ -470,31 +576,5 @@ mod tests {
         assert_eq!(probe(&c).await, [false, true, true]);
         let (_, l) = c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!(l, Lookup::Miss, "a token change may have created it");
-    }
-
-    #[tokio::test]
-    async fn a_computation_overlapping_an_invalidation_is_never_reused() {
-        let c = Arc::new(cache());
-        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let slow = {
-            let c = c.clone();
-            tokio::spawn(async move {
-                c.decision(key("p"), &identity(), async {
-                    go_rx.await.unwrap();
-                    Ok::<_, Infallible>(Decision::Allow) // read from the old policy
-                })
-                .await
-                .unwrap()
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        c.invalidate_object(ObjectType::ProjectLog, "p");
-        go_tx.send(()).unwrap();
-        assert_eq!(slow.await.unwrap(), (Decision::Allow, Lookup::Miss));
-        let deny = Decision::Deny(DenyReason::MissingPermission);
-        let (d, l) = c.decision(key("p"), &identity(), async { Ok::<_, Infallible>(deny) }).await.unwrap();
-        assert_eq!((d, l), (deny, Lookup::Miss));
-        let (d, l) = c.decision(key("p"), &identity(), async { Ok::<_, Infallible>(Decision::Allow) }).await.unwrap();
-        assert_eq!((d, l), (deny, Lookup::Hit), "a clean computation is cached as usual");
     }
 }

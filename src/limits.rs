@@ -55,6 +55,11 @@ impl Limits {
         }
     }
 
+    /// Whether any per-token or per-organization limit is configured.
+    pub fn limits_requests(&self) -> bool {
+        self.per_token.is_some() || self.per_org.is_some()
+    }
+
     /// One authorized request of `token_id` in `org_id`.
     pub fn check_request(&self, token_id: &Arc<str>, org_id: &Arc<str>) -> Result<(), Limited> {
         self.check(&self.per_token, token_id)?;

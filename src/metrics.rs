@@ -23,6 +23,12 @@ pub struct Metrics {
     pub revocation_lag_seconds: Histogram,
     /// Registered only when an invalidation feed is configured (§10).
     pub invalidation_feed_up: IntGauge,
+    /// Series of the above that every request touches, resolved once
+    /// (`with_label_values` hashes the labels and takes a lock per call).
+    pub decision_hits: IntCounter,
+    pub decision_misses: IntCounter,
+    pub rows_forwarded: IntCounter,
+    pub rows_denied: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -98,6 +104,10 @@ impl Metrics {
             registry.register(Box::new(invalidation_feed_up.clone())).expect("unique metric");
         }
         let metrics = Metrics {
+            decision_hits: decision_cache.with_label_values(&["hit"]),
+            decision_misses: decision_cache.with_label_values(&["miss"]),
+            rows_forwarded: rows.with_label_values(&["forwarded"]),
+            rows_denied: rows.with_label_values(&["denied"]),
             registry,
             requests,
             denials,

@@ -138,7 +138,7 @@ async fn serve_request(
         && !matches!(e, GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout(_))
     {
         let object_type = e.object().map(|(o, _)| o.object_type.as_str()).unwrap_or("");
-        metrics.denials.with_label_values(&[e.code(), object_type, facts.org_id.as_deref().unwrap_or("")]).inc();
+        metrics.denials.with_label_values(&[e.code(), object_type, facts.identity.as_ref().map_or("", |i| i.org_id.as_str())]).inc();
     }
     tracing::info!(
         target: "loggate::access",
@@ -147,9 +147,9 @@ async fn serve_request(
         route = label,
         status = status.as_u16(),
         error = error_code,
-        token_id = facts.token_id.as_deref(),
-        token_name = facts.token_name.as_deref(),
-        org = facts.org_id.as_deref(),
+        token_id = facts.identity.as_ref().map(|i| i.token_id.as_str()),
+        token_name = facts.identity.as_ref().map(|i| i.token_name.as_str()),
+        org = facts.identity.as_ref().map(|i| i.org_id.as_str()),
         decision = facts.decision,
         rows = facts.rows,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -381,6 +381,8 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     let listen = config.server.listen;
     let admin_listen = config.admin.listen;
     let shared = build(config, upstream_token).await?;
+    #[cfg(feature = "bench-authz-off")]
+    tracing::warn!("BENCHMARK BUILD (feature bench-authz-off): authentication and authorization are OFF; never deploy this binary");
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("server.listen {listen}: {e}"))?;
     let admin_listener =
         TcpListener::bind(admin_listen).await.map_err(|e| anyhow::anyhow!("admin.listen {admin_listen}: {e}"))?;

@@ -175,7 +175,7 @@ struct Live {
     names: usize,
 }
 
-fn pick<'a>(xs: &'a [String], i: usize) -> Option<&'a String> {
+fn pick(xs: &[String], i: usize) -> Option<&String> {
     (!xs.is_empty()).then(|| &xs[i % xs.len()])
 }
 

@@ -26,7 +26,10 @@ pub(super) fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(crate::server::run(config, upstream_token, admin_token)) {
+    let result = runtime.block_on(crate::server::run(config, upstream_token, admin_token));
+    // Buffered access lines reach stderr before the process exits.
+    crate::telemetry::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "loggate stopped");

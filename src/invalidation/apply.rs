@@ -215,14 +215,13 @@ mod tests {
         async fn cached(&self) -> [bool; 2] {
             let mut out = [false; 2];
             for (i, (token, user, org, t, id)) in CALLERS.into_iter().enumerate() {
-                let key = DecisionKey {
-                    digest: TokenDigest::of(token),
-                    object: ObjectRef::new(t, id),
-                    permission: Permission::Update,
-                };
+                let object = ObjectRef::new(t, id);
+                let key = DecisionKey::new(TokenDigest::of(token), &object, Permission::Update);
                 let (_, lookup) = self
                     .cache
-                    .decision(key, &identity(token, user, org), async { Ok::<_, Infallible>(Decision::Allow) })
+                    .decision(key, &Arc::new(identity(token, user, org)), &object, async {
+                        Ok::<_, Infallible>(Decision::Allow)
+                    })
                     .await
                     .unwrap();
                 out[i] = lookup == Lookup::Hit;

@@ -33,12 +33,9 @@ where
 /// at all (the Python SDK sends `/logs3` without one); anything else is 415.
 pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), GatewayError> {
     let Some(value) = headers.get(CONTENT_TYPE) else { return Ok(()) };
-    let essence = value
-        .to_str()
-        .ok()
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match essence.as_deref() {
-        Some("application/json") => Ok(()),
+    let essence = value.to_str().ok().map(|v| v.split(';').next().unwrap_or("").trim());
+    match essence {
+        Some(e) if e.eq_ignore_ascii_case("application/json") => Ok(()),
         _ => Err(GatewayError::UnsupportedMediaType(
             "Content-Type must be application/json".into(),
         )),

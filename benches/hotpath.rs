@@ -1,0 +1,151 @@
+//! The gateway's hot path, piece by piece, on a generated policy of the
+//! size the issue names (10k ACLs, 1k groups nested 5 deep, 100 roles):
+//!
+//! - `token`: `TokenDigest::of` + `CompiledPolicy::identity`
+//! - `decision/cached_hit`: `DecisionCache::decision` when the key is cached
+//! - `decision/uncached`: `CompiledPolicy::decide` (the cache's miss path)
+//! - `policy/compile`: validate + compile the whole document
+//! - `logs3/N_rows`: `inspect::logs3` then a cached decision per target
+//!   (what the gateway does before forwarding), beside
+//!   `serde_json::from_slice::<Value>` of the same bytes for scale.
+//!   The inspector alone is `benches/inspect.rs` (branch `inspect`).
+//!
+//! Run: `cargo bench --bench hotpath`.
+
+#[path = "common/policy_gen.rs"]
+mod policy_gen;
+#[path = "common/rows.rs"]
+mod rows;
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use loggate::auth::{Identity, TokenDigest};
+use loggate::authz::{CompiledPolicy, Decision, Principal};
+use loggate::cache::DecisionCache;
+use loggate::inspect::{self, Logs3};
+use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use policy_gen::{Shape, generate, project_id, writable_project};
+
+struct Fixture {
+    policy: CompiledPolicy,
+    token: String,
+    identity: Arc<Identity>,
+    principal: Principal,
+    object: ObjectRef,
+}
+
+fn fixture() -> Fixture {
+    let shape = Shape::LARGE;
+    let generated = generate(shape);
+    let policy = CompiledPolicy::compile(generated.doc).expect("generated policy is valid");
+    let t = 123;
+    let token = generated.tokens[t].clone();
+    let identity = Arc::new(policy.identity(&TokenDigest::of(&token)).expect("token is known"));
+    let principal = Principal::from(&*identity);
+    let object = ObjectRef::new(ObjectType::ProjectLog, project_id(writable_project(shape, t)));
+    assert_eq!(policy.decide(&principal, &object, Permission::Update), Decision::Allow, "bench token must be allowed");
+    Fixture { policy, token, identity, principal, object }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+fn cache() -> DecisionCache {
+    DecisionCache::new(100_000, Duration::from_secs(300), Duration::from_secs(5), Duration::from_secs(10))
+}
+
+/// One decision through the cache, as `Gateway::decide` asks it.
+async fn cached_decide(cache: &DecisionCache, f: &Fixture, digest: &TokenDigest, object: &ObjectRef, permission: Permission) -> Decision {
+    let key = loggate::cache::DecisionKey::new(*digest, object, permission);
+    let (decision, _) = cache
+        .decision(key, &f.identity, object, async { Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission)) })
+        .await
+        .expect("infallible");
+    decision
+}
+
+fn token(c: &mut Criterion, f: &Fixture) {
+    c.bench_function("token/digest_and_identity", |b| {
+        b.iter(|| f.policy.identity(&TokenDigest::of(black_box(&f.token))))
+    });
+}
+
+fn decision(c: &mut Criterion, f: &Fixture) {
+    let rt = runtime();
+    let cache = cache();
+    let digest = TokenDigest::of(&f.token);
+    rt.block_on(cached_decide(&cache, f, &digest, &f.object, Permission::Update));
+    let mut g = c.benchmark_group("decision");
+    g.bench_function("cached_hit", |b| {
+        b.iter(|| rt.block_on(cached_decide(&cache, f, &digest, black_box(&f.object), Permission::Update)))
+    });
+    g.bench_function("uncached", |b| {
+        b.iter(|| f.policy.decide(&f.principal, black_box(&f.object), Permission::Update))
+    });
+    g.finish();
+}
+
+fn compile(c: &mut Criterion) {
+    let doc = generate(Shape::LARGE).doc;
+    let json = serde_json::to_vec(&doc).expect("serializable");
+    let mut g = c.benchmark_group("policy");
+    g.sample_size(10);
+    g.bench_function("compile_10k_acls", |b| {
+        b.iter_batched(|| doc.clone(), |d| CompiledPolicy::compile(d).map(|_| ()), BatchSize::LargeInput)
+    });
+    g.bench_function("parse_and_compile_10k_acls", |b| {
+        b.iter(|| {
+            let d: loggate::policy::model::PolicyDoc = serde_json::from_slice(black_box(&json)).expect("valid");
+            CompiledPolicy::compile(d).map(|_| ())
+        })
+    });
+    g.finish();
+}
+
+fn logs3(c: &mut Criterion, f: &Fixture) {
+    let rt = runtime();
+    let cache = cache();
+    let digest = TokenDigest::of(&f.token);
+    for n in [1usize, 100, 10_000] {
+        let body = rows::logs3_body(n, &f.object.id);
+        let mut g = c.benchmark_group(format!("logs3/{n}_rows"));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        if n >= 10_000 {
+            g.sample_size(20);
+        }
+        let inspect_and_authorize = |body: &[u8]| {
+            let Ok(Logs3::Rows(targets)) = inspect::logs3(body) else { panic!("valid body") };
+            for t in &targets.targets {
+                let d = rt.block_on(cached_decide(&cache, f, &digest, &t.object, t.permission));
+                assert!(d.is_allow());
+            }
+            targets.rows
+        };
+        assert_eq!(inspect_and_authorize(&body), n);
+        g.bench_function("inspect_authorize", |b| b.iter(|| inspect_and_authorize(black_box(&body))));
+        g.bench_function("serde_value", |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("valid"))
+        });
+        g.finish();
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    token(c, &f);
+    decision(c, &f);
+    compile(c);
+    logs3(c, &f);
+}
+
+criterion_group! {
+    name = hotpath;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(hotpath);
