@@ -12,8 +12,8 @@
 //! Races: a computation that started before an invalidation and finished
 //! after it may have read the old policy. Such a decision answers its own
 //! caller but is not stored (`decisions` checks its generation under the
-//! shard lock); such an identity is stored marked `straddled` and never
-//! served (moka's invalidations only reach entries inserted before them).
+//! shard lock); an identity carries the identity generation it started in
+//! and is never served once a later one is current.
 
 mod decisions;
 
@@ -83,8 +83,9 @@ impl Hasher for KeyIsHash {
 struct CachedIdentity {
     identity: Option<Arc<Identity>>,
     computed: Instant,
-    /// An invalidation happened while this was computed: never reuse it.
-    straddled: bool,
+    /// The identity generation its computation started in; it is served
+    /// only while that generation is current.
+    generation: u64,
 }
 
 /// Whether a cached answer was used.
@@ -112,8 +113,12 @@ pub struct DecisionCache {
     /// True while pushed invalidations can be trusted (feed up, or a local
     /// source whose every change flushes the cache).
     fresh_by_push: AtomicBool,
-    /// Bumped by every invalidation, for identities computed across one.
-    epoch: AtomicU64,
+    /// Bumped by every change that can alter who a token is (token, user,
+    /// organization, flush). Identities are few and cheap to reload, so such
+    /// a change retires all of them: exact, and free of moka's timing rules
+    /// (its targeted invalidations miss entries stored after they were
+    /// registered, even when computed before).
+    identity_generation: AtomicU64,
 }
 
 impl DecisionCache {
@@ -122,9 +127,8 @@ impl DecisionCache {
         let identities = Cache::builder()
             .max_capacity(max_decisions.max(1024))
             .expire_after(TtlByOutcome { ttl, negative_ttl })
-            .support_invalidation_closures()
             .build();
-        DecisionCache { decisions, identities, max_staleness, fresh_by_push: AtomicBool::new(true), epoch: AtomicU64::new(0) }
+        DecisionCache { decisions, identities, max_staleness, fresh_by_push: AtomicBool::new(true), identity_generation: AtomicU64::new(0) }
     }
 
     /// Declares whether pushed invalidations are currently arriving. When
@@ -142,9 +146,10 @@ impl DecisionCache {
         self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness
     }
 
-    /// Marks the start of an invalidation (see the module docs).
-    fn bump_epoch(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+    /// Retires every cached identity (see `identity_generation`).
+    fn retire_identities(&self) {
+        self.identity_generation.fetch_add(1, Ordering::SeqCst);
+        self.identities.invalidate_all();
     }
 
     /// The identity for `digest`, computing it once on a miss.
@@ -153,29 +158,23 @@ impl DecisionCache {
         F: Future<Output = Result<Option<Identity>, E>>,
         E: Send + Sync + 'static,
     {
+        let current = self.identity_generation.load(Ordering::SeqCst);
         if let Some(hit) = self.identities.get(digest).await {
-            if !hit.straddled && self.usable(hit.computed) {
+            if hit.generation == current && self.usable(hit.computed) {
                 return Ok((hit.identity, Lookup::Hit));
             }
             self.identities.invalidate(digest).await;
         }
-        let started = self.epoch.load(Ordering::SeqCst);
         let entry = self
             .identities
             .try_get_with(*digest, async move {
                 let identity = compute.await?.map(Arc::new);
-                let straddled = self.epoch.load(Ordering::SeqCst) != started;
-                Ok(CachedIdentity { identity, computed: Instant::now(), straddled })
+                Ok(CachedIdentity { identity, computed: Instant::now(), generation: current })
             })
             .await?;
-        // An invalidation that began after the check above but before moka
-        // stored the entry would not reach it (moka's invalidations only
-        // cover entries older than themselves): drop it here instead.
-        if self.epoch.load(Ordering::SeqCst) != started {
-            self.identities.invalidate(digest).await;
-        }
         Ok((entry.identity, Lookup::Miss))
     }
+
     /// The decision for `key` (made with `DecisionKey::new(.., object, ..)`),
     /// computing it once on a miss.
     pub async fn decision<F, E>(
@@ -229,15 +228,13 @@ impl DecisionCache {
 
     /// Drops everything (a policy reload, a feed gap, a reconnect).
     pub fn invalidate_all(&self) {
-        self.bump_epoch();
         self.decisions.clear();
-        self.identities.invalidate_all();
+        self.retire_identities();
     }
 
     /// Drops every decision but keeps identities: for changes (ACLs, groups,
     /// roles) that can alter any decision but never who a token is.
     pub fn invalidate_decisions(&self) {
-        self.bump_epoch();
         self.decisions.clear();
     }
 
@@ -252,18 +249,11 @@ impl DecisionCache {
     ///   their parents, and a project's ACLs or soft-deletion reach them;
     /// - anything else: the decisions about exactly that object id.
     pub fn invalidate_object(&self, object_type: ObjectType, id: &str) {
-        self.bump_epoch();
         let id_hash = id_hash(id);
         match object_type {
             ObjectType::Organization => {
                 self.decisions.invalidate_if(|e| *e.identity.org_id == *id);
-                let id: Arc<str> = id.into();
-                let dropped = self
-                    .identities
-                    .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.org_id == *id));
-                if dropped.is_err() {
-                    self.invalidate_all();
-                }
+                self.retire_identities();
             }
             ObjectType::Project | ObjectType::ProjectLog => self
                 .decisions
@@ -275,29 +265,15 @@ impl DecisionCache {
     /// Drops one token's identity and decisions (revoked, expired, edited),
     /// and every cached "unknown token": a created token may be one of them.
     pub fn invalidate_token(&self, token_id: &str) {
-        self.bump_epoch();
         self.decisions.invalidate_if(|e| *e.identity.token_id == *token_id);
-        let id: Arc<str> = token_id.into();
-        let dropped = self
-            .identities
-            .invalidate_entries_if(move |_, v| v.identity.as_ref().is_none_or(|i| *i.token_id == *id));
-        if dropped.is_err() {
-            self.invalidate_all();
-        }
+        self.retire_identities();
     }
 
     /// Drops the identities and decisions of every token acting as `user_id`
     /// (a user's own ACLs and group memberships only ever decide for it).
     pub fn invalidate_user(&self, user_id: &str) {
-        self.bump_epoch();
         self.decisions.invalidate_if(|e| *e.identity.user_id == *user_id);
-        let id: Arc<str> = user_id.into();
-        let dropped = self
-            .identities
-            .invalidate_entries_if(move |_, v| v.identity.as_ref().is_some_and(|i| *i.user_id == *id));
-        if dropped.is_err() {
-            self.invalidate_all();
-        }
+        self.retire_identities();
     }
 
     /// Number of cached decisions (for memory measurements).
@@ -559,22 +535,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn identities_follow_tokens_users_and_orgs_but_not_acls() {
+    async fn identities_survive_acl_changes_and_retire_on_token_user_and_org_changes() {
         let c = cache();
         let unknown = TokenDigest::of("bt-st-unknown");
         probe(&c).await;
         c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
         c.invalidate_decisions();
         assert_eq!(probe(&c).await, [true, true, true]);
-        c.invalidate_user("u2");
-        assert_eq!(probe(&c).await, [true, false, true]);
-        c.invalidate_object(ObjectType::Organization, "o2");
-        assert_eq!(probe(&c).await, [true, true, false]);
         let (_, l) = c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!(l, Lookup::Hit, "an unknown token stays cached until a token changes");
-        c.invalidate_token("t1");
-        assert_eq!(probe(&c).await, [false, true, true]);
+        for change in [
+            (|c: &DecisionCache| c.invalidate_user("u2")) as fn(&DecisionCache),
+            |c| c.invalidate_object(ObjectType::Organization, "o2"),
+            |c| c.invalidate_token("t1"),
+        ] {
+            change(&c);
+            assert_eq!(probe(&c).await, [false, false, false]);
+            assert_eq!(probe(&c).await, [true, true, true]);
+        }
         let (_, l) = c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!(l, Lookup::Miss, "a token change may have created it");
+    }
+
+    #[tokio::test]
+    async fn an_identity_computed_across_a_token_change_is_never_served() {
+        let c = Arc::new(cache());
+        let digest = TokenDigest::of("t1");
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let slow = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.identity(&digest, async {
+                    go_rx.await.unwrap();
+                    Ok::<_, Infallible>(Some(identity_of("t1", "u1", "o1"))) // the old policy
+                })
+                .await
+                .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.invalidate_token("t1");
+        go_tx.send(()).unwrap();
+        assert!(slow.await.unwrap().0.is_some());
+        let (id, l) = c.identity(&digest, async { Ok::<_, Infallible>(None) }).await.unwrap();
+        assert_eq!((id.is_none(), l), (true, Lookup::Miss));
     }
 }
