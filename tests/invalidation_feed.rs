@@ -181,7 +181,11 @@ async fn redis_connection_loss_is_noticed_and_every_reconnect_flushes() {
     let (status, body) = readyz(&gw).await;
     assert_eq!((status, &body["invalidation_feed"]), (200, &serde_json::json!("down")), "feed down alone keeps ready");
     assert!(w.policy.remove_token(&writer.id));
+    let before_reload = metric(&gw, FLUSHES).await;
     gw.write_policy(&w.policy);
+    // The file store reloads on its own poll; wait for it so the store
+    // itself knows of the revocation before the feed returns.
+    eventually(FEED_TIMEOUT, "the policy file reloaded", || async { metric(&gw, FLUSHES).await > before_reload }).await;
     let flushes = metric(&gw, FLUSHES).await;
     redis.restart();
     feed_up(&gw, true).await;
