@@ -149,6 +149,15 @@ fn dockerfile_builds_a_non_root_image_with_healthcheck_and_ports() {
     assert!(lines.iter().any(|l| l.starts_with("USER ") && !l.contains("root") && !l.ends_with(" 0")), "runs as non-root");
     assert!(text.contains("HEALTHCHECK") && text.contains("\"healthcheck\"") && text.contains("9787/healthz"));
     assert!(has("ENTRYPOINT [\"loggate\", \"serve\", \"--config\", \"/etc/loggate/loggate.toml\"]"));
+    // What the build needs besides src/: the embedded migrations, and a stub
+    // for every bench target the manifest declares (cargo checks they exist).
+    assert!(has("COPY migrations ./migrations"), "migrations are include_str!'d into the binary");
+    let manifest: toml::Table = std::fs::read_to_string(repo("Cargo.toml")).unwrap().parse().unwrap();
+    for bench in manifest.get("bench").and_then(|b| b.as_array()).into_iter().flatten() {
+        let name = bench["name"].as_str().unwrap();
+        let stubs = lines.iter().find(|l| l.contains("for b in")).expect("a bench stub loop");
+        assert!(stubs.split_whitespace().any(|w| w.trim_end_matches(';') == name), "no stub for bench {name}");
+    }
     // The config baked into the image is valid and listens beyond loopback.
     let config = Config::from_toml(&std::fs::read_to_string(repo("config/container.toml")).unwrap(), [], None).unwrap();
     assert!(config.server.listen.ip().is_unspecified() && config.admin.listen.ip().is_unspecified());
