@@ -1,6 +1,6 @@
 //! Realistic `/logs3` bodies: span rows as the SDKs send them, about 1 KiB
-//! each. The row is the same one `benches/inspect.rs` (inspector alone, on
-//! the `inspect` branch) measures, so the two benches' MB/s compare.
+//! each. Shared by `benches/inspect.rs` (inspector alone) and
+//! `benches/hotpath.rs` (inspect + authorize), so their MB/s compare.
 
 #![allow(dead_code)]
 
