@@ -9,11 +9,8 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use std::time::Duration;
 
-pub async fn read<B>(body: B, headers: &HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, GatewayError>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
+/// 413 for a declared `Content-Length` over `max`, before any byte is read.
+pub fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), GatewayError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -21,6 +18,15 @@ where
     if declared.is_some_and(|n| n > max as u64) {
         return Err(GatewayError::PayloadTooLarge { limit: max });
     }
+    Ok(())
+}
+
+pub async fn read<B>(body: B, headers: &HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, GatewayError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    check_declared_length(headers, max)?;
     match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
         Err(_) => Err(GatewayError::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

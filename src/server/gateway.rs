@@ -73,14 +73,7 @@ impl Gateway {
         }
         // A declared oversize body is refused before authentication reads
         // anything else (design §1 order: size limit, then authenticate).
-        if parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > server.max_body_bytes as u64)
-        {
-            return Err(GatewayError::PayloadTooLarge { limit: server.max_body_bytes });
-        }
+        body::check_declared_length(&parts.headers, server.max_body_bytes)?;
         #[cfg(feature = "bench-authz-off")]
         if cfg!(feature = "bench-authz-off") {
             let _ = client;
