@@ -17,6 +17,8 @@ pub struct Metrics {
     pub policy_revision: IntGauge,
     pub invalidations: IntCounterVec,
     pub request_seconds: HistogramVec,
+    /// Unix milliseconds of the last policy load or revision (not exported
+    /// itself; `loggate_policy_age_seconds` is computed from it).
     pub policy_last_load_unix: IntGauge,
     pub policy_reload_failures: IntCounter,
     pub rate_limited: IntCounter,
@@ -83,7 +85,9 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(request_seconds.clone())).expect("unique metric");
-        let policy_last_load_unix = IntGauge::new("loggate_policy_last_load_unix", "unused").expect("valid");
+        // Not registered: the unix-ms time of the last load, read at scrape time
+        // by the `loggate_policy_age_seconds` collector.
+        let policy_last_load_unix = IntGauge::new("loggate_policy_last_load_ms", "internal holder").expect("valid");
         let policy_reload_failures = IntCounter::new(
             "loggate_policy_reload_failures_total",
             "Policy reloads refused (the last good policy stays in force).",
