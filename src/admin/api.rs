@@ -308,6 +308,26 @@ async fn org_filter(client: &impl GenericClient, query: &Query) -> Result<Option
     }
 }
 
+/// Serializes writers of one name (e.g. `group:{org}:{name}`) until the
+/// transaction ends, so that concurrent idempotent creates make one row.
+async fn lock_name(client: &impl GenericClient, key: &str) -> Result<(), GatewayError> {
+    client.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key]).await?;
+    Ok(())
+}
+
+/// Create-by-name for org-scoped `table` (groups, roles): locks the name,
+/// then the id of the oldest row of that name in `org`, if any.
+async fn existing_by_name(
+    client: &impl GenericClient,
+    table: &str,
+    org: &str,
+    name: &str,
+) -> Result<Option<String>, GatewayError> {
+    lock_name(client, &format!("{table}:{org}:{name}")).await?;
+    let sql = format!("SELECT id FROM {table} WHERE org_id = $1 AND name = $2 ORDER BY created, id LIMIT 1");
+    Ok(client.query_opt(&sql, &[&org, &name]).await?.map(|r| r.get(0)))
+}
+
 /// Checks that every id in `ids` exists in `table`; names the first
 /// missing one by `field(i)`.
 async fn check_ids(

@@ -1,7 +1,7 @@
 //! `/v1/acl`: create (idempotent), list by object, get, delete (by id or by
 //! content), `batch_update`, `list_org`.
 
-use super::{ApiRequest, Fields, Filter, Query, bad, body_object, limit_sql, new_id, not_allowed, not_found, resolve_org, truncate, ts};
+use super::{ApiRequest, Fields, Filter, Query, bad, body_object, limit_sql, lock_name, new_id, not_allowed, not_found, resolve_org, truncate, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use crate::policy::types::{ObjectType, Permission};
@@ -144,8 +144,7 @@ impl Item {
     async fn add(&self, c: &impl GenericClient) -> Result<Value, GatewayError> {
         let org = self.check(c).await?;
         // Serialize concurrent creates of ACLs on one object (idempotency).
-        c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("acl:{}:{}", self.object_type, self.object_id)])
-            .await?;
+        lock_name(c, &format!("acl:{}:{}", self.object_type, self.object_id)).await?;
         if let Some(existing) = self.find(c).await?.first() {
             return Ok(to_json(existing));
         }

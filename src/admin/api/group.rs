@@ -2,7 +2,7 @@
 //! list, get, patch (name, description, add/remove member users/groups),
 //! delete.
 
-use super::{ApiRequest, Fields, Filter, body_object, check_ids, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, body_object, check_ids, existing_by_name, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use http::Method;
@@ -60,12 +60,8 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let mut conn = pg.conn().await?;
             let tx = conn.transaction().await?;
             let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("group:{org}:{name}")]).await?;
-            let existing = tx
-                .query_opt("SELECT id FROM groups WHERE org_id = $1 AND name = $2 ORDER BY created, id LIMIT 1", &[&org, &name])
-                .await?;
-            let id = match existing {
-                Some(r) => r.get::<_, String>(0),
+            let id = match existing_by_name(&tx, "groups", &org, &name).await? {
+                Some(id) => id,
                 None => {
                     check_ids(&tx, "users", &users, |i| format!("member_users[{i}]"), "user").await?;
                     check_ids(&tx, "groups", &groups, |i| format!("member_groups[{i}]"), "group").await?;

@@ -3,7 +3,7 @@
 //! (`deleted_at`; its objects stop being writable). Deleted projects are
 //! gone for the API: their ids answer 404.
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, bad, body_object, limit_sql, lock_name, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use http::Method;
@@ -41,7 +41,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let mut conn = pg.conn().await?;
             let tx = conn.transaction().await?;
             let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("project:{org}:{name}")]).await?;
+            lock_name(&tx, &format!("project:{org}:{name}")).await?;
             let existing = tx
                 .query_opt(
                     &format!("{SELECT} WHERE p.org_id = $1 AND p.name = $2 AND p.deleted_at IS NULL ORDER BY p.created, p.id LIMIT 1"),
@@ -93,7 +93,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let current = get_live(&tx, id, true).await?.ok_or_else(|| not_found("project", id))?;
             if let Some(name) = &name {
                 let org = current["org_id"].as_str().unwrap_or_default();
-                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("project:{org}:{name}")]).await?;
+                lock_name(&tx, &format!("project:{org}:{name}")).await?;
                 let clash = tx
                     .query_opt(
                         "SELECT 1 FROM projects WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL AND id <> $3",

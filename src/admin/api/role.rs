@@ -2,7 +2,7 @@
 //! list, get, patch (name, description, add/remove member permissions and
 //! roles), delete.
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_by_name, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use crate::policy::types::{ObjectType, Permission};
@@ -90,12 +90,8 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let mut conn = pg.conn().await?;
             let tx = conn.transaction().await?;
             let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("role:{org}:{name}")]).await?;
-            let existing = tx
-                .query_opt("SELECT id FROM roles WHERE org_id = $1 AND name = $2 ORDER BY created, id LIMIT 1", &[&org, &name])
-                .await?;
-            let id = match existing {
-                Some(r) => r.get::<_, String>(0),
+            let id = match existing_by_name(&tx, "roles", &org, &name).await? {
+                Some(id) => id,
                 None => {
                     check_ids(&tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
                     let id = new_id();
