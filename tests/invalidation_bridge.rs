@@ -12,7 +12,8 @@ use loggate::invalidation::bridge::{Bridge, ChangeSource};
 use loggate::invalidation::redis::Publisher;
 use loggate::policy::StoreError;
 use std::time::{Duration, Instant};
-use support::feeds::{RedisServer, ScratchDb};
+use support::feeds::RedisServer;
+use support::pg::TestDb;
 
 const CHANNEL: &str = "loggate.policy.bridge";
 
@@ -83,7 +84,7 @@ async fn commit(db: &tokio_postgres::Client, changes: &[(&str, &str)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transaction_is_published_once_in_order_and_reconnects_catch_up() {
-    let db = ScratchDb::create("loggate_bridge").await;
+    let db = TestDb::create().await;
     let writer = connect(&db.url).await;
     writer.batch_execute(SCHEMA).await.unwrap();
     commit(&writer, &[("acl", "a0")]).await;
