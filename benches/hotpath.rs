@@ -63,7 +63,7 @@ fn cache() -> DecisionCache {
 async fn cached_decide(cache: &DecisionCache, f: &Fixture, digest: &TokenDigest, object: &ObjectRef, permission: Permission) -> Decision {
     let key = loggate::cache::DecisionKey::new(*digest, object, permission);
     let (decision, _) = cache
-        .decision(key, &f.identity, object, async { Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission)) })
+        .decision(key, &f.identity, object, || async { Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission)) })
         .await
         .expect("infallible");
     decision

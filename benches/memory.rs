@@ -65,7 +65,7 @@ fn main() {
         for (t, raw) in generated.tokens.iter().enumerate() {
             let digest = TokenDigest::of(raw);
             let (identity, _) = cache
-                .identity(&digest, async { Ok::<_, Infallible>(policy.identity(&digest)) })
+                .identity(&digest, || async { Ok::<_, Infallible>(policy.identity(&digest)) })
                 .await
                 .expect("infallible");
             let identity = identity.expect("known token");
@@ -74,7 +74,7 @@ fn main() {
                 let object = object(shape, t * 7 + k * 401);
                 let key = DecisionKey::new(digest, &object, Permission::Update);
                 let (d, _) = cache
-                    .decision(key, &identity, &object, async { Ok::<_, Infallible>(policy.decide(&principal, &object, Permission::Update)) })
+                    .decision(key, &identity, &object, || async { Ok::<_, Infallible>(policy.decide(&principal, &object, Permission::Update)) })
                     .await
                     .expect("infallible");
                 allowed += d.is_allow() as usize;

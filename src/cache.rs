@@ -153,8 +153,13 @@ impl DecisionCache {
     }
 
     /// The identity for `digest`, computing it once on a miss.
-    pub async fn identity<F, E>(&self, digest: &TokenDigest, compute: F) -> Result<(Option<Arc<Identity>>, Lookup), Arc<E>>
+    ///
+    /// `compute` makes the lookup only on a miss, and the miss path is
+    /// boxed: store and moka futures are several KiB, and a hit should not
+    /// carry (and move) them in every request's future.
+    pub async fn identity<C, F, E>(&self, digest: &TokenDigest, compute: C) -> Result<(Option<Arc<Identity>>, Lookup), Arc<E>>
     where
+        C: FnOnce() -> F,
         F: Future<Output = Result<Option<Identity>, E>>,
         E: Send + Sync + 'static,
     {
@@ -165,26 +170,27 @@ impl DecisionCache {
             }
             self.identities.invalidate(digest).await;
         }
-        let entry = self
-            .identities
-            .try_get_with(*digest, async move {
-                let identity = compute.await?.map(Arc::new);
-                Ok(CachedIdentity { identity, computed: Instant::now(), generation: current })
-            })
-            .await?;
+        let compute = compute();
+        let entry = Box::pin(self.identities.try_get_with(*digest, async move {
+            let identity = compute.await?.map(Arc::new);
+            Ok(CachedIdentity { identity, computed: Instant::now(), generation: current })
+        }))
+        .await?;
         Ok((entry.identity, Lookup::Miss))
     }
 
     /// The decision for `key` (made with `DecisionKey::new(.., object, ..)`),
-    /// computing it once on a miss.
-    pub async fn decision<F, E>(
+    /// computing it once on a miss (`compute` runs only then, boxed, as in
+    /// [`DecisionCache::identity`]).
+    pub async fn decision<C, F, E>(
         &self,
         key: DecisionKey,
         identity: &Arc<Identity>,
         object: &ObjectRef,
-        compute: F,
+        compute: C,
     ) -> Result<(Decision, Lookup), Arc<E>>
     where
+        C: FnOnce() -> F,
         F: Future<Output = Result<Decision, E>>,
         E: Send + Sync + 'static,
     {
@@ -211,7 +217,7 @@ impl DecisionCache {
                     let compute = compute.take().expect("a call leads at most once");
                     // An error or a cancelled request drops `guard`, which
                     // lets the next waiter lead.
-                    let decision = compute.await.map_err(Arc::new)?;
+                    let decision = Box::pin(compute()).await.map_err(Arc::new)?;
                     let entry = Entry {
                         decision,
                         computed: Instant::now(),
@@ -321,7 +327,7 @@ mod tests {
     async fn ask(cache: &DecisionCache, id: &str, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
         let object = ObjectRef::new(ObjectType::ProjectLog, id);
         cache
-            .decision(key(id), &Arc::new(identity()), &object, async {
+            .decision(key(id), &Arc::new(identity()), &object, || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 Ok::<_, Infallible>(d)
             })
@@ -365,7 +371,7 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+                    .decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok::<_, Infallible>(Decision::Allow)
@@ -409,7 +415,7 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let c = cache.clone();
         let slow = tokio::spawn(async move {
-            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), || async {
                 rx.await.ok();
                 Ok::<_, Infallible>(Decision::Allow)
             })
@@ -429,7 +435,7 @@ mod tests {
         let cache = Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
         let c = cache.clone();
         let stuck = tokio::spawn(async move {
-            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), async {
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), || async {
                 std::future::pending::<()>().await;
                 Ok::<_, Infallible>(Decision::Allow)
             })
@@ -466,7 +472,7 @@ mod tests {
     async fn fill(cache: &DecisionCache, entries: &[(&str, &str, &str, ObjectType, &str)]) {
         for (token, user, org, t, id) in entries {
             cache
-                .decision(key_for(token, *t, id), &Arc::new(identity_of(token, user, org)), &ObjectRef::new(*t, *id), async { Ok::<_, Infallible>(Decision::Allow) })
+                .decision(key_for(token, *t, id), &Arc::new(identity_of(token, user, org)), &ObjectRef::new(*t, *id), || async { Ok::<_, Infallible>(Decision::Allow) })
                 .await
                 .unwrap();
         }
@@ -476,7 +482,7 @@ mod tests {
         let mut out = Vec::new();
         for (token, user, org, t, id) in entries {
             let (_, lookup) = cache
-                .decision(key_for(token, *t, id), &Arc::new(identity_of(token, user, org)), &ObjectRef::new(*t, *id), async { Ok::<_, Infallible>(Decision::Allow) })
+                .decision(key_for(token, *t, id), &Arc::new(identity_of(token, user, org)), &ObjectRef::new(*t, *id), || async { Ok::<_, Infallible>(Decision::Allow) })
                 .await
                 .unwrap();
             out.push(lookup == Lookup::Hit);
@@ -520,7 +526,7 @@ mod tests {
     async fn identity_hit(cache: &DecisionCache, token: &str, user: &str, org: &str) -> bool {
         let id = identity_of(token, user, org);
         let (_, lookup) = cache
-            .identity(&TokenDigest::of(token), async { Ok::<_, Infallible>(Some(id)) })
+            .identity(&TokenDigest::of(token), || async { Ok::<_, Infallible>(Some(id)) })
             .await
             .unwrap();
         lookup == Lookup::Hit
@@ -539,10 +545,10 @@ mod tests {
         let c = cache();
         let unknown = TokenDigest::of("bt-st-unknown");
         probe(&c).await;
-        c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
+        c.identity(&unknown, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         c.invalidate_decisions();
         assert_eq!(probe(&c).await, [true, true, true]);
-        let (_, l) = c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
+        let (_, l) = c.identity(&unknown, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!(l, Lookup::Hit, "an unknown token stays cached until a token changes");
         for change in [
             (|c: &DecisionCache| c.invalidate_user("u2")) as fn(&DecisionCache),
@@ -553,7 +559,7 @@ mod tests {
             assert_eq!(probe(&c).await, [false, false, false]);
             assert_eq!(probe(&c).await, [true, true, true]);
         }
-        let (_, l) = c.identity(&unknown, async { Ok::<_, Infallible>(None) }).await.unwrap();
+        let (_, l) = c.identity(&unknown, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!(l, Lookup::Miss, "a token change may have created it");
     }
 
@@ -565,7 +571,7 @@ mod tests {
         let slow = {
             let c = c.clone();
             tokio::spawn(async move {
-                c.identity(&digest, async {
+                c.identity(&digest, || async {
                     go_rx.await.unwrap();
                     Ok::<_, Infallible>(Some(identity_of("t1", "u1", "o1"))) // the old policy
                 })
@@ -577,7 +583,7 @@ mod tests {
         c.invalidate_token("t1");
         go_tx.send(()).unwrap();
         assert!(slow.await.unwrap().0.is_some());
-        let (id, l) = c.identity(&digest, async { Ok::<_, Infallible>(None) }).await.unwrap();
+        let (id, l) = c.identity(&digest, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!((id.is_none(), l), (true, Lookup::Miss));
     }
 }

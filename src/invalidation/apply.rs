@@ -219,7 +219,7 @@ mod tests {
                 let key = DecisionKey::new(TokenDigest::of(token), &object, Permission::Update);
                 let (_, lookup) = self
                     .cache
-                    .decision(key, &Arc::new(identity(token, user, org)), &object, async {
+                    .decision(key, &Arc::new(identity(token, user, org)), &object, || async {
                         Ok::<_, Infallible>(Decision::Allow)
                     })
                     .await

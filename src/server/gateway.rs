@@ -150,7 +150,7 @@ impl Gateway {
         let digest = TokenDigest::of(token);
         let (identity, lookup) = self
             .cache
-            .identity(&digest, self.store.identity(&digest))
+            .identity(&digest, || self.store.identity(&digest))
             .await
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
@@ -179,6 +179,9 @@ impl Gateway {
             targets: vec![Target { object: object.clone(), permission }],
             rows: 0,
         };
+        // The register routes' futures (store lookups) are boxed: this
+        // function's future is part of every request's, and /logs3 should
+        // not carry their size.
         Ok(match route {
             Route::Logs3 => match inspect::logs3(&decoded()?)? {
                 Logs3::Rows(targets) => targets,
@@ -204,15 +207,15 @@ impl Gateway {
             }
             Route::Login | Route::Version | Route::Passthrough(_) => Targets::default(),
             Route::ProjectCreate | Route::ProjectRegister => {
-                register::project(self, caller, route, &decoded()?).await?
+                Box::pin(register::project(self, caller, route, &decoded()?)).await?
             }
-            Route::ProjectGet(id) => register::any_on_project(self, caller, id).await?,
+            Route::ProjectGet(id) => Box::pin(register::any_on_project(self, caller, id)).await?,
             Route::ProjectLookup => {
                 let id = single_query_param(query, "id")?;
-                register::any_on_project(self, caller, &id).await?
+                Box::pin(register::any_on_project(self, caller, &id)).await?
             }
             Route::ExperimentRegister | Route::DatasetRegister => {
-                register::object(self, caller, route, &decoded()?).await?
+                Box::pin(register::object(self, caller, route, &decoded()?)).await?
             }
         })
     }
@@ -238,7 +241,7 @@ impl Gateway {
         let key = DecisionKey::new(caller.digest, object, permission);
         let (decision, lookup) = self
             .cache
-            .decision(key, &caller.identity, object, self.store.decide(&caller.principal, object, permission))
+            .decision(key, &caller.identity, object, || self.store.decide(&caller.principal, object, permission))
             .await
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
@@ -290,7 +293,7 @@ impl Gateway {
         let (mut parts, body) = response.into_parts();
         let bytes = self.forwarder.read_body(body, MAX_REWRITTEN_RESPONSE).await?;
         if learns && self.config.policy.discovery {
-            register::learn_from_response(self, caller, &bytes).await;
+            Box::pin(register::learn_from_response(self, caller, &bytes)).await;
         }
         let rewritten = match route {
             Route::Login => rewrite::login_response(&bytes, &self.config.server.public_url),
