@@ -53,6 +53,19 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     #[serde(with = "duration::serde_str")]
     pub shutdown_grace: Duration,
+    /// Threads serving connections, each with its own event loop and
+    /// upstream pool; 0 = one per available core.
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// `workers`, with 0 resolved to the number of available cores.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -69,6 +82,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            workers: 0,
         }
     }
 }
@@ -345,6 +359,9 @@ impl Config {
         if self.policy.source == PolicySource::Postgres && self.policy.postgres_url.is_none() {
             return invalid("policy.postgres_url", "required when policy.source = \"postgres\"");
         }
+        if self.server.workers > 1024 {
+            return invalid("server.workers", "at most 1024 worker threads (0 = one per core)");
+        }
         if self.server.max_connections == 0 || self.server.max_concurrent_requests == 0 {
             return invalid("server.max_concurrent_requests", "connection and request caps must be positive");
         }
@@ -397,6 +414,17 @@ mod tests {
         assert_eq!(c.cache.negative_ttl, Duration::from_secs(5));
         assert_eq!(c.upstream.credentials, Credentials::Passthrough);
         assert_eq!(c.limits.auth_failures_per_minute, 60);
+    }
+
+    #[test]
+    fn workers_default_to_one_per_core_and_are_bounded() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(c.server.workers, 0);
+        assert!(c.server.worker_threads() >= 1);
+        let c = parse("[server]\nworkers = 3\n", &[]).unwrap();
+        assert_eq!(c.server.worker_threads(), 3);
+        let e = parse("", &[("LOGGATE_SERVER__WORKERS", "5000")]).unwrap_err();
+        assert!(e.to_string().contains("server.workers"), "{e}");
     }
 
     #[test]

@@ -62,8 +62,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
 pub struct Forwarder {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
+    pool_max_idle_per_host: usize,
     api_base: Uri,
     app_base: Uri,
     timeout: Duration,
@@ -90,11 +94,7 @@ impl Forwarder {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
+        let client = pooled_client(connector.clone(), config.pool_max_idle_per_host);
         let swap_authorization = match (config.credentials, upstream_token) {
             (Credentials::Swap, Some(token)) => Some(
                 HeaderValue::from_str(&format!("Bearer {token}"))
@@ -105,11 +105,29 @@ impl Forwarder {
         };
         Ok(Forwarder {
             client,
+            connector,
+            pool_max_idle_per_host: config.pool_max_idle_per_host,
             api_base: config.api_url.parse()?,
             app_base: config.app_url.parse()?,
             timeout: config.timeout,
             swap_authorization,
         })
+    }
+
+    /// The same forwarder with a connection pool of its own. Each worker
+    /// thread takes one: a pooled connection is driven by a task on the
+    /// runtime that opened it, so sharing one pool across workers would
+    /// hand requests to other threads.
+    pub fn with_own_pool(&self) -> Forwarder {
+        Forwarder {
+            client: pooled_client(self.connector.clone(), self.pool_max_idle_per_host),
+            connector: self.connector.clone(),
+            pool_max_idle_per_host: self.pool_max_idle_per_host,
+            api_base: self.api_base.clone(),
+            app_base: self.app_base.clone(),
+            timeout: self.timeout,
+            swap_authorization: self.swap_authorization.clone(),
+        }
     }
 
     /// The URI on `upstream` for a request's path and query.
@@ -170,6 +188,14 @@ impl Forwarder {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
+}
+
+fn pooled_client(connector: Connector, max_idle_per_host: usize) -> Client<Connector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(max_idle_per_host)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .build(connector)
 }
 
 /// A transport error's chain of causes, for the 502 message (no secrets:

@@ -10,6 +10,7 @@ mod register;
 mod rewrite;
 pub mod routes;
 pub mod tls;
+mod workers;
 
 use crate::admin::Admin;
 use crate::cache::DecisionCache;
@@ -24,10 +25,8 @@ use crate::policy::postgres::PgStore;
 use gateway::{Gateway, RequestFacts};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,7 +93,7 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
         cache.set_push_healthy(false);
     }
     let forwarder = Forwarder::new(&config.upstream, upstream_token.as_deref())?;
-    let limits = Limits::new(&config.limits);
+    let limits = Arc::new(Limits::new(&config.limits));
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
     Ok(Arc::new(Shared {
@@ -110,13 +109,14 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
 /// One request, start to finish: route, pipeline, metrics, access log.
 async fn serve_request(
     shared: Arc<Shared>,
+    gateway: Arc<Gateway>,
     request: Request<Incoming>,
     client: SocketAddr,
     activity: Arc<idle::Activity>,
 ) -> Result<Response<Body>, Infallible> {
     let in_flight = activity.begin();
     let started = Instant::now();
-    let gw = &shared.gateway;
+    let gw = &*gateway;
     let request_id = shared.request_id();
     let method = request.method().clone();
     let route = gw.route(&method, request.uri().path());
@@ -215,15 +215,15 @@ fn overloaded_response() -> &'static [u8] {
     })
 }
 
-/// Serves the gateway listener until `shutdown` fires, then drains.
+/// Serves the gateway listener until `shutdown` fires, then drains: the
+/// accept loop runs here and hands connections to the workers.
 pub async fn serve_gateway(
     shared: Arc<Shared>,
     listener: TcpListener,
-    tls: Option<Arc<tls::ReloadingTls>>,
+    workers: workers::Workers,
+    tls: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder());
-    let graceful = GracefulShutdown::new();
     loop {
         let (stream, client) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -237,61 +237,17 @@ pub async fn serve_gateway(
             },
         };
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-            refuse_connection(stream, tls.is_some());
+            refuse_connection(stream, tls);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let handshake_timeout = shared.gateway.config.server.header_read_timeout;
-        let shared = shared.clone();
-        let builder = builder.clone();
-        let activity = idle::Activity::new();
-        let timeouts = idle::Timeouts {
-            idle: shared.gateway.config.server.idle_timeout,
-            header_read: shared.gateway.config.server.header_read_timeout,
-        };
-        let service = {
-            let activity = activity.clone();
-            // Boxed: hyper moves the service future into its dispatcher, and
-            // the pipeline's future is several KiB (measured: that memcpy
-            // was 7% of loggate's user CPU).
-            service_fn(move |req| Box::pin(serve_request(shared.clone(), req, client, activity.clone())))
-        };
-        match &tls {
-            None => {
-                let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let _ = conn.await;
-                });
-            }
-            Some(tls) => {
-                let acceptor = tls.acceptor();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
-                        return;
-                    };
-                    let protocol = match stream.get_ref().1.alpn_protocol() {
-                        Some(b"h2") => idle::Protocol::Http2,
-                        Some(_) => idle::Protocol::Http1,
-                        None => idle::Protocol::Unknown,
-                    };
-                    let io = idle::TimedIo::new(stream, activity, timeouts, protocol);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-                    let _ = watcher.watch(conn).await;
-                });
-            }
+        match stream.into_std() {
+            Ok(stream) => workers.dispatch(workers::Accepted { stream, client, permit }),
+            Err(e) => tracing::warn!(error = %e, "cannot hand over an accepted connection"),
         }
     }
     drop(listener);
-    let grace = shared.gateway.config.server.shutdown_grace;
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace elapsed; closing remaining connections"),
-    }
+    workers.drain().await;
 }
 
 fn refuse_connection(stream: TcpStream, tls: bool) {
@@ -410,7 +366,8 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     // probes see `/readyz` 503 rather than a refused connection.
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, admin_stop_rx));
-    let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, tls, stop_rx));
+    let workers = workers::Workers::start(&shared, tls.clone())?;
+    let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, workers, tls.is_some(), stop_rx));
     wait_for_signal().await;
     tracing::info!("shutdown requested: not ready, draining in-flight requests");
     shared.accepting.store(false, Ordering::SeqCst);

@@ -34,7 +34,7 @@ pub struct Gateway {
     pub cache: Arc<DecisionCache>,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
 }
 
 /// What one request did, for its log line.
@@ -54,6 +54,19 @@ pub struct Caller {
 }
 
 impl Gateway {
+    /// This gateway for one worker thread: everything shared but the
+    /// upstream connection pool (see `Forwarder::with_own_pool`).
+    pub fn for_worker(&self) -> Gateway {
+        Gateway {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            cache: self.cache.clone(),
+            forwarder: self.forwarder.with_own_pool(),
+            metrics: self.metrics.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
     /// Runs the pipeline for one request. `route` was matched by the caller.
     pub async fn handle<B>(
         &self,

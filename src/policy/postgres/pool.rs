@@ -16,6 +16,11 @@ pub struct Pool {
     config: Config,
     idle: Arc<Mutex<Vec<Client>>>,
     permits: Arc<Semaphore>,
+    /// The runtime the pool was made on (the control runtime, when
+    /// serving): connections open and run there, not on whichever worker
+    /// happened to need one, so they outlive any worker and never wait
+    /// for a busy one to poll them.
+    home: Option<tokio::runtime::Handle>,
 }
 
 /// A checked-out connection. Call [`Conn::release`] after a successful use
@@ -28,7 +33,8 @@ pub struct Conn {
 
 impl Pool {
     pub fn new(config: Config, size: usize) -> Self {
-        Pool { config, idle: Arc::default(), permits: Arc::new(Semaphore::new(size.max(1))) }
+        let home = tokio::runtime::Handle::try_current().ok();
+        Pool { config, idle: Arc::default(), permits: Arc::new(Semaphore::new(size.max(1))), home }
     }
 
     pub fn config(&self) -> &Config {
@@ -49,9 +55,17 @@ impl Pool {
             }
             found
         };
-        let client = match reused {
-            Some(c) => c,
-            None => connect(&self.config).await?,
+        let client = match (reused, &self.home) {
+            (Some(c), _) => c,
+            (None, Some(home)) => {
+                let config = self.config.clone();
+                match home.spawn(async move { connect(&config).await }).await {
+                    Ok(connected) => connected?,
+                    // Only at shutdown: the home runtime is gone.
+                    Err(_) => connect(&self.config).await?,
+                }
+            }
+            (None, None) => connect(&self.config).await?,
         };
         Ok(Conn { client: Some(client), idle: self.idle.clone(), _permit: permit })
     }
