@@ -49,6 +49,12 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (standard names
+    // compare as integers) instead of a hashed removal per listed header.
+    // Connection is in the list, so without it nothing else is named.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     // Headers named in Connection are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -138,11 +144,11 @@ impl Forwarder {
         };
         let prefix = base.path().trim_end_matches('/');
         let mut parts = base.clone().into_parts();
-        parts.path_and_query = Some(
-            format!("{prefix}{path_and_query}")
-                .parse()
-                .map_err(|_| GatewayError::bad_request(None, "invalid request path"))?,
-        );
+        let joined = match prefix {
+            "" => path_and_query.parse(),
+            _ => format!("{prefix}{path_and_query}").parse(),
+        };
+        parts.path_and_query = Some(joined.map_err(|_| GatewayError::bad_request(None, "invalid request path"))?);
         Uri::from_parts(parts).map_err(|_| GatewayError::bad_request(None, "invalid request path"))
     }
 
@@ -269,6 +275,27 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn headers_without_hop_by_hop_ones_are_kept_as_they_are() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        assert!(!h.contains_key(header::UPGRADE));
+    }
+
+    #[test]
+    fn target_uri_without_a_base_path_is_the_request_path() {
+        let cfg = UpstreamConfig { api_url: "http://127.0.0.1:9".into(), ..UpstreamConfig::default() };
+        let f = Forwarder::new(&cfg, None).unwrap();
+        assert_eq!(f.target_uri(Upstream::Api, "/logs3?x=1").unwrap().to_string(), "http://127.0.0.1:9/logs3?x=1");
+        assert!(f.target_uri(Upstream::Api, "/bad path").is_err());
     }
 
     #[test]

@@ -47,9 +47,33 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn request_id(&self) -> String {
+    /// A request id: 12 hex digits of the process's random seed, then 8 of
+    /// a counter (unique per process until it wraps at 2^32 requests).
+    fn request_id(&self) -> RequestId {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
-        format!("{:012x}{:08x}", self.request_seed & 0xffff_ffff_ffff, n & 0xffff_ffff)
+        RequestId::new(self.request_seed & 0xffff_ffff_ffff, n & 0xffff_ffff)
+    }
+}
+
+/// 20 lowercase hex digits, built without the formatting machinery (this
+/// runs once per request).
+struct RequestId([u8; 20]);
+
+impl RequestId {
+    fn new(seed: u64, seq: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [0u8; 20];
+        for (i, digit) in id[..12].iter_mut().enumerate() {
+            *digit = HEX[(seed >> (4 * (11 - i)) & 0xf) as usize];
+        }
+        for (i, digit) in id[12..].iter_mut().enumerate() {
+            *digit = HEX[(seq >> (4 * (7 - i)) & 0xf) as usize];
+        }
+        RequestId(id)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 }
 
@@ -117,7 +141,8 @@ async fn serve_request(
     let in_flight = activity.begin();
     let started = Instant::now();
     let gw = &*gateway;
-    let request_id = shared.request_id();
+    let id = shared.request_id();
+    let request_id = id.as_str();
     let method = request.method().clone();
     let route = gw.route(&method, request.uri().path());
     let label = route.as_ref().map(|r| r.label()).unwrap_or(routes::UNMATCHED);
@@ -142,7 +167,7 @@ async fn serve_request(
     }
     let identity = facts.identity.as_deref();
     crate::telemetry::AccessRecord {
-        request_id: &request_id,
+        request_id,
         method: method.as_str(),
         route: label,
         status: status.as_u16(),
@@ -161,10 +186,10 @@ async fn serve_request(
             if let GatewayError::UpstreamUnavailable(detail) = &e {
                 tracing::warn!(request_id = %request_id, detail = %detail, "data plane unreachable");
             }
-            e.to_response(&request_id).map(crate::forward::full)
+            e.to_response(request_id).map(crate::forward::full)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
     // The connection counts as busy until the response body is done.
@@ -391,6 +416,14 @@ async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn request_ids_are_seed_then_counter_in_hex() {
+        assert_eq!(super::RequestId::new(0xabc_def0_1234, 0x1f).as_str(), "0abcdef012340000001f");
+        assert_eq!(super::RequestId::new(0xffff_ffff_ffff, 0xffff_ffff).as_str(), "ffffffffffffffffffff");
+        let id = super::RequestId::new(0x0123_4567_89ab, 0x0102_0304);
+        assert_eq!(id.as_str(), format!("{:012x}{:08x}", 0x0123_4567_89abu64, 0x0102_0304u64));
+    }
+
     #[test]
     fn refusal_is_a_well_framed_overloaded_error() {
         let bytes = super::overloaded_response();
