@@ -70,12 +70,37 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// An upstream base URL and, for plain http (always HTTP/1.1), its `Host`
+/// header made once rather than formatted by the client per request. Over
+/// https the client sets it, since the connection may turn out HTTP/2.
+#[derive(Clone)]
+struct Base {
+    uri: Uri,
+    host: Option<HeaderValue>,
+}
+
+impl Base {
+    fn new(uri: Uri) -> Self {
+        let host = match (uri.scheme_str(), uri.host()) {
+            (Some("http"), Some(host)) => {
+                let value = match uri.port_u16() {
+                    Some(80) | None => host.to_owned(),
+                    Some(port) => format!("{host}:{port}"),
+                };
+                HeaderValue::from_str(&value).ok()
+            }
+            _ => None,
+        };
+        Base { uri, host }
+    }
+}
+
 pub struct Forwarder {
     client: Client<Connector, Full<Bytes>>,
     connector: Connector,
     pool_max_idle_per_host: usize,
-    api_base: Uri,
-    app_base: Uri,
+    api_base: Base,
+    app_base: Base,
     timeout: Duration,
     /// `Some` in swap mode: the Authorization the data plane gets.
     swap_authorization: Option<HeaderValue>,
@@ -113,8 +138,8 @@ impl Forwarder {
             client,
             connector,
             pool_max_idle_per_host: config.pool_max_idle_per_host,
-            api_base: config.api_url.parse()?,
-            app_base: config.app_url.parse()?,
+            api_base: Base::new(config.api_url.parse()?),
+            app_base: Base::new(config.app_url.parse()?),
             timeout: config.timeout,
             swap_authorization,
         })
@@ -136,12 +161,16 @@ impl Forwarder {
         }
     }
 
-    /// The URI on `upstream` for a request's path and query.
-    pub fn target_uri(&self, upstream: Upstream, path_and_query: &str) -> Result<Uri, GatewayError> {
-        let base = match upstream {
+    fn base(&self, upstream: Upstream) -> &Base {
+        match upstream {
             Upstream::Api => &self.api_base,
             Upstream::App => &self.app_base,
-        };
+        }
+    }
+
+    /// The URI on `upstream` for a request's path and query.
+    pub fn target_uri(&self, upstream: Upstream, path_and_query: &str) -> Result<Uri, GatewayError> {
+        let base = &self.base(upstream).uri;
         let prefix = base.path().trim_end_matches('/');
         let mut parts = base.clone().into_parts();
         let joined = match prefix {
@@ -164,7 +193,10 @@ impl Forwarder {
     ) -> Result<Forwarded, GatewayError> {
         let uri = self.target_uri(upstream, path_and_query)?;
         strip_hop_by_hop(&mut headers);
-        headers.remove(header::HOST);
+        match &self.base(upstream).host {
+            Some(host) => headers.insert(header::HOST, host.clone()),
+            None => headers.remove(header::HOST),
+        };
         headers.remove(header::CONTENT_LENGTH);
         if let Some(auth) = &self.swap_authorization {
             headers.insert(header::AUTHORIZATION, auth.clone());
@@ -200,6 +232,7 @@ fn pooled_client(connector: Connector, max_idle_per_host: usize) -> Client<Conne
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(max_idle_per_host)
+        .http1_writev(false)
         .timer(hyper_util::rt::TokioTimer::new())
         .build(connector)
 }
@@ -296,6 +329,15 @@ mod tests {
         let f = Forwarder::new(&cfg, None).unwrap();
         assert_eq!(f.target_uri(Upstream::Api, "/logs3?x=1").unwrap().to_string(), "http://127.0.0.1:9/logs3?x=1");
         assert!(f.target_uri(Upstream::Api, "/bad path").is_err());
+    }
+
+    #[test]
+    fn plain_http_bases_carry_their_host_header() {
+        let host = |url: &str| Base::new(url.parse().unwrap()).host.map(|h| h.to_str().unwrap().to_owned());
+        assert_eq!(host("http://127.0.0.1:9/base").as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(host("http://dataplane.internal").as_deref(), Some("dataplane.internal"));
+        assert_eq!(host("http://dataplane.internal:80/").as_deref(), Some("dataplane.internal"));
+        assert_eq!(host("https://api.braintrust.dev"), None, "https: the client sets it (HTTP/2 may be negotiated)");
     }
 
     #[test]

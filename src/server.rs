@@ -157,7 +157,8 @@ async fn serve_request(
     let status = Gateway::status_of(&result);
     let metrics = &gw.metrics;
     metrics.requests.with_label_values(&[label, status.as_str()]).inc();
-    metrics.request_seconds.with_label_values(&[label]).observe(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    metrics.request_seconds.with_label_values(&[label]).observe(elapsed.as_secs_f64());
     let error_code = result.as_ref().err().map(GatewayError::code);
     if let Err(e) = &result
         && !matches!(e, GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout(_))
@@ -177,7 +178,7 @@ async fn serve_request(
         org: identity.map(|i| i.org_id.as_str()),
         decision: facts.decision,
         rows: facts.rows,
-        latency_us: started.elapsed().as_micros() as u64,
+        latency_us: elapsed.as_micros() as u64,
     }
     .log();
     let mut response = match result {
@@ -212,6 +213,7 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
         // for its next request; `idle::TimedIo` keeps both clocks instead.
         .header_read_timeout(None)
         .keep_alive(true)
+        .writev(false)
         .max_buf_size(256 * 1024);
     builder
         .http2()
