@@ -3,18 +3,21 @@
 //! credential swap, and the mapping of transport failures to 502/504. Any
 //! HTTP answer of the data plane, 5xx included, is passed back unchanged.
 
+mod h1pool;
 mod tls;
 
 use crate::config::{Credentials, UpstreamConfig};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use h1pool::H1Pool;
 use std::time::{Duration, Instant};
 
 pub use tls::client_tls_config;
@@ -73,32 +76,42 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// An upstream base URL and, for plain http (always HTTP/1.1), its `Host`
 /// header made once rather than formatted by the client per request. Over
 /// https the client sets it, since the connection may turn out HTTP/2.
-#[derive(Clone)]
 struct Base {
     uri: Uri,
     host: Option<HeaderValue>,
+    /// Plain http: this forwarder's own HTTP/1.1 pool (`h1pool`).
+    h1: Option<H1Pool>,
 }
 
 impl Base {
-    fn new(uri: Uri) -> Self {
-        let host = match (uri.scheme_str(), uri.host()) {
+    fn new(uri: Uri, limits: PoolLimits) -> Self {
+        let (host, h1) = match (uri.scheme_str(), uri.host()) {
             (Some("http"), Some(host)) => {
-                let value = match uri.port_u16() {
-                    Some(80) | None => host.to_owned(),
-                    Some(port) => format!("{host}:{port}"),
+                let port = uri.port_u16().unwrap_or(80);
+                let value = match port {
+                    80 => host.to_owned(),
+                    _ => format!("{host}:{port}"),
                 };
-                HeaderValue::from_str(&value).ok()
+                let pool = H1Pool::new(host, port, limits.max_idle, limits.connect_timeout);
+                (HeaderValue::from_str(&value).ok(), Some(pool))
             }
-            _ => None,
+            _ => (None, None),
         };
-        Base { uri, host }
+        Base { uri, host, h1 }
     }
+}
+
+/// What every connection pool of a forwarder is sized and timed by.
+#[derive(Clone, Copy)]
+struct PoolLimits {
+    max_idle: usize,
+    connect_timeout: Duration,
 }
 
 pub struct Forwarder {
     client: Client<Connector, Full<Bytes>>,
     connector: Connector,
-    pool_max_idle_per_host: usize,
+    limits: PoolLimits,
     api_base: Base,
     app_base: Base,
     timeout: Duration,
@@ -125,7 +138,11 @@ impl Forwarder {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = pooled_client(connector.clone(), config.pool_max_idle_per_host);
+        let limits = PoolLimits {
+            max_idle: config.pool_max_idle_per_host,
+            connect_timeout: config.timeout.min(Duration::from_secs(10)),
+        };
+        let client = pooled_client(connector.clone(), limits.max_idle);
         let swap_authorization = match (config.credentials, upstream_token) {
             (Credentials::Swap, Some(token)) => Some(
                 HeaderValue::from_str(&format!("Bearer {token}"))
@@ -137,9 +154,9 @@ impl Forwarder {
         Ok(Forwarder {
             client,
             connector,
-            pool_max_idle_per_host: config.pool_max_idle_per_host,
-            api_base: Base::new(config.api_url.parse()?),
-            app_base: Base::new(config.app_url.parse()?),
+            limits,
+            api_base: Base::new(config.api_url.parse()?, limits),
+            app_base: Base::new(config.app_url.parse()?, limits),
             timeout: config.timeout,
             swap_authorization,
         })
@@ -151,11 +168,11 @@ impl Forwarder {
     /// hand requests to other threads.
     pub fn with_own_pool(&self) -> Forwarder {
         Forwarder {
-            client: pooled_client(self.connector.clone(), self.pool_max_idle_per_host),
+            client: pooled_client(self.connector.clone(), self.limits.max_idle),
             connector: self.connector.clone(),
-            pool_max_idle_per_host: self.pool_max_idle_per_host,
-            api_base: self.api_base.clone(),
-            app_base: self.app_base.clone(),
+            limits: self.limits,
+            api_base: Base::new(self.api_base.uri.clone(), self.limits),
+            app_base: Base::new(self.app_base.uri.clone(), self.limits),
             timeout: self.timeout,
             swap_authorization: self.swap_authorization.clone(),
         }
@@ -192,8 +209,9 @@ impl Forwarder {
         body: Bytes,
     ) -> Result<Forwarded, GatewayError> {
         let uri = self.target_uri(upstream, path_and_query)?;
+        let base = self.base(upstream);
         strip_hop_by_hop(&mut headers);
-        match &self.base(upstream).host {
+        match &base.host {
             Some(host) => headers.insert(header::HOST, host.clone()),
             None => headers.remove(header::HOST),
         };
@@ -206,9 +224,21 @@ impl Forwarder {
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
         let started = Instant::now();
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        let exchange = async {
+            match &base.h1 {
+                Some(pool) => {
+                    // Straight to the origin over HTTP/1.1: the request line
+                    // carries the path and query only.
+                    let origin = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+                    *request.uri_mut() = Uri::from(origin);
+                    pool.send(request).await.map_err(|e| e.0)
+                }
+                None => self.client.request(request).await.map_err(|e| describe("request failed", &e)),
+            }
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
-            Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable(describe(&e))),
+            Ok(Err(detail)) => Err(GatewayError::UpstreamUnavailable(detail)),
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
                 Ok(Forwarded { response, upstream_time: started.elapsed() })
@@ -237,11 +267,11 @@ fn pooled_client(connector: Connector, max_idle_per_host: usize) -> Client<Conne
         .build(connector)
 }
 
-/// A transport error's chain of causes, for the 502 message (no secrets:
-/// these are connection-level errors).
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    let mut out = String::from("request failed");
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+/// An error and its chain of causes, for the 502 message (connection-level
+/// errors: no secrets).
+fn describe(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("{what}: {e}");
+    let mut source = e.source();
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());
@@ -333,7 +363,8 @@ mod tests {
 
     #[test]
     fn plain_http_bases_carry_their_host_header() {
-        let host = |url: &str| Base::new(url.parse().unwrap()).host.map(|h| h.to_str().unwrap().to_owned());
+        let limits = PoolLimits { max_idle: 1, connect_timeout: Duration::from_secs(1) };
+        let host = |url: &str| Base::new(url.parse().unwrap(), limits).host.map(|h| h.to_str().unwrap().to_owned());
         assert_eq!(host("http://127.0.0.1:9/base").as_deref(), Some("127.0.0.1:9"));
         assert_eq!(host("http://dataplane.internal").as_deref(), Some("dataplane.internal"));
         assert_eq!(host("http://dataplane.internal:80/").as_deref(), Some("dataplane.internal"));
