@@ -51,6 +51,8 @@ pub trait PolicyStore: Send + Sync {
 }
 
 /// The configured backend.
+// One per process, behind an `Arc`: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Store {
     File(FileStore),
     Postgres(PgStore),
