@@ -24,8 +24,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Whether the token has expired at `now_ms`; the caller owns the clock.
-    pub fn expired_at(&self, now_ms: i64) -> bool {
-        self.expires_at_ms.is_some_and(|exp| now_ms >= exp)
+    /// Whether the token has expired (the caller owns the clock); `now_ms`
+    /// (unix ms) is read only for a token that has an expiry.
+    pub fn expired(&self, now_ms: impl FnOnce() -> i64) -> bool {
+        self.expires_at_ms.is_some_and(|exp| now_ms() >= exp)
     }
 }

@@ -188,7 +188,7 @@ impl CompiledPolicy {
     }
 
     /// The identity of a service token, by digest (constant-time compare).
-    /// Expiry is not checked here (no clock): see `Identity::expired_at`.
+    /// Expiry is not checked here (no clock): see `Identity::expired`.
     pub fn identity(&self, digest: &TokenDigest) -> Option<Identity> {
         let candidates = self.token_buckets.get(&digest.bucket())?;
         // Compare every candidate (constant-time `==`), without stopping early.

@@ -99,6 +99,26 @@ impl Base {
         };
         Base { uri, host, h1 }
     }
+
+    /// The base's path joined with a request's path and query.
+    fn join(&self, path_and_query: &str) -> Result<PathAndQuery, GatewayError> {
+        let joined = match self.uri.path().trim_end_matches('/') {
+            "" => path_and_query.parse(),
+            prefix => format!("{prefix}{path_and_query}").parse(),
+        };
+        joined.map_err(|_| invalid_path())
+    }
+
+    /// The absolute URI on this base for a joined path and query.
+    fn absolute(&self, path_and_query: PathAndQuery) -> Result<Uri, GatewayError> {
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|_| invalid_path())
+    }
+}
+
+fn invalid_path() -> GatewayError {
+    GatewayError::bad_request(None, "invalid request path")
 }
 
 /// What every connection pool of a forwarder is sized and timed by.
@@ -130,18 +150,18 @@ impl Forwarder {
         let tls = client_tls_config(config)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
+        let limits = PoolLimits {
+            max_idle: config.pool_max_idle_per_host,
+            connect_timeout: config.timeout.min(Duration::from_secs(10)),
+        };
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout.min(Duration::from_secs(10))));
+        http.set_connect_timeout(Some(limits.connect_timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let limits = PoolLimits {
-            max_idle: config.pool_max_idle_per_host,
-            connect_timeout: config.timeout.min(Duration::from_secs(10)),
-        };
         let client = pooled_client(connector.clone(), limits.max_idle);
         let swap_authorization = match (config.credentials, upstream_token) {
             (Credentials::Swap, Some(token)) => Some(
@@ -187,15 +207,8 @@ impl Forwarder {
 
     /// The URI on `upstream` for a request's path and query.
     pub fn target_uri(&self, upstream: Upstream, path_and_query: &str) -> Result<Uri, GatewayError> {
-        let base = &self.base(upstream).uri;
-        let prefix = base.path().trim_end_matches('/');
-        let mut parts = base.clone().into_parts();
-        let joined = match prefix {
-            "" => path_and_query.parse(),
-            _ => format!("{prefix}{path_and_query}").parse(),
-        };
-        parts.path_and_query = Some(joined.map_err(|_| GatewayError::bad_request(None, "invalid request path"))?);
-        Uri::from_parts(parts).map_err(|_| GatewayError::bad_request(None, "invalid request path"))
+        let base = self.base(upstream);
+        base.absolute(base.join(path_and_query)?)
     }
 
     /// Sends a request with an already read body; waits for the response
@@ -208,8 +221,14 @@ impl Forwarder {
         mut headers: HeaderMap,
         body: Bytes,
     ) -> Result<Forwarded, GatewayError> {
-        let uri = self.target_uri(upstream, path_and_query)?;
         let base = self.base(upstream);
+        let path_and_query = base.join(path_and_query)?;
+        let uri = match base.h1 {
+            // Straight to the origin over HTTP/1.1: the request line
+            // carries the path and query only.
+            Some(_) => Uri::from(path_and_query),
+            None => base.absolute(path_and_query)?,
+        };
         strip_hop_by_hop(&mut headers);
         match &base.host {
             Some(host) => headers.insert(header::HOST, host.clone()),
@@ -226,13 +245,7 @@ impl Forwarder {
         let started = Instant::now();
         let exchange = async {
             match &base.h1 {
-                Some(pool) => {
-                    // Straight to the origin over HTTP/1.1: the request line
-                    // carries the path and query only.
-                    let origin = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-                    *request.uri_mut() = Uri::from(origin);
-                    pool.send(request).await.map_err(|e| e.0)
-                }
+                Some(pool) => pool.send(request).await.map_err(|e| e.0),
                 None => self.client.request(request).await.map_err(|e| describe("request failed", &e)),
             }
         };

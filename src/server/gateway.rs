@@ -168,7 +168,7 @@ impl Gateway {
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
         let identity = identity.ok_or(GatewayError::Unauthenticated("unknown token"))?;
-        if identity.expires_at_ms.is_some() && identity.expired_at(now_ms()) {
+        if identity.expired(now_ms) {
             return Err(GatewayError::Unauthenticated("token expired"));
         }
         let principal = Principal::from(&*identity);
