@@ -308,6 +308,21 @@ async fn org_filter(client: &impl GenericClient, query: &Query) -> Result<Option
     }
 }
 
+/// Runs `work` in one transaction (hence one policy revision): committed
+/// and the connection returned to the pool on success; on an error the
+/// transaction is dropped, i.e. rolled back, and the connection closed.
+async fn in_transaction<T>(
+    pg: &PgStore,
+    work: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, GatewayError>,
+) -> Result<T, GatewayError> {
+    let mut conn = pg.conn().await?;
+    let tx = conn.transaction().await?;
+    let out = work(&tx).await?;
+    tx.commit().await?;
+    conn.release();
+    Ok(out)
+}
+
 /// Serializes writers of one name (e.g. `group:{org}:{name}`) until the
 /// transaction ends, so that concurrent idempotent creates make one row.
 async fn lock_name(client: &impl GenericClient, key: &str) -> Result<(), GatewayError> {

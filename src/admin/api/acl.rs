@@ -1,7 +1,7 @@
 //! `/v1/acl`: create (idempotent), list by object, get, delete (by id or by
 //! content), `batch_update`, `list_org`.
 
-use super::{ApiRequest, Fields, Filter, Query, bad, body_object, limit_sql, lock_name, new_id, not_allowed, not_found, resolve_org, truncate, ts};
+use super::{ApiRequest, Fields, Filter, Query, bad, body_object, in_transaction, limit_sql, lock_name, new_id, not_allowed, not_found, resolve_org, truncate, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use crate::policy::types::{ObjectType, Permission};
@@ -180,22 +180,13 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
         [] if m == Method::POST => {
             let body = body_object(&req.body)?;
             let item = Item::parse(&Fields::new(&body))?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let acl = item.add(&tx).await?;
-            tx.commit().await?;
-            conn.release();
-            Ok(acl)
+            in_transaction(pg, async |tx| item.add(tx).await).await
         }
         [] if m == Method::GET => list(pg, &req.query).await,
         [] if m == Method::DELETE => {
             let body = body_object(&req.body)?;
             let item = Item::parse(&Fields::new(&body))?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let removed = item.remove(&tx).await?;
-            tx.commit().await?;
-            conn.release();
+            let removed = in_transaction(pg, async |tx| item.remove(tx).await).await?;
             removed.into_iter().next().ok_or_else(|| GatewayError::NotFound("no such ACL".into()))
         }
         ["batch_update"] if m == Method::POST => batch_update(pg, &req.body).await,
@@ -295,17 +286,17 @@ async fn batch_update(pg: &PgStore, body: &bytes::Bytes) -> Result<Value, Gatewa
             .collect()
     };
     let (add, remove) = (parse("add_acls")?, parse("remove_acls")?);
-    let mut conn = pg.conn().await?;
-    let tx = conn.transaction().await?;
-    let mut added = Vec::with_capacity(add.len());
-    for item in &add {
-        added.push(item.add(&tx).await?);
-    }
-    let mut removed = Vec::new();
-    for item in &remove {
-        removed.extend(item.remove(&tx).await?);
-    }
-    tx.commit().await?;
-    conn.release();
+    let (added, removed) = in_transaction(pg, async |tx| {
+        let mut added = Vec::with_capacity(add.len());
+        for item in &add {
+            added.push(item.add(tx).await?);
+        }
+        let mut removed = Vec::new();
+        for item in &remove {
+            removed.extend(item.remove(tx).await?);
+        }
+        Ok((added, removed))
+    })
+    .await?;
     Ok(json!({ "added_acls": added, "removed_acls": removed }))
 }

@@ -2,7 +2,7 @@
 //! list, get, patch (name, description, add/remove member users/groups),
 //! delete.
 
-use super::{ApiRequest, Fields, Filter, body_object, check_ids, existing_by_name, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, body_object, check_ids, existing_by_name, in_transaction, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use http::Method;
@@ -57,28 +57,26 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let users = f.str_list("member_users")?;
             let groups = f.str_list("member_groups")?;
             let org_name = f.opt_str("org_name")?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            let id = match existing_by_name(&tx, "groups", &org, &name).await? {
-                Some(id) => id,
-                None => {
-                    check_ids(&tx, "users", &users, |i| format!("member_users[{i}]"), "user").await?;
-                    check_ids(&tx, "groups", &groups, |i| format!("member_groups[{i}]"), "group").await?;
-                    let id = new_id();
-                    tx.execute(
-                        "INSERT INTO groups (id, org_id, name, description) VALUES ($1, $2, $3, $4)",
-                        &[&id, &org, &name, &description],
-                    )
-                    .await?;
-                    add_members(&tx, &id, &users, &groups).await?;
-                    id
-                }
-            };
-            let group = get(&tx, &id).await?.expect("just written");
-            tx.commit().await?;
-            conn.release();
-            Ok(group)
+            in_transaction(pg, async |tx| {
+                let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
+                let id = match existing_by_name(tx, "groups", &org, &name).await? {
+                    Some(id) => id,
+                    None => {
+                        check_ids(tx, "users", &users, |i| format!("member_users[{i}]"), "user").await?;
+                        check_ids(tx, "groups", &groups, |i| format!("member_groups[{i}]"), "group").await?;
+                        let id = new_id();
+                        tx.execute(
+                            "INSERT INTO groups (id, org_id, name, description) VALUES ($1, $2, $3, $4)",
+                            &[&id, &org, &name, &description],
+                        )
+                        .await?;
+                        add_members(tx, &id, &users, &groups).await?;
+                        id
+                    }
+                };
+                Ok(get(tx, &id).await?.expect("just written"))
+            })
+            .await
         }
         [] if m == Method::GET => {
             let conn = pg.conn().await?;
@@ -106,40 +104,37 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let remove_users = f.str_list("remove_member_users")?;
             let add_groups = f.str_list("add_member_groups")?;
             let remove_groups = f.str_list("remove_member_groups")?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            if tx.query_opt("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", &[id]).await?.is_none() {
-                return Err(not_found("group", id));
-            }
-            check_ids(&tx, "users", &add_users, |i| format!("add_member_users[{i}]"), "user").await?;
-            check_ids(&tx, "groups", &add_groups, |i| format!("add_member_groups[{i}]"), "group").await?;
-            if let Some(name) = &name {
-                tx.execute("UPDATE groups SET name = $2 WHERE id = $1", &[id, name]).await?;
-            }
-            if body.contains_key("description") {
-                tx.execute("UPDATE groups SET description = $2 WHERE id = $1", &[id, &description]).await?;
-            }
-            tx.execute("DELETE FROM group_member_users WHERE group_id = $1 AND user_id = ANY ($2::text[])", &[id, &remove_users])
+            in_transaction(pg, async |tx| {
+                if tx.query_opt("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", &[id]).await?.is_none() {
+                    return Err(not_found("group", id));
+                }
+                check_ids(tx, "users", &add_users, |i| format!("add_member_users[{i}]"), "user").await?;
+                check_ids(tx, "groups", &add_groups, |i| format!("add_member_groups[{i}]"), "group").await?;
+                if let Some(name) = &name {
+                    tx.execute("UPDATE groups SET name = $2 WHERE id = $1", &[id, name]).await?;
+                }
+                if body.contains_key("description") {
+                    tx.execute("UPDATE groups SET description = $2 WHERE id = $1", &[id, &description]).await?;
+                }
+                tx.execute("DELETE FROM group_member_users WHERE group_id = $1 AND user_id = ANY ($2::text[])", &[id, &remove_users])
+                    .await?;
+                tx.execute(
+                    "DELETE FROM group_member_groups WHERE group_id = $1 AND member_group_id = ANY ($2::text[])",
+                    &[id, &remove_groups],
+                )
                 .await?;
-            tx.execute(
-                "DELETE FROM group_member_groups WHERE group_id = $1 AND member_group_id = ANY ($2::text[])",
-                &[id, &remove_groups],
-            )
-            .await?;
-            add_members(&tx, id, &add_users, &add_groups).await?;
-            let group = get(&tx, id).await?.expect("locked");
-            tx.commit().await?;
-            conn.release();
-            Ok(group)
+                add_members(tx, id, &add_users, &add_groups).await?;
+                Ok(get(tx, id).await?.expect("locked"))
+            })
+            .await
         }
         [id] if m == Method::DELETE => {
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let group = get(&tx, id).await?.ok_or_else(|| not_found("group", id))?;
-            tx.execute("DELETE FROM groups WHERE id = $1", &[id]).await?;
-            tx.commit().await?;
-            conn.release();
-            Ok(group)
+            in_transaction(pg, async |tx| {
+                let group = get(tx, id).await?.ok_or_else(|| not_found("group", id))?;
+                tx.execute("DELETE FROM groups WHERE id = $1", &[id]).await?;
+                Ok(group)
+            })
+            .await
         }
         [] | [_] => Err(not_allowed(m)),
         _ => Err(GatewayError::NotFound("no such admin API route".into())),

@@ -3,7 +3,7 @@
 //! (`deleted_at`; its objects stop being writable). Deleted projects are
 //! gone for the API: their ids answer 404.
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, limit_sql, lock_name, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, lock_name, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use http::Method;
@@ -38,32 +38,31 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let name = f.req_str("name")?;
             let description = f.opt_str("description")?;
             let org_name = f.opt_str("org_name")?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            lock_name(&tx, &format!("project:{org}:{name}")).await?;
-            let existing = tx
-                .query_opt(
-                    &format!("{SELECT} WHERE p.org_id = $1 AND p.name = $2 AND p.deleted_at IS NULL ORDER BY p.created, p.id LIMIT 1"),
-                    &[&org, &name],
-                )
-                .await?;
-            let project = match existing {
-                Some(r) => to_json(&r),
-                None => {
-                    let row = tx
-                        .query_one(
-                            "INSERT INTO projects (id, org_id, name, description) VALUES ($1, $2, $3, $4)
-                             RETURNING id, org_id, name, description, created, deleted_at",
-                            &[&new_id(), &org, &name, &description],
-                        )
-                        .await?;
-                    to_json(&row)
-                }
-            };
-            tx.commit().await?;
-            conn.release();
-            Ok(project)
+            in_transaction(pg, async |tx| {
+                let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
+                lock_name(tx, &format!("project:{org}:{name}")).await?;
+                let existing = tx
+                    .query_opt(
+                        &format!("{SELECT} WHERE p.org_id = $1 AND p.name = $2 AND p.deleted_at IS NULL ORDER BY p.created, p.id LIMIT 1"),
+                        &[&org, &name],
+                    )
+                    .await?;
+                let project = match existing {
+                    Some(r) => to_json(&r),
+                    None => {
+                        let row = tx
+                            .query_one(
+                                "INSERT INTO projects (id, org_id, name, description) VALUES ($1, $2, $3, $4)
+                                 RETURNING id, org_id, name, description, created, deleted_at",
+                                &[&new_id(), &org, &name, &description],
+                            )
+                            .await?;
+                        to_json(&row)
+                    }
+                };
+                Ok(project)
+            })
+            .await
         }
         [] if m == Method::GET => {
             let conn = pg.conn().await?;
@@ -88,30 +87,28 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let f = Fields::new(&body);
             let name = f.opt_nonempty("name")?;
             let description = f.opt_str("description")?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let current = get_live(&tx, id, true).await?.ok_or_else(|| not_found("project", id))?;
-            if let Some(name) = &name {
-                let org = current["org_id"].as_str().unwrap_or_default();
-                lock_name(&tx, &format!("project:{org}:{name}")).await?;
-                let clash = tx
-                    .query_opt(
-                        "SELECT 1 FROM projects WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL AND id <> $3",
-                        &[&org, name, id],
-                    )
-                    .await?;
-                if clash.is_some() {
-                    return Err(bad("name", format!("another project of the organization is named '{}'", super::truncate(name))));
+            in_transaction(pg, async |tx| {
+                let current = get_live(tx, id, true).await?.ok_or_else(|| not_found("project", id))?;
+                if let Some(name) = &name {
+                    let org = current["org_id"].as_str().unwrap_or_default();
+                    lock_name(tx, &format!("project:{org}:{name}")).await?;
+                    let clash = tx
+                        .query_opt(
+                            "SELECT 1 FROM projects WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL AND id <> $3",
+                            &[&org, name, id],
+                        )
+                        .await?;
+                    if clash.is_some() {
+                        return Err(bad("name", format!("another project of the organization is named '{}'", super::truncate(name))));
+                    }
+                    tx.execute("UPDATE projects SET name = $2 WHERE id = $1", &[id, name]).await?;
                 }
-                tx.execute("UPDATE projects SET name = $2 WHERE id = $1", &[id, name]).await?;
-            }
-            if body.contains_key("description") {
-                tx.execute("UPDATE projects SET description = $2 WHERE id = $1", &[id, &description]).await?;
-            }
-            let project = get_live(&tx, id, false).await?.expect("locked");
-            tx.commit().await?;
-            conn.release();
-            Ok(project)
+                if body.contains_key("description") {
+                    tx.execute("UPDATE projects SET description = $2 WHERE id = $1", &[id, &description]).await?;
+                }
+                Ok(get_live(tx, id, false).await?.expect("locked"))
+            })
+            .await
         }
         [id] if m == Method::DELETE => {
             let conn = pg.conn().await?;

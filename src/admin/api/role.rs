@@ -2,7 +2,7 @@
 //! list, get, patch (name, description, add/remove member permissions and
 //! roles), delete.
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_by_name, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_by_name, in_transaction, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use crate::policy::types::{ObjectType, Permission};
@@ -87,27 +87,25 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let perms = permissions(&f, "member_permissions")?;
             let roles = f.str_list("member_roles")?;
             let org_name = f.opt_str("org_name")?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            let id = match existing_by_name(&tx, "roles", &org, &name).await? {
-                Some(id) => id,
-                None => {
-                    check_ids(&tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
-                    let id = new_id();
-                    tx.execute(
-                        "INSERT INTO roles (id, org_id, name, description) VALUES ($1, $2, $3, $4)",
-                        &[&id, &org, &name, &description],
-                    )
-                    .await?;
-                    add_members(&tx, &id, &perms, &roles).await?;
-                    id
-                }
-            };
-            let role = get(&tx, &id).await?.expect("just written");
-            tx.commit().await?;
-            conn.release();
-            Ok(role)
+            in_transaction(pg, async |tx| {
+                let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
+                let id = match existing_by_name(tx, "roles", &org, &name).await? {
+                    Some(id) => id,
+                    None => {
+                        check_ids(tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
+                        let id = new_id();
+                        tx.execute(
+                            "INSERT INTO roles (id, org_id, name, description) VALUES ($1, $2, $3, $4)",
+                            &[&id, &org, &name, &description],
+                        )
+                        .await?;
+                        add_members(tx, &id, &perms, &roles).await?;
+                        id
+                    }
+                };
+                Ok(get(tx, &id).await?.expect("just written"))
+            })
+            .await
         }
         [] if m == Method::GET => {
             let conn = pg.conn().await?;
@@ -138,41 +136,38 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let remove_perms = permissions(&f, "remove_member_permissions")?;
             let add_roles = f.str_list("add_member_roles")?;
             let remove_roles = f.str_list("remove_member_roles")?;
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            if tx.query_opt("SELECT 1 FROM roles WHERE id = $1 FOR UPDATE", &[id]).await?.is_none() {
-                return Err(not_found("role", id));
-            }
-            check_ids(&tx, "roles", &add_roles, |i| format!("add_member_roles[{i}]"), "role").await?;
-            if let Some(name) = &name {
-                tx.execute("UPDATE roles SET name = $2 WHERE id = $1", &[id, name]).await?;
-            }
-            if body.contains_key("description") {
-                tx.execute("UPDATE roles SET description = $2 WHERE id = $1", &[id, &description]).await?;
-            }
-            tx.execute(
-                "DELETE FROM role_permissions r USING unnest($2::text[], $3::text[]) AS d (p, t)
-                  WHERE r.role_id = $1 AND r.permission = d.p
-                    AND r.restrict_object_type IS NOT DISTINCT FROM d.t",
-                &[id, &remove_perms.0, &remove_perms.1],
-            )
-            .await?;
-            tx.execute("DELETE FROM role_member_roles WHERE role_id = $1 AND member_role_id = ANY ($2::text[])", &[id, &remove_roles])
+            in_transaction(pg, async |tx| {
+                if tx.query_opt("SELECT 1 FROM roles WHERE id = $1 FOR UPDATE", &[id]).await?.is_none() {
+                    return Err(not_found("role", id));
+                }
+                check_ids(tx, "roles", &add_roles, |i| format!("add_member_roles[{i}]"), "role").await?;
+                if let Some(name) = &name {
+                    tx.execute("UPDATE roles SET name = $2 WHERE id = $1", &[id, name]).await?;
+                }
+                if body.contains_key("description") {
+                    tx.execute("UPDATE roles SET description = $2 WHERE id = $1", &[id, &description]).await?;
+                }
+                tx.execute(
+                    "DELETE FROM role_permissions r USING unnest($2::text[], $3::text[]) AS d (p, t)
+                      WHERE r.role_id = $1 AND r.permission = d.p
+                        AND r.restrict_object_type IS NOT DISTINCT FROM d.t",
+                    &[id, &remove_perms.0, &remove_perms.1],
+                )
                 .await?;
-            add_members(&tx, id, &add_perms, &add_roles).await?;
-            let role = get(&tx, id).await?.expect("locked");
-            tx.commit().await?;
-            conn.release();
-            Ok(role)
+                tx.execute("DELETE FROM role_member_roles WHERE role_id = $1 AND member_role_id = ANY ($2::text[])", &[id, &remove_roles])
+                    .await?;
+                add_members(tx, id, &add_perms, &add_roles).await?;
+                Ok(get(tx, id).await?.expect("locked"))
+            })
+            .await
         }
         [id] if m == Method::DELETE => {
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let role = get(&tx, id).await?.ok_or_else(|| not_found("role", id))?;
-            tx.execute("DELETE FROM roles WHERE id = $1", &[id]).await?;
-            tx.commit().await?;
-            conn.release();
-            Ok(role)
+            in_transaction(pg, async |tx| {
+                let role = get(tx, id).await?.ok_or_else(|| not_found("role", id))?;
+                tx.execute("DELETE FROM roles WHERE id = $1", &[id]).await?;
+                Ok(role)
+            })
+            .await
         }
         [] | [_] => Err(not_allowed(m)),
         _ => Err(GatewayError::NotFound("no such admin API route".into())),

@@ -7,7 +7,7 @@
 //! loggate has no endpoint to create service accounts, so this is the one
 //! way to get one through the API).
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::auth::TokenDigest;
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -36,13 +36,12 @@ async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayE
 }
 
 async fn delete(pg: &PgStore, id: &str) -> Result<Value, GatewayError> {
-    let mut conn = pg.conn().await?;
-    let tx = conn.transaction().await?;
-    let token = get(&tx, id).await?.ok_or_else(|| not_found("service_token", id))?;
-    tx.execute("DELETE FROM service_tokens WHERE id = $1", &[&id]).await?;
-    tx.commit().await?;
-    conn.release();
-    Ok(token)
+    in_transaction(pg, async |tx| {
+        let token = get(tx, id).await?.ok_or_else(|| not_found("service_token", id))?;
+        tx.execute("DELETE FROM service_tokens WHERE id = $1", &[&id]).await?;
+        Ok(token)
+    })
+    .await
 }
 
 /// `bt-st-abcd…`: the first 10 characters and an ellipsis.
@@ -61,32 +60,31 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let account = f.opt_nonempty("service_account_id")?;
             let token = crate::auth::token::generate();
             let digest = TokenDigest::of(&token).to_hex();
-            let mut conn = pg.conn().await?;
-            let tx = conn.transaction().await?;
-            let (org, _) = resolve_org(&tx, org_name.as_deref()).await?;
-            let account = match account {
-                Some(id) => {
-                    if tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&id]).await?.is_none() {
-                        return Err(bad("service_account_id", format!("unknown user '{}'", super::truncate(&id))));
+            let mut created = in_transaction(pg, async |tx| {
+                let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
+                let account = match account {
+                    Some(id) => {
+                        if tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&id]).await?.is_none() {
+                            return Err(bad("service_account_id", format!("unknown user '{}'", super::truncate(&id))));
+                        }
+                        id
                     }
-                    id
-                }
-                None => {
-                    let id = new_id();
-                    tx.execute("INSERT INTO users (id, name, service_account) VALUES ($1, $2, true)", &[&id, &name]).await?;
-                    id
-                }
-            };
-            let id = new_id();
-            tx.execute(
-                "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, preview_name)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&id, &name, &org, &account, &digest, &preview_name(&token)],
-            )
+                    None => {
+                        let id = new_id();
+                        tx.execute("INSERT INTO users (id, name, service_account) VALUES ($1, $2, true)", &[&id, &name]).await?;
+                        id
+                    }
+                };
+                let id = new_id();
+                tx.execute(
+                    "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, preview_name)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&id, &name, &org, &account, &digest, &preview_name(&token)],
+                )
+                .await?;
+                Ok(get(tx, &id).await?.expect("just written"))
+            })
             .await?;
-            let mut created = get(&tx, &id).await?.expect("just written");
-            tx.commit().await?;
-            conn.release();
             created["key"] = Value::String(token);
             Ok(created)
         }
