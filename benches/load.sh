@@ -10,18 +10,21 @@
 #
 # Closed loop (wrk, $CONNS connections, $ROUNDS interleaved rounds of
 # $DURATION s per configuration after a warm-up; median reported, plus the
-# proxy's CPU time per request), then open loop (oha at a fixed rate of half of (c)'s maximum, with latency
-# correction) for p50/p99/p99.9. Prints a markdown table.
+# proxy's CPU time per request), then open loop (oha at a fixed rate of
+# half of (c)'s maximum, with latency correction, $LAT_ROUNDS interleaved
+# rounds of $LAT_DURATION s; median per percentile) for p50/p99/p99.9.
+# Prints a markdown table.
 #
 # Loopback only, bounded in time (about 3 minutes once built).
 # Installs what it lacks: nginx-light and wrk (Debian), oha (cargo install).
-# Usage: bash benches/load.sh        env: DURATION ROUNDS LAT_DURATION CONNS BASE_PORT KEEP
+# Usage: bash benches/load.sh        env: DURATION ROUNDS LAT_DURATION LAT_ROUNDS CONNS BASE_PORT KEEP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-4}
 ROUNDS=${ROUNDS:-5}
-LAT_DURATION=${LAT_DURATION:-10}
+LAT_DURATION=${LAT_DURATION:-6}
+LAT_ROUNDS=${LAT_ROUNDS:-3}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 BASE_PORT=${BASE_PORT:-19900}
@@ -213,30 +216,45 @@ done
 CPU_US[sink]="-"
 
 # --- open loop at half of (c)'s maximum ------------------------------------------
+# Also interleaved: $LAT_ROUNDS rounds of $LAT_DURATION s per configuration
+# in a rotating order, and the median of each percentile per configuration:
+# single runs of the same configuration differ by several hundredths of a
+# millisecond at p50 on this shared machine.
 RATE=$(( ${RPS[auth_request]} / 2 ))
-for i in "${!PORTS[@]}"; do
-  oha -z "${LAT_DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui --output-format json \
-    -m POST -H "Authorization: Bearer $TOKEN" -T application/json -D "$WORK/body.json" \
-    "http://127.0.0.1:${PORTS[$i]}/logs3" >"$WORK/oha-${NAMES[$i]}.json"
-  read -r p50 p99 p999 ok achieved < <(python3 - "$WORK/oha-${NAMES[$i]}.json" <<'EOF'
+declare -A ROUND_P50 ROUND_P99 ROUND_P999
+for round in $(seq "$LAT_ROUNDS"); do
+  for k in "${!PORTS[@]}"; do
+    i=$(( (k + round - 1) % ${#PORTS[@]} ))
+    n=${NAMES[$i]} out="$WORK/oha-$n-$round.json"
+    oha -z "${LAT_DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui --output-format json \
+      -m POST -H "Authorization: Bearer $TOKEN" -T application/json -D "$WORK/body.json" \
+      "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
+    read -r p50 p99 p999 ok achieved < <(python3 - "$out" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
 ok = all(k == "200" for k in codes)
-print(f'{p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {p["p99.9"]*1e3:.2f} {int(ok)} {d["summary"]["requestsPerSec"]:.0f}')
+print(f'{p["p50"]*1e3:.3f} {p["p99"]*1e3:.3f} {p["p99.9"]*1e3:.3f} {int(ok)} {d["summary"]["requestsPerSec"]:.0f}')
 EOF
-  )
-  [[ "$ok" == 1 ]] || { log "${NAMES[$i]}: non-200 answers in the open-loop run"; exit 1; }
-  P50[${NAMES[$i]}]=$p50 P99[${NAMES[$i]}]=$p99 P999[${NAMES[$i]}]=$p999
-  log "open loop ${NAMES[$i]} at $RATE req/s (achieved $achieved): p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms"
+    )
+    [[ "$ok" == 1 ]] || { log "$n: non-200 answers in the open-loop run"; exit 1; }
+    ROUND_P50[$n]+="$p50 " ROUND_P99[$n]+="$p99 " ROUND_P999[$n]+="$p999 "
+    log "open loop round $round: $n at $RATE req/s (achieved $achieved): p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms"
+  done
+done
+fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for n in "${NAMES[@]}"; do
+  P50[$n]=$(echo "${ROUND_P50[$n]}" | fmedian)
+  P99[$n]=$(echo "${ROUND_P99[$n]}" | fmedian)
+  P999[$n]=$(echo "${ROUND_P999[$n]}" | fmedian)
 done
 
 # --- report ------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "Loopback, $(nproc) cores shared by load generator, servers and sink; body $BODY_BYTES B; $CONNS connections."
-echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds (rotating order). Latency: oha ${LAT_DURATION}s at $RATE req/s (half of (c)), latency-corrected."
+echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds (rotating order). Latency: oha at $RATE req/s (half of (c)), latency-corrected, median of $LAT_ROUNDS interleaved ${LAT_DURATION}s rounds."
 echo "Proxy CPU: CPU time of the proxy's own processes per request (the sink, and the token check nginx delegates to it, excluded)."
 echo
 echo "| configuration | req/s (closed loop) | proxy CPU µs/req | p50 ms | p99 ms | p99.9 ms |"

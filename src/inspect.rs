@@ -18,6 +18,8 @@ mod events;
 #[cfg(test)]
 mod fuzz;
 mod json;
+
+pub(crate) use json::find_special;
 mod logs3;
 mod overflow;
 mod path;

@@ -23,6 +23,8 @@ mod tests;
 
 use std::borrow::Cow;
 
+pub(crate) use string::find_special;
+
 use super::MAX_DEPTH;
 
 /// A syntax error: what went wrong and where (byte offset).

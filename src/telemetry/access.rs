@@ -11,7 +11,6 @@
 
 use super::{ACCESS_TARGET, LogFormat};
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What one request did.
@@ -55,19 +54,19 @@ impl AccessRecord<'_> {
         field_str(out, "request_id", Some(self.request_id));
         field_str(out, "method", Some(self.method));
         field_str(out, "route", Some(self.route));
-        let _ = write!(out, ",\"status\":{}", self.status);
+        out.push_str(",\"status\":");
+        push_decimal(out, self.status.into(), 1);
         field_str(out, "error", self.error);
         field_str(out, "token_id", self.token_id);
         field_str(out, "token_name", self.token_name);
         field_str(out, "org", self.org);
         field_str(out, "decision", Some(self.decision));
-        let _ = write!(
-            out,
-            ",\"rows\":{},\"latency_ms\":{}.{:03}",
-            self.rows,
-            self.latency_us / 1000,
-            self.latency_us % 1000
-        );
+        out.push_str(",\"rows\":");
+        push_decimal(out, self.rows as u64, 1);
+        out.push_str(",\"latency_ms\":");
+        push_decimal(out, self.latency_us / 1000, 1);
+        out.push('.');
+        push_decimal(out, self.latency_us % 1000, 3);
         out.push_str(",\"target\":\"");
         out.push_str(ACCESS_TARGET);
         out.push_str("\"}\n");
@@ -103,28 +102,44 @@ fn field_str(out: &mut String, name: &str, value: Option<&str>) {
 }
 
 /// JSON string escaping (RFC 8259 §7): quote, backslash and control
-/// characters; everything else is copied as is.
+/// characters; everything else is copied as is, in runs found a word at a
+/// time (the values are ids and names: usually one run).
 fn escape_into(out: &mut String, s: &str) {
+    let b = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
+    loop {
+        let i = crate::inspect::find_special(b, start);
         out.push_str(&s[start..i]);
-        if escaped.is_empty() {
-            let _ = write!(out, "\\u{:04x}", b);
-        } else {
-            out.push_str(escaped);
+        let Some(&c) = b.get(i) else { return };
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(HEX[(c >> 4) as usize] as char);
+                out.push(HEX[(c & 0xf) as usize] as char);
+            }
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `n` in decimal, zero-padded to at least `width` digits (no `fmt`: this
+/// runs several times per request).
+fn push_decimal(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while n > 0 || digits.len() - i < width {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
 }
 
 /// RFC 3339 UTC timestamps with microseconds, the date and time of day
@@ -148,7 +163,9 @@ impl Clock {
         }
         self.text.clear();
         self.text.push_str(&self.prefix);
-        let _ = write!(self.text, ".{:06}Z", now.subsec_micros());
+        self.text.push('.');
+        push_decimal(&mut self.text, now.subsec_micros().into(), 6);
+        self.text.push('Z');
         &self.text
     }
 }
@@ -199,5 +216,32 @@ mod tests {
         assert!(chrono::DateTime::parse_from_rfc3339(&first).is_ok(), "{first}");
         let second = clock.now().to_owned();
         assert!(second >= first);
+    }
+
+    #[test]
+    fn escaping_round_trips_every_byte_class() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é\u{2028}€𝄞 long run without specials, then \"end\"");
+        for s in [all.as_str(), "", "plain", "\"", "\\\\", "\u{1f}x"] {
+            let mut out = String::from("\"");
+            escape_into(&mut out, s);
+            out.push('"');
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            assert!(!out[1..out.len() - 1].bytes().any(|b| b < 0x20), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn decimals_are_zero_padded_to_their_width() {
+        let text = |n, w| {
+            let mut s = String::new();
+            push_decimal(&mut s, n, w);
+            s
+        };
+        assert_eq!(text(0, 1), "0");
+        assert_eq!(text(7, 3), "007");
+        assert_eq!(text(12_034, 1), "12034");
+        assert_eq!(text(999_999, 6), "999999");
+        assert_eq!(text(u64::MAX, 1), u64::MAX.to_string());
     }
 }

@@ -13,9 +13,10 @@ const HI: u64 = 0x8080_8080_8080_8080;
 ///
 /// Eight bytes at a time: a byte is flagged when it equals `"` or `\`, or is
 /// below 0x20. The borrow trick can only raise false flags in bytes above a
-/// true one, so the lowest flag is exact.
+/// true one, so the lowest flag is exact. These are also exactly the bytes
+/// a JSON writer must escape (the access log uses it for that).
 #[inline]
-pub(super) fn find_special(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn find_special(b: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let q = w ^ (LO * b'"' as u64);
