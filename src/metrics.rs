@@ -2,21 +2,23 @@
 //! values are closed vocabularies (routes, error codes, object types, org
 //! ids); never a token or other caller-controlled free text.
 
+mod sharded;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use sharded::Sharded;
 
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub denials: IntCounterVec,
-    pub decision_cache: IntCounterVec,
-    pub decision_seconds: Histogram,
-    pub upstream_seconds: Histogram,
-    pub rows: IntCounterVec,
+    /// The per-request series (for code outside the workers; each worker
+    /// has its own copy, from [`Metrics::worker_copy`]).
+    pub request: RequestMetrics,
+    request_copies: Sharded<RequestMetrics>,
     pub policy_revision: IntGauge,
     pub invalidations: IntCounterVec,
-    pub request_seconds: HistogramVec,
     /// Unix milliseconds of the last policy load or revision (not exported
     /// itself; `loggate_policy_age_seconds` is computed from it).
     pub policy_last_load_unix: IntGauge,
@@ -25,7 +27,20 @@ pub struct Metrics {
     pub revocation_lag_seconds: Histogram,
     /// Registered only when an invalidation feed is configured (§10).
     pub invalidation_feed_up: IntGauge,
-    /// Series of the above that every request touches, resolved once
+}
+
+/// The series every request touches. Each worker thread updates its own
+/// copy; a scrape reports their sums (see `sharded`).
+#[derive(Clone)]
+pub struct RequestMetrics {
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub denials: IntCounterVec,
+    pub decision_cache: IntCounterVec,
+    pub rows: IntCounterVec,
+    pub decision_seconds: Histogram,
+    pub upstream_seconds: Histogram,
+    /// Children of the vectors above resolved once
     /// (`with_label_values` hashes the labels and takes a lock per call).
     pub decision_hits: IntCounter,
     pub decision_misses: IntCounter,
@@ -60,31 +75,14 @@ impl Metrics {
             registry.register(Box::new(h.clone())).expect("unique metric");
             h
         };
-        let requests = counter_vec("loggate_requests_total", "Requests answered, by route and status.", &["route", "status"]);
-        let denials = counter_vec(
-            "loggate_denials_total",
-            "Requests refused, by reason (error code), object type and organization.",
-            &["reason", "object_type", "org"],
-        );
-        let decision_cache =
-            counter_vec("loggate_decision_cache_total", "Decision cache lookups by result.", &["result"]);
-        let decision_seconds =
-            histogram("loggate_decision_seconds", "Time to authorize one request's targets.", DECISION_BUCKETS);
-        let upstream_seconds =
-            histogram("loggate_upstream_seconds", "Time until the data plane's response headers.", LATENCY_BUCKETS);
-        let rows = counter_vec("loggate_rows_total", "Rows inspected, by outcome.", &["outcome"]);
         let policy_revision = gauge("loggate_policy_revision", "Revision of the policy in force.");
         let invalidations = counter_vec(
             "loggate_invalidations_total",
             "Cache invalidations applied, by change kind (or flush).",
             &["kind"],
         );
-        let request_seconds = HistogramVec::new(
-            HistogramOpts::new("loggate_request_seconds", "Request latency by route.").buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(request_seconds.clone())).expect("unique metric");
+        let request_copies = Sharded::new(RequestMetrics::new);
+        registry.register(Box::new(request_copies.clone())).expect("unique metric");
         // Not registered: the unix-ms time of the last load, read at scrape time
         // by the `loggate_policy_age_seconds` collector.
         let policy_last_load_unix = IntGauge::new("loggate_policy_last_load_ms", "internal holder").expect("valid");
@@ -108,20 +106,11 @@ impl Metrics {
             registry.register(Box::new(invalidation_feed_up.clone())).expect("unique metric");
         }
         let metrics = Metrics {
-            decision_hits: decision_cache.with_label_values(&["hit"]),
-            decision_misses: decision_cache.with_label_values(&["miss"]),
-            rows_forwarded: rows.with_label_values(&["forwarded"]),
-            rows_denied: rows.with_label_values(&["denied"]),
             registry,
-            requests,
-            denials,
-            decision_cache,
-            decision_seconds,
-            upstream_seconds,
-            rows,
+            request: request_copies.common(),
+            request_copies,
             policy_revision,
             invalidations,
-            request_seconds,
             policy_last_load_unix,
             policy_reload_failures,
             rate_limited,
@@ -146,6 +135,11 @@ impl Metrics {
             .expect("unique metric");
     }
 
+    /// A copy of the per-request series for one worker thread.
+    pub fn worker_copy(&self) -> RequestMetrics {
+        self.request_copies.copy()
+    }
+
     /// Records that the policy was (re)loaded or advanced to a new revision now.
     pub fn policy_loaded(&self, revision: u64) {
         self.policy_revision.set(revision as i64);
@@ -163,6 +157,72 @@ impl Metrics {
         let mut out = Vec::with_capacity(16 * 1024);
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("encode metrics");
         out
+    }
+}
+
+impl RequestMetrics {
+    /// A fresh, unregistered copy.
+    fn new() -> Self {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid metric")
+        };
+        let decision_cache =
+            counter_vec("loggate_decision_cache_total", "Decision cache lookups by result.", &["result"]);
+        let rows = counter_vec("loggate_rows_total", "Rows inspected, by outcome.", &["outcome"]);
+        RequestMetrics {
+            requests: counter_vec("loggate_requests_total", "Requests answered, by route and status.", &["route", "status"]),
+            request_seconds: HistogramVec::new(
+                HistogramOpts::new("loggate_request_seconds", "Request latency by route.").buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            )
+            .expect("valid metric"),
+            denials: counter_vec(
+                "loggate_denials_total",
+                "Requests refused, by reason (error code), object type and organization.",
+                &["reason", "object_type", "org"],
+            ),
+            decision_seconds: histogram(
+                "loggate_decision_seconds",
+                "Time to authorize one request's targets.",
+                DECISION_BUCKETS,
+            ),
+            upstream_seconds: histogram(
+                "loggate_upstream_seconds",
+                "Time until the data plane's response headers.",
+                LATENCY_BUCKETS,
+            ),
+            decision_hits: decision_cache.with_label_values(&["hit"]),
+            decision_misses: decision_cache.with_label_values(&["miss"]),
+            rows_forwarded: rows.with_label_values(&["forwarded"]),
+            rows_denied: rows.with_label_values(&["denied"]),
+            decision_cache,
+            rows,
+        }
+    }
+
+    fn families(&self) -> [&dyn Collector; 7] {
+        [
+            &self.requests,
+            &self.request_seconds,
+            &self.denials,
+            &self.decision_cache,
+            &self.rows,
+            &self.decision_seconds,
+            &self.upstream_seconds,
+        ]
+    }
+}
+
+impl Collector for RequestMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.families().into_iter().flat_map(|f| f.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.families().into_iter().flat_map(|f| f.collect()).collect()
     }
 }
 
@@ -198,12 +258,12 @@ mod tests {
     #[test]
     fn exports_contract_names_and_hides_feed_gauge_without_feed() {
         let m = Metrics::new(false);
-        m.requests.with_label_values(&["logs3", "200"]).inc();
-        m.denials.with_label_values(&["permission_denied", "project_log", "org"]).inc();
-        m.decision_cache.with_label_values(&["hit"]).inc();
-        m.rows.with_label_values(&["forwarded"]).inc();
+        m.request.requests.with_label_values(&["logs3", "200"]).inc();
+        m.request.denials.with_label_values(&["permission_denied", "project_log", "org"]).inc();
+        m.request.decision_hits.inc();
+        m.request.rows_forwarded.inc();
         m.invalidations.with_label_values(&["flush"]).inc();
-        m.request_seconds.with_label_values(&["logs3"]).observe(0.001);
+        m.request.request_seconds.with_label_values(&["logs3"]).observe(0.001);
         m.policy_loaded(3);
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
@@ -224,5 +284,35 @@ mod tests {
         }
         assert!(!text.contains("loggate_invalidation_feed_up"));
         assert!(String::from_utf8(Metrics::new(true).render()).unwrap().contains("loggate_invalidation_feed_up"));
+    }
+
+    #[test]
+    fn worker_copies_are_summed_at_scrape_time() {
+        let m = Metrics::new(false);
+        let (a, b) = (m.worker_copy(), m.worker_copy());
+        m.request.requests.with_label_values(&["logs3", "200"]).inc();
+        a.requests.with_label_values(&["logs3", "200"]).inc_by(2);
+        b.requests.with_label_values(&["logs3", "200"]).inc_by(4);
+        b.requests.with_label_values(&["logs3", "403"]).inc();
+        a.decision_hits.inc();
+        b.decision_hits.inc_by(2);
+        b.decision_misses.inc();
+        a.request_seconds.with_label_values(&["logs3"]).observe(0.000_2);
+        b.request_seconds.with_label_values(&["logs3"]).observe(0.003);
+        b.request_seconds.with_label_values(&["logs3"]).observe(0.003);
+        let text = String::from_utf8(m.render()).unwrap();
+        for line in [
+            r#"loggate_requests_total{route="logs3",status="200"} 7"#,
+            r#"loggate_requests_total{route="logs3",status="403"} 1"#,
+            r#"loggate_decision_cache_total{result="hit"} 3"#,
+            r#"loggate_decision_cache_total{result="miss"} 1"#,
+            r#"loggate_request_seconds_bucket{route="logs3",le="0.00025"} 1"#,
+            r#"loggate_request_seconds_bucket{route="logs3",le="0.005"} 3"#,
+            r#"loggate_request_seconds_count{route="logs3"} 3"#,
+            r#"loggate_request_seconds_sum{route="logs3"} 0.0062"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE loggate_requests_total counter").count(), 1, "one family, not one per copy");
     }
 }

@@ -123,7 +123,7 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
     Ok(Arc::new(Shared {
         inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
-        gateway: Gateway { config, store: Arc::new(store), cache, forwarder, metrics, limits },
+        gateway: Gateway { config, store: Arc::new(store), cache, forwarder, request_metrics: metrics.request.clone(), metrics, limits },
         accepting: AtomicBool::new(true),
         request_seq: AtomicU64::new(0),
         request_seed: u64::from_le_bytes(seed),
@@ -155,7 +155,7 @@ async fn serve_request(
         },
     };
     let status = Gateway::status_of(&result);
-    let metrics = &gw.metrics;
+    let metrics = &gw.request_metrics;
     metrics.requests.with_label_values(&[label, status.as_str()]).inc();
     let elapsed = started.elapsed();
     metrics.request_seconds.with_label_values(&[label]).observe(elapsed.as_secs_f64());

@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 use crate::forward::{self, Body, Forwarder};
 use crate::inspect::{self, Logs3, Target, Targets};
 use crate::limits::Limits;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestMetrics};
 use crate::policy::types::{ObjectRef, Permission};
 use crate::policy::{PolicyStore, Store};
 use bytes::Bytes;
@@ -34,6 +34,8 @@ pub struct Gateway {
     pub cache: Arc<DecisionCache>,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
+    /// This worker's copy of the per-request series.
+    pub request_metrics: RequestMetrics,
     pub limits: Arc<Limits>,
 }
 
@@ -63,6 +65,7 @@ impl Gateway {
             cache: self.cache.clone(),
             forwarder: self.forwarder.with_own_pool(),
             metrics: self.metrics.clone(),
+            request_metrics: self.metrics.worker_copy(),
             limits: self.limits.clone(),
         }
     }
@@ -99,7 +102,7 @@ impl Gateway {
         let targets = self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await?;
         facts.rows = targets.rows;
         if let Err(e) = self.authorize(&caller, &targets.targets).await {
-            self.metrics.rows_denied.inc_by(targets.rows as u64);
+            self.request_metrics.rows_denied.inc_by(targets.rows as u64);
             facts.decision = "deny";
             return Err(e);
         }
@@ -111,8 +114,8 @@ impl Gateway {
             .forwarder
             .send(route.upstream(), parts.method, path_and_query, parts.headers, raw)
             .await?;
-        self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
-        self.metrics.rows_forwarded.inc_by(targets.rows as u64);
+        self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
+        self.request_metrics.rows_forwarded.inc_by(targets.rows as u64);
         self.respond(route, forwarded.response, &caller).await
     }
 
@@ -135,7 +138,7 @@ impl Gateway {
         let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let forwarded =
             self.forwarder.send(route.upstream(), parts.method.clone(), path_and_query, parts.headers, raw).await?;
-        self.metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
+        self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         let (parts, body) = forwarded.response.into_parts();
         Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)))
     }
@@ -245,7 +248,7 @@ impl Gateway {
                 break;
             }
         }
-        self.metrics.decision_seconds.observe(started.elapsed().as_secs_f64());
+        self.request_metrics.decision_seconds.observe(started.elapsed().as_secs_f64());
         result
     }
 
@@ -321,8 +324,8 @@ impl Gateway {
 
     fn count_lookup(&self, lookup: Lookup) {
         match lookup {
-            Lookup::Hit => self.metrics.decision_hits.inc(),
-            Lookup::Miss => self.metrics.decision_misses.inc(),
+            Lookup::Hit => self.request_metrics.decision_hits.inc(),
+            Lookup::Miss => self.request_metrics.decision_misses.inc(),
         }
     }
 
