@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A refused request and when to retry.
@@ -25,6 +26,10 @@ pub struct Limits {
     auth_failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Addresses that exhausted their failure budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether `blocked` has entries (kept under its lock): every request
+    /// asks, and usually nobody is blocked, so it need not take the lock
+    /// (one lock shared by all workers).
+    any_blocked: AtomicBool,
     clock: DefaultClock,
 }
 
@@ -42,6 +47,7 @@ impl Limits {
             auth_failures: NonZeroU32::new(config.auth_failures_per_minute)
                 .map(|n| governor::RateLimiter::keyed(Quota::per_minute(n))),
             blocked: Mutex::new(HashMap::new()),
+            any_blocked: AtomicBool::new(false),
             clock: DefaultClock::default(),
         }
     }
@@ -68,22 +74,29 @@ impl Limits {
 
     /// Whether `addr` is currently blocked for failing authentication.
     pub fn auth_blocked(&self, addr: IpAddr) -> Result<(), Limited> {
+        if !self.any_blocked.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut blocked = self.blocked.lock();
-        match blocked.get(&addr) {
+        let result = match blocked.get(&addr) {
             Some(until) if *until > Instant::now() => Err(Limited { retry_after: *until - Instant::now() }),
             Some(_) => {
                 blocked.remove(&addr);
                 Ok(())
             }
             None => Ok(()),
-        }
+        };
+        self.any_blocked.store(!blocked.is_empty(), Ordering::Release);
+        result
     }
 
     /// Records a failed authentication from `addr`; past the budget the
     /// address is blocked until the budget refills by one.
     pub fn auth_failed(&self, addr: IpAddr) -> Result<(), Limited> {
         let Err(limited) = self.check(&self.auth_failures, &addr) else { return Ok(()) };
-        self.blocked.lock().insert(addr, Instant::now() + limited.retry_after);
+        let mut blocked = self.blocked.lock();
+        blocked.insert(addr, Instant::now() + limited.retry_after);
+        self.any_blocked.store(true, Ordering::Release);
         Err(limited)
     }
 
@@ -98,7 +111,9 @@ impl Limits {
             l.shrink_to_fit();
         }
         let now = Instant::now();
-        self.blocked.lock().retain(|_, until| *until > now);
+        let mut blocked = self.blocked.lock();
+        blocked.retain(|_, until| *until > now);
+        self.any_blocked.store(!blocked.is_empty(), Ordering::Release);
     }
 }
 
@@ -137,5 +152,18 @@ mod tests {
         assert!(l.auth_blocked(a).is_err());
         assert!(l.auth_blocked("10.0.0.2".parse().unwrap()).is_ok());
         l.prune();
+    }
+
+    #[test]
+    fn a_block_ends_when_the_budget_refills() {
+        // 60,000 a minute: one more failure is allowed a millisecond later.
+        let l = Limits::new(&LimitsConfig { auth_failures_per_minute: 60_000, ..LimitsConfig::default() });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        while l.auth_failed(a).is_ok() {}
+        assert!(l.auth_blocked(a).is_err());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(l.auth_blocked(a).is_ok());
+        assert!(!l.any_blocked.load(Ordering::Acquire), "nobody left blocked: requests skip the lock again");
+        assert!(l.auth_failed(a).is_ok());
     }
 }

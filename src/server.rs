@@ -38,20 +38,47 @@ use tokio::sync::{Semaphore, watch};
 /// Everything a running gateway shares across connections.
 pub struct Shared {
     pub gateway: Gateway,
+    /// `server.max_concurrent_requests`, across all workers.
     pub inflight: Arc<Semaphore>,
     pub connections: Arc<Semaphore>,
     /// False once shutdown began: `/readyz` turns not-ready at once.
     pub accepting: AtomicBool,
-    request_seq: AtomicU64,
-    request_seed: u64,
 }
 
-impl Shared {
-    /// A request id: 12 hex digits of the process's random seed, then 8 of
-    /// a counter (unique per process until it wraps at 2^32 requests).
-    fn request_id(&self) -> RequestId {
-        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
-        RequestId::new(self.request_seed & 0xffff_ffff_ffff, n & 0xffff_ffff)
+/// What the requests of one worker thread use: its own gateway (upstream
+/// pool, metric copies) and request ids, and the process-wide request cap.
+/// Nothing here but the cap is written by another worker.
+pub struct WorkerContext {
+    pub gateway: Gateway,
+    inflight: Arc<Semaphore>,
+    request_ids: RequestIds,
+}
+
+impl WorkerContext {
+    /// Made on the worker's own thread (its upstream pool spawns there).
+    pub fn new(shared: &Shared, request_ids: RequestIds) -> Self {
+        WorkerContext { gateway: shared.gateway.for_worker(), inflight: shared.inflight.clone(), request_ids }
+    }
+}
+
+/// Request ids of one worker: 12 hex digits of its random seed, then 8 of
+/// a counter (unique per worker until the counter wraps at 2^32; workers'
+/// seeds are drawn independently).
+pub struct RequestIds {
+    seed: u64,
+    seq: AtomicU64,
+}
+
+impl RequestIds {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+        Ok(RequestIds { seed: u64::from_le_bytes(seed) & 0xffff_ffff_ffff, seq: AtomicU64::new(0) })
+    }
+
+    fn next(&self) -> RequestId {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        RequestId::new(self.seed, n & 0xffff_ffff)
     }
 }
 
@@ -118,30 +145,25 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
     }
     let forwarder = Forwarder::new(&config.upstream, upstream_token.as_deref())?;
     let limits = Arc::new(Limits::new(&config.limits));
-    let mut seed = [0u8; 8];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
     Ok(Arc::new(Shared {
         inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         gateway: Gateway { config, store: Arc::new(store), cache, forwarder, request_metrics: metrics.request.clone(), metrics, limits },
         accepting: AtomicBool::new(true),
-        request_seq: AtomicU64::new(0),
-        request_seed: u64::from_le_bytes(seed),
     }))
 }
 
 /// One request, start to finish: route, pipeline, metrics, access log.
 async fn serve_request(
-    shared: Arc<Shared>,
-    gateway: Arc<Gateway>,
+    worker: Arc<WorkerContext>,
     request: Request<Incoming>,
     client: SocketAddr,
     activity: Arc<idle::Activity>,
 ) -> Result<Response<Body>, Infallible> {
     let in_flight = activity.begin();
     let started = Instant::now();
-    let gw = &*gateway;
-    let id = shared.request_id();
+    let gw = &worker.gateway;
+    let id = worker.request_ids.next();
     let request_id = id.as_str();
     let method = request.method().clone();
     let route = gw.route(&method, request.uri().path());
@@ -149,7 +171,7 @@ async fn serve_request(
     let mut facts = RequestFacts { decision: "none", ..RequestFacts::default() };
     let result = match route {
         Err(e) => Err(e),
-        Ok(route) => match shared.inflight.clone().try_acquire_owned() {
+        Ok(route) => match worker.inflight.try_acquire() {
             Err(_) => Err(GatewayError::Overloaded),
             Ok(_permit) => gw.handle(&route, request, client.ip(), &mut facts).await,
         },

@@ -11,7 +11,7 @@
 //! Shutdown: closing the hand-off channels tells each worker to stop taking
 //! connections and drain its own within `server.shutdown_grace`.
 
-use super::{Shared, gateway::Gateway, http_builder, idle, serve_request, tls::ReloadingTls};
+use super::{RequestIds, Shared, WorkerContext, http_builder, idle, serve_request, tls::ReloadingTls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -59,10 +59,11 @@ impl Workers {
                 .enable_all()
                 .build()
                 .map_err(|e| anyhow::anyhow!("cannot start worker runtime: {e}"))?;
+            let request_ids = RequestIds::new()?;
             let worker = Worker { shared: shared.clone(), tls: tls.clone(), live: live.clone() };
             let thread = std::thread::Builder::new()
                 .name(format!("loggate-worker-{i}"))
-                .spawn(move || runtime.block_on(worker.run(incoming)))
+                .spawn(move || runtime.block_on(worker.run(incoming, request_ids)))
                 .map_err(|e| anyhow::anyhow!("cannot start worker thread: {e}"))?;
             lanes.push(Lane { conns, live, thread });
         }
@@ -109,12 +110,12 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self, mut incoming: mpsc::UnboundedReceiver<Accepted>) -> Drained {
-        let gateway = Arc::new(self.shared.gateway.for_worker());
+    async fn run(self, mut incoming: mpsc::UnboundedReceiver<Accepted>, request_ids: RequestIds) -> Drained {
+        let context = Arc::new(WorkerContext::new(&self.shared, request_ids));
         let builder = Arc::new(http_builder());
         let graceful = GracefulShutdown::new();
         while let Some(conn) = incoming.recv().await {
-            self.serve(conn, &gateway, &builder, &graceful);
+            self.serve(conn, &context, &builder, &graceful);
         }
         let grace = self.shared.gateway.config.server.shutdown_grace;
         tokio::select! {
@@ -127,7 +128,7 @@ impl Worker {
     }
 
     /// Serves one connection on this worker's runtime.
-    fn serve(&self, conn: Accepted, gateway: &Arc<Gateway>, builder: &Arc<auto::Builder<TokioExecutor>>, graceful: &GracefulShutdown) {
+    fn serve(&self, conn: Accepted, context: &Arc<WorkerContext>, builder: &Arc<auto::Builder<TokioExecutor>>, graceful: &GracefulShutdown) {
         let Accepted { stream, client, permit } = conn;
         let live = LiveGuard(self.live.clone());
         let stream = match tokio::net::TcpStream::from_std(stream) {
@@ -142,9 +143,9 @@ impl Worker {
         let handshake_timeout = config.header_read_timeout;
         let activity = idle::Activity::new();
         let service = {
-            let (shared, gateway, activity) = (self.shared.clone(), gateway.clone(), activity.clone());
+            let (context, activity) = (context.clone(), activity.clone());
             // Boxed: hyper moves the service future into its dispatcher.
-            service_fn(move |req| Box::pin(serve_request(shared.clone(), gateway.clone(), req, client, activity.clone())))
+            service_fn(move |req| Box::pin(serve_request(context.clone(), req, client, activity.clone())))
         };
         let builder = builder.clone();
         match &self.tls {
