@@ -52,7 +52,6 @@ pub struct RequestFacts {
 pub struct Caller {
     pub digest: TokenDigest,
     pub identity: Arc<Identity>,
-    pub principal: Principal,
 }
 
 impl Gateway {
@@ -174,8 +173,7 @@ impl Gateway {
         if identity.expired(now_ms) {
             return Err(GatewayError::Unauthenticated("token expired"));
         }
-        let principal = Principal::from(&*identity);
-        Ok(Caller { digest, identity, principal })
+        Ok(Caller { digest, identity })
     }
 
     /// Phase: inspect. Every object the request touches, with the permission
@@ -257,7 +255,10 @@ impl Gateway {
         let key = DecisionKey::new(caller.digest, object, permission);
         let (decision, lookup) = self
             .cache
-            .decision(key, &caller.identity, object, || self.store.decide(&caller.principal, object, permission))
+            .decision(key, &caller.identity, object, || async move {
+                // Only a miss needs the principal: a hit copies no strings.
+                self.store.decide(&Principal::from(&*caller.identity), object, permission).await
+            })
             .await
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
