@@ -16,6 +16,9 @@
 //! and is never served once a later one is current.
 
 mod decisions;
+mod worker;
+
+pub use worker::WorkerCache;
 
 use crate::auth::{Identity, TokenDigest};
 use decisions::{Decisions, Entry, Found};
@@ -109,6 +112,8 @@ impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
 pub struct DecisionCache {
     decisions: Decisions,
     identities: Cache<TokenDigest, CachedIdentity>,
+    ttl: Duration,
+    negative_ttl: Duration,
     max_staleness: Duration,
     /// True while pushed invalidations can be trusted (feed up, or a local
     /// source whose every change flushes the cache).
@@ -128,7 +133,7 @@ impl DecisionCache {
             .max_capacity(max_decisions.max(1024))
             .expire_after(TtlByOutcome { ttl, negative_ttl })
             .build();
-        DecisionCache { decisions, identities, max_staleness, fresh_by_push: AtomicBool::new(true), identity_generation: AtomicU64::new(0) }
+        DecisionCache { decisions, identities, ttl, negative_ttl, max_staleness, fresh_by_push: AtomicBool::new(true), identity_generation: AtomicU64::new(0) }
     }
 
     /// Declares whether pushed invalidations are currently arriving. When
@@ -144,6 +149,20 @@ impl DecisionCache {
 
     fn usable(&self, computed: Instant) -> bool {
         self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness
+    }
+
+    /// Whether an answer computed at `computed` may still be served at
+    /// `now`: within its TTL (`positive`: an allow or a known token) and,
+    /// while pushed invalidations are not trusted, within `max_staleness`.
+    fn fresh(&self, positive: bool, computed: Instant, now: Instant) -> bool {
+        let age = now.saturating_duration_since(computed);
+        age < if positive { self.ttl } else { self.negative_ttl }
+            && (self.fresh_by_push.load(Ordering::Relaxed) || age <= self.max_staleness)
+    }
+
+    /// The current identity generation (see `identity_generation`).
+    fn identity_generation(&self) -> u64 {
+        self.identity_generation.load(Ordering::SeqCst)
     }
 
     /// Retires every cached identity (see `identity_generation`).
@@ -163,10 +182,21 @@ impl DecisionCache {
         F: Future<Output = Result<Option<Identity>, E>>,
         E: Send + Sync + 'static,
     {
+        let (entry, lookup) = self.identity_entry(digest, compute).await?;
+        Ok((entry.identity, lookup))
+    }
+
+    /// [`DecisionCache::identity`] with the entry's computation time and generation.
+    async fn identity_entry<C, F, E>(&self, digest: &TokenDigest, compute: C) -> Result<(CachedIdentity, Lookup), Arc<E>>
+    where
+        C: FnOnce() -> F,
+        F: Future<Output = Result<Option<Identity>, E>>,
+        E: Send + Sync + 'static,
+    {
         let current = self.identity_generation.load(Ordering::SeqCst);
         if let Some(hit) = self.identities.get(digest).await {
             if hit.generation == current && self.usable(hit.computed) {
-                return Ok((hit.identity, Lookup::Hit));
+                return Ok((hit, Lookup::Hit));
             }
             self.identities.invalidate(digest).await;
         }
@@ -176,7 +206,7 @@ impl DecisionCache {
             Ok(CachedIdentity { identity, computed: Instant::now(), generation: current })
         }))
         .await?;
-        Ok((entry.identity, Lookup::Miss))
+        Ok((entry, Lookup::Miss))
     }
 
     /// The decision for `key` (made with `DecisionKey::new(.., object, ..)`),
@@ -194,12 +224,29 @@ impl DecisionCache {
         F: Future<Output = Result<Decision, E>>,
         E: Send + Sync + 'static,
     {
+        let (decision, _, lookup) = self.decision_entry(key, identity, object, compute).await?;
+        Ok((decision, lookup))
+    }
+
+    /// [`DecisionCache::decision`] with the time the decision was computed.
+    async fn decision_entry<C, F, E>(
+        &self,
+        key: DecisionKey,
+        identity: &Arc<Identity>,
+        object: &ObjectRef,
+        compute: C,
+    ) -> Result<(Decision, Instant, Lookup), Arc<E>>
+    where
+        C: FnOnce() -> F,
+        F: Future<Output = Result<Decision, E>>,
+        E: Send + Sync + 'static,
+    {
         let mut compute = Some(compute);
         loop {
             match self.decisions.lookup(&key) {
                 Found::Hit { decision, computed } => {
                     if self.usable(computed) {
-                        return Ok((decision, Lookup::Hit));
+                        return Ok((decision, computed, Lookup::Hit));
                     }
                     self.decisions.remove(&key);
                 }
@@ -218,15 +265,16 @@ impl DecisionCache {
                     // An error or a cancelled request drops `guard`, which
                     // lets the next waiter lead.
                     let decision = Box::pin(compute()).await.map_err(Arc::new)?;
+                    let computed = Instant::now();
                     let entry = Entry {
                         decision,
-                        computed: Instant::now(),
+                        computed,
                         object_type: object.object_type,
                         object_id_hash: id_hash(&object.id),
                         identity: identity.clone(),
                     };
                     self.decisions.finish(guard.take(), entry);
-                    return Ok((decision, Lookup::Miss));
+                    return Ok((decision, computed, Lookup::Miss));
                 }
             }
         }

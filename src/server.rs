@@ -13,7 +13,7 @@ pub mod tls;
 mod workers;
 
 use crate::admin::Admin;
-use crate::cache::DecisionCache;
+use crate::cache::{DecisionCache, WorkerCache};
 use crate::config::{Config, Feed};
 use crate::error::GatewayError;
 use crate::forward::{Body, Forwarder};
@@ -148,7 +148,16 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
     Ok(Arc::new(Shared {
         inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
-        gateway: Gateway { config, store: Arc::new(store), cache, forwarder, request_metrics: metrics.request.clone(), metrics, limits },
+        gateway: Gateway {
+            config,
+            store: Arc::new(store),
+            worker_cache: WorkerCache::new(cache.clone()),
+            cache,
+            forwarder,
+            request_metrics: metrics.request.clone(),
+            metrics,
+            limits,
+        },
         accepting: AtomicBool::new(true),
     }))
 }

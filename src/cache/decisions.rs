@@ -168,6 +168,11 @@ impl Decisions {
         }
     }
 
+    /// Bumped by every invalidation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().len()).sum()
     }

@@ -9,7 +9,7 @@ use super::rewrite;
 use super::routes::{self, Route};
 use crate::auth::{Identity, TokenDigest, TokenKind, parse_authorization};
 use crate::authz::{Decision, DenyReason, Principal};
-use crate::cache::{DecisionCache, DecisionKey, Lookup};
+use crate::cache::{DecisionCache, DecisionKey, Lookup, WorkerCache};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::forward::{self, Body, Forwarder};
@@ -32,6 +32,8 @@ pub struct Gateway {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
     pub cache: Arc<DecisionCache>,
+    /// This worker's front for `cache` (what its requests look up).
+    pub worker_cache: WorkerCache,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
     /// This worker's copy of the per-request series.
@@ -62,6 +64,7 @@ impl Gateway {
             config: self.config.clone(),
             store: self.store.clone(),
             cache: self.cache.clone(),
+            worker_cache: WorkerCache::new(self.cache.clone()),
             forwarder: self.forwarder.with_own_pool(),
             metrics: self.metrics.clone(),
             request_metrics: self.metrics.worker_copy(),
@@ -164,7 +167,7 @@ impl Gateway {
         }
         let digest = TokenDigest::of(token);
         let (identity, lookup) = self
-            .cache
+            .worker_cache
             .identity(&digest, || self.store.identity(&digest))
             .await
             .map_err(|_| GatewayError::PolicyUnavailable)?;
@@ -254,7 +257,7 @@ impl Gateway {
     pub(super) async fn decide(&self, caller: &Caller, object: &ObjectRef, permission: Permission) -> Result<Decision, GatewayError> {
         let key = DecisionKey::new(caller.digest, object, permission);
         let (decision, lookup) = self
-            .cache
+            .worker_cache
             .decision(key, &caller.identity, object, || async move {
                 // Only a miss needs the principal: a hit copies no strings.
                 self.store.decide(&Principal::from(&*caller.identity), object, permission).await
