@@ -4,7 +4,8 @@
 //! Why: a hit in the shared cache writes shared memory (moka records every
 //! read, a decision hit takes its shard's lock, reference counts move), so
 //! two workers serving the same token pass the same cache lines back and
-//! forth on every request. A hit here writes only this worker's memory and
+//! forth on every request. A hit here writes only this worker's memory
+//! (even the identity's reference count: the copy is a separate `Arc`) and
 //! reads two generation counters that only invalidations write.
 //!
 //! Exactness: a copy is served only while it would still be served by the
@@ -74,7 +75,11 @@ impl WorkerCache {
             return Ok((copy.value.clone(), Lookup::Hit));
         }
         let (entry, lookup) = self.shared.identity_entry(digest, compute).await?;
-        let copy = Copy { value: entry.identity.clone(), computed: entry.computed, generation: entry.generation };
+        // A copy of its own, not another handle on the shared `Arc`: every
+        // request clones and drops the identity it is served, and that
+        // reference count should not be a counter all workers write.
+        let own = entry.identity.as_deref().map(|i| Arc::new(i.clone()));
+        let copy = Copy { value: own, computed: entry.computed, generation: entry.generation };
         keep(&mut self.copies.lock().identities, *digest, copy);
         Ok((entry.identity, lookup))
     }
