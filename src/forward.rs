@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use h1pool::H1Pool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use tls::client_tls_config;
 
@@ -242,14 +242,15 @@ impl Forwarder {
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let started = Instant::now();
+        // One clock read for both the timeout and `upstream_time`.
+        let started = tokio::time::Instant::now();
         let exchange = async {
             match &base.h1 {
                 Some(pool) => pool.send(request).await.map_err(|e| e.0),
                 None => self.client.request(request).await.map_err(|e| describe("request failed", &e)),
             }
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        match tokio::time::timeout_at(started + self.timeout, exchange).await {
             Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
             Ok(Err(detail)) => Err(GatewayError::UpstreamUnavailable(detail)),
             Ok(Ok(mut response)) => {
@@ -296,16 +297,25 @@ fn describe(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
 /// Streams an upstream body back to the caller; a body that stalls longer
 /// than `idle` between frames is cut off (the connection then closes).
 pub fn stream_body(body: Incoming, idle: Duration) -> Body {
-    IdleTimeoutBody { inner: body, idle, sleep: Box::pin(tokio::time::sleep(idle)) }.boxed()
+    IdleTimeoutBody { inner: body, idle, stall: None, armed: false }.boxed()
 }
 
-struct IdleTimeoutBody {
-    inner: Incoming,
+/// The stall clock is set only when the body has to wait (a small answer
+/// usually arrives with its head, so most responses never set it) and is
+/// re-armed at the first wait after each frame.
+struct IdleTimeoutBody<B = Incoming> {
+    inner: B,
     idle: Duration,
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    stall: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `stall` runs from the current wait (not an earlier one).
+    armed: bool,
 }
 
-impl http_body::Body for IdleTimeoutBody {
+impl<B> http_body::Body for IdleTimeoutBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -317,14 +327,25 @@ impl http_body::Body for IdleTimeoutBody {
         let this = &mut *self;
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.sleep.as_mut().reset(deadline);
-                Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BoxError)))
+                this.armed = false;
+                Poll::Ready(frame.map(|f| f.map_err(|e| -> BoxError { e.into() })))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err("upstream response body stalled".into()))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = || tokio::time::Instant::now() + this.idle;
+                let stall = match &mut this.stall {
+                    Some(stall) if this.armed => stall,
+                    Some(stall) => {
+                        stall.as_mut().reset(deadline());
+                        stall
+                    }
+                    None => this.stall.insert(Box::pin(tokio::time::sleep_until(deadline()))),
+                };
+                this.armed = true;
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err("upstream response body stalled".into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -340,6 +361,36 @@ impl http_body::Body for IdleTimeoutBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_is_cut_only_after_idle_without_a_frame() {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let frames = tokio_stream_of(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
+        let idle = Duration::from_millis(100);
+        let mut body = IdleTimeoutBody { inner: http_body_util::StreamBody::new(frames), idle, stall: None, armed: false };
+        let started = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                tx.send(Bytes::from_static(b"x")).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(tx);
+        });
+        for _ in 0..3 {
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap(), "x");
+        }
+        assert_eq!(started.elapsed(), Duration::from_millis(180), "waits shorter than idle pass, each timed anew");
+        let cut = body.frame().await.unwrap();
+        assert!(cut.is_err(), "a stall longer than idle ends the body with an error");
+        assert_eq!(started.elapsed(), Duration::from_millis(280));
+    }
+
+    fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> + Unpin {
+        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_removed() {
