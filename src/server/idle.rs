@@ -135,17 +135,31 @@ impl<T> TimedIo<T> {
     }
 
     /// Ready when the connection has been quiet past its deadline.
+    ///
+    /// The timer is only ever moved to an earlier deadline. A deadline that
+    /// moved later (every response restarts the idle clock) is picked up
+    /// when the armed timer fires early: it is re-armed then. So a
+    /// connection serving requests back to back touches the timer wheel
+    /// about once per idle period rather than once per request.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.activity.reader.register(cx.waker());
         let Some(deadline) = self.activity.deadline(self.timeouts) else {
-            self.armed = None;
             return Poll::Pending;
         };
-        if self.armed != Some(deadline) {
+        if self.armed.is_none_or(|armed| armed > deadline) {
             self.sleep.as_mut().reset(deadline);
             self.armed = Some(deadline);
         }
-        self.sleep.as_mut().poll(cx)
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
     }
 }
 
@@ -246,6 +260,27 @@ mod tests {
         assert_eq!(r, Err(io::ErrorKind::TimedOut));
         assert_eq!(at - released, T.idle, "idle is counted from the end of the response");
         drop(client.shutdown().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_clock_restarts_after_each_response() {
+        let (client, server) = tokio::io::duplex(64);
+        let activity = Activity::new();
+        let mut io = TimedIo::new(server, activity.clone(), T, Protocol::Http1);
+        let started = Instant::now();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            let r = io.read(&mut buf).await;
+            (r.map_err(|e| e.kind()), Instant::now())
+        });
+        // A request comes and goes at 200 ms: the timer armed for 300 ms
+        // fires early and is moved to 200 + 300 ms.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(activity.begin());
+        let (r, at) = reader.await.unwrap();
+        assert_eq!(r, Err(io::ErrorKind::TimedOut));
+        assert_eq!(at - started, Duration::from_millis(500));
+        drop(client);
     }
 
     #[tokio::test(start_paused = true)]
