@@ -15,7 +15,7 @@
 # rounds of $LAT_DURATION s; median per percentile) for p50/p99/p99.9.
 # Prints a markdown table.
 #
-# Loopback only, bounded in time (about 3 minutes once built).
+# Loopback only, bounded in time (about 5 minutes once built).
 # Installs what it lacks: nginx-light and wrk (Debian), oha (cargo install).
 # Usage: bash benches/load.sh        env: DURATION ROUNDS LAT_DURATION LAT_ROUNDS CONNS BASE_PORT KEEP
 set -euo pipefail
