@@ -25,7 +25,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use loggate::auth::{Identity, TokenDigest};
 use loggate::authz::{CompiledPolicy, Decision, Principal};
-use loggate::cache::DecisionCache;
+use loggate::cache::{DecisionCache, WorkerCache};
 use loggate::inspect::{self, Logs3};
 use loggate::policy::types::{ObjectRef, ObjectType, Permission};
 use policy_gen::{Shape, generate, project_id, writable_project};
@@ -84,6 +84,15 @@ fn decision(c: &mut Criterion, f: &Fixture) {
     g.bench_function("cached_hit", |b| {
         b.iter(|| rt.block_on(cached_decide(&cache, f, &digest, black_box(&f.object), Permission::Update)))
     });
+    // What a worker's request asks: its own front first (see cache/worker.rs).
+    let worker = WorkerCache::new(Arc::new(crate::cache()));
+    let worker_decide = || async {
+        let key = loggate::cache::DecisionKey::new(digest, black_box(&f.object), Permission::Update);
+        let principal = || async { Ok::<_, Infallible>(f.policy.decide(&f.principal, &f.object, Permission::Update)) };
+        worker.decision(key, &f.identity, &f.object, principal).await.expect("infallible").0
+    };
+    assert!(rt.block_on(worker_decide()).is_allow());
+    g.bench_function("worker_cache_hit", |b| b.iter(|| rt.block_on(worker_decide())));
     g.bench_function("uncached", |b| {
         b.iter(|| f.policy.decide(&f.principal, black_box(&f.object), Permission::Update))
     });
