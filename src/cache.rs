@@ -14,6 +14,10 @@
 //! caller but is not stored (`decisions` checks its generation under the
 //! shard lock); an identity carries the identity generation it started in
 //! and is never served once a later one is current.
+//!
+//! Requests ask through their worker's [`WorkerCache`] (`worker`): copies
+//! of what this cache answered, served only while this cache would still
+//! serve the original, so a hit writes no memory shared between workers.
 
 mod decisions;
 mod worker;
