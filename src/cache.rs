@@ -155,13 +155,10 @@ impl DecisionCache {
         self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness
     }
 
-    /// Whether an answer computed at `computed` may still be served at
-    /// `now`: within its TTL (`positive`: an allow or a known token) and,
-    /// while pushed invalidations are not trusted, within `max_staleness`.
-    fn fresh(&self, positive: bool, computed: Instant, now: Instant) -> bool {
-        let age = now.saturating_duration_since(computed);
-        age < if positive { self.ttl } else { self.negative_ttl }
-            && (self.fresh_by_push.load(Ordering::Relaxed) || age <= self.max_staleness)
+    /// [`DecisionCache::usable`], and within its TTL (`positive`: an allow
+    /// or a known token), for copies held outside this cache.
+    fn fresh(&self, positive: bool, computed: Instant) -> bool {
+        computed.elapsed() < if positive { self.ttl } else { self.negative_ttl } && self.usable(computed)
     }
 
     /// The current identity generation (see `identity_generation`).

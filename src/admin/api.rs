@@ -343,6 +343,27 @@ async fn existing_by_name(
     Ok(client.query_opt(&sql, &[&org, &name]).await?.map(|r| r.get(0)))
 }
 
+/// Lookup-or-create by name for org-scoped `table` (groups, roles): the
+/// oldest object of that name in `org` as it is, or a new row whose members
+/// `add_members` checks and adds (an error there rolls the transaction back).
+async fn existing_or_insert(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    org: &str,
+    name: &str,
+    description: &Option<String>,
+    add_members: impl AsyncFnOnce(&str) -> Result<(), GatewayError>,
+) -> Result<String, GatewayError> {
+    if let Some(id) = existing_by_name(tx, table, org, name).await? {
+        return Ok(id);
+    }
+    let id = new_id();
+    let sql = format!("INSERT INTO {table} (id, org_id, name, description) VALUES ($1, $2, $3, $4)");
+    tx.execute(&sql, &[&id, &org, &name, description]).await?;
+    add_members(&id).await?;
+    Ok(id)
+}
+
 /// Checks that every id in `ids` exists in `table`; names the first
 /// missing one by `field(i)`.
 async fn check_ids(

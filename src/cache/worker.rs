@@ -70,7 +70,7 @@ impl WorkerCache {
         let generation = self.shared.identity_generation();
         if let Some(copy) = self.copies.lock().identities.get(digest)
             && copy.generation == generation
-            && self.shared.fresh(copy.value.is_some(), copy.computed, Instant::now())
+            && self.shared.fresh(copy.value.is_some(), copy.computed)
         {
             return Ok((copy.value.clone(), Lookup::Hit));
         }
@@ -102,7 +102,7 @@ impl WorkerCache {
         let generation = self.shared.decisions.generation();
         if let Some(copy) = self.copies.lock().decisions.get(&key)
             && copy.generation == generation
-            && self.shared.fresh(copy.value.is_allow(), copy.computed, Instant::now())
+            && self.shared.fresh(copy.value.is_allow(), copy.computed)
         {
             return Ok((copy.value, Lookup::Hit));
         }

@@ -2,7 +2,7 @@
 //! list, get, patch (name, description, add/remove member permissions and
 //! roles), delete.
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_by_name, in_transaction, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction, limit_sql, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use crate::policy::types::{ObjectType, Permission};
@@ -89,20 +89,11 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let org_name = f.opt_str("org_name")?;
             in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
-                let id = match existing_by_name(tx, "roles", &org, &name).await? {
-                    Some(id) => id,
-                    None => {
-                        check_ids(tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
-                        let id = new_id();
-                        tx.execute(
-                            "INSERT INTO roles (id, org_id, name, description) VALUES ($1, $2, $3, $4)",
-                            &[&id, &org, &name, &description],
-                        )
-                        .await?;
-                        add_members(tx, &id, &perms, &roles).await?;
-                        id
-                    }
-                };
+                let id = existing_or_insert(tx, "roles", &org, &name, &description, async |id| {
+                    check_ids(tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
+                    add_members(tx, id, &perms, &roles).await
+                })
+                .await?;
                 Ok(get(tx, &id).await?.expect("just written"))
             })
             .await
