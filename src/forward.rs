@@ -13,11 +13,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use h1pool::H1Pool;
+pub use h1pool::UpstreamBody;
 use std::time::Duration;
 
 pub use tls::client_tls_config;
@@ -141,7 +141,7 @@ pub struct Forwarder {
 
 /// A forwarded request's response and how long the data plane took.
 pub struct Forwarded {
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     pub upstream_time: Duration,
 }
 
@@ -183,9 +183,10 @@ impl Forwarder {
     }
 
     /// The same forwarder with a connection pool of its own. Each worker
-    /// thread takes one: a pooled connection is driven by a task on the
-    /// runtime that opened it, so sharing one pool across workers would
-    /// hand requests to other threads.
+    /// thread takes one: a connection's socket is registered with the
+    /// reactor of the runtime that opened it (and, over https, driven by a
+    /// task there), so a pool shared across workers would wake other
+    /// threads for every upstream answer.
     pub fn with_own_pool(&self) -> Forwarder {
         Forwarder {
             client: pooled_client(self.connector.clone(), self.limits.max_idle),
@@ -247,7 +248,10 @@ impl Forwarder {
         let exchange = async {
             match &base.h1 {
                 Some(pool) => pool.send(request).await.map_err(|e| e.0),
-                None => self.client.request(request).await.map_err(|e| describe("request failed", &e)),
+                None => match self.client.request(request).await {
+                    Ok(response) => Ok(response.map(UpstreamBody::driven_elsewhere)),
+                    Err(e) => Err(describe("request failed", &e)),
+                },
             }
         };
         match tokio::time::timeout_at(started + self.timeout, exchange).await {
@@ -262,7 +266,7 @@ impl Forwarder {
 
     /// Reads a whole upstream response body (small JSON answers loggate
     /// rewrites or learns from), bounded in size and time.
-    pub async fn read_body(&self, body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+    pub async fn read_body(&self, body: UpstreamBody, limit: usize) -> Result<Bytes, GatewayError> {
         let limited = http_body_util::Limited::new(body, limit);
         match tokio::time::timeout(self.timeout, limited.collect()).await {
             Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
@@ -296,14 +300,14 @@ fn describe(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Streams an upstream body back to the caller; a body that stalls longer
 /// than `idle` between frames is cut off (the connection then closes).
-pub fn stream_body(body: Incoming, idle: Duration) -> Body {
+pub fn stream_body(body: UpstreamBody, idle: Duration) -> Body {
     IdleTimeoutBody { inner: body, idle, stall: None, armed: false }.boxed()
 }
 
 /// The stall clock is set only when the body has to wait (a small answer
 /// usually arrives with its head, so most responses never set it) and is
 /// re-armed at the first wait after each frame.
-struct IdleTimeoutBody<B = Incoming> {
+struct IdleTimeoutBody<B = UpstreamBody> {
     inner: B,
     idle: Duration,
     stall: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,

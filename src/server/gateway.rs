@@ -301,7 +301,7 @@ impl Gateway {
     async fn respond(
         &self,
         route: &Route,
-        response: Response<hyper::body::Incoming>,
+        response: Response<forward::UpstreamBody>,
         caller: &Caller,
     ) -> Result<Response<Body>, GatewayError> {
         let rewrites = matches!(route, Route::Login | Route::Version);
