@@ -100,13 +100,13 @@ impl Base {
         Base { uri, host, h1 }
     }
 
-    /// The base's path joined with a request's path and query.
-    fn join(&self, path_and_query: &str) -> Result<PathAndQuery, GatewayError> {
-        let joined = match self.uri.path().trim_end_matches('/') {
-            "" => path_and_query.parse(),
-            prefix => format!("{prefix}{path_and_query}").parse(),
-        };
-        joined.map_err(|_| invalid_path())
+    /// The base's path joined with a request's path and query (the
+    /// request's own, shared, when the base has no path).
+    fn join(&self, path_and_query: &PathAndQuery) -> Result<PathAndQuery, GatewayError> {
+        match self.uri.path().trim_end_matches('/') {
+            "" => Ok(path_and_query.clone()),
+            prefix => format!("{prefix}{path_and_query}").parse().map_err(|_| invalid_path()),
+        }
     }
 
     /// The absolute URI on this base for a joined path and query.
@@ -209,7 +209,8 @@ impl Forwarder {
     /// The URI on `upstream` for a request's path and query.
     pub fn target_uri(&self, upstream: Upstream, path_and_query: &str) -> Result<Uri, GatewayError> {
         let base = self.base(upstream);
-        base.absolute(base.join(path_and_query)?)
+        let path_and_query = path_and_query.parse().map_err(|_| invalid_path())?;
+        base.absolute(base.join(&path_and_query)?)
     }
 
     /// Sends a request with an already read body; waits for the response
@@ -218,7 +219,7 @@ impl Forwarder {
         &self,
         upstream: Upstream,
         method: Method,
-        path_and_query: &str,
+        path_and_query: &PathAndQuery,
         mut headers: HeaderMap,
         body: Bytes,
     ) -> Result<Forwarded, GatewayError> {

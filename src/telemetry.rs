@@ -30,7 +30,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// Buffered bytes that trigger a write at once.
 const FLUSH_BYTES: usize = 32 * 1024;
 
-static ACCESS: LazyLock<Mutex<Vec<u8>>> = LazyLock::new(|| Mutex::new(Vec::with_capacity(FLUSH_BYTES * 2)));
+static ACCESS: LazyLock<AccessBuffer> = LazyLock::new(AccessBuffer::default);
+
 /// The format `init` installed (none before, e.g. in unit tests).
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
@@ -56,22 +57,51 @@ pub fn init(format: LogFormat) {
     }
 }
 
-/// Writes out buffered access lines (called periodically and at exit).
+/// Writes out buffered access lines (called periodically, before any other
+/// line and at exit).
 pub fn flush() {
-    let mut buf = ACCESS.lock();
-    if !buf.is_empty() {
-        let _ = io::stderr().lock().write_all(&buf);
-        buf.clear();
-    }
+    ACCESS.flush(&mut io::stderr());
 }
 
 /// Adds whole access lines to the buffer, writing it out when full.
 fn append_access(lines: &[u8]) {
-    let mut buf = ACCESS.lock();
-    buf.extend_from_slice(lines);
-    if buf.len() >= FLUSH_BYTES {
-        let _ = io::stderr().lock().write_all(&buf);
-        buf.clear();
+    ACCESS.append(lines, FLUSH_BYTES, &mut io::stderr());
+}
+
+/// Access lines on their way out: `lines` collects them; `writing` is the
+/// buffer being written (empty whenever unlocked). A flush takes `writing`
+/// while it still holds `lines`, so writes keep the order of the lines,
+/// and writes after releasing `lines`, so workers keep appending (and
+/// serving) while the output is slow.
+#[derive(Default)]
+struct AccessBuffer {
+    lines: Mutex<Vec<u8>>,
+    writing: Mutex<Vec<u8>>,
+}
+
+impl AccessBuffer {
+    fn append(&self, lines: &[u8], flush_at: usize, out: &mut impl Write) {
+        let mut buf = self.lines.lock();
+        buf.extend_from_slice(lines);
+        if buf.len() >= flush_at {
+            self.write_out(buf, out);
+        }
+    }
+
+    /// Also waits for a write already under way, so that a line logged
+    /// next cannot overtake it.
+    fn flush(&self, out: &mut impl Write) {
+        self.write_out(self.lines.lock(), out);
+    }
+
+    fn write_out(&self, mut buf: parking_lot::MutexGuard<'_, Vec<u8>>, out: &mut impl Write) {
+        let mut writing = self.writing.lock();
+        std::mem::swap(&mut *buf, &mut *writing);
+        drop(buf);
+        if !writing.is_empty() {
+            let _ = out.write_all(&writing);
+            writing.clear();
+        }
     }
 }
 
@@ -106,5 +136,69 @@ impl Write for AccessLine {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, mpsc};
+
+    /// A writer that reports when a write starts and finishes it only when
+    /// told to.
+    struct Gated {
+        started: mpsc::Sender<()>,
+        go: mpsc::Receiver<()>,
+        written: Vec<u8>,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let _ = self.started.send(());
+            let _ = self.go.recv();
+            self.written.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_write_does_not_hold_up_appending_and_keeps_the_order() {
+        let buffer = Arc::new(AccessBuffer::default());
+        let (started_tx, started) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        buffer.append(b"1\n", usize::MAX, &mut Vec::new());
+        let writer = {
+            let buffer = buffer.clone();
+            std::thread::spawn(move || {
+                let mut out = Gated { started: started_tx, go: go_rx, written: Vec::new() };
+                buffer.flush(&mut out);
+                out.written
+            })
+        };
+        started.recv().unwrap();
+        // The write of line 1 is under way and stalled: appending goes on.
+        let mut late = Vec::new();
+        buffer.append(b"2\n", usize::MAX, &mut late);
+        buffer.append(b"3\n", usize::MAX, &mut late);
+        assert!(late.is_empty(), "nothing reached the flush threshold");
+        go.send(()).unwrap();
+        assert_eq!(writer.join().unwrap(), b"1\n");
+        buffer.flush(&mut late);
+        assert_eq!(late, b"2\n3\n");
+    }
+
+    #[test]
+    fn the_buffer_is_written_once_it_reaches_the_threshold() {
+        let buffer = AccessBuffer::default();
+        let mut out = Vec::new();
+        buffer.append(b"abc\n", 8, &mut out);
+        assert!(out.is_empty());
+        buffer.append(b"defg\n", 8, &mut out);
+        assert_eq!(out, b"abc\ndefg\n");
+        buffer.flush(&mut out);
+        assert_eq!(out, b"abc\ndefg\n", "nothing left to write");
     }
 }

@@ -20,6 +20,7 @@ use crate::policy::types::{ObjectRef, Permission};
 use crate::policy::{PolicyStore, Store};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -111,10 +112,9 @@ impl Gateway {
         facts.decision = "allow";
         self.rate_limit(&caller)?;
 
-        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let forwarded = self
             .forwarder
-            .send(route.upstream(), parts.method, path_and_query, parts.headers, raw)
+            .send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw)
             .await?;
         self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         self.request_metrics.rows_forwarded.inc_by(targets.rows as u64);
@@ -137,9 +137,8 @@ impl Gateway {
     {
         let server = &self.config.server;
         let raw = body::read(incoming, &parts.headers, server.max_body_bytes, server.body_read_timeout).await?;
-        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let forwarded =
-            self.forwarder.send(route.upstream(), parts.method.clone(), path_and_query, parts.headers, raw).await?;
+            self.forwarder.send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw).await?;
         self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         let (parts, body) = forwarded.response.into_parts();
         Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)))
@@ -345,6 +344,13 @@ impl Gateway {
             Err(e) => e.status(),
         }
     }
+}
+
+/// The path and query a request is forwarded with (origin-form requests,
+/// the only ones routed, always have one).
+fn request_path(uri: &http::Uri) -> &PathAndQuery {
+    static ROOT: PathAndQuery = PathAndQuery::from_static("/");
+    uri.path_and_query().unwrap_or(&ROOT)
 }
 
 fn bearer_message(e: crate::auth::BearerError) -> &'static str {
