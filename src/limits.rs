@@ -156,12 +156,13 @@ mod tests {
 
     #[test]
     fn a_block_ends_when_the_budget_refills() {
-        // 60,000 a minute: one more failure is allowed a millisecond later.
-        let l = Limits::new(&LimitsConfig { auth_failures_per_minute: 60_000, ..LimitsConfig::default() });
+        // 600 a minute: one more failure is allowed 100 ms later, so the
+        // block is seen even on a busy machine, and over after 250 ms.
+        let l = Limits::new(&LimitsConfig { auth_failures_per_minute: 600, ..LimitsConfig::default() });
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         while l.auth_failed(a).is_ok() {}
         assert!(l.auth_blocked(a).is_err());
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(250));
         assert!(l.auth_blocked(a).is_ok());
         assert!(!l.any_blocked.load(Ordering::Acquire), "nobody left blocked: requests skip the lock again");
         assert!(l.auth_failed(a).is_ok());

@@ -59,17 +59,25 @@ impl Bench {
         for round in 0..ROUNDS {
             let acl = self.grant().await;
             let warm = Instant::now();
-            while self.write_on_replica_2().await != 200 {
-                assert!(warm.elapsed() < LIMIT, "round {round}: the grant never reached replica 2");
+            loop {
+                let status = self.write_on_replica_2().await;
+                if status == 200 {
+                    break;
+                }
+                assert!(warm.elapsed() < LIMIT, "round {round}: the grant never reached replica 2 (last answer {status})");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             assert_eq!(self.write_on_replica_2().await, 200, "cached allow");
             let started = Instant::now();
             self.revoke(&acl).await;
-            while self.write_on_replica_2().await != 403 {
+            loop {
+                let status = self.write_on_replica_2().await;
+                if status == 403 {
+                    break;
+                }
                 assert!(
                     started.elapsed() < LIMIT,
-                    "round {round}: revocation not effective on replica 2 within {LIMIT:?}"
+                    "round {round}: revocation not effective on replica 2 within {LIMIT:?} (last answer {status})"
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
