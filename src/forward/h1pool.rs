@@ -251,6 +251,12 @@ mod tests {
     /// An upstream that gives every request on a connection `answer`,
     /// closing the connection after `per_conn` of them. Counts connections.
     async fn upstream(answer: &'static [u8], per_conn: usize) -> (u16, Arc<AtomicUsize>) {
+        scripted_upstream(vec![answer], per_conn).await
+    }
+
+    /// An upstream that answers every request with `parts`, written one by
+    /// one 30 ms apart, closing the connection after `per_conn` requests.
+    async fn scripted_upstream(parts: Vec<&'static [u8]>, per_conn: usize) -> (u16, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -259,6 +265,7 @@ mod tests {
             loop {
                 let (mut s, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
+                let parts = parts.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     for _ in 0..per_conn {
@@ -270,8 +277,13 @@ mod tests {
                                 Ok(n) => got.extend_from_slice(&buf[..n]),
                             }
                         }
-                        if s.write_all(answer).await.is_err() {
-                            return;
+                        for (i, part) in parts.iter().enumerate() {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(30)).await;
+                            }
+                            if s.write_all(part).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 });
@@ -325,48 +337,13 @@ mod tests {
         assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
     }
 
-    /// An upstream that answers every request on a connection with `parts`,
-    /// written one by one with a pause between them. Counts connections.
-    async fn slow_upstream(parts: Vec<&'static [u8]>) -> (u16, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                let parts = parts.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    loop {
-                        let mut got = Vec::new();
-                        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match s.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => got.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        for part in &parts {
-                            if s.write_all(part).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(30)).await;
-                        }
-                    }
-                });
-            }
-        });
-        (port, accepted)
-    }
-
     #[tokio::test]
     async fn a_body_arriving_in_pieces_is_read_whole_and_frees_its_connection() {
         for parts in [
             vec![&b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nab"[..], b"cd", b"ef"],
             vec![&b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"[..], b"3\r\ndef\r\n", b"0\r\n\r\n"],
         ] {
-            let (port, accepted) = slow_upstream(parts).await;
+            let (port, accepted) = scripted_upstream(parts, usize::MAX).await;
             let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
             for _ in 0..3 {
                 // Each later piece wakes the reader through the connection it polls.
