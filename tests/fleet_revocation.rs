@@ -21,6 +21,10 @@ use support::policy::{PolicyBuilder, Token};
 
 const ROUNDS: usize = 100;
 const LIMIT: Duration = Duration::from_secs(2);
+/// How long a grant may take to reach replica 2 before a round starts: not
+/// what is measured, so generous (a full parallel test run once took
+/// longer than `LIMIT` here).
+const WARM_LIMIT: Duration = Duration::from_secs(10);
 
 struct Bench {
     fleet: Fleet,
@@ -56,6 +60,7 @@ impl Bench {
     /// Runs the rounds; returns the sorted lags.
     async fn measure(&self) -> Vec<Duration> {
         let mut lags = Vec::with_capacity(ROUNDS);
+        let mut slowest_grant = Duration::ZERO;
         for round in 0..ROUNDS {
             let acl = self.grant().await;
             let warm = Instant::now();
@@ -64,9 +69,10 @@ impl Bench {
                 if status == 200 {
                     break;
                 }
-                assert!(warm.elapsed() < LIMIT, "round {round}: the grant never reached replica 2 (last answer {status})");
+                assert!(warm.elapsed() < WARM_LIMIT, "round {round}: the grant never reached replica 2 (last answer {status})");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            slowest_grant = slowest_grant.max(warm.elapsed());
             assert_eq!(self.write_on_replica_2().await, 200, "cached allow");
             let started = Instant::now();
             self.revoke(&acl).await;
@@ -83,6 +89,7 @@ impl Bench {
             }
             lags.push(started.elapsed());
         }
+        println!("slowest grant to reach replica 2: {slowest_grant:?}");
         lags.sort();
         lags
     }
