@@ -55,7 +55,7 @@ pub struct WorkerContext {
 }
 
 impl WorkerContext {
-    /// Made on the worker's own thread (its upstream pool spawns there).
+    /// Made by the worker itself: the gateway it takes has its own upstream pool.
     pub fn new(shared: &Shared, request_ids: RequestIds) -> Self {
         WorkerContext { gateway: shared.gateway.for_worker(), inflight: shared.inflight.clone(), request_ids }
     }
@@ -88,14 +88,11 @@ struct RequestId([u8; 20]);
 
 impl RequestId {
     fn new(seed: u64, seq: u64) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut raw = [0u8; 10];
+        raw[..6].copy_from_slice(&seed.to_be_bytes()[2..]);
+        raw[6..].copy_from_slice(&seq.to_be_bytes()[4..]);
         let mut id = [0u8; 20];
-        for (i, digit) in id[..12].iter_mut().enumerate() {
-            *digit = HEX[(seed >> (4 * (11 - i)) & 0xf) as usize];
-        }
-        for (i, digit) in id[12..].iter_mut().enumerate() {
-            *digit = HEX[(seq >> (4 * (7 - i)) & 0xf) as usize];
-        }
+        hex::encode_to_slice(raw, &mut id).expect("20 digits for 10 bytes");
         RequestId(id)
     }
 

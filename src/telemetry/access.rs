@@ -118,28 +118,23 @@ fn escape_into(out: &mut String, s: &str) {
             b'\r' => out.push_str("\\r"),
             b'\t' => out.push_str("\\t"),
             _ => {
+                let mut code = [0u8; 2];
+                hex::encode_to_slice([c], &mut code).expect("two digits for one byte");
                 out.push_str("\\u00");
-                out.push(HEX[(c >> 4) as usize] as char);
-                out.push(HEX[(c & 0xf) as usize] as char);
+                out.push_str(std::str::from_utf8(&code).expect("hex digits are ASCII"));
             }
         }
         start = i + 1;
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// `n` in decimal, zero-padded to at least `width` digits (no `fmt`: this
-/// runs several times per request).
-fn push_decimal(out: &mut String, mut n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut i = digits.len();
-    while n > 0 || digits.len() - i < width {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
+/// `n` in decimal, zero-padded to at least `width` digits (itoa, not `fmt`:
+/// this runs several times per request).
+fn push_decimal(out: &mut String, n: u64, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
 }
 
 /// RFC 3339 UTC timestamps with microseconds, the date and time of day
