@@ -224,12 +224,11 @@ impl Forwarder {
         body: Bytes,
     ) -> Result<Forwarded, GatewayError> {
         let base = self.base(upstream);
-        let path_and_query = base.join(path_and_query)?;
-        let uri = match base.h1 {
-            // Straight to the origin over HTTP/1.1: the request line
-            // carries the path and query only.
-            Some(_) => Uri::from(path_and_query),
-            None => base.absolute(path_and_query)?,
+        let target = base.join(path_and_query)?;
+        // Over https the client wants the absolute URI (the connection may be HTTP/2).
+        let absolute = match base.h1 {
+            Some(_) => None,
+            None => Some(base.absolute(target.clone())?),
         };
         strip_hop_by_hop(&mut headers);
         match &base.host {
@@ -240,19 +239,23 @@ impl Forwarder {
         if let Some(auth) = &self.swap_authorization {
             headers.insert(header::AUTHORIZATION, auth.clone());
         }
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
         // One clock read for both the timeout and `upstream_time`.
         let started = tokio::time::Instant::now();
         let exchange = async {
             match &base.h1 {
-                Some(pool) => pool.send(request).await.map_err(|e| e.0),
-                None => match self.client.request(request).await {
-                    Ok(response) => Ok(response.map(UpstreamBody::driven_elsewhere)),
-                    Err(e) => Err(describe("request failed", &e)),
-                },
+                // Straight to the origin over HTTP/1.1: the request line
+                // carries the path and query only.
+                Some(pool) => pool.send(&method, target.as_str(), &headers, &body).await.map_err(|e| e.0),
+                None => {
+                    let mut request = Request::new(Full::new(body));
+                    *request.method_mut() = method;
+                    *request.uri_mut() = absolute.unwrap_or_default();
+                    *request.headers_mut() = headers;
+                    match self.client.request(request).await {
+                        Ok(response) => Ok(response.map(UpstreamBody::driven_elsewhere)),
+                        Err(e) => Err(describe("request failed", &e)),
+                    }
+                }
             }
         };
         match tokio::time::timeout_at(started + self.timeout, exchange).await {

@@ -2,43 +2,46 @@
 //!
 //! hyper-util's general client (kept for https, where ALPN may pick HTTP/2)
 //! costs per request a pool keyed by scheme and authority, a connector
-//! clone and a boxed 6.8 KiB future. With one pool per worker thread and a
-//! single upstream address, none of that is needed: a request takes the
-//! most recently used idle connection (or opens one).
+//! clone and a boxed 6.8 KiB future; hyper's connection state machine
+//! under it, a channel to hand each request over, a callback for its
+//! answer and a dispatcher in between: about 4 µs of CPU per request here,
+//! the largest single part of what loggate spends in user space (perf, at
+//! 20,000 req/s). A proxy that forwards whole, already read bodies needs
+//! none of that. A request here takes the most recently used idle
+//! connection of its worker (or opens one), writes its head and body in
+//! one write, and reads the answer's head on the same task; the body is
+//! read by whoever reads the response, and a connection whose body is
+//! complete goes back to the pool. The message format itself is in
+//! `codec` (heads parsed by `httparse`).
 //!
-//! No task of its own drives a connection: the request using it does.
-//! hyper's connection state machine (`Connection`) is polled by the request
-//! while it waits for the response head, then by the response body while
-//! the caller's side reads it; once the body is complete the connection
-//! goes back to the pool. So the upstream write happens in the same task
-//! pass that read and checked the request, and the response is written to
-//! the caller in the pass that read it from the data plane: under load a
-//! request does not wait twice more behind every other ready task, as it
-//! does when a spawned connection task sits between the two sides. A
-//! connection whose body is dropped before its end is closed.
-//!
-//! A request that a reused connection could not even start (it closed
-//! while idle) is retried on another connection; one that was sent is
-//! never retried.
+//! A request that a reused connection could not even start (not a byte
+//! was written) is retried on another connection; one that was sent is
+//! never retried: the data plane may have acted on it.
 
-use bytes::Bytes;
-use http::{Request, Response};
+mod codec;
+
+use bytes::{Bytes, BytesMut};
+use codec::{Framing, Head, Step};
+use http::{HeaderMap, Method, Response};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::describe;
+use super::BoxError;
 
-type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+/// Bodies up to this size go out in the same write as the head.
+const INLINE_BODY: usize = 16 * 1024;
+/// Free room a read asks for; and the buffer size past which an idle
+/// connection's buffers are given back rather than kept.
+const READ_ROOM: usize = 8 * 1024;
+const KEEP_BUFFER: usize = 64 * 1024;
 
 pub(super) struct H1Pool {
     host: String,
@@ -52,19 +55,15 @@ struct Idle {
     // Boxed on purpose: a connection moves between this list, a request's
     // future and a response body, and should move as a pointer.
     #[allow(clippy::vec_box)]
-    conns: Mutex<Vec<Box<Pooled>>>,
+    conns: Mutex<Vec<Box<Conn>>>,
     max: usize,
 }
 
-/// One upstream connection: the handle requests go in by, and the state
-/// machine that writes them and reads the answers, which is polled only by
-/// whoever holds the connection. Boxed (it is 700 bytes): requests, bodies
-/// and the pool hand it on as a pointer.
-struct Pooled {
-    sender: SendRequest<Full<Bytes>>,
-    conn: Connection,
-    /// The state machine finished (the connection closed); never poll it again.
-    closed: bool,
+/// One upstream connection and its buffers, kept for the next request.
+struct Conn {
+    stream: TcpStream,
+    read: BytesMut,
+    write: Vec<u8>,
 }
 
 /// Why a request got no response: a transport failure, for the 502.
@@ -79,29 +78,28 @@ impl H1Pool {
         H1Pool { host, port, idle, connect_timeout }
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) and waits for the
-    /// response head. The body drives the connection from then on.
-    pub async fn send(&self, mut request: Request<Full<Bytes>>) -> Result<Response<UpstreamBody>, SendError> {
+    /// Sends a request (`target` in origin form, `headers` with `Host` and
+    /// without framing) and waits for the response head.
+    pub async fn send(&self, method: &Method, target: &str, headers: &HeaderMap, body: &Bytes) -> Result<Response<UpstreamBody>, SendError> {
         loop {
-            let (mut pooled, reused) = match self.idle.checkout() {
-                Some(pooled) => (pooled, true),
+            let (mut conn, reused) = match self.idle.checkout() {
+                Some(conn) => (conn, true),
                 // Boxed: connecting is rare, and its state need not be
                 // part of every request's future.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            let sent = pooled.sender.try_send_request(request);
-            match pooled.drive_until(sent).await {
-                Ok(response) => return Ok(self.idle.attach(response, pooled)),
-                Err(mut e) => match e.take_message() {
-                    // Never started on a connection that closed while idle: try another.
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(SendError(describe("request failed", &e.into_error()))),
-                },
+            match conn.write_request(method, target, headers, body).await {
+                Ok(()) => {}
+                // Never started on a connection that closed while idle: try another.
+                Err(Unsent::Nothing(_)) if reused => continue,
+                Err(Unsent::Nothing(e) | Unsent::Part(e)) => return Err(SendError(format!("writing the request: {e}"))),
             }
+            let head = conn.read_head(method).await?;
+            return Ok(self.idle.attach(head, conn));
         }
     }
 
-    async fn connect(&self) -> Result<Box<Pooled>, SendError> {
+    async fn connect(&self) -> Result<Box<Conn>, SendError> {
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Err(_) => return Err(SendError("connect timed out".into())),
@@ -109,135 +107,232 @@ impl H1Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .writev(false)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError(describe("handshake", &e)))?;
-        Ok(Box::new(Pooled { sender, conn, closed: false }))
+        Ok(Box::new(Conn { stream, read: BytesMut::new(), write: Vec::new() }))
     }
 }
 
 impl Idle {
-    /// The most recently used connection still open and ready.
-    fn checkout(&self) -> Option<Box<Pooled>> {
+    /// The most recently used connection still open.
+    fn checkout(&self) -> Option<Box<Conn>> {
         loop {
-            let mut pooled = self.conns.lock().pop()?;
-            // Lets the state machine notice a close that arrived while idle.
-            pooled.poll_conn(&mut Context::from_waker(Waker::noop()));
-            if !pooled.closed && pooled.sender.is_ready() {
-                return Some(pooled);
+            let conn = self.conns.lock().pop()?;
+            if conn.quiet() {
+                return Some(conn);
             }
         }
     }
 
-    /// Puts a connection that finished its exchange back, if it can take
-    /// another request.
-    fn checkin(&self, mut pooled: Box<Pooled>) {
-        // Also swaps the request's waker for a no-op one: an idle
-        // connection wakes nobody, and holds no finished request's task.
-        pooled.poll_conn(&mut Context::from_waker(Waker::noop()));
-        if pooled.closed || !pooled.sender.is_ready() {
-            return;
+    /// Puts a connection whose exchange is complete back.
+    fn checkin(&self, mut conn: Box<Conn>) {
+        if conn.read.capacity() > KEEP_BUFFER {
+            conn.read = BytesMut::new();
+        }
+        if conn.write.capacity() > KEEP_BUFFER {
+            conn.write = Vec::new();
         }
         let mut conns = self.conns.lock();
         if conns.len() < self.max {
-            conns.push(pooled);
+            conns.push(conn);
         }
     }
 
-    /// The response with a body that drives `pooled` until it has been read.
-    fn attach(self: &Arc<Self>, response: Response<Incoming>, pooled: Box<Pooled>) -> Response<UpstreamBody> {
-        let (parts, inner) = response.into_parts();
-        let driver = if inner.is_end_stream() {
-            // Nothing left to read (no body, HEAD, 204, 304): free at once.
-            self.checkin(pooled);
-            None
-        } else {
-            Some(Driver { pooled, idle: self.clone() })
+    /// The response, with a body that reads the rest from `conn`. A body
+    /// that came whole with the head frees the connection at once.
+    fn attach(self: &Arc<Self>, head: Head, mut conn: Box<Conn>) -> Response<UpstreamBody> {
+        let Head { status, version, headers, mut framing, reusable } = head;
+        match framing.take_whole(&mut conn.read) {
+            Some(data) => {
+                if reusable && conn.read.is_empty() {
+                    self.checkin(conn);
+                }
+                response(status, version, headers, UpstreamBody(Inner::Whole((!data.is_empty()).then_some(data))))
+            }
+            // Not all here yet: the body reads the rest.
+            None => {
+                let streaming = Streaming { conn: Some(conn), framing, reusable, idle: self.clone() };
+                response(status, version, headers, UpstreamBody(Inner::Streaming(streaming)))
+            }
+        }
+    }
+}
+
+fn response(status: http::StatusCode, version: http::Version, headers: HeaderMap, body: UpstreamBody) -> Response<UpstreamBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A failed request write: whether any of it went out.
+enum Unsent {
+    Nothing(io::Error),
+    Part(io::Error),
+}
+
+impl Conn {
+    /// An idle connection the data plane has neither closed nor written
+    /// to. The socket's readiness says so without a system call: the last
+    /// read, short of its buffer, cleared it (tokio), so only a close or
+    /// unasked bytes since then make this read the socket.
+    fn quiet(&self) -> bool {
+        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    async fn write_request(&mut self, method: &Method, target: &str, headers: &HeaderMap, body: &Bytes) -> Result<(), Unsent> {
+        self.write.clear();
+        codec::encode_head(method, target, headers, body.len(), &mut self.write);
+        let inline = body.len() <= INLINE_BODY;
+        if inline {
+            self.write.extend_from_slice(body);
+        }
+        let first = match self.stream.write(&self.write).await {
+            Ok(0) => return Err(Unsent::Nothing(io::ErrorKind::WriteZero.into())),
+            Ok(n) => n,
+            Err(e) => return Err(Unsent::Nothing(e)),
         };
-        Response::from_parts(parts, UpstreamBody { inner, driver })
+        self.stream.write_all(&self.write[first..]).await.map_err(Unsent::Part)?;
+        if !inline {
+            self.stream.write_all(body).await.map_err(Unsent::Part)?;
+        }
+        Ok(())
     }
-}
 
-impl Pooled {
-    fn poll_conn(&mut self, cx: &mut Context<'_>) {
-        if !self.closed && Pin::new(&mut self.conn).poll(cx).is_ready() {
-            self.closed = true;
+    async fn read_head(&mut self, method: &Method) -> Result<Head, SendError> {
+        loop {
+            if !self.read.is_empty()
+                && let Some(head) = codec::parse_head(&mut self.read, method).map_err(|e| SendError(e.to_string()))?
+            {
+                return Ok(head);
+            }
+            make_room(&mut self.read);
+            match self.stream.read_buf(&mut self.read).await {
+                Ok(0) => return Err(SendError("connection closed before the response head".into())),
+                Ok(_) => {}
+                Err(e) => return Err(SendError(format!("reading the response head: {e}"))),
+            }
         }
     }
+}
 
-    /// Polls `exchange` to completion, driving the connection alongside.
-    async fn drive_until<F: Future>(&mut self, exchange: F) -> F::Output {
-        let mut exchange = pin!(exchange);
-        poll_fn(|cx| {
-            // The connection first: it writes the request, reads the head
-            // and hands it over, so the exchange is ready in the same pass.
-            self.poll_conn(cx);
-            exchange.as_mut().poll(cx)
-        })
-        .await
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_ROOM / 2 {
+        buf.reserve(READ_ROOM);
     }
 }
 
-/// A response body from the data plane. Bodies from this pool drive their
-/// connection while they are read and return it when complete; bodies
-/// from hyper-util's client (https) have a connection task of their own.
-pub struct UpstreamBody {
-    inner: Incoming,
-    driver: Option<Driver>,
+/// A response body from the data plane.
+pub struct UpstreamBody(Inner);
+
+enum Inner {
+    /// Read with the head (or there is none).
+    Whole(Option<Bytes>),
+    /// Still arriving on a connection of this pool.
+    Streaming(Streaming),
+    /// From hyper-util's client (https): its connection has a task of its own.
+    Hyper(Incoming),
 }
 
-struct Driver {
-    pooled: Box<Pooled>,
+/// A body being read from its connection, which goes back to the pool
+/// once the body is complete (and is closed if the body is dropped before).
+struct Streaming {
+    /// `None` once the body ended or failed.
+    conn: Option<Box<Conn>>,
+    framing: Framing,
+    reusable: bool,
     idle: Arc<Idle>,
 }
 
 impl UpstreamBody {
     pub(super) fn driven_elsewhere(inner: Incoming) -> Self {
-        UpstreamBody { inner, driver: None }
+        UpstreamBody(Inner::Hyper(inner))
+    }
+}
+
+impl Streaming {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else { return Poll::Ready(None) };
+            match self.framing.decode(&mut conn.read) {
+                Ok(Step::Data(data)) => {
+                    if self.framing.is_end() {
+                        self.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Step::End) => {
+                    self.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Step::NeedMore) => {}
+                Err(e) => return self.fail(e.into()),
+            }
+            make_room(&mut conn.read);
+            match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.read)) {
+                Ok(0) if matches!(self.framing, Framing::UntilClose) => {
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return self.fail("connection closed before the end of the body".into()),
+                Ok(_) => {}
+                Err(e) => return self.fail(e.into()),
+            }
+        }
     }
 
-    fn release(&mut self) {
-        if let Some(Driver { pooled, idle }) = self.driver.take() {
-            idle.checkin(pooled);
+    /// The body is complete: its connection can take the next request,
+    /// unless the answer said otherwise or sent more than it framed.
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && conn.read.is_empty()
+        {
+            self.idle.checkin(conn);
         }
+    }
+
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
     }
 }
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamBody").field("inner", &self.inner).field("pooled", &self.driver.is_some()).finish()
+        match &self.0 {
+            Inner::Whole(data) => f.debug_tuple("Whole").field(&data.as_ref().map(Bytes::len)).finish(),
+            Inner::Streaming(s) => f.debug_tuple("Streaming").field(&s.framing).finish(),
+            Inner::Hyper(inner) => f.debug_tuple("Hyper").field(inner).finish(),
+        }
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        if let Some(driver) = &mut this.driver {
-            driver.pooled.poll_conn(cx);
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.0 {
+            Inner::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Inner::Streaming(streaming) => streaming.poll_frame(cx),
+            Inner::Hyper(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
         }
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            // Complete: the connection can take the next request.
-            None => this.release(),
-            Some(Ok(_)) if this.inner.is_end_stream() => this.release(),
-            // Broken off: the connection is closed with the driver.
-            Some(Err(_)) => this.driver = None,
-            Some(Ok(_)) => {}
-        }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Inner::Whole(data) => data.is_none(),
+            Inner::Streaming(s) => s.conn.is_none(),
+            Inner::Hyper(inner) => inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.0 {
+            Inner::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Streaming(s) => s.framing.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
+            Inner::Hyper(inner) => inner.size_hint(),
+        }
     }
 }
 
@@ -294,12 +389,14 @@ mod tests {
 
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
-    fn get(port: u16) -> Request<Full<Bytes>> {
-        Request::builder().uri("/x").header("host", format!("127.0.0.1:{port}")).body(Full::new(Bytes::new())).unwrap()
+    async fn get(pool: &H1Pool, port: u16) -> Result<Response<UpstreamBody>, SendError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, format!("127.0.0.1:{port}").parse().unwrap());
+        pool.send(&Method::GET, "/x", &headers, &Bytes::new()).await
     }
 
     async fn read_all(pool: &H1Pool, port: u16) -> Bytes {
-        let response = pool.send(get(port)).await.expect("answered");
+        let response = get(&pool, port).await.expect("answered");
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
@@ -330,7 +427,7 @@ mod tests {
         let (port, _) = upstream(OK, usize::MAX).await;
         let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
         let metrics = tokio::runtime::Handle::current().metrics();
-        let response = pool.send(get(port)).await.unwrap();
+        let response = get(&pool, port).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         // The upstream's accept loop and its one connection; none for ours.
         assert_eq!(metrics.num_alive_tasks(), 2, "no task for the client side of the connection");
@@ -356,14 +453,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_larger_than_any_read_buffer_streams_through_whole() {
-        // Many frames: each is handed over through hyper's one-chunk body
-        // channel, whose room the reader's own poll frees.
+        // Many frames, each read as the reader polls for it.
         let body: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
         let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
         let (port, accepted) = scripted_upstream(vec![Bytes::from(head), Bytes::from(body.clone())], usize::MAX).await;
         let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
         for _ in 0..2 {
-            let response = pool.send(get(port)).await.unwrap();
+            let response = get(&pool, port).await.unwrap();
             let mut body_in = response.into_body();
             let (mut got, mut frames) = (Vec::new(), 0);
             while let Some(frame) = body_in.frame().await {
@@ -381,7 +477,7 @@ mod tests {
         let (port, accepted) = upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", usize::MAX).await;
         let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
         for _ in 0..2 {
-            let response = pool.send(get(port)).await.unwrap();
+            let response = get(&pool, port).await.unwrap();
             drop(response);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "a half-read connection is never reused");
@@ -392,7 +488,7 @@ mod tests {
         let (port, accepted) = upstream(b"HTTP/1.1 204 No Content\r\n\r\n", usize::MAX).await;
         let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
         for _ in 0..3 {
-            let response = pool.send(get(port)).await.unwrap();
+            let response = get(&pool, port).await.unwrap();
             assert_eq!(response.status(), 204);
             // hyper's server never polls a body that is already at its end.
             assert!(response.body().is_end_stream());
@@ -407,8 +503,96 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
-        let e = pool.send(get(port)).await.unwrap_err();
+        let e = get(&pool, port).await.unwrap_err();
         assert!(e.0.starts_with("connect:"), "{}", e.0);
+    }
+
+    #[tokio::test]
+    async fn the_request_goes_out_as_one_message_with_its_body_length() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(b"{\"rows\":[]}") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(OK).await.unwrap();
+            got
+        });
+        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "up".parse().unwrap());
+        headers.insert(http::header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        let response = pool.send(&Method::POST, "/logs3?a=1", &headers, &Bytes::from_static(b"{\"rows\":[]}")).await.unwrap();
+        assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
+        let wire = received.await.unwrap();
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "POST /logs3?a=1 HTTP/1.1\r\nhost: up\r\nauthorization: Bearer t\r\ncontent-length: 11\r\n\r\n{\"rows\":[]}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_whole_small_answer_frees_its_connection_before_the_body_is_read() {
+        let (port, accepted) = upstream(OK, usize::MAX).await;
+        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let first = get(&pool, port).await.unwrap();
+        let second = get(&pool, port).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "the first answer's connection took the second request");
+        for response in [first, second] {
+            assert_eq!(response.body().size_hint().exact(), Some(2));
+            assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_that_end_their_connection_are_read_whole_and_it_is_not_reused() {
+        for (answer, body) in [
+            (&b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..], &b"ok"[..]),
+            // Framed by the close itself; the upstream closes after one answer.
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", b"until the end"),
+            (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok", b"ok"),
+            // More than the framing said: the next answer would be garbage.
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA", b"ok"),
+        ] {
+            let (port, accepted) = upstream(answer, 1).await;
+            let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+            for _ in 0..2 {
+                assert_eq!(&read_all(&pool, port).await[..], body, "{}", String::from_utf8_lossy(answer));
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 2, "{}", String::from_utf8_lossy(answer));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_answer_is_a_send_error_and_the_next_request_gets_a_fresh_connection() {
+        for (answer, error) in [
+            (&b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..], "invalid response: invalid content-length"),
+            (b"garbage\r\n\r\n", "invalid response: malformed response head"),
+            (b"HTTP/1.1 20", "connection closed before the response head"),
+            (b"", "connection closed before the response head"),
+        ] {
+            let (port, accepted) = upstream(answer, 1).await;
+            let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+            for round in 1..=2 {
+                let e = get(&pool, port).await.unwrap_err();
+                assert_eq!(e.0, error);
+                assert_eq!(accepted.load(Ordering::SeqCst), round);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error_when_read() {
+        let (port, _) = upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", 1).await;
+        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let body = get(&pool, port).await.unwrap().into_body();
+        let e = body.collect().await.unwrap_err();
+        assert_eq!(e.to_string(), "connection closed before the end of the body");
     }
 
     #[test]
