@@ -396,7 +396,7 @@ mod tests {
     }
 
     async fn read_all(pool: &H1Pool, port: u16) -> Bytes {
-        let response = get(&pool, port).await.expect("answered");
+        let response = get(pool, port).await.expect("answered");
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
