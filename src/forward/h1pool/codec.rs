@@ -92,7 +92,8 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Protoc
     // The head is copied out whole (one allocation) and the header values
     // share it, rather than pinning the connection's read buffer.
     let bytes = Bytes::copy_from_slice(&buf[..len]);
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    // Room for the few headers the gateway adds (request id) without a rehash.
+    let mut headers = HeaderMap::with_capacity(response.headers.len() + 4);
     for field in response.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| ProtocolError("invalid header name"))?;
         let start = offset_of(buf, field.value);
