@@ -4,10 +4,11 @@
 //! costs per request a pool keyed by scheme and authority, a connector
 //! clone and a boxed 6.8 KiB future; hyper's connection state machine
 //! under it, a channel to hand each request over, a callback for its
-//! answer and a dispatcher in between: about 4 µs of CPU per request here,
-//! the largest single part of what loggate spends in user space (perf, at
-//! 20,000 req/s). A proxy that forwards whole, already read bodies needs
-//! none of that. A request here takes the most recently used idle
+//! answer and a dispatcher in between. perf put 12% of loggate's CPU at
+//! 20,000 req/s there (about 4 µs per request), the largest single part of
+//! what it spent in user space; with this pool the CPU per request fell
+//! by 2.1 µs (22.4 -> 20.3, paired closed-loop runs). A proxy that forwards
+//! whole, already read bodies needs none of that. A request here takes the most recently used idle
 //! connection of its worker (or opens one), writes its head and body in
 //! one write, and reads the answer's head on the same task; the body is
 //! read by whoever reads the response, and a connection whose body is
