@@ -121,6 +121,14 @@ fn invalid_path() -> GatewayError {
     GatewayError::bad_request(None, "invalid request path")
 }
 
+/// How one request reaches the data plane.
+enum Via<'a> {
+    /// This worker's own HTTP/1.1 pool (plain http).
+    Pool(&'a H1Pool),
+    /// hyper-util's client (https), with the absolute URI.
+    Client(Uri),
+}
+
 /// What every connection pool of a forwarder is sized and timed by.
 #[derive(Clone, Copy)]
 struct PoolLimits {
@@ -225,10 +233,12 @@ impl Forwarder {
     ) -> Result<Forwarded, GatewayError> {
         let base = self.base(upstream);
         let target = base.join(path_and_query)?;
-        // Over https the client wants the absolute URI (the connection may be HTTP/2).
-        let absolute = match base.h1 {
-            Some(_) => None,
-            None => Some(base.absolute(target.clone())?),
+        // Plain http goes straight to the origin over HTTP/1.1: the request
+        // line carries the path and query only. https takes the absolute
+        // URI (the connection may turn out HTTP/2).
+        let via = match &base.h1 {
+            Some(pool) => Via::Pool(pool),
+            None => Via::Client(base.absolute(target.clone())?),
         };
         strip_hop_by_hop(&mut headers);
         match &base.host {
@@ -242,14 +252,12 @@ impl Forwarder {
         // One clock read for both the timeout and `upstream_time`.
         let started = tokio::time::Instant::now();
         let exchange = async {
-            match &base.h1 {
-                // Straight to the origin over HTTP/1.1: the request line
-                // carries the path and query only.
-                Some(pool) => pool.send(&method, target.as_str(), &headers, &body).await.map_err(|e| e.0),
-                None => {
+            match via {
+                Via::Pool(pool) => pool.send(&method, target.as_str(), &headers, &body).await.map_err(|e| e.0),
+                Via::Client(uri) => {
                     let mut request = Request::new(Full::new(body));
                     *request.method_mut() = method;
-                    *request.uri_mut() = absolute.unwrap_or_default();
+                    *request.uri_mut() = uri;
                     *request.headers_mut() = headers;
                     match self.client.request(request).await {
                         Ok(response) => Ok(response.map(UpstreamBody::driven_elsewhere)),
