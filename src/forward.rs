@@ -1,7 +1,9 @@
-//! Forwarding to the data plane: a pooled hyper client (http and https via
-//! rustls with the ring provider), hop-by-hop header hygiene, optional
-//! credential swap, and the mapping of transport failures to 502/504. Any
-//! HTTP answer of the data plane, 5xx included, is passed back unchanged.
+//! Forwarding to the data plane: each worker's own HTTP/1.1 pool for plain
+//! http (`h1pool`), hyper-util's pooled client for https (rustls with the
+//! ring provider; HTTP/2 when ALPN picks it), hop-by-hop header hygiene,
+//! optional credential swap, and the mapping of transport failures to
+//! 502/504. Any HTTP answer of the data plane, 5xx included, is passed back
+//! unchanged.
 
 mod h1pool;
 mod tls;
