@@ -2,18 +2,20 @@
 //!
 //! hyper-util's general client (kept for https, where ALPN may pick HTTP/2)
 //! costs per request a pool keyed by scheme and authority, a connector
-//! clone and a boxed 6.8 KiB future; hyper's connection state machine
-//! under it, a channel to hand each request over, a callback for its
-//! answer and a dispatcher in between. perf put 12% of loggate's CPU at
-//! 20,000 req/s there (about 4 µs per request), the largest single part of
-//! what it spent in user space; with this pool the CPU per request fell
+//! clone and a boxed 6.8 KiB future; under it, hyper's connection state
+//! machine takes each request through a channel, answers through a
+//! callback, with a dispatcher in between. perf put 12% of loggate's CPU
+//! at 20,000 req/s there (about 4 µs per request), the largest single part
+//! of what it spent in user space; with this pool the CPU per request fell
 //! by 2.1 µs (22.4 -> 20.3, paired closed-loop runs). A proxy that forwards
-//! whole, already read bodies needs none of that. A request here takes the most recently used idle
-//! connection of its worker (or opens one), writes its head and body in
-//! one write, and reads the answer's head on the same task; the body is
-//! read by whoever reads the response, and a connection whose body is
-//! complete goes back to the pool. The message format itself is in
-//! `codec` (heads parsed by `httparse`).
+//! whole, already read bodies needs none of that.
+//!
+//! A request here takes the most recently used idle connection of its
+//! worker (or opens one), writes its head and body in one write, and reads
+//! the answer's head on the same task; the body is read by whoever reads
+//! the response, and a connection whose body is complete goes back to the
+//! pool. The message format itself is in `codec` (heads parsed by
+//! `httparse`).
 //!
 //! A request that a reused connection could not even start (not a byte
 //! was written) is retried on another connection; one that was sent is
