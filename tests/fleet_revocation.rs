@@ -57,6 +57,19 @@ impl Bench {
         self.fleet.log_write(1, &self.writer.raw, &self.project_id).await
     }
 
+    /// Writes on replica 2 every `every` until it answers `want`; fails
+    /// with `what` (and the last answer) once `limit` has passed since `since`.
+    async fn await_status_on_replica_2(&self, want: u16, since: Instant, limit: Duration, every: Duration, what: impl Fn() -> String) {
+        loop {
+            let status = self.write_on_replica_2().await;
+            if status == want {
+                return;
+            }
+            assert!(since.elapsed() < limit, "{} (last answer {status})", what());
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// Runs the rounds; returns the sorted lags.
     async fn measure(&self) -> Vec<Duration> {
         let mut lags = Vec::with_capacity(ROUNDS);
@@ -64,29 +77,18 @@ impl Bench {
         for round in 0..ROUNDS {
             let acl = self.grant().await;
             let warm = Instant::now();
-            loop {
-                let status = self.write_on_replica_2().await;
-                if status == 200 {
-                    break;
-                }
-                assert!(warm.elapsed() < WARM_LIMIT, "round {round}: the grant never reached replica 2 (last answer {status})");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            self.await_status_on_replica_2(200, warm, WARM_LIMIT, Duration::from_millis(5), || {
+                format!("round {round}: the grant never reached replica 2")
+            })
+            .await;
             slowest_grant = slowest_grant.max(warm.elapsed());
             assert_eq!(self.write_on_replica_2().await, 200, "cached allow");
             let started = Instant::now();
             self.revoke(&acl).await;
-            loop {
-                let status = self.write_on_replica_2().await;
-                if status == 403 {
-                    break;
-                }
-                assert!(
-                    started.elapsed() < LIMIT,
-                    "round {round}: revocation not effective on replica 2 within {LIMIT:?} (last answer {status})"
-                );
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+            self.await_status_on_replica_2(403, started, LIMIT, Duration::from_millis(2), || {
+                format!("round {round}: revocation not effective on replica 2 within {LIMIT:?}")
+            })
+            .await;
             lags.push(started.elapsed());
         }
         println!("slowest grant to reach replica 2: {slowest_grant:?}");

@@ -125,8 +125,14 @@ impl Idle {
         }
     }
 
-    /// Puts a connection whose exchange is complete back.
-    fn checkin(&self, mut conn: Box<Conn>) {
+    /// Puts a connection whose exchange is complete back, if it can take
+    /// another request: the answer did not end it (`reusable`) and sent no
+    /// more than it framed (anything left over would be read as the next
+    /// answer).
+    fn checkin(&self, mut conn: Box<Conn>, reusable: bool) {
+        if !reusable || !conn.read.is_empty() {
+            return;
+        }
         if conn.read.capacity() > KEEP_BUFFER {
             conn.read = BytesMut::new();
         }
@@ -145,9 +151,7 @@ impl Idle {
         let Head { status, version, headers, mut framing, reusable } = head;
         match framing.take_whole(&mut conn.read) {
             Some(data) => {
-                if reusable && conn.read.is_empty() {
-                    self.checkin(conn);
-                }
+                self.checkin(conn, reusable);
                 response(status, version, headers, UpstreamBody(Inner::Whole((!data.is_empty()).then_some(data))))
             }
             // Not all here yet: the body reads the rest.
@@ -283,14 +287,10 @@ impl Streaming {
         }
     }
 
-    /// The body is complete: its connection can take the next request,
-    /// unless the answer said otherwise or sent more than it framed.
+    /// The body is complete: its connection may take the next request.
     fn finish(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && self.reusable
-            && conn.read.is_empty()
-        {
-            self.idle.checkin(conn);
+        if let Some(conn) = self.conn.take() {
+            self.idle.checkin(conn, self.reusable);
         }
     }
 
@@ -392,6 +392,10 @@ mod tests {
 
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
+    fn pool_on(port: u16) -> H1Pool {
+        H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1))
+    }
+
     async fn get(pool: &H1Pool, port: u16) -> Result<Response<UpstreamBody>, SendError> {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, format!("127.0.0.1:{port}").parse().unwrap());
@@ -406,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_closed_while_idle_is_not_a_failed_request() {
         let (port, accepted) = upstream(OK, 1).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         for _ in 0..5 {
             assert_eq!(&read_all(&pool, port).await[..], b"ok");
             // Let the upstream's close arrive before the next checkout.
@@ -418,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_body_returns_its_connection_for_the_next_request() {
         let (port, accepted) = upstream(OK, usize::MAX).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         for _ in 0..5 {
             assert_eq!(&read_all(&pool, port).await[..], b"ok");
         }
@@ -428,7 +432,7 @@ mod tests {
     #[tokio::test]
     async fn connections_are_driven_by_the_requests_not_by_tasks() {
         let (port, _) = upstream(OK, usize::MAX).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         let metrics = tokio::runtime::Handle::current().metrics();
         let response = get(&pool, port).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -445,7 +449,7 @@ mod tests {
         ] {
             let parts = parts.into_iter().map(Bytes::from_static).collect();
             let (port, accepted) = scripted_upstream(parts, usize::MAX).await;
-            let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+            let pool = pool_on(port);
             for _ in 0..3 {
                 // Each later piece wakes the reader through the connection it polls.
                 assert_eq!(&read_all(&pool, port).await[..], b"abcdef");
@@ -460,7 +464,7 @@ mod tests {
         let body: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
         let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
         let (port, accepted) = scripted_upstream(vec![Bytes::from(head), Bytes::from(body.clone())], usize::MAX).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         for _ in 0..2 {
             let response = get(&pool, port).await.unwrap();
             let mut body_in = response.into_body();
@@ -478,7 +482,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_dropped_before_its_end_closes_its_connection() {
         let (port, accepted) = upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", usize::MAX).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         for _ in 0..2 {
             let response = get(&pool, port).await.unwrap();
             drop(response);
@@ -489,7 +493,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_without_a_body_frees_its_connection_at_once() {
         let (port, accepted) = upstream(b"HTTP/1.1 204 No Content\r\n\r\n", usize::MAX).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         for _ in 0..3 {
             let response = get(&pool, port).await.unwrap();
             assert_eq!(response.status(), 204);
@@ -505,7 +509,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         let e = get(&pool, port).await.unwrap_err();
         assert!(e.0.starts_with("connect:"), "{}", e.0);
     }
@@ -526,7 +530,7 @@ mod tests {
             s.write_all(OK).await.unwrap();
             got
         });
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, "up".parse().unwrap());
         headers.insert(http::header::AUTHORIZATION, "Bearer t".parse().unwrap());
@@ -542,7 +546,7 @@ mod tests {
     #[tokio::test]
     async fn a_whole_small_answer_frees_its_connection_before_the_body_is_read() {
         let (port, accepted) = upstream(OK, usize::MAX).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         let first = get(&pool, port).await.unwrap();
         let second = get(&pool, port).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "the first answer's connection took the second request");
@@ -563,7 +567,7 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA", b"ok"),
         ] {
             let (port, accepted) = upstream(answer, 1).await;
-            let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+            let pool = pool_on(port);
             for _ in 0..2 {
                 assert_eq!(&read_all(&pool, port).await[..], body, "{}", String::from_utf8_lossy(answer));
             }
@@ -580,7 +584,7 @@ mod tests {
             (b"", "connection closed before the response head"),
         ] {
             let (port, accepted) = upstream(answer, 1).await;
-            let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+            let pool = pool_on(port);
             for round in 1..=2 {
                 let e = get(&pool, port).await.unwrap_err();
                 assert_eq!(e.0, error);
@@ -592,7 +596,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_cut_short_is_an_error_when_read() {
         let (port, _) = upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", 1).await;
-        let pool = H1Pool::new("127.0.0.1", port, 8, Duration::from_secs(1));
+        let pool = pool_on(port);
         let body = get(&pool, port).await.unwrap().into_body();
         let e = body.collect().await.unwrap_err();
         assert_eq!(e.to_string(), "connection closed before the end of the body");
