@@ -4,6 +4,7 @@
 //! shutdown on SIGTERM.
 
 mod body;
+mod drain;
 pub mod gateway;
 mod idle;
 mod register;

@@ -3,10 +3,10 @@
 //! read is bounded by `body_read_timeout`.
 
 use crate::error::GatewayError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use std::time::Duration;
 
 /// 413 for a declared `Content-Length` over `max`, before any byte is read.
@@ -21,18 +21,46 @@ pub fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), Gate
     Ok(())
 }
 
-pub async fn read<B>(body: B, headers: &HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, GatewayError>
+/// The whole body. The caller has checked its declared length (at once,
+/// before authentication: see `check_declared_length`).
+pub async fn read<B>(body: B, max: usize, timeout: Duration) -> Result<Bytes, GatewayError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    check_declared_length(headers, max)?;
-    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
-        Err(_) => Err(GatewayError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::PayloadTooLarge { limit: max }),
-        Ok(Err(e)) => Err(GatewayError::bad_request(None, format!("could not read request body: {e}"))),
+    tokio::time::timeout(timeout, collect(body, max)).await.unwrap_or(Err(GatewayError::BodyTimeout))
+}
+
+/// The body in one buffer, refused once it passes `max` bytes. A body of
+/// one data frame (a small body arrives with its head: the usual case) is
+/// returned as it came, without a copy or a list of frames to gather.
+async fn collect<B>(body: B, max: usize) -> Result<Bytes, GatewayError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut joined = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| GatewayError::bad_request(None, format!("could not read request body: {e}")))?;
+        // Trailers carry nothing loggate forwards.
+        let Ok(data) = frame.into_data() else { continue };
+        let len = first.len() + joined.len() + data.len();
+        if len > max {
+            return Err(GatewayError::PayloadTooLarge { limit: max });
+        }
+        if first.is_empty() && joined.is_empty() {
+            first = data;
+        } else {
+            if joined.is_empty() {
+                joined.reserve(len);
+                joined.extend_from_slice(&std::mem::take(&mut first));
+            }
+            joined.extend_from_slice(&data);
+        }
     }
+    Ok(if joined.is_empty() { first } else { joined.freeze() })
 }
 
 /// JSON routes take `application/json` (any parameters) or no Content-Type
@@ -54,20 +82,74 @@ mod tests {
     use http::HeaderValue;
     use http_body_util::Full;
 
-    #[tokio::test]
-    async fn declared_oversize_is_refused_before_reading() {
+    #[test]
+    fn declared_oversize_is_refused() {
         let mut h = HeaderMap::new();
-        h.insert(CONTENT_LENGTH, HeaderValue::from_static("100"));
-        let e = read(Full::new(Bytes::from_static(b"x")), &h, 10, Duration::from_secs(1)).await.unwrap_err();
-        assert_eq!(e.code(), "payload_too_large");
+        assert!(check_declared_length(&h, 10).is_ok());
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
+        assert!(check_declared_length(&h, 10).is_ok());
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("11"));
+        assert_eq!(check_declared_length(&h, 10).unwrap_err().code(), "payload_too_large");
     }
 
     #[tokio::test]
     async fn streamed_oversize_is_refused() {
-        let e = read(Full::new(Bytes::from(vec![b'x'; 11])), &HeaderMap::new(), 10, Duration::from_secs(1)).await.unwrap_err();
+        let e = read(Full::new(Bytes::from(vec![b'x'; 11])), 10, Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(e.code(), "payload_too_large");
-        let ok = read(Full::new(Bytes::from(vec![b'x'; 10])), &HeaderMap::new(), 10, Duration::from_secs(1)).await.unwrap();
+        let ok = read(Full::new(Bytes::from(vec![b'x'; 10])), 10, Duration::from_secs(1)).await.unwrap();
         assert_eq!(ok.len(), 10);
+    }
+
+    /// A body of the given frames (`Err` frames fail the read).
+    fn frames(frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>>) -> http_body_util::StreamBody<impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    const T: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn one_frame_is_returned_without_a_copy() {
+        let data = Bytes::from(vec![b'x'; 100]);
+        let got = read(Full::new(data.clone()), 100, T).await.unwrap();
+        assert_eq!(got.as_ptr(), data.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn frames_are_joined_in_order_and_trailers_ignored() {
+        let body = frames(vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"ab"))),
+            Ok(http_body::Frame::data(Bytes::new())),
+            Ok(http_body::Frame::data(Bytes::from_static(b"cd"))),
+            Ok(http_body::Frame::trailers(HeaderMap::new())),
+            Ok(http_body::Frame::data(Bytes::from_static(b"e"))),
+        ]);
+        assert_eq!(read(body, 5, T).await.unwrap(), Bytes::from_static(b"abcde"));
+        let empty_first = frames(vec![Ok(http_body::Frame::data(Bytes::new())), Ok(http_body::Frame::data(Bytes::from_static(b"z")))]);
+        assert_eq!(read(empty_first, 5, T).await.unwrap(), Bytes::from_static(b"z"));
+        assert_eq!(read(frames(vec![]), 5, T).await.unwrap(), Bytes::new());
+    }
+
+    #[tokio::test]
+    async fn oversize_across_frames_is_refused() {
+        let body = frames(vec![Ok(http_body::Frame::data(Bytes::from_static(b"abc"))), Ok(http_body::Frame::data(Bytes::from_static(b"def")))]);
+        assert_eq!(read(body, 5, T).await.unwrap_err().code(), "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_is_a_bad_request() {
+        let body = frames(vec![Ok(http_body::Frame::data(Bytes::from_static(b"ab"))), Err(std::io::Error::other("reset"))]);
+        let e = read(body, 5, T).await.unwrap_err();
+        assert_eq!(e.code(), "bad_request");
+        assert!(e.to_string().contains("could not read request body: reset"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out() {
+        use futures_util::StreamExt;
+        let first: Result<_, std::io::Error> = Ok(http_body::Frame::data(Bytes::from_static(b"ab")));
+        let stalled = futures_util::stream::iter([first]).chain(futures_util::stream::pending());
+        let e = read(http_body_util::StreamBody::new(stalled), 5, T).await.unwrap_err();
+        assert_eq!(e.code(), "request_timeout");
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Gateway {
         let caller = self.authenticate(&parts.headers, client).await?;
         facts.identity = Some(caller.identity.clone());
 
-        let raw = body::read(incoming, &parts.headers, server.max_body_bytes, server.body_read_timeout).await?;
+        let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
         let targets = self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await?;
         facts.rows = targets.rows;
         if let Err(e) = self.authorize(&caller, &targets.targets).await {
@@ -136,7 +136,7 @@ impl Gateway {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let server = &self.config.server;
-        let raw = body::read(incoming, &parts.headers, server.max_body_bytes, server.body_read_timeout).await?;
+        let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
         let forwarded =
             self.forwarder.send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw).await?;
         self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());

@@ -11,11 +11,11 @@
 //! Shutdown: closing the hand-off channels tells each worker to stop taking
 //! connections and drain its own within `server.shutdown_grace`.
 
+use super::drain::Drain;
 use super::{RequestIds, Shared, WorkerContext, http_builder, idle, serve_request, tls::ReloadingTls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,13 +113,14 @@ impl Worker {
     async fn run(self, mut incoming: mpsc::UnboundedReceiver<Accepted>, request_ids: RequestIds) -> Drained {
         let context = Arc::new(WorkerContext::new(&self.shared, request_ids));
         let builder = Arc::new(http_builder());
-        let graceful = GracefulShutdown::new();
+        let drain = Drain::new();
         while let Some(conn) = incoming.recv().await {
-            self.serve(conn, &context, &builder, &graceful);
+            self.serve(conn, &context, &builder, &drain);
         }
+        drain.start();
         let grace = self.shared.gateway.config.server.shutdown_grace;
         tokio::select! {
-            _ = graceful.shutdown() => Drained::All,
+            _ = drain.drained() => Drained::All,
             _ = tokio::time::sleep(grace) => {
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace elapsed; closing remaining connections");
                 Drained::GraceElapsed
@@ -128,7 +129,7 @@ impl Worker {
     }
 
     /// Serves one connection on this worker's runtime.
-    fn serve(&self, conn: Accepted, context: &Arc<WorkerContext>, builder: &Arc<auto::Builder<TokioExecutor>>, graceful: &GracefulShutdown) {
+    fn serve(&self, conn: Accepted, context: &Arc<WorkerContext>, builder: &Arc<auto::Builder<TokioExecutor>>, drain: &Drain) {
         let Accepted { stream, client, permit } = conn;
         let live = LiveGuard(self.live.clone());
         let stream = match tokio::net::TcpStream::from_std(stream) {
@@ -151,7 +152,7 @@ impl Worker {
         match &self.tls {
             None => {
                 let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
-                let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+                let conn = drain.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
                 tokio::spawn(async move {
                     let _held = (permit, live);
                     let _ = conn.await;
@@ -159,7 +160,7 @@ impl Worker {
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
-                let watcher = graceful.watcher();
+                let ticket = drain.ticket();
                 tokio::spawn(async move {
                     let _held = (permit, live);
                     let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
@@ -172,7 +173,7 @@ impl Worker {
                     };
                     let io = idle::TimedIo::new(stream, activity, timeouts, protocol);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-                    let _ = watcher.watch(conn).await;
+                    let _ = ticket.watch(conn).await;
                 });
             }
         }
