@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::BodyExt;
+use std::task::Poll;
 use std::time::Duration;
 
 /// 413 for a declared `Content-Length` over `max`, before any byte is read.
@@ -28,7 +29,13 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    tokio::time::timeout(timeout, collect(body, max)).await.unwrap_or(Err(GatewayError::BodyTimeout))
+    let mut collecting = std::pin::pin!(collect(body, max));
+    // A small body usually arrived with its head and is read at once,
+    // without setting a timer.
+    if let Poll::Ready(done) = futures_util::poll!(collecting.as_mut()) {
+        return done;
+    }
+    tokio::time::timeout(timeout, collecting).await.unwrap_or(Err(GatewayError::BodyTimeout))
 }
 
 /// The body in one buffer, refused once it passes `max` bytes. A body of
