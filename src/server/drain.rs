@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 /// The drain signal of one worker, shared by its connections.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Drain {
     shared: Arc<Shared>,
 }
@@ -39,7 +39,8 @@ struct State {
     /// Wakers of the live connections that have been polled, by id.
     wakers: HashMap<u64, Waker>,
     next_id: u64,
-    /// Connections watched and not yet finished.
+    /// Tickets not yet dropped (a watched connection holds its ticket
+    /// until it finishes).
     live: usize,
     /// The task waiting in `drained`.
     waiting: Option<Waker>,
