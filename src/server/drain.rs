@@ -162,16 +162,24 @@ mod tests {
 
     type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
-    /// A real HTTP/1 server connection under `drain` whose handler waits
-    /// for `release` (if any) before answering, and a client for it.
-    async fn connection(drain: &Drain, release: Option<oneshot::Receiver<()>>) -> (Sender, tokio::task::JoinHandle<bool>) {
+    /// A request's way through the handler: it says it has arrived, then
+    /// waits to be released.
+    struct Hold {
+        arrived: oneshot::Sender<()>,
+        release: oneshot::Receiver<()>,
+    }
+
+    /// A real HTTP/1 server connection under `drain` whose handler, given a
+    /// `Hold`, holds the first request until released, and a client for it.
+    async fn connection(drain: &Drain, hold: Option<Hold>) -> (Sender, tokio::task::JoinHandle<bool>) {
         let (client, server) = tokio::io::duplex(4096);
-        let release = std::sync::Mutex::new(release);
+        let hold = std::sync::Mutex::new(hold);
         let service = service_fn(move |_: Request<hyper::body::Incoming>| {
-            let wait = release.lock().unwrap().take();
+            let hold = hold.lock().unwrap().take();
             async move {
-                if let Some(wait) = wait {
-                    let _ = wait.await;
+                if let Some(Hold { arrived, release }) = hold {
+                    let _ = arrived.send(());
+                    let _ = release.await;
                 }
                 Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
             }
@@ -201,10 +209,11 @@ mod tests {
     #[tokio::test]
     async fn a_request_in_flight_is_answered_before_the_connection_closes() {
         let drain = Drain::new();
+        let (arrived, has_arrived) = oneshot::channel();
         let (release, wait) = oneshot::channel();
-        let (mut sender, served) = connection(&drain, Some(wait)).await;
+        let (mut sender, served) = connection(&drain, Some(Hold { arrived, release: wait })).await;
         let answer = tokio::spawn(async move { sender.send_request(Request::new(Empty::new())).await.map(|r| r.status()) });
-        tokio::time::sleep(A_WHILE).await;
+        has_arrived.await.unwrap();
         drain.start();
         assert!(tokio::time::timeout(A_WHILE, drain.drained()).await.is_err(), "waits for the request in flight");
         release.send(()).unwrap();
