@@ -47,25 +47,27 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let mut body = std::pin::pin!(body);
+    let mut len = 0;
     let mut first = Bytes::new();
+    // Used from the second non-empty piece on.
     let mut joined = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| GatewayError::bad_request(None, format!("could not read request body: {e}")))?;
         // Trailers carry nothing loggate forwards.
         let Ok(data) = frame.into_data() else { continue };
-        let len = first.len() + joined.len() + data.len();
+        len += data.len();
         if len > max {
             return Err(GatewayError::PayloadTooLarge { limit: max });
         }
-        if first.is_empty() && joined.is_empty() {
+        if first.is_empty() {
             first = data;
-        } else {
-            if joined.is_empty() {
-                joined.reserve(len);
-                joined.extend_from_slice(&std::mem::take(&mut first));
-            }
-            joined.extend_from_slice(&data);
+            continue;
         }
+        if joined.is_empty() {
+            joined.reserve(len);
+            joined.extend_from_slice(&first);
+        }
+        joined.extend_from_slice(&data);
     }
     Ok(if joined.is_empty() { first } else { joined.freeze() })
 }
