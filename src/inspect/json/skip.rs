@@ -1,5 +1,6 @@
 //! Checking a value without building it: an explicit stack (one bit per
-//! level, object or array) instead of recursion, bounded by `MAX_DEPTH`
+//! level, object or array, the innermost in the lowest bit, so a push or a
+//! pop is a one-bit shift) instead of recursion, bounded by `MAX_DEPTH`
 //! counted from the structural depth at which the value starts.
 
 use super::super::MAX_DEPTH;
@@ -8,7 +9,8 @@ use super::{JsonError, Scanner, TOO_DEEP};
 impl Scanner<'_> {
     /// Checks the value at the cursor and moves past it.
     pub fn skip_value(&mut self) -> Result<(), JsonError> {
-        // Bit i of `objects` is set when local level i+1 is an object.
+        // Bit 0 of `objects` is set when the innermost open level is an
+        // object, bit 1 for the one around it, and so on.
         let mut objects: u128 = 0;
         let mut level = 0usize;
         let room = MAX_DEPTH - self.depth;
@@ -21,16 +23,13 @@ impl Scanner<'_> {
                         return Err(self.err(TOO_DEEP));
                     }
                     let is_object = c == b'{';
-                    if is_object {
-                        objects |= 1 << level;
-                    } else {
-                        objects &= !(1 << level);
-                    }
+                    objects = objects << 1 | u128::from(is_object);
                     level += 1;
                     self.pos += 1;
                     let close = if is_object { b'}' } else { b']' };
                     if self.peek()? == close {
                         self.pos += 1;
+                        objects >>= 1;
                         level -= 1;
                     } else {
                         if is_object {
@@ -51,7 +50,7 @@ impl Scanner<'_> {
                 if level == 0 {
                     return Ok(());
                 }
-                let is_object = objects & (1 << (level - 1)) != 0;
+                let is_object = objects & 1 != 0;
                 match self.peek()? {
                     b',' => {
                         self.pos += 1;
@@ -62,10 +61,12 @@ impl Scanner<'_> {
                     }
                     b'}' if is_object => {
                         self.pos += 1;
+                        objects >>= 1;
                         level -= 1;
                     }
                     b']' if !is_object => {
                         self.pos += 1;
+                        objects >>= 1;
                         level -= 1;
                     }
                     _ => {
