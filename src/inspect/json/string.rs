@@ -17,18 +17,22 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// a JSON writer must escape (the access log uses it for that).
 #[inline]
 pub(crate) fn find_special(b: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let q = w ^ (LO * b'"' as u64);
-        let s = w ^ (LO * b'\\' as u64);
-        let flags = ((q.wrapping_sub(LO) & !q)
-            | (s.wrapping_sub(LO) & !s)
-            | (w.wrapping_sub(LO * 0x20) & !w))
-            & HI;
-        if flags != 0 {
-            return i + (flags.trailing_zeros() / 8) as usize;
+    // Bounded by the last whole word's start, not by `i + 8`: one compare
+    // per word, and no overflow check.
+    if let Some(last_word) = b.len().checked_sub(8) {
+        while i <= last_word {
+            let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+            let q = w ^ (LO * b'"' as u64);
+            let s = w ^ (LO * b'\\' as u64);
+            let flags = ((q.wrapping_sub(LO) & !q)
+                | (s.wrapping_sub(LO) & !s)
+                | (w.wrapping_sub(LO * 0x20) & !w))
+                & HI;
+            if flags != 0 {
+                return i + (flags.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
         }
-        i += 8;
     }
     while let Some(&c) = b.get(i) {
         if c == b'"' || c == b'\\' || c < 0x20 {
