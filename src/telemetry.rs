@@ -3,10 +3,9 @@
 //!
 //! The per-request access line (target `loggate::access`) is the one line
 //! written at the request rate, so it is buffered, like nginx's
-//! `access_log … buffer=`: lines collect in memory (a buffer per thread,
-//! as nginx has one per worker) and reach stderr in one write every
-//! `FLUSH_INTERVAL` or `FLUSH_BYTES`, whichever comes first, and before
-//! any other line (so the output stays in order) and at exit.
+//! `access_log … buffer=`: lines collect in memory and reach stderr in one
+//! write every `FLUSH_INTERVAL` or `FLUSH_BYTES`, whichever comes first,
+//! and before any other line (so the output stays in order) and at exit.
 //! Every other line is written at once. Measured on loopback: one write(2)
 //! per request cost about 10% of throughput.
 
@@ -17,7 +16,6 @@ pub use access::AccessRecord;
 use crate::config::LogFormat;
 use parking_lot::Mutex;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 use tracing::{Level, Metadata};
@@ -70,53 +68,30 @@ fn append_access(lines: &[u8]) {
     ACCESS.append(lines, FLUSH_BYTES, &mut io::stderr());
 }
 
-/// Access lines on their way out. Each thread appends to its own shard
-/// (as each nginx worker has its own `access_log` buffer), so workers
-/// serving requests never take the same lock; `writing` is the buffer being
-/// written (empty whenever unlocked). A write takes `writing` while it still
-/// holds its shard, so one shard's lines keep their order, and writes after
-/// releasing the shard, so its thread keeps appending (and serving) while
-/// the output is slow. Lines of different threads may reach the output up
-/// to one flush interval out of timestamp order.
+/// Access lines on their way out: `lines` collects them; `writing` is the
+/// buffer being written (empty whenever unlocked). A flush takes `writing`
+/// while it still holds `lines`, so writes keep the order of the lines,
+/// and writes after releasing `lines`, so workers keep appending (and
+/// serving) while the output is slow.
+#[derive(Default)]
 struct AccessBuffer {
-    shards: [Mutex<Vec<u8>>; SHARDS],
+    lines: Mutex<Vec<u8>>,
     writing: Mutex<Vec<u8>>,
-}
-
-/// More shards than serving threads on most machines; threads past that
-/// share one.
-const SHARDS: usize = 16;
-
-impl Default for AccessBuffer {
-    fn default() -> Self {
-        AccessBuffer { shards: std::array::from_fn(|_| Mutex::default()), writing: Mutex::default() }
-    }
-}
-
-/// This thread's shard: threads take them in turn, the first time they log.
-fn shard_of_this_thread() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    SHARD.with(|s| *s)
 }
 
 impl AccessBuffer {
     fn append(&self, lines: &[u8], flush_at: usize, out: &mut impl Write) {
-        let mut buf = self.shards[shard_of_this_thread()].lock();
+        let mut buf = self.lines.lock();
         buf.extend_from_slice(lines);
         if buf.len() >= flush_at {
             self.write_out(buf, out);
         }
     }
 
-    /// Writes every shard. Also waits for a write already under way, so
-    /// that a line logged next cannot overtake it.
+    /// Also waits for a write already under way, so that a line logged
+    /// next cannot overtake it.
     fn flush(&self, out: &mut impl Write) {
-        for shard in &self.shards {
-            self.write_out(shard.lock(), out);
-        }
+        self.write_out(self.lines.lock(), out);
     }
 
     fn write_out(&self, mut buf: parking_lot::MutexGuard<'_, Vec<u8>>, out: &mut impl Write) {
@@ -213,35 +188,6 @@ mod tests {
         assert_eq!(writer.join().unwrap(), b"1\n");
         buffer.flush(&mut late);
         assert_eq!(late, b"2\n3\n");
-    }
-
-    #[test]
-    fn threads_append_to_their_own_shards_and_a_flush_writes_them_all_in_order() {
-        let buffer = Arc::new(AccessBuffer::default());
-        let mut late = Vec::new();
-        buffer.append(b"main 1\n", usize::MAX, &mut late);
-        let other = {
-            let buffer = buffer.clone();
-            std::thread::spawn(move || {
-                let mut late = Vec::new();
-                buffer.append(b"other 1\n", usize::MAX, &mut late);
-                buffer.append(b"other 2\n", usize::MAX, &mut late);
-                (shard_of_this_thread(), late)
-            })
-        };
-        let (other_shard, other_late) = other.join().unwrap();
-        assert_ne!(other_shard, shard_of_this_thread(), "the second thread to log takes the next shard");
-        buffer.append(b"main 2\n", usize::MAX, &mut late);
-        assert!(late.is_empty() && other_late.is_empty(), "nothing reached the flush threshold");
-        let mut out = Vec::new();
-        buffer.flush(&mut out);
-        let text = String::from_utf8(out).unwrap();
-        let lines_of = |who: &str| text.lines().filter(|l| l.starts_with(who)).collect::<Vec<_>>();
-        assert_eq!(lines_of("main"), ["main 1", "main 2"]);
-        assert_eq!(lines_of("other"), ["other 1", "other 2"]);
-        let mut again = Vec::new();
-        buffer.flush(&mut again);
-        assert!(again.is_empty(), "a flush empties every shard");
     }
 
     #[test]
