@@ -44,6 +44,13 @@ fn depth_edges_objects_and_mixed() {
     let mixed = |d: usize| "[{\"k\":".repeat(d / 2) + "1" + &"}]".repeat(d / 2);
     assert!(ok(&mixed(128)));
     assert!(!ok(&mixed(130)));
+    // The kind of the outermost of 128 open levels is still known when it
+    // closes (it went through 127 shifts of the skipper's stack).
+    let object_first = |d: usize| "{\"k\":[".repeat(d / 2) + "1" + &"]}".repeat(d / 2);
+    assert!(ok(&object_first(128)));
+    let wrong_last = object_first(128).trim_end_matches('}').to_owned() + "]";
+    let err = validate_json(wrong_last.as_bytes()).unwrap_err();
+    assert!(format!("{err}").contains("expected ',' or '}'"), "{err}");
     // Depth counts open containers, not scalars: a scalar at depth 128 is fine.
     assert!(ok(&("[".repeat(128) + "1" + &"]".repeat(128))));
     // Width does not count.
