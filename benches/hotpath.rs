@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use loggate::auth::{Identity, TokenDigest};
-use loggate::authz::{CompiledPolicy, Decision, Principal};
+use loggate_model::{Identity, TokenDigest};
+use loggate_authz::{CompiledPolicy, Decision, Principal};
 use loggate::cache::{DecisionCache, WorkerCache};
-use loggate::inspect::{self, Logs3};
-use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_inspect::{self as inspect, Logs3};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use policy_gen::{Shape, generate, project_id, writable_project};
 
 struct Fixture {
@@ -109,7 +109,7 @@ fn compile(c: &mut Criterion) {
     });
     g.bench_function("parse_and_compile_10k_acls", |b| {
         b.iter(|| {
-            let d: loggate::policy::model::PolicyDoc = serde_json::from_slice(black_box(&json)).expect("valid");
+            let d: loggate_model::doc::PolicyDoc = serde_json::from_slice(black_box(&json)).expect("valid");
             CompiledPolicy::compile(d).map(|_| ())
         })
     });

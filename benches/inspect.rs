@@ -16,10 +16,10 @@ fn body(n: usize) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     for n in [1, 100, 10_000] {
         let b = body(n);
-        assert!(loggate::inspect::logs3(&b).is_ok());
+        assert!(loggate_inspect::logs3(&b).is_ok());
         let mut g = c.benchmark_group(format!("logs3/{n}_rows"));
         g.throughput(Throughput::Bytes(b.len() as u64));
-        g.bench_function("inspect", |bench| bench.iter(|| loggate::inspect::logs3(black_box(&b))));
+        g.bench_function("inspect", |bench| bench.iter(|| loggate_inspect::logs3(black_box(&b))));
         g.bench_function("serde_value", |bench| {
             bench.iter(|| serde_json::from_slice::<Value>(black_box(&b)))
         });

@@ -12,10 +12,10 @@ mod policy_gen;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use loggate::auth::TokenDigest;
-use loggate::authz::{CompiledPolicy, Principal};
+use loggate_model::TokenDigest;
+use loggate_authz::{CompiledPolicy, Principal};
 use loggate::cache::{DecisionCache, DecisionKey};
-use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use policy_gen::{Shape, dataset_id, experiment_id, generate, project_id};
 
 const TOKENS: usize = 10_000;

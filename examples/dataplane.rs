@@ -13,7 +13,7 @@
 #[path = "../tests/support/upstream.rs"]
 mod upstream;
 
-use loggate::policy::model::PolicyDoc;
+use loggate_model::doc::PolicyDoc;
 use std::time::Duration;
 use upstream::{FakeOrg, Upstream};
 

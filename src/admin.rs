@@ -27,7 +27,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(shared: Arc<Shared>, token: Option<String>) -> Self {
-        let token_digest = token.map(|t| crate::auth::TokenDigest::of(&t).0);
+        let token_digest = token.map(|t| loggate_model::TokenDigest::of(&t).0);
         Admin { shared, token_digest }
     }
 
@@ -105,7 +105,7 @@ impl Admin {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or(GatewayError::Unauthenticated("admin API needs Authorization: Bearer <admin token>"))?;
-        let digest = crate::auth::TokenDigest::of(token.trim()).0;
+        let digest = loggate_model::TokenDigest::of(token.trim()).0;
         if bool::from(digest.ct_eq(expected)) {
             Ok(())
         } else {

@@ -24,10 +24,10 @@ mod worker;
 
 pub use worker::WorkerCache;
 
-use crate::auth::{Identity, TokenDigest};
+use loggate_model::{Identity, TokenDigest};
 use decisions::{Decisions, Entry, Found};
-use crate::authz::Decision;
-use crate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_authz::Decision;
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use moka::Expiry;
 use moka::future::Cache;
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -357,7 +357,7 @@ fn below_a_project(t: ObjectType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authz::DenyReason;
+    use loggate_authz::DenyReason;
     use std::convert::Infallible;
     use std::sync::atomic::AtomicUsize;
 

@@ -2,7 +2,7 @@
 //! place (`GatewayError::to_response`) that maps them to a status and the
 //! JSON body of design §5. Handlers never build error responses by hand.
 
-use crate::policy::types::{ObjectRef, Permission};
+use loggate_model::types::{ObjectRef, Permission};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
@@ -158,7 +158,7 @@ impl GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::types::ObjectType;
+    use loggate_model::types::ObjectType;
 
     #[test]
     fn denial_body_names_permission_and_object_not_token() {

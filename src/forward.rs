@@ -5,7 +5,6 @@
 //! 502/504. Any HTTP answer of the data plane, 5xx included, is passed back
 //! unchanged.
 
-mod h1pool;
 mod tls;
 
 use crate::config::{Credentials, UpstreamConfig};
@@ -18,15 +17,15 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use h1pool::H1Pool;
-pub use h1pool::UpstreamBody;
+use loggate_upstream::H1Pool;
+pub use loggate_upstream::UpstreamBody;
 use std::time::Duration;
 
 pub use tls::client_tls_config;
 
 /// Response bodies loggate sends: upstream streams or its own buffers.
 pub type Body = BoxBody<Bytes, BoxError>;
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use loggate_upstream::BoxError;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()

@@ -2,9 +2,6 @@
 //! from (`file`, `postgres`).
 
 pub mod file;
-pub mod model;
 pub mod postgres;
 pub mod store;
-pub mod types;
-pub mod validate;
 pub use store::{PolicyStore, Store, StoreError};

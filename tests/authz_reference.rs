@@ -7,10 +7,10 @@ mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use loggate::auth::TokenDigest;
-use loggate::authz::{CompiledPolicy, Decision, DenyReason, Principal};
-use loggate::policy::model::*;
-use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::TokenDigest;
+use loggate_authz::{CompiledPolicy, Decision, DenyReason, Principal};
+use loggate_model::doc::*;
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use support::reference::{arr, reference};

@@ -1,10 +1,10 @@
 //! Table tests: every rule of the permission model (design §3, seeds 000 and
 //! 004) on small hand-written policies.
 
-use loggate::auth::TokenDigest;
-use loggate::authz::{CompiledPolicy, Decision, DenyReason, Principal};
-use loggate::policy::model::PolicyDoc;
-use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::TokenDigest;
+use loggate_authz::{CompiledPolicy, Decision, DenyReason, Principal};
+use loggate_model::doc::PolicyDoc;
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use serde_json::{Value, json};
 
 use Decision::{Allow, Deny};

@@ -21,8 +21,8 @@
 mod support;
 
 use futures_util::StreamExt;
-use loggate::authz::Decision;
-use loggate::policy::model::PolicyDoc;
+use loggate_authz::Decision;
+use loggate_model::doc::PolicyDoc;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -295,9 +295,9 @@ async fn store_says(fleet: &Fleet, policy: &Value, base: &Base, q: &Question) ->
     let Some((_, user_id, org_id)) = token_identity(policy, &token_sha256(&base.tokens[q.token].raw)) else {
         return "store: no such token".into();
     };
-    let principal = loggate::authz::Principal { user_id, org_id };
-    let object = loggate::policy::types::ObjectRef::new(q.object_type.parse().unwrap(), q.id.as_str());
-    let permission = if q.delete { loggate::policy::types::Permission::Delete } else { loggate::policy::types::Permission::Update };
+    let principal = loggate_authz::Principal { user_id, org_id };
+    let object = loggate_model::types::ObjectRef::new(q.object_type.parse().unwrap(), q.id.as_str());
+    let permission = if q.delete { loggate_model::types::Permission::Delete } else { loggate_model::types::Permission::Update };
     format!("store slice: {:?}", fleet.store.decide(&principal, &object, permission).await)
 }
 

@@ -2,9 +2,9 @@
 //! input either loads or is refused with an error; nothing panics, and
 //! whatever loads is internally consistent.
 
-use loggate::authz::CompiledPolicy;
+use loggate_authz::CompiledPolicy;
 use loggate::config::Config;
-use loggate::policy::model::PolicyDoc;
+use loggate_model::doc::PolicyDoc;
 use proptest::prelude::*;
 
 const EXAMPLE_CONFIG: &str = include_str!("../config/loggate.toml");
@@ -46,7 +46,7 @@ fn load_policy(bytes: &[u8]) {
     let Ok(doc) = serde_json::from_slice::<PolicyDoc>(bytes) else { return };
     if let Ok(policy) = CompiledPolicy::compile(doc.clone()) {
         // A policy that compiles validates, and keeps its document.
-        assert!(loggate::policy::validate::validate(&doc).is_ok());
+        assert!(loggate_model::validate::validate(&doc).is_ok());
         assert_eq!(policy.doc(), &doc);
     }
 }

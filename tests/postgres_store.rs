@@ -4,12 +4,12 @@
 
 mod support;
 
-use loggate::auth::TokenDigest;
-use loggate::authz::{CompiledPolicy, Principal};
+use loggate_model::TokenDigest;
+use loggate_authz::{CompiledPolicy, Principal};
 use loggate::policy::PolicyStore;
-use loggate::policy::model::PolicyDoc;
+use loggate_model::doc::PolicyDoc;
 use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
-use loggate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use support::pg::TestDb;
 use support::policy::PolicyBuilder;
 use std::time::Duration;

@@ -9,8 +9,8 @@
 
 #![allow(dead_code)]
 
-use loggate::auth::TokenDigest;
-use loggate::policy::model::{
+use loggate_model::TokenDigest;
+use loggate_model::doc::{
     Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, ServiceToken, User,
 };
 

@@ -10,9 +10,9 @@
 //! Identities stay in moka (one per token, far fewer).
 
 use super::{DecisionKey, KeyIsHash};
-use crate::auth::Identity;
-use crate::authz::Decision;
-use crate::policy::types::ObjectType;
+use loggate_model::Identity;
+use loggate_authz::Decision;
+use loggate_model::types::ObjectType;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;

@@ -16,9 +16,9 @@
 //! targeted invalidation; the next request refills from the shared cache).
 
 use super::{DecisionCache, DecisionKey, KeyIsHash, Lookup};
-use crate::auth::{Identity, TokenDigest};
-use crate::authz::Decision;
-use crate::policy::types::ObjectRef;
+use loggate_model::{Identity, TokenDigest};
+use loggate_authz::Decision;
+use loggate_model::types::ObjectRef;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
@@ -115,7 +115,7 @@ impl WorkerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::types::{ObjectType, Permission};
+    use loggate_model::types::{ObjectType, Permission};
     use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
@@ -159,7 +159,7 @@ mod tests {
         shared.invalidate_object(ObjectType::Experiment, "elsewhere");
         assert_eq!(ask_decision(&a, &calls, Decision::Allow).await, (Decision::Allow, Lookup::Hit), "refilled from the shared cache");
         shared.invalidate_object(ObjectType::ProjectLog, "p");
-        assert_eq!(ask_decision(&a, &calls, Decision::Deny(crate::authz::DenyReason::MissingPermission)).await.1, Lookup::Miss);
+        assert_eq!(ask_decision(&a, &calls, Decision::Deny(loggate_authz::DenyReason::MissingPermission)).await.1, Lookup::Miss);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 

@@ -2,8 +2,8 @@
 
 use super::load_config;
 use super::policy::with_pg;
-use crate::auth::TokenDigest;
-use crate::authz::{CompiledPolicy, Decision, Principal};
+use loggate_model::TokenDigest;
+use loggate_authz::{CompiledPolicy, Decision, Principal};
 use crate::config::PolicySource;
 use std::process::ExitCode;
 

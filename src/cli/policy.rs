@@ -2,7 +2,7 @@
 
 use super::load_config;
 use crate::config::{Config, PolicySource};
-use crate::policy::model::PolicyDoc;
+use loggate_model::doc::PolicyDoc;
 use crate::policy::postgres::{ImportError, PgStore};
 use std::process::ExitCode;
 

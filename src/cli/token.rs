@@ -1,10 +1,10 @@
 //! `loggate token new`.
 
-use crate::auth::TokenDigest;
+use loggate_model::TokenDigest;
 use std::process::ExitCode;
 
 pub(super) fn token_new(name: &str, org_id: &str, service_account_id: &str) -> ExitCode {
-    let token = crate::auth::token::generate();
+    let token = loggate_model::token::generate();
     let digest = TokenDigest::of(&token).to_hex();
     let entry = serde_json::json!({
         "id": uuid::Uuid::new_v4().to_string(),

@@ -18,7 +18,7 @@
 use super::message::{self, Announcement, Change, ChangeKind};
 use crate::cache::DecisionCache;
 use crate::metrics::Metrics;
-use crate::policy::types::ObjectType;
+use loggate_model::types::ObjectType;
 use std::sync::Arc;
 
 /// More changes than this in one message flush instead: cheaper than that
@@ -174,10 +174,10 @@ pub fn invalidate_change(cache: &DecisionCache, change: &Change) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Identity, TokenDigest};
-    use crate::authz::Decision;
+    use loggate_model::{Identity, TokenDigest};
+    use loggate_authz::Decision;
     use crate::cache::{DecisionKey, Lookup};
-    use crate::policy::types::{ObjectRef, Permission};
+    use loggate_model::types::{ObjectRef, Permission};
     use std::convert::Infallible;
     use std::time::Duration;
 

@@ -4,10 +4,10 @@
 //! keeps serving.
 
 use super::store::{PolicyStore, StoreError};
-use crate::auth::{Identity, TokenDigest};
-use crate::authz::{CompiledPolicy, Decision, Explanation, Principal};
-use crate::policy::model::{PolicyDoc, Project};
-use crate::policy::types::{ObjectRef, Permission};
+use loggate_model::{Identity, TokenDigest};
+use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_model::doc::{PolicyDoc, Project};
+use loggate_model::types::{ObjectRef, Permission};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub enum LoadError {
     #[error("policy file {path} is not valid JSON: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
     #[error("policy file {path} is invalid: {errors}")]
-    Invalid { path: PathBuf, errors: crate::policy::validate::PolicyErrors },
+    Invalid { path: PathBuf, errors: loggate_model::validate::PolicyErrors },
 }
 
 /// Reads and compiles a policy file.

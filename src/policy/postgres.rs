@@ -22,10 +22,10 @@ pub use migrate::MIGRATIONS;
 pub use pool::{Conn, MAX_CONNECTIONS};
 
 use super::store::{PolicyStore, StoreError};
-use crate::auth::{Identity, TokenDigest};
-use crate::authz::{CompiledPolicy, Decision, Explanation, Principal};
-use crate::policy::model::{PolicyDoc, Project};
-use crate::policy::types::{ObjectRef, Permission};
+use loggate_model::{Identity, TokenDigest};
+use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_model::doc::{PolicyDoc, Project};
+use loggate_model::types::{ObjectRef, Permission};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -199,7 +199,7 @@ impl PgStore {
     /// revision, none if nothing changed); `replace` also deletes every row
     /// the document does not contain. Returns the revision in force after.
     pub async fn import(&self, doc: &PolicyDoc, replace: bool) -> Result<u64, ImportError> {
-        crate::policy::validate::validate(doc).map_err(ImportError::Invalid)?;
+        loggate_model::validate::validate(doc).map_err(ImportError::Invalid)?;
         let rows = doc::Rows::of(doc).map_err(ImportError::Invalid)?;
         let revision = self
             .bounded(BULK_TIMEOUT.max(self.timeout), async {

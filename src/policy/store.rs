@@ -4,10 +4,10 @@
 
 use super::file::FileStore;
 use super::postgres::PgStore;
-use crate::auth::{Identity, TokenDigest};
-use crate::authz::{Decision, Explanation, Principal};
-use crate::policy::model::Project;
-use crate::policy::types::{ObjectRef, Permission};
+use loggate_model::{Identity, TokenDigest};
+use loggate_authz::{Decision, Explanation, Principal};
+use loggate_model::doc::Project;
+use loggate_model::types::{ObjectRef, Permission};
 use std::future::Future;
 
 /// The store could not answer: the caller must fail closed.

@@ -7,16 +7,16 @@ use super::body;
 use super::register;
 use super::rewrite;
 use super::routes::{self, Route};
-use crate::auth::{Identity, TokenDigest, TokenKind, parse_authorization};
-use crate::authz::{Decision, DenyReason, Principal};
+use loggate_model::{Identity, TokenDigest, TokenKind, parse_authorization};
+use loggate_authz::{Decision, DenyReason, Principal};
 use crate::cache::{DecisionCache, DecisionKey, Lookup, WorkerCache};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::forward::{self, Body, Forwarder};
-use crate::inspect::{self, Logs3, Target, Targets};
+use loggate_inspect::{self as inspect, Logs3, Target, Targets};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, RequestMetrics};
-use crate::policy::types::{ObjectRef, Permission};
+use loggate_model::types::{ObjectRef, Permission};
 use crate::policy::{PolicyStore, Store};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
@@ -353,8 +353,8 @@ fn request_path(uri: &http::Uri) -> &PathAndQuery {
     uri.path_and_query().unwrap_or(&ROOT)
 }
 
-fn bearer_message(e: crate::auth::BearerError) -> &'static str {
-    use crate::auth::BearerError::*;
+fn bearer_message(e: loggate_model::BearerError) -> &'static str {
+    use loggate_model::BearerError::*;
     match e {
         Missing => "missing Authorization header",
         Repeated => "more than one Authorization header",

@@ -4,18 +4,18 @@
 
 use super::gateway::{Caller, Gateway};
 use super::routes::Route;
-use crate::authz::DenyReason;
+use loggate_authz::DenyReason;
 use crate::error::GatewayError;
-use crate::inspect::{Target, Targets};
+use loggate_inspect::{Target, Targets};
 use crate::policy::PolicyStore;
-use crate::policy::model::Project;
-use crate::policy::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::doc::Project;
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use serde_json::Value;
 
 /// Parses a small JSON object body after the full "Bodies" checks of the
 /// contract (UTF-8, depth, syntax of every value).
 fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayError> {
-    crate::inspect::validate_json(body)?;
+    loggate_inspect::validate_json(body)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(GatewayError::bad_request(None, "body must be a JSON object")),
@@ -88,8 +88,8 @@ pub async fn any_on_project(gw: &Gateway, caller: &Caller, project_id: &str) -> 
     for object in [&project, &log] {
         for permission in Permission::ALL {
             match gw.decide(caller, object, permission).await? {
-                crate::authz::Decision::Allow => return Ok(Targets::default()),
-                crate::authz::Decision::Deny(r) => reason = r,
+                loggate_authz::Decision::Allow => return Ok(Targets::default()),
+                loggate_authz::Decision::Deny(r) => reason = r,
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::error::GatewayError;
 use crate::forward::Upstream;
-use crate::policy::types::{ObjectRef, ObjectType};
+use loggate_model::types::{ObjectRef, ObjectType};
 use http::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -115,7 +115,7 @@ fn escape_into(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let mut start = 0;
     loop {
-        let i = crate::inspect::find_special(b, start);
+        let i = loggate_inspect::find_special(b, start);
         out.push_str(&s[start..i]);
         let Some(&c) = b.get(i) else { return };
         match c {

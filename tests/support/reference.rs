@@ -4,7 +4,7 @@
 //! of the fast path on purpose; `authz_reference` compares the two on
 //! random policies, `fleet_property` compares it with live replicas.
 
-use loggate::authz::{Decision, DenyReason};
+use loggate_authz::{Decision, DenyReason};
 use serde_json::Value;
 use std::collections::HashSet;
 

@@ -4,7 +4,7 @@
 use super::{ApiRequest, Fields, Filter, Query, bad, body_object, in_transaction, limit_sql, lock_name, new_id, not_allowed, not_found, resolve_org, truncate, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
-use crate::policy::types::{ObjectType, Permission};
+use loggate_model::types::{ObjectType, Permission};
 use http::Method;
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};

@@ -5,7 +5,7 @@
 use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction, limit_sql, not_allowed, not_found, org_filter, resolve_org, ts};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
-use crate::policy::types::{ObjectType, Permission};
+use loggate_model::types::{ObjectType, Permission};
 use http::Method;
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};

@@ -8,7 +8,7 @@
 //! way to get one through the API).
 
 use super::{ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, new_id, not_allowed, not_found, org_filter, resolve_org, ts};
-use crate::auth::TokenDigest;
+use loggate_model::TokenDigest;
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use http::Method;
@@ -58,7 +58,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let name = f.req_str("name")?;
             let org_name = f.opt_str("org_name")?;
             let account = f.opt_nonempty("service_account_id")?;
-            let token = crate::auth::token::generate();
+            let token = loggate_model::token::generate();
             let digest = TokenDigest::of(&token).to_hex();
             let mut created = in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;

@@ -3,10 +3,10 @@
 //! one transaction, optionally deleting what the document lacks).
 
 use super::timestamp;
-use crate::policy::model::*;
+use loggate_model::doc::*;
 use crate::policy::store::StoreError;
-use crate::policy::types::ObjectType;
-use crate::policy::validate::{PolicyError, PolicyErrors};
+use loggate_model::types::ObjectType;
+use loggate_model::validate::{PolicyError, PolicyErrors};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use tokio_postgres::{Client, Error, IsolationLevel};

@@ -5,9 +5,9 @@
 //! small, valid `PolicyDoc` on which the pure evaluator gives the same
 //! answer as on the whole policy.
 
-use crate::authz::Principal;
-use crate::policy::model::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, User};
-use crate::policy::types::{ObjectRef, ObjectType};
+use loggate_authz::Principal;
+use loggate_model::doc::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, User};
+use loggate_model::types::{ObjectRef, ObjectType};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::{Client, Error};

@@ -1,0 +1,15 @@
+//! loggate's typed policy model: the bottom of the workspace.
+//!
+//! The vocabularies of the permission model (permissions, object types,
+//! object references), the policy document in the Braintrust object shapes,
+//! the rules an entry must keep to be loaded, and the token digest and
+//! identity a request acts as. Depends on no other crate of the workspace.
+
+pub mod doc;
+pub mod identity;
+pub mod token;
+pub mod types;
+pub mod validate;
+
+pub use identity::Identity;
+pub use token::{BearerError, TokenDigest, TokenKind, parse_authorization};
