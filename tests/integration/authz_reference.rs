@@ -3,8 +3,6 @@
 //! from the contract text alone) with the fast path
 //! (`CompiledPolicy::decide`) on random policies and requests.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use loggate_model::TokenDigest;
@@ -13,7 +11,7 @@ use loggate_model::doc::*;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use support::reference::{arr, reference};
+use crate::support::reference::{arr, reference};
 
 // ---------------------------------------------------------------------------
 // Random policies, from a tape of random numbers (shrinks towards zeros,

@@ -3,15 +3,13 @@
 //! inputs as 400 naming the field, 401/404/405, and the end-to-end story of
 //! a revoked ACL and of a store that went away.
 
-mod support;
-
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::gateway::{Gateway, GatewayBuilder};
-use support::pg::{Relay, SpecSchemas, TestDb};
-use support::policy::PolicyBuilder;
-use support::upstream::Upstream;
+use crate::support::gateway::{Gateway, GatewayBuilder};
+use crate::support::pg::{Relay, SpecSchemas, TestDb};
+use crate::support::policy::PolicyBuilder;
+use crate::support::upstream::Upstream;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
 
@@ -97,7 +95,7 @@ struct Fixture {
     policy: PolicyBuilder,
     org: String,
     project: String,
-    writer: support::policy::Token,
+    writer: crate::support::policy::Token,
     writer_acl: String,
 }
 
@@ -133,7 +131,7 @@ async fn acl_endpoints() {
     assert_eq!((st, v["error"]["field"].clone()), (StatusCode::BAD_REQUEST, json!("object_type")));
 
     // Every AclObjectType and Permission value of the spec is accepted.
-    let spec = support::pg::openapi_spec();
+    let spec = crate::support::pg::openapi_spec();
     for t in spec["components"]["schemas"]["AclObjectType"]["enum"].as_array().unwrap() {
         let object_id = match t.as_str().unwrap() {
             "organization" | "org_member" | "org_project" | "org_audit_logs" => f.org.clone(),
@@ -272,7 +270,7 @@ async fn group_role_token_and_project_endpoints() {
     assert_eq!(created["preview_name"], format!("{}…", &key[..10]));
     let c = w._db.client().await;
     let stored: String = c.query_one("SELECT token_sha256 FROM service_tokens WHERE id = $1", &[&created["id"].as_str().unwrap()]).await.unwrap().get(0);
-    assert_eq!(stored, support::policy::token_sha256(key));
+    assert_eq!(stored, crate::support::policy::token_sha256(key));
     let dump: String = c.query_one("SELECT string_agg(t::text, ' ') FROM service_tokens t", &[]).await.unwrap().get(0);
     assert!(!dump.contains(&key[6..]), "the raw token is never stored");
     // The new token acts as its service account: the writer's ACL applies.

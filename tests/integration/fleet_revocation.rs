@@ -8,16 +8,14 @@
 //! effect within 2 s (the 250 ms goal is for a quiet, dedicated machine).
 //!
 //! Run: `cargo nextest run --test fleet_revocation --no-capture` (the fleet
-//! is `support::fleet`: a fresh database on `LOGGATE_TEST_PG`, default
+//! is `crate::support::fleet`: a fresh database on `LOGGATE_TEST_PG`, default
 //! `postgres://postgres@127.0.0.1:5432`; Redis and NATS are private servers
 //! on free ports).
 
-mod support;
-
 use reqwest::Method;
 use std::time::{Duration, Instant};
-use support::fleet::{Fleet, FleetBuilder};
-use support::policy::{PolicyBuilder, Token};
+use crate::support::fleet::{Fleet, FleetBuilder};
+use crate::support::policy::{PolicyBuilder, Token};
 
 const ROUNDS: usize = 100;
 const LIMIT: Duration = Duration::from_secs(2);

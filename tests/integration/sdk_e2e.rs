@@ -6,13 +6,11 @@
 //! prove the fake answers like Braintrust closely enough for the SDKs to
 //! finish, so that a failure of the gateway cases is loggate's.
 
-mod support;
-
 use serde_json::Value;
-use support::gateway::{Gateway, GatewayBuilder};
-use support::policy::{PolicyBuilder, Token, new_token};
-use support::sdk::{self, Sdk, SdkRun};
-use support::upstream::Upstream;
+use crate::support::gateway::{Gateway, GatewayBuilder};
+use crate::support::policy::{PolicyBuilder, Token, new_token};
+use crate::support::sdk::{self, Sdk, SdkRun};
+use crate::support::upstream::Upstream;
 
 const PROJECT: &str = "checkout";
 
@@ -144,7 +142,7 @@ async fn fake_upstream_denial_surfaces(sdk: Sdk, status: u16) {
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
     let path = if status == 401 { "/api/apikey/login" } else { "/logs3" };
     let body = format!(r#"{{"error":{{"code":"x","message":"fake {status}"}}}}"#);
-    upstream.set_fault(path, support::upstream::Fault::Status(status, body));
+    upstream.set_fault(path, crate::support::upstream::Fault::Status(status, body));
     let run = sdk::run(sdk, &w.writer.raw, &upstream.url, Some(&upstream.url), PROJECT).await;
     trace(&run, &upstream);
     assert!(!run.success(), "{}", run.describe());
@@ -300,7 +298,7 @@ async fn login_response_is_rewritten_to_the_public_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_upstream_fault_modes() {
     use std::time::{Duration, Instant};
-    use support::upstream::Fault;
+    use crate::support::upstream::Fault;
     let upstream = Upstream::start(world().policy.upstream_orgs()).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     let post = || client.post(format!("{}/logs3", upstream.url)).body(r#"{"rows":[],"api_version":2}"#).send();

@@ -7,8 +7,8 @@ use loggate::config::Config;
 use loggate_model::doc::PolicyDoc;
 use proptest::prelude::*;
 
-const EXAMPLE_CONFIG: &str = include_str!("../config/loggate.toml");
-const EXAMPLE_POLICY: &str = include_str!("../config/policy.json");
+const EXAMPLE_CONFIG: &str = include_str!("../../config/loggate.toml");
+const EXAMPLE_POLICY: &str = include_str!("../../config/policy.json");
 
 /// Byte-level mutations of a valid input: flips, deletions, insertions
 /// and truncation, so inputs stay close to the grammar.

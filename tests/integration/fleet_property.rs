@@ -18,8 +18,6 @@
 //!
 //! Cases: `PROPTEST_CASES` (default 8, ~3 s each).
 
-mod support;
-
 use futures_util::StreamExt;
 use loggate_authz::Decision;
 use loggate_model::doc::PolicyDoc;
@@ -30,9 +28,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
-use support::fleet::{Fleet, FleetBuilder, row};
-use support::policy::{PolicyBuilder, Token, token_sha256};
-use support::reference::{reference, token_identity};
+use crate::support::fleet::{Fleet, FleetBuilder, row};
+use crate::support::policy::{PolicyBuilder, Token, token_sha256};
+use crate::support::reference::{reference, token_identity};
 
 const PERMS: [&str; 4] = ["update", "delete", "read", "create"];
 const RESTRICTS: [&str; 5] = ["project_log", "experiment", "dataset", "project", "organization"];

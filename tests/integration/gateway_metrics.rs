@@ -2,10 +2,8 @@
 //! row counters carry the contract names and closed label values; no token
 //! text ever appears.
 
-mod support;
-
-use support::http;
-use support::world::{World, log_row};
+use crate::support::http;
+use crate::support::world::{World, log_row};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_denials_cache_and_rows_without_token_text() {
@@ -18,11 +16,11 @@ async fn metrics_count_requests_denials_cache_and_rows_without_token_text() {
     w.error(&r, 403, "permission_denied");
     let r = http::send(w.request(reqwest::Method::POST, "/logs3", &w.unknown).body("{}")).await;
     w.error(&r, 401, "unauthenticated");
-    let r = w.logs3(&w.writer, vec![log_row(&support::policy::new_id())]).await;
+    let r = w.logs3(&w.writer, vec![log_row(&crate::support::policy::new_id())]).await;
     w.error(&r, 403, "unknown_object");
 
     let text = w.gw.metrics().await;
-    let m = |s: &str| support::gateway::metric_value(&text, s);
+    let m = |s: &str| crate::support::gateway::metric_value(&text, s);
     assert_eq!(m(r#"loggate_requests_total{route="logs3",status="200"}"#), 2.0, "{text}");
     assert_eq!(m(r#"loggate_requests_total{route="logs3",status="403"}"#), 2.0);
     assert_eq!(m(r#"loggate_requests_total{route="logs3",status="401"}"#), 1.0);

@@ -3,16 +3,14 @@
 //! and credential swap (`check`/`serve` refuse a missing upstream token
 //! naming the variable; the data plane only ever sees loggate's token).
 
-mod support;
-
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::gateway::{GatewayBuilder, loggate_bin, toml_escape};
-use support::policy::{PolicyBuilder, token_sha256};
-use support::upstream::Upstream;
-use support::minimal::world;
+use crate::support::gateway::{GatewayBuilder, loggate_bin, toml_escape};
+use crate::support::policy::{PolicyBuilder, token_sha256};
+use crate::support::upstream::Upstream;
+use crate::support::minimal::world;
 
 fn loggate(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(loggate_bin());

@@ -4,14 +4,12 @@
 //! caps (503 `overloaded`), and the connection clocks: `idle_timeout`,
 //! `header_read_timeout`, `body_read_timeout`, with thousands of idle sockets.
 
-mod support;
-
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use support::gateway::{Gateway, GatewayBuilder};
-use support::raw::RawConn;
-use support::upstream::{Fault, Upstream};
-use support::minimal::{World, world};
+use crate::support::gateway::{Gateway, GatewayBuilder};
+use crate::support::raw::RawConn;
+use crate::support::upstream::{Fault, Upstream};
+use crate::support::minimal::{World, world};
 
 async fn start(w: &World, builder: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> (Upstream, Gateway) {
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;

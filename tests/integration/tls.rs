@@ -3,17 +3,15 @@
 //! no plain HTTP, `check` refuses a mismatched pair) and the data plane
 //! connection (`upstream.ca_file`, client certificates).
 
-mod support;
-
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::gateway::{GatewayBuilder, loggate_bin};
-use support::tls::{TestCa, get, https_request};
-use support::upstream::Upstream;
-use support::minimal::world;
+use crate::support::gateway::{GatewayBuilder, loggate_bin};
+use crate::support::tls::{TestCa, get, https_request};
+use crate::support::upstream::Upstream;
+use crate::support::minimal::world;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn post_logs3(token: &str, body: &str) -> Request<Full<Bytes>> {
@@ -146,7 +144,7 @@ fn check_rejects_a_key_that_does_not_match_the_certificate() {
 }
 
 /// A TLS data plane with its own CA; `mtls` makes it require client certificates.
-async fn tls_upstream(w: &support::minimal::World, ca: &TestCa, mtls: bool) -> Upstream {
+async fn tls_upstream(w: &crate::support::minimal::World, ca: &TestCa, mtls: bool) -> Upstream {
     Upstream::start_tls(w.policy.upstream_orgs(), ca.server_config(&ca.server("data plane"), mtls)).await
 }
 

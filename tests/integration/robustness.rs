@@ -3,16 +3,14 @@
 //! unchecked reaches the data plane, memory stays bounded, and the gateway
 //! keeps serving afterwards.
 
-mod support;
-
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use support::http::{self, RawOutcome, assert_error_body, raw_exchange, raw_request, read_response};
-use support::upstream::{Fault, GarbageUpstream};
-use support::world::{World, log_row};
+use crate::support::http::{self, RawOutcome, assert_error_body, raw_exchange, raw_request, read_response};
+use crate::support::upstream::{Fault, GarbageUpstream};
+use crate::support::world::{World, log_row};
 use tokio::io::AsyncWriteExt;
 
 fn logs3_body(rows: Vec<serde_json::Value>) -> Vec<u8> {
@@ -103,7 +101,7 @@ async fn a_10_mb_string_is_forwarded_whole_under_the_limit_and_413_over_it() {
 async fn a_10k_row_batch_is_authorized_and_forwarded() {
     let w = world().await;
     let mut rows: Vec<_> = (0..10_000).map(|_| log_row(&w.project)).collect();
-    rows[9_999] = support::world::experiment_row(&w.experiment);
+    rows[9_999] = crate::support::world::experiment_row(&w.experiment);
     let started = Instant::now();
     let r = w.logs3(&w.writer, rows).await;
     assert_eq!(r.status, 200, "{}", r.text());

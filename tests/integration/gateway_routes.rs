@@ -3,17 +3,15 @@
 //! short story; most end by checking that the gateway still serves a good
 //! request and never printed a token.
 
-mod support;
-
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};
-use support::http::{self, assert_error_body, raw_exchange, raw_request};
-use support::policy::new_id;
-use support::upstream::Fault;
-use support::world::{DATASET_NAME, EXPERIMENT_NAME, ORG_NAME, PROJECT_NAME, World, dataset_row, experiment_row, log_row};
+use crate::support::http::{self, assert_error_body, raw_exchange, raw_request};
+use crate::support::policy::new_id;
+use crate::support::upstream::Fault;
+use crate::support::world::{DATASET_NAME, EXPERIMENT_NAME, ORG_NAME, PROJECT_NAME, World, dataset_row, experiment_row, log_row};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::fast());

@@ -135,7 +135,7 @@ impl Upstream {
     }
 
     /// Starts the fake behind TLS with this server config (see
-    /// `support::tls::TestCa::server_config`); its URL is `https://127.0.0.1:PORT`.
+    /// `crate::support::tls::TestCa::server_config`); its URL is `https://127.0.0.1:PORT`.
     /// A client whose handshake fails is simply dropped (and not recorded).
     pub async fn start_tls(orgs: Vec<FakeOrg>, config: rustls::ServerConfig) -> Upstream {
         Self::start_with("127.0.0.1:0", orgs, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await

@@ -2,16 +2,14 @@
 //! by triggers, import/export, and decisions equal to the pure evaluator's
 //! on the whole policy.
 
-mod support;
-
 use loggate_model::TokenDigest;
 use loggate_authz::{CompiledPolicy, Principal};
 use loggate::policy::PolicyStore;
 use loggate_model::doc::PolicyDoc;
 use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
-use support::pg::TestDb;
-use support::policy::PolicyBuilder;
+use crate::support::pg::TestDb;
+use crate::support::policy::PolicyBuilder;
 use std::time::Duration;
 
 async fn store(db: &TestDb) -> PgStore {
@@ -22,7 +20,7 @@ async fn store(db: &TestDb) -> PgStore {
 
 /// A policy exercising every rule: nested groups with a cycle, nested
 /// roles, restrictions, two organizations (tests mark `projects[2]` deleted).
-fn world() -> (PolicyBuilder, Vec<support::policy::Token>, Vec<ObjectRef>) {
+fn world() -> (PolicyBuilder, Vec<crate::support::policy::Token>, Vec<ObjectRef>) {
     let mut p = PolicyBuilder::new();
     let acme = p.org("acme");
     let other = p.org("other");

@@ -6,15 +6,13 @@
 //!
 //! Without the binaries the tests are skipped locally and fail under CI.
 
-mod support;
-
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::gateway::GatewayBuilder;
-use support::upstream::Upstream;
-use support::minimal::world;
+use crate::support::gateway::GatewayBuilder;
+use crate::support::upstream::Upstream;
+use crate::support::minimal::world;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

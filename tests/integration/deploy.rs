@@ -4,15 +4,13 @@
 //! has its contract lines; and every query of the Grafana dashboard names
 //! a series loggate really exports (checked against a live `/metrics`).
 
-mod support;
-
 use loggate::config::Config;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use support::gateway::GatewayBuilder;
-use support::upstream::Upstream;
-use support::minimal::world;
+use crate::support::gateway::GatewayBuilder;
+use crate::support::upstream::Upstream;
+use crate::support::minimal::world;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo(path: &str) -> PathBuf {

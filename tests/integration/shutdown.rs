@@ -2,12 +2,10 @@
 //! SIGTERM `/readyz` turns 503 at once, new connections are refused, the
 //! request in flight completes, and the process exits 0 within the grace.
 
-mod support;
-
 use std::time::{Duration, Instant};
-use support::gateway::GatewayBuilder;
-use support::upstream::{Fault, Upstream};
-use support::minimal::world;
+use crate::support::gateway::GatewayBuilder;
+use crate::support::upstream::{Fault, Upstream};
+use crate::support::minimal::world;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_request_in_flight_and_exits_0() {

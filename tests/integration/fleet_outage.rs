@@ -8,11 +8,9 @@
 //!   before — and `/readyz` 503;
 //! - both back: normal service, revisions flow through the feed again.
 
-mod support;
-
 use std::time::{Duration, Instant};
-use support::fleet::{Fleet, FleetBuilder, row};
-use support::policy::PolicyBuilder;
+use crate::support::fleet::{Fleet, FleetBuilder, row};
+use crate::support::policy::PolicyBuilder;
 
 const MAX_STALENESS: Duration = Duration::from_millis(500);
 
@@ -73,7 +71,7 @@ async fn feed_down_bounds_staleness_and_store_down_fails_closed() {
     while Instant::now() < until {
         assert_unavailable(&fleet, &writer.raw, &project, "revoked writer").await;
         assert_unavailable(&fleet, &unseen.raw, &project, "a valid token never seen before").await;
-        assert_unavailable(&fleet, &support::policy::new_token(), &project, "an unknown token").await;
+        assert_unavailable(&fleet, &crate::support::policy::new_token(), &project, "an unknown token").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (status, ready) = fleet.readyz(0).await;

@@ -1,0 +1,18 @@
+//! Test harness shared by the integration tests: a recording fake data plane,
+//! the real `loggate` binary started against a generated config, and a policy
+//! builder.
+#![allow(dead_code)]
+
+pub mod feeds;
+pub mod fleet;
+pub mod reference;
+pub mod gateway;
+pub mod http;
+pub mod pg;
+pub mod policy;
+pub mod raw;
+pub mod sdk;
+pub mod tls;
+pub mod upstream;
+pub mod minimal;
+pub mod world;
