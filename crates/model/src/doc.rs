@@ -1,14 +1,25 @@
-//! The policy document: Braintrust object shapes (see the OpenAPI spec) as
-//! they appear in the policy file (design §7) and in the admin API.
+//! The policy document: Braintrust object shapes (the REST API's `Acl`,
+//! `Group`, `Role`, `ServiceToken`, …) as they appear in the policy file and
+//! in the admin API.
 //!
-//! These are plain data. Validation lives in `policy::validate`; evaluation
-//! works on the compiled form in `authz`.
+//! Read strictly: every entry rejects fields it does not know. Known fields
+//! are loggate's own and those of the Braintrust schema for the same object;
+//! the schema's fields loggate has no use for (`created`, `user_id` on a
+//! project, …) are accepted and dropped. Permissions, object types, digests
+//! and timestamps are typed, so a misspelling is an error at the entry it
+//! sits in, never a silently widened grant. The rules between entries
+//! (references, organizations, one principal per ACL) are `load`'s.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-/// The whole policy as one document: the policy-file shape of design §7.
+use crate::timestamp::Timestamp;
+use crate::token::TokenDigest;
+use crate::types::{ObjectType, Permission};
+
+/// The whole policy as one document: the policy-file shape.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PolicyDoc {
     pub organizations: Vec<Organization>,
     pub projects: Vec<Project>,
@@ -21,48 +32,232 @@ pub struct PolicyDoc {
     pub service_tokens: Vec<ServiceToken>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Organization {
-    pub id: String,
-    pub name: String,
+/// A field of the Braintrust schema that loggate accepts and drops.
+type Ignored = Option<IgnoredAny>;
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    /// Whether creating a project, experiment or dataset through loggate
+    /// gives the creator every permission on it (as Braintrust does).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub creator_grants: bool,
+    #[serde(default, skip_serializing)]
+    pub api_url: Ignored,
+    #[serde(default, skip_serializing)]
+    pub is_universal_api: Ignored,
+    #[serde(default, skip_serializing)]
+    pub is_dataplane_private: Ignored,
+    #[serde(default, skip_serializing)]
+    pub proxy_url: Ignored,
+    #[serde(default, skip_serializing)]
+    pub realtime_url: Ignored,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub image_rendering_mode: Ignored,
+}
+
+impl Organization {
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Organization {
+            id: id.into(),
+            name: name.into(),
+            creator_grants: true,
+            api_url: None,
+            is_universal_api: None,
+            is_dataplane_private: None,
+            proxy_url: None,
+            realtime_url: None,
+            created: None,
+            image_rendering_mode: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Project {
     pub id: String,
     pub org_id: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Soft deletion: a deleted project and its objects are no longer writable.
+    /// Soft deletion: a deleted project and its objects are unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted_at: Option<String>,
+    pub deleted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub user_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub settings: Ignored,
+}
+
+impl Project {
+    pub fn new(id: impl Into<String>, org_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Project {
+            id: id.into(),
+            org_id: org_id.into(),
+            name: name.into(),
+            description: None,
+            deleted_at: None,
+            created: None,
+            user_id: None,
+            settings: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Experiment {
     pub id: String,
     pub project_id: String,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing)]
+    pub description: Ignored,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub repo_info: Ignored,
+    #[serde(default, skip_serializing)]
+    pub commit: Ignored,
+    #[serde(default, skip_serializing)]
+    pub base_exp_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub dataset_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub dataset_version: Ignored,
+    #[serde(default, skip_serializing)]
+    pub internal_metadata: Ignored,
+    #[serde(default, skip_serializing)]
+    pub parameters_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub parameters_version: Ignored,
+    #[serde(default, skip_serializing)]
+    pub public: Ignored,
+    #[serde(default, skip_serializing)]
+    pub user_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub metadata: Ignored,
+    #[serde(default, skip_serializing)]
+    pub tags: Ignored,
+}
+
+impl Experiment {
+    pub fn new(id: impl Into<String>, project_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Experiment {
+            id: id.into(),
+            project_id: project_id.into(),
+            name: name.into(),
+            deleted_at: None,
+            description: None,
+            created: None,
+            repo_info: None,
+            commit: None,
+            base_exp_id: None,
+            dataset_id: None,
+            dataset_version: None,
+            internal_metadata: None,
+            parameters_id: None,
+            parameters_version: None,
+            public: None,
+            user_id: None,
+            metadata: None,
+            tags: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dataset {
     pub id: String,
     pub project_id: String,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing)]
+    pub description: Ignored,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub user_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub tags: Ignored,
+    #[serde(default, skip_serializing)]
+    pub metadata: Ignored,
+    #[serde(default, skip_serializing)]
+    pub url_slug: Ignored,
+}
+
+impl Dataset {
+    pub fn new(id: impl Into<String>, project_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Dataset {
+            id: id.into(),
+            project_id: project_id.into(),
+            name: name.into(),
+            deleted_at: None,
+            description: None,
+            created: None,
+            user_id: None,
+            tags: None,
+            metadata: None,
+            url_slug: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct User {
     pub id: String,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub service_account: bool,
+    #[serde(default, skip_serializing)]
+    pub given_name: Ignored,
+    #[serde(default, skip_serializing)]
+    pub family_name: Ignored,
+    #[serde(default, skip_serializing)]
+    pub email: Ignored,
+    #[serde(default, skip_serializing)]
+    pub avatar_url: Ignored,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+}
+
+impl User {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, service_account: bool) -> Self {
+        User {
+            id: id.into(),
+            name: name.into(),
+            service_account,
+            given_name: None,
+            family_name: None,
+            email: None,
+            avatar_url: None,
+            created: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Group {
     pub id: String,
     pub org_id: String,
@@ -74,12 +269,36 @@ pub struct Group {
     /// Groups whose members this group contains (transitively).
     #[serde(default)]
     pub member_groups: Vec<String>,
+    /// A deleted group contains nobody and grants nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub user_id: Ignored,
+}
+
+impl Group {
+    pub fn new(id: impl Into<String>, org_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Group {
+            id: id.into(),
+            org_id: org_id.into(),
+            name: name.into(),
+            description: None,
+            member_users: vec![],
+            member_groups: vec![],
+            deleted_at: None,
+            created: None,
+            user_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Role {
     pub id: String,
-    /// `None` is a system role, assignable in every organization.
+    /// `None` is a system role, usable in every organization.
     #[serde(default)]
     pub org_id: Option<String>,
     pub name: String,
@@ -90,42 +309,173 @@ pub struct Role {
     /// Roles whose permissions this role inherits (transitively).
     #[serde(default)]
     pub member_roles: Vec<String>,
+    /// A deleted role grants nothing, also through `member_roles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub user_id: Ignored,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+impl Role {
+    pub fn new(id: impl Into<String>, org_id: Option<String>, name: impl Into<String>) -> Self {
+        Role {
+            id: id.into(),
+            org_id,
+            name: name.into(),
+            description: None,
+            member_permissions: vec![],
+            member_roles: vec![],
+            deleted_at: None,
+            created: None,
+            user_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RolePermission {
-    pub permission: String,
+    pub permission: Permission,
     #[serde(default)]
-    pub restrict_object_type: Option<String>,
+    pub restrict_object_type: Option<ObjectType>,
 }
 
+/// An ACL in the Braintrust shape: exactly one of `user_id`/`group_id` and
+/// exactly one of `permission`/`role_id` (`load` leaves out any other).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Acl {
     pub id: String,
-    pub object_type: String,
+    pub object_type: ObjectType,
     pub object_id: String,
     #[serde(default)]
     pub user_id: Option<String>,
     #[serde(default)]
     pub group_id: Option<String>,
     #[serde(default)]
-    pub permission: Option<String>,
+    pub permission: Option<Permission>,
     #[serde(default)]
     pub role_id: Option<String>,
+    /// Only with `permission`: the grant applies to objects of this type.
     #[serde(default)]
-    pub restrict_object_type: Option<String>,
+    pub restrict_object_type: Option<ObjectType>,
+    #[serde(default, skip_serializing)]
+    pub _object_org_id: Ignored,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+}
+
+/// Who an ACL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclPrincipal<'a> {
+    User(&'a str),
+    Group(&'a str),
+}
+
+/// What an ACL grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclGrant<'a> {
+    Permission { permission: Permission, restrict: Option<ObjectType> },
+    Role(&'a str),
+}
+
+impl Acl {
+    /// A grant of `permission` to a user on an object.
+    pub fn user_permission(
+        id: impl Into<String>,
+        object_type: ObjectType,
+        object_id: impl Into<String>,
+        user_id: impl Into<String>,
+        permission: Permission,
+    ) -> Self {
+        Acl {
+            id: id.into(),
+            object_type,
+            object_id: object_id.into(),
+            user_id: Some(user_id.into()),
+            group_id: None,
+            permission: Some(permission),
+            role_id: None,
+            restrict_object_type: None,
+            _object_org_id: None,
+            created: None,
+        }
+    }
+
+    /// The principal, when the ACL names exactly one.
+    pub fn principal(&self) -> Option<AclPrincipal<'_>> {
+        match (&self.user_id, &self.group_id) {
+            (Some(u), None) => Some(AclPrincipal::User(u)),
+            (None, Some(g)) => Some(AclPrincipal::Group(g)),
+            _ => None,
+        }
+    }
+
+    /// The grant, when the ACL has exactly one and a role carries no
+    /// restriction (the Braintrust schema forbids one).
+    pub fn grant(&self) -> Option<AclGrant<'_>> {
+        match (self.permission, &self.role_id, self.restrict_object_type) {
+            (Some(permission), None, restrict) => Some(AclGrant::Permission { permission, restrict }),
+            (None, Some(r), None) => Some(AclGrant::Role(r)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceToken {
     pub id: String,
     pub name: String,
     pub org_id: String,
     pub service_account_id: String,
-    /// Lower-case hex SHA-256 of the whole token string; the token itself is
-    /// never stored.
-    pub token_sha256: String,
-    /// RFC 3339; `None` never expires.
+    /// SHA-256 of the whole token string; the token itself is never stored.
+    pub token_sha256: TokenDigest,
+    /// `None` never expires.
     #[serde(default)]
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    #[serde(default, skip_serializing)]
+    pub created: Ignored,
+    #[serde(default, skip_serializing)]
+    pub preview_name: Ignored,
+    #[serde(default, skip_serializing)]
+    pub service_account_email: Ignored,
+    #[serde(default, skip_serializing)]
+    pub service_account_name: Ignored,
+    #[serde(default, skip_serializing)]
+    pub user_id: Ignored,
+}
+
+impl ServiceToken {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        org_id: impl Into<String>,
+        service_account_id: impl Into<String>,
+        token_sha256: TokenDigest,
+    ) -> Self {
+        ServiceToken {
+            id: id.into(),
+            name: name.into(),
+            org_id: org_id.into(),
+            service_account_id: service_account_id.into(),
+            token_sha256,
+            expires_at: None,
+            not_before: None,
+            created: None,
+            preview_name: None,
+            service_account_email: None,
+            service_account_name: None,
+            user_id: None,
+        }
+    }
+
+    /// Whether the token may be used at `now_ms` (Unix milliseconds).
+    pub fn valid_at(&self, now_ms: i64) -> bool {
+        self.not_before.is_none_or(|t| now_ms >= t.unix_ms()) && self.expires_at.is_none_or(|t| now_ms < t.unix_ms())
+    }
 }

@@ -9,7 +9,10 @@ pub mod doc;
 pub mod identity;
 pub mod token;
 pub mod types;
-pub mod validate;
+pub mod load;
+pub mod timestamp;
 
 pub use identity::Identity;
+pub use load::{Loaded, NotAPolicy, PolicyError, PolicyErrors, ValidPolicy};
+pub use timestamp::Timestamp;
 pub use token::{BearerError, TokenDigest, TokenKind, parse_authorization};

@@ -63,6 +63,22 @@ impl fmt::Debug for TokenDigest {
     }
 }
 
+/// As `token_sha256` holds it: lower-case hex.
+impl serde::Serialize for TokenDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TokenDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        // The error never repeats the value: it identifies a secret.
+        TokenDigest::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("must be 64 lower-case hex digits (SHA-256 of the token)"))
+    }
+}
+
 /// What kind of credential a syntactically valid bearer token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
 /// A permission of the Braintrust `Permission` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
@@ -131,6 +133,31 @@ impl fmt::Display for ObjectType {
         f.write_str(self.as_str())
     }
 }
+
+/// Serde as the vocabulary's strings; an unknown string is an error that
+/// lists the known ones.
+macro_rules! serde_as_str {
+    ($ty:ident, $what:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<str>::deserialize(d)?;
+                s.parse().map_err(|_| {
+                    let known: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                    de::Error::custom(format_args!(concat!("unknown ", $what, " '{}' (expected one of {})"), s, known.join(", ")))
+                })
+            }
+        }
+    };
+}
+
+serde_as_str!(Permission, "permission");
+serde_as_str!(ObjectType, "object type");
 
 /// A string that is not a member of the vocabulary it was parsed as.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

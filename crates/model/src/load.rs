@@ -1,0 +1,445 @@
+//! Loading a policy: entry by entry, failing closed one entry at a time.
+//!
+//! An entry that breaks a rule is left out and named (`acls[3]: …`); what
+//! needs it goes too (an ACL whose group was left out, an experiment whose
+//! project is missing), while a list that mentions it just loses the
+//! mention (a group keeps its other members). Permissions are additive, so
+//! leaving entries out can only take grants away: an edit that removes a
+//! user but forgets its token still revokes the token. Only a text that is
+//! not a policy at all (not JSON, not the document's shape at the top
+//! level) fails as a whole.
+//!
+//! The result, `ValidPolicy`, can only be made here: the evaluator takes
+//! nothing else, so it never meets an entry that breaks a rule.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::doc::{AclGrant, AclPrincipal, PolicyDoc};
+use crate::types::ObjectType;
+
+/// One left-out entry (or removed reference): where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// Path of the entry or field, e.g. `acls[3]` or `groups[0].member_users[1]`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every violation found in a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A text that is not a policy at all: nothing of it can be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a policy document: {0}")]
+pub struct NotAPolicy(pub String);
+
+/// A policy document in which every entry keeps every rule. Only `load`
+/// makes one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValidPolicy(PolicyDoc);
+
+impl ValidPolicy {
+    pub fn doc(&self) -> &PolicyDoc {
+        &self.0
+    }
+
+    pub fn into_doc(self) -> PolicyDoc {
+        self.0
+    }
+}
+
+/// What loading kept, and what it left out.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub policy: ValidPolicy,
+    pub left_out: Vec<PolicyError>,
+}
+
+impl Loaded {
+    /// The policy, or every violation when there is any: for an operator's
+    /// explicit act (`policy import`, the admin API), which is refused whole.
+    pub fn strict(self) -> Result<ValidPolicy, PolicyErrors> {
+        if self.left_out.is_empty() { Ok(self.policy) } else { Err(PolicyErrors(self.left_out)) }
+    }
+}
+
+/// The top level of the policy file; entries are read one by one.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawDoc<'a> {
+    #[serde(borrow)]
+    organizations: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    projects: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    experiments: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    datasets: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    users: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    groups: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    roles: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    acls: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    service_tokens: Vec<&'a RawValue>,
+}
+
+/// Reads a policy file's text: each entry on its own, then the rules.
+pub fn from_json(text: &str) -> Result<Loaded, NotAPolicy> {
+    // serde would also take a struct from an array; the file is an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(NotAPolicy("the top level must be a JSON object".into()));
+    }
+    let raw: RawDoc<'_> = serde_json::from_str(text).map_err(|e| NotAPolicy(e.to_string()))?;
+    let mut errors = Vec::new();
+    let indexed = Indexed {
+        organizations: entries("organizations", &raw.organizations, &mut errors),
+        projects: entries("projects", &raw.projects, &mut errors),
+        experiments: entries("experiments", &raw.experiments, &mut errors),
+        datasets: entries("datasets", &raw.datasets, &mut errors),
+        users: entries("users", &raw.users, &mut errors),
+        groups: entries("groups", &raw.groups, &mut errors),
+        roles: entries("roles", &raw.roles, &mut errors),
+        acls: entries("acls", &raw.acls, &mut errors),
+        service_tokens: entries("service_tokens", &raw.service_tokens, &mut errors),
+    };
+    Ok(prune(indexed, errors))
+}
+
+/// Applies the rules to a document built in memory (a store's rows, a
+/// test's fixture).
+pub fn from_doc(doc: PolicyDoc) -> Loaded {
+    fn numbered<T>(v: Vec<T>) -> Vec<(usize, T)> {
+        v.into_iter().enumerate().collect()
+    }
+    let indexed = Indexed {
+        organizations: numbered(doc.organizations),
+        projects: numbered(doc.projects),
+        experiments: numbered(doc.experiments),
+        datasets: numbered(doc.datasets),
+        users: numbered(doc.users),
+        groups: numbered(doc.groups),
+        roles: numbered(doc.roles),
+        acls: numbered(doc.acls),
+        service_tokens: numbered(doc.service_tokens),
+    };
+    prune(indexed, Vec::new())
+}
+
+/// The entries of one collection that parse, each with its position in the
+/// file; the others are reported.
+fn entries<T: DeserializeOwned>(collection: &str, raw: &[&RawValue], errors: &mut Vec<PolicyError>) -> Vec<(usize, T)> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        match serde_json::from_str(entry.get()) {
+            Ok(v) => out.push((i, v)),
+            Err(e) => errors.push(PolicyError { field: format!("{collection}[{i}]"), message: without_position(&e) }),
+        }
+    }
+    out
+}
+
+/// serde_json's message without its "at line 1 column 40" (the position is
+/// within the entry, which the field path already names).
+fn without_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// A document whose entries remember their position in the input, so
+/// that what is left out is named where the operator wrote it.
+struct Indexed {
+    organizations: Vec<(usize, crate::doc::Organization)>,
+    projects: Vec<(usize, crate::doc::Project)>,
+    experiments: Vec<(usize, crate::doc::Experiment)>,
+    datasets: Vec<(usize, crate::doc::Dataset)>,
+    users: Vec<(usize, crate::doc::User)>,
+    groups: Vec<(usize, crate::doc::Group)>,
+    roles: Vec<(usize, crate::doc::Role)>,
+    acls: Vec<(usize, crate::doc::Acl)>,
+    service_tokens: Vec<(usize, crate::doc::ServiceToken)>,
+}
+
+struct Report(Vec<PolicyError>);
+
+impl Report {
+    fn out(&mut self, collection: &str, i: usize, message: impl Into<String>) {
+        self.0.push(PolicyError { field: format!("{collection}[{i}]"), message: message.into() });
+    }
+}
+
+/// Keeps the entries for which `keep` returns true, reporting the others.
+fn retain<T>(
+    report: &mut Report,
+    collection: &str,
+    v: &mut Vec<(usize, T)>,
+    mut keep: impl FnMut(&T) -> Result<(), String>,
+) -> bool {
+    let before = v.len();
+    v.retain(|(i, e)| match keep(e) {
+        Ok(()) => true,
+        Err(why) => {
+            report.out(collection, *i, why);
+            false
+        }
+    });
+    v.len() != before
+}
+
+/// Leaves out every entry whose id is empty or repeats an earlier one.
+fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>, id: impl Fn(&T) -> &str) {
+    let mut first: HashMap<String, usize> = HashMap::new();
+    v.retain(|(i, e)| {
+        let id = id(e);
+        if id.is_empty() {
+            report.out(collection, *i, "id must not be empty");
+            return false;
+        }
+        if let Some(j) = first.get(id) {
+            report.out(collection, *i, format!("duplicate id '{id}' (also {collection}[{j}])"));
+            return false;
+        }
+        first.insert(id.to_owned(), *i);
+        true
+    });
+}
+
+fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
+    let mut report = Report(parse_errors);
+
+    // Rules an entry keeps on its own.
+    unique_ids(&mut report, "organizations", &mut d.organizations, |o| &o.id);
+    unique_ids(&mut report, "projects", &mut d.projects, |p| &p.id);
+    unique_ids(&mut report, "experiments", &mut d.experiments, |e| &e.id);
+    unique_ids(&mut report, "datasets", &mut d.datasets, |x| &x.id);
+    unique_ids(&mut report, "users", &mut d.users, |u| &u.id);
+    unique_ids(&mut report, "groups", &mut d.groups, |g| &g.id);
+    unique_ids(&mut report, "roles", &mut d.roles, |r| &r.id);
+    unique_ids(&mut report, "acls", &mut d.acls, |a| &a.id);
+    unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| &t.id);
+    retain(&mut report, "acls", &mut d.acls, |a| {
+        match (&a.user_id, &a.group_id) {
+            (Some(_), Some(_)) => return Err("has both user_id and group_id; exactly one is allowed".into()),
+            (None, None) => return Err("has neither user_id nor group_id; exactly one is required".into()),
+            _ => {}
+        }
+        match (&a.permission, &a.role_id) {
+            (Some(_), Some(_)) => return Err("has both permission and role_id; exactly one is allowed".into()),
+            (None, None) => return Err("has neither permission nor role_id; exactly one is required".into()),
+            _ => {}
+        }
+        if a.role_id.is_some() && a.restrict_object_type.is_some() {
+            return Err("has role_id and restrict_object_type; a role grant carries no restriction".into());
+        }
+        if a.object_id.is_empty() {
+            return Err("object_id must not be empty".into());
+        }
+        Ok(())
+    });
+    let mut digests = HashMap::new();
+    retain(&mut report, "service_tokens", &mut d.service_tokens, |t| match digests.get(&t.token_sha256) {
+        Some(j) => Err(format!("token_sha256 is the same as service_tokens[{j}]'s; digests must be unique")),
+        None => {
+            digests.insert(t.token_sha256, t.id.clone());
+            Ok(())
+        }
+    });
+
+    // References, until nothing more goes: leaving one entry out can leave
+    // out what needs it.
+    loop {
+        let mut changed = false;
+        let orgs: HashSet<String> = d.organizations.iter().map(|(_, o)| o.id.clone()).collect();
+        changed |= retain(&mut report, "projects", &mut d.projects, |p| known(&orgs, &p.org_id, "org_id", "organization"));
+        let project_org: HashMap<String, String> =
+            d.projects.iter().map(|(_, p)| (p.id.clone(), p.org_id.clone())).collect();
+        changed |= retain(&mut report, "experiments", &mut d.experiments, |e| {
+            known_key(&project_org, &e.project_id, "project_id", "project")
+        });
+        changed |= retain(&mut report, "datasets", &mut d.datasets, |x| {
+            known_key(&project_org, &x.project_id, "project_id", "project")
+        });
+        changed |= retain(&mut report, "groups", &mut d.groups, |g| known(&orgs, &g.org_id, "org_id", "organization"));
+        changed |= retain(&mut report, "roles", &mut d.roles, |r| match &r.org_id {
+            Some(org) => known(&orgs, org, "org_id", "organization"),
+            None => Ok(()),
+        });
+
+        let users: HashSet<String> = d.users.iter().map(|(_, u)| u.id.clone()).collect();
+        let group_org: HashMap<String, String> = d.groups.iter().map(|(_, g)| (g.id.clone(), g.org_id.clone())).collect();
+        let role_org: HashMap<String, Option<String>> =
+            d.roles.iter().map(|(_, r)| (r.id.clone(), r.org_id.clone())).collect();
+
+        // A member crossing organizations breaks a rule: the group goes.
+        changed |= retain(&mut report, "groups", &mut d.groups, |g| {
+            match g.member_groups.iter().find(|h| group_org.get(h.as_str()).is_some_and(|o| *o != g.org_id)) {
+                Some(h) => Err(format!("member group '{h}' belongs to another organization")),
+                None => Ok(()),
+            }
+        });
+        changed |= retain(&mut report, "roles", &mut d.roles, |r| {
+            match r.member_roles.iter().find(|m| role_org.get(m.as_str()).is_some_and(|o| o.is_some() && *o != r.org_id)) {
+                Some(m) => Err(format!("member role '{m}' belongs to another organization")),
+                None => Ok(()),
+            }
+        });
+        // Mentions of what is missing are dropped; the list's holder stays.
+        for (i, g) in &mut d.groups {
+            changed |= drop_missing(&mut report, &format!("groups[{i}].member_users"), &mut g.member_users, |u| {
+                users.contains(u).then_some(()).ok_or("user")
+            });
+            changed |= drop_missing(&mut report, &format!("groups[{i}].member_groups"), &mut g.member_groups, |h| {
+                group_org.contains_key(h).then_some(()).ok_or("group")
+            });
+        }
+        for (i, r) in &mut d.roles {
+            changed |= drop_missing(&mut report, &format!("roles[{i}].member_roles"), &mut r.member_roles, |m| {
+                role_org.contains_key(m).then_some(()).ok_or("role")
+            });
+        }
+
+        let experiment_project: HashMap<&str, &str> =
+            d.experiments.iter().map(|(_, e)| (e.id.as_str(), e.project_id.as_str())).collect();
+        let dataset_project: HashMap<&str, &str> =
+            d.datasets.iter().map(|(_, x)| (x.id.as_str(), x.project_id.as_str())).collect();
+        // The organization of an object the policy tracks; `Ok(None)` for
+        // the types it does not (prompts, functions…), whose ids are free.
+        let object_org = |t: ObjectType, id: &str| -> Result<Option<&str>, String> {
+            let found = match t {
+                ObjectType::Organization => orgs.get(id).map(String::as_str),
+                ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).map(String::as_str),
+                ObjectType::Experiment => experiment_project.get(id).and_then(|p| project_org.get(*p)).map(String::as_str),
+                ObjectType::Dataset => dataset_project.get(id).and_then(|p| project_org.get(*p)).map(String::as_str),
+                _ => return Ok(None),
+            };
+            found.map(Some).ok_or_else(|| format!("object_id: unknown {t} '{id}'"))
+        };
+        changed |= retain(&mut report, "acls", &mut d.acls, |a| {
+            let org = object_org(a.object_type, &a.object_id)?;
+            match a.principal() {
+                Some(AclPrincipal::User(u)) => known(&users, u, "user_id", "user")?,
+                Some(AclPrincipal::Group(g)) => match group_org.get(g) {
+                    None => return Err(format!("group_id: unknown group '{g}'")),
+                    Some(go) if org.is_some_and(|o| o != go) => {
+                        return Err(format!("group_id: group '{g}' belongs to another organization than the object"));
+                    }
+                    Some(_) => {}
+                },
+                None => return Err("has no single principal".into()),
+            }
+            match a.grant() {
+                Some(AclGrant::Role(r)) => match role_org.get(r) {
+                    None => return Err(format!("role_id: unknown role '{r}'")),
+                    Some(Some(ro)) if org.is_some_and(|o| o != ro) => {
+                        return Err(format!("role_id: role '{r}' belongs to another organization than the object"));
+                    }
+                    Some(_) => {}
+                },
+                Some(AclGrant::Permission { .. }) => {}
+                None => return Err("has no single grant".into()),
+            }
+            Ok(())
+        });
+        changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |t| {
+            known(&orgs, &t.org_id, "org_id", "organization")?;
+            known(&users, &t.service_account_id, "service_account_id", "user")
+        });
+        if !changed {
+            break;
+        }
+    }
+
+    report.0.sort_by(|a, b| natural(&a.field).cmp(&natural(&b.field)));
+    let doc = PolicyDoc {
+        organizations: strip(d.organizations),
+        projects: strip(d.projects),
+        experiments: strip(d.experiments),
+        datasets: strip(d.datasets),
+        users: strip(d.users),
+        groups: strip(d.groups),
+        roles: strip(d.roles),
+        acls: strip(d.acls),
+        service_tokens: strip(d.service_tokens),
+    };
+    Loaded { policy: ValidPolicy(doc), left_out: report.0 }
+}
+
+/// The entries without their positions.
+fn strip<T>(v: Vec<(usize, T)>) -> Vec<T> {
+    v.into_iter().map(|(_, e)| e).collect()
+}
+
+const ORDER: [&str; 9] =
+    ["organizations", "projects", "experiments", "datasets", "users", "groups", "roles", "acls", "service_tokens"];
+
+/// Sort key of a field path: collection in document order, then position.
+fn natural(field: &str) -> (usize, usize, String) {
+    let (collection, rest) = field.split_once('[').unwrap_or((field, ""));
+    let (index, tail) = rest.split_once(']').unwrap_or(("", rest));
+    let c = ORDER.iter().position(|o| *o == collection).unwrap_or(ORDER.len());
+    (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
+}
+
+fn known(set: &HashSet<String>, id: &str, field: &str, what: &str) -> Result<(), String> {
+    if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
+}
+
+fn known_key<V>(map: &HashMap<String, V>, id: &str, field: &str, what: &str) -> Result<(), String> {
+    if map.contains_key(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
+}
+
+/// Removes the ids of `list` that `check` refuses, reporting each.
+fn drop_missing(
+    report: &mut Report,
+    at: &str,
+    list: &mut Vec<String>,
+    check: impl Fn(&str) -> Result<(), &'static str>,
+) -> bool {
+    let before = list.len();
+    let mut j = 0;
+    list.retain(|id| {
+        let keep = match check(id) {
+            Ok(()) => true,
+            Err(what) => {
+                report.0.push(PolicyError { field: format!("{at}[{j}]"), message: format!("unknown {what} '{id}' (removed)") });
+                false
+            }
+        };
+        j += 1;
+        keep
+    });
+    list.len() != before
+}
+
+#[cfg(test)]
+mod tests;
