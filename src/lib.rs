@@ -2,15 +2,15 @@
 //! model in front of a data plane. The module tree follows the request flow
 //! of design §1.
 
-pub mod policy;
+pub mod admin;
+pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod error;
-pub mod metrics;
-pub mod cache;
-pub mod invalidation;
 pub mod forward;
+pub mod invalidation;
 pub mod limits;
-pub mod admin;
+pub mod metrics;
+pub mod policy;
 pub mod server;
 pub mod telemetry;
-pub mod cli;

@@ -10,8 +10,8 @@
 //! Identities stay in moka (one per token, far fewer).
 
 use super::{DecisionKey, KeyIsHash};
-use loggate_model::Identity;
 use loggate_authz::Decision;
+use loggate_model::Identity;
 use loggate_model::types::ObjectType;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -50,7 +50,10 @@ pub(super) struct Decisions {
 
 /// What a lookup found.
 pub(super) enum Found {
-    Hit { decision: Decision, computed: Instant },
+    Hit {
+        decision: Decision,
+        computed: Instant,
+    },
     /// Not cached: the caller computes and then calls `finish`.
     Lead(Leader),
     /// Someone else computes it: wait, then look again.
@@ -75,7 +78,11 @@ impl Decisions {
     }
 
     fn live(&self, e: &Entry, now: Instant) -> bool {
-        let ttl = if e.decision.is_allow() { self.ttl } else { self.negative_ttl };
+        let ttl = if e.decision.is_allow() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
         now.saturating_duration_since(e.computed) < ttl
     }
 
@@ -86,7 +93,10 @@ impl Decisions {
             if let Some(e) = shard.get(key)
                 && self.live(e, Instant::now())
             {
-                return Found::Hit { decision: e.decision, computed: e.computed };
+                return Found::Hit {
+                    decision: e.decision,
+                    computed: e.computed,
+                };
             }
         }
         let mut inflight = self.inflight.lock();
@@ -94,7 +104,11 @@ impl Decisions {
             return Found::Wait(n.clone());
         }
         inflight.insert(*key, Arc::new(Notify::new()));
-        Found::Lead(Leader { key: *key, generation: self.generation.load(Ordering::SeqCst), done: false })
+        Found::Lead(Leader {
+            key: *key,
+            generation: self.generation.load(Ordering::SeqCst),
+            done: false,
+        })
     }
 
     /// Stores what a leader computed (unless an invalidation happened
@@ -114,7 +128,10 @@ impl Decisions {
     /// Whether `notify` still stands for a computation of `key` (else the
     /// leader finished before the waiter registered).
     pub fn is_inflight(&self, key: &DecisionKey, notify: &Arc<Notify>) -> bool {
-        self.inflight.lock().get(key).is_some_and(|n| Arc::ptr_eq(n, notify))
+        self.inflight
+            .lock()
+            .get(key)
+            .is_some_and(|n| Arc::ptr_eq(n, notify))
     }
 
     fn release(&self, key: &DecisionKey) {
@@ -138,7 +155,11 @@ impl Decisions {
             if shard.len() >= self.per_shard {
                 // Random eviction: the table's order is the keys' (keyed)
                 // hash order. A sixteenth at a time keeps this amortized.
-                let victims: Vec<DecisionKey> = shard.keys().take(self.per_shard.div_ceil(16)).copied().collect();
+                let victims: Vec<DecisionKey> = shard
+                    .keys()
+                    .take(self.per_shard.div_ceil(16))
+                    .copied()
+                    .collect();
                 for k in victims {
                     shard.remove(&k);
                 }
@@ -180,7 +201,10 @@ impl Decisions {
     /// Makes sure a dropped leader (its request was cancelled) releases
     /// its waiters.
     pub fn guard<'a>(&'a self, leader: &'a mut Option<Leader>) -> LeadGuard<'a> {
-        LeadGuard { decisions: self, leader }
+        LeadGuard {
+            decisions: self,
+            leader,
+        }
     }
 }
 
@@ -193,7 +217,10 @@ pub(super) struct Leader {
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        debug_assert!(self.done || std::thread::panicking(), "a Leader must be finished or abandoned");
+        debug_assert!(
+            self.done || std::thread::panicking(),
+            "a Leader must be finished or abandoned"
+        );
     }
 }
 

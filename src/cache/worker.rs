@@ -16,9 +16,9 @@
 //! targeted invalidation; the next request refills from the shared cache).
 
 use super::{DecisionCache, DecisionKey, KeyIsHash, Lookup};
-use loggate_model::{Identity, TokenDigest};
 use loggate_authz::Decision;
 use loggate_model::types::ObjectRef;
+use loggate_model::{Identity, TokenDigest};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,7 +48,11 @@ struct Copy<V> {
     generation: u64,
 }
 
-fn keep<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>, key: K, value: V) {
+fn keep<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    key: K,
+    value: V,
+) {
     if map.len() >= MAX_COPIES {
         map.clear();
     }
@@ -57,11 +61,18 @@ fn keep<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap
 
 impl WorkerCache {
     pub fn new(shared: Arc<DecisionCache>) -> Self {
-        WorkerCache { shared, copies: Mutex::new(Copies::default()) }
+        WorkerCache {
+            shared,
+            copies: Mutex::new(Copies::default()),
+        }
     }
 
     /// [`DecisionCache::identity`], answered from this worker's copy while it is current.
-    pub async fn identity<C, F, E>(&self, digest: &TokenDigest, compute: C) -> Result<(Option<Arc<Identity>>, Lookup), Arc<E>>
+    pub async fn identity<C, F, E>(
+        &self,
+        digest: &TokenDigest,
+        compute: C,
+    ) -> Result<(Option<Arc<Identity>>, Lookup), Arc<E>>
     where
         C: FnOnce() -> F,
         F: Future<Output = Result<Option<Identity>, E>>,
@@ -79,7 +90,11 @@ impl WorkerCache {
         // request clones and drops the identity it is served, and that
         // reference count should not be a counter all workers write.
         let own = entry.identity.as_deref().map(|i| Arc::new(i.clone()));
-        let copy = Copy { value: own, computed: entry.computed, generation: entry.generation };
+        let copy = Copy {
+            value: own,
+            computed: entry.computed,
+            generation: entry.generation,
+        };
         keep(&mut self.copies.lock().identities, *digest, copy);
         Ok((entry.identity, lookup))
     }
@@ -106,8 +121,19 @@ impl WorkerCache {
         {
             return Ok((copy.value, Lookup::Hit));
         }
-        let (decision, computed, lookup) = self.shared.decision_entry(key, identity, object, compute).await?;
-        keep(&mut self.copies.lock().decisions, key, Copy { value: decision, computed, generation });
+        let (decision, computed, lookup) = self
+            .shared
+            .decision_entry(key, identity, object, compute)
+            .await?;
+        keep(
+            &mut self.copies.lock().decisions,
+            key,
+            Copy {
+                value: decision,
+                computed,
+                generation,
+            },
+        );
         Ok((decision, lookup))
     }
 }
@@ -131,11 +157,16 @@ mod tests {
             token_name: token.into(),
             user_id: user.into(),
             org_id: "o".into(),
-            expires_at_ms: None,
+            expires_at: None,
+            not_before: None,
         }
     }
 
-    async fn ask_decision(w: &WorkerCache, calls: &AtomicUsize, answer: Decision) -> (Decision, Lookup) {
+    async fn ask_decision(
+        w: &WorkerCache,
+        calls: &AtomicUsize,
+        answer: Decision,
+    ) -> (Decision, Lookup) {
         let object = ObjectRef::new(ObjectType::ProjectLog, "p");
         let key = DecisionKey::new(TokenDigest::of("bt-st-t"), &object, Permission::Update);
         w.decision(key, &Arc::new(identity("t", "u")), &object, || async {
@@ -149,17 +180,43 @@ mod tests {
     #[tokio::test]
     async fn copies_serve_until_any_invalidation() {
         let shared = shared(60_000);
-        let (a, b) = (WorkerCache::new(shared.clone()), WorkerCache::new(shared.clone()));
+        let (a, b) = (
+            WorkerCache::new(shared.clone()),
+            WorkerCache::new(shared.clone()),
+        );
         let calls = AtomicUsize::new(0);
-        assert_eq!(ask_decision(&a, &calls, Decision::Allow).await.1, Lookup::Miss);
-        assert_eq!(ask_decision(&a, &calls, Decision::Allow).await.1, Lookup::Hit);
-        assert_eq!(ask_decision(&b, &calls, Decision::Allow).await.1, Lookup::Hit, "the other worker hits the shared cache");
+        assert_eq!(
+            ask_decision(&a, &calls, Decision::Allow).await.1,
+            Lookup::Miss
+        );
+        assert_eq!(
+            ask_decision(&a, &calls, Decision::Allow).await.1,
+            Lookup::Hit
+        );
+        assert_eq!(
+            ask_decision(&b, &calls, Decision::Allow).await.1,
+            Lookup::Hit,
+            "the other worker hits the shared cache"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // Any invalidation, even one about another object, retires the copies.
         shared.invalidate_object(ObjectType::Experiment, "elsewhere");
-        assert_eq!(ask_decision(&a, &calls, Decision::Allow).await, (Decision::Allow, Lookup::Hit), "refilled from the shared cache");
+        assert_eq!(
+            ask_decision(&a, &calls, Decision::Allow).await,
+            (Decision::Allow, Lookup::Hit),
+            "refilled from the shared cache"
+        );
         shared.invalidate_object(ObjectType::ProjectLog, "p");
-        assert_eq!(ask_decision(&a, &calls, Decision::Deny(loggate_authz::DenyReason::MissingPermission)).await.1, Lookup::Miss);
+        assert_eq!(
+            ask_decision(
+                &a,
+                &calls,
+                Decision::Deny(loggate_authz::DenyReason::MissingPermission)
+            )
+            .await
+            .1,
+            Lookup::Miss
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -170,7 +227,10 @@ mod tests {
         let calls = AtomicUsize::new(0);
         ask_decision(&w, &calls, Decision::Allow).await;
         tokio::time::sleep(Duration::from_millis(80)).await;
-        assert_eq!(ask_decision(&w, &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(
+            ask_decision(&w, &calls, Decision::Allow).await.1,
+            Lookup::Miss
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -182,7 +242,11 @@ mod tests {
         let lookup = |known: bool| {
             let w = &w;
             async move {
-                w.identity(&digest, || async move { Ok::<_, Infallible>(known.then(|| identity("t", "u"))) }).await.unwrap()
+                w.identity(&digest, || async move {
+                    Ok::<_, Infallible>(known.then(|| identity("t", "u")))
+                })
+                .await
+                .unwrap()
             }
         };
         assert_eq!(lookup(true).await.1, Lookup::Miss);
@@ -190,6 +254,10 @@ mod tests {
         assert_eq!((id.is_some(), l), (true, Lookup::Hit));
         shared.invalidate_token("t");
         let (id, l) = lookup(false).await;
-        assert_eq!((id.is_some(), l), (false, Lookup::Miss), "a revoked token is not served from a copy");
+        assert_eq!(
+            (id.is_some(), l),
+            (false, Lookup::Miss),
+            "a revoked token is not served from a copy"
+        );
     }
 }

@@ -26,8 +26,19 @@ pub(super) fn check(path: &std::path::Path) -> ExitCode {
     }
     match config.policy.source {
         PolicySource::File => match crate::policy::file::load(&config.policy.file) {
-            Ok(policy) => {
-                let doc = policy.doc();
+            Ok(loaded) if !loaded.left_out.is_empty() => {
+                for e in &loaded.left_out {
+                    eprintln!("loggate: policy entry left out: {e}");
+                }
+                eprintln!(
+                    "loggate: policy {}: {} entries left out (serve would load the rest)",
+                    config.policy.file.display(),
+                    loaded.left_out.len()
+                );
+                ExitCode::from(1)
+            }
+            Ok(loaded) => {
+                let doc = loaded.policy.doc();
                 println!(
                     "ok: config {} and policy {} are valid ({} organizations, {} projects, {} ACLs, {} service tokens)",
                     path.display(),

@@ -1,50 +1,137 @@
-//! The `file` policy store (design §7): one JSON document, compiled in
-//! memory, hot-reloaded when the file changes. A reload is atomic: a file
-//! that does not parse or validate is reported and the last good policy
-//! keeps serving.
+//! The `file` policy store: one JSON document, compiled in memory,
+//! hot-reloaded when the file changes.
+//!
+//! Entries are loaded one by one (see `loggate_model::load`): an entry that
+//! breaks a rule is left out, logged by name and counted, and the rest of
+//! the file takes effect, so an edit that forgets a dependent entry still
+//! revokes what it meant to. Only a file that is not a policy at all keeps
+//! the last good policy in force.
 
+use super::discovery::Discovery;
 use super::store::{PolicyStore, StoreError};
-use loggate_model::{Identity, TokenDigest};
-use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
-use loggate_model::doc::{PolicyDoc, Project};
-use loggate_model::types::{ObjectRef, Permission};
 use arc_swap::ArcSwap;
+use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_model::doc::{Acl, Dataset, Experiment, PolicyDoc, Project};
+use loggate_model::types::{ObjectRef, Permission};
+use loggate_model::{Identity, NotAPolicy, PolicyError, TokenDigest};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 /// How often the file's metadata is checked; keeps reloads well under 1 s.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Why a policy file could not be loaded.
+/// Why a policy file could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read policy file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("policy file {path} is not valid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
-    #[error("policy file {path} is invalid: {errors}")]
-    Invalid { path: PathBuf, errors: loggate_model::validate::PolicyErrors },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy file {path}: {source}")]
+    NotAPolicy { path: PathBuf, source: NotAPolicy },
+}
+
+/// A loaded file: the compiled policy and the entries left out of it.
+pub struct FileLoad {
+    pub policy: CompiledPolicy,
+    pub left_out: Vec<PolicyError>,
 }
 
 /// Reads and compiles a policy file.
-pub fn load(path: &Path) -> Result<CompiledPolicy, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-    compile_bytes(path, &bytes, &[])
+pub fn load(path: &Path) -> Result<FileLoad, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    compile_bytes(path, &bytes, &Learned::default())
 }
 
-fn compile_bytes(path: &Path, bytes: &[u8], discovered: &[Project]) -> Result<CompiledPolicy, LoadError> {
-    let mut doc: PolicyDoc =
-        serde_json::from_slice(bytes).map_err(|source| LoadError::Json { path: path.to_owned(), source })?;
-    for p in discovered {
-        if !doc.projects.iter().any(|q| q.id == p.id) {
-            doc.projects.push(p.clone());
+fn compile_bytes(path: &Path, bytes: &[u8], learned: &Learned) -> Result<FileLoad, LoadError> {
+    let not_a_policy = |source| LoadError::NotAPolicy {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| not_a_policy(NotAPolicy(format!("not UTF-8: {e}"))))?;
+    let loaded = loggate_model::load::from_json(text).map_err(not_a_policy)?;
+    if learned.is_empty() {
+        return Ok(FileLoad {
+            policy: CompiledPolicy::compile(loaded.policy),
+            left_out: loaded.left_out,
+        });
+    }
+    // What the data plane taught us is added to what the file says; what
+    // the file already has wins.
+    let mut doc = loaded.policy.into_doc();
+    learned.add_to(&mut doc);
+    let (policy, _) = CompiledPolicy::from_doc(doc);
+    Ok(FileLoad {
+        policy,
+        left_out: loaded.left_out,
+    })
+}
+
+/// Objects and creator grants learned from the data plane: kept in memory
+/// (never written to the file) and across reloads.
+#[derive(Debug, Clone, Default)]
+struct Learned {
+    projects: Vec<Project>,
+    experiments: Vec<Experiment>,
+    datasets: Vec<Dataset>,
+    acls: Vec<Acl>,
+}
+
+impl Learned {
+    fn is_empty(&self) -> bool {
+        self.projects.is_empty()
+            && self.experiments.is_empty()
+            && self.datasets.is_empty()
+            && self.acls.is_empty()
+    }
+
+    fn has(&self, object: &ObjectRef) -> bool {
+        use loggate_model::types::ObjectType;
+        match object.object_type {
+            ObjectType::Project => self.projects.iter().any(|p| p.id == object.id),
+            ObjectType::Experiment => self.experiments.iter().any(|e| e.id == object.id),
+            ObjectType::Dataset => self.datasets.iter().any(|d| d.id == object.id),
+            _ => false,
         }
     }
-    CompiledPolicy::compile(doc).map_err(|errors| LoadError::Invalid { path: path.to_owned(), errors })
+
+    fn extend(&mut self, other: Learned) {
+        self.projects.extend(other.projects);
+        self.experiments.extend(other.experiments);
+        self.datasets.extend(other.datasets);
+        self.acls.extend(other.acls);
+    }
+
+    /// Adds to `doc` each entry whose id it does not have yet.
+    fn add_to(&self, doc: &mut PolicyDoc) {
+        fn add<T: Clone>(to: &mut Vec<T>, from: &[T], id: impl Fn(&T) -> &str) {
+            for x in from {
+                if !to.iter().any(|y| id(y) == id(x)) {
+                    to.push(x.clone());
+                }
+            }
+        }
+        add(&mut doc.projects, &self.projects, |p| &p.id);
+        add(&mut doc.experiments, &self.experiments, |e| &e.id);
+        add(&mut doc.datasets, &self.datasets, |d| &d.id);
+        add(&mut doc.acls, &self.acls, |a| &a.id);
+    }
+}
+
+/// Logs each left-out entry by name: the operator's way to find them.
+fn report(path: &Path, left_out: &[PolicyError]) {
+    for e in left_out {
+        tracing::error!(policy = %path.display(), "policy entry left out: {e}");
+    }
 }
 
 /// What identifies a version of the file without reading it: follows
@@ -62,14 +149,20 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(Fingerprint { modified: meta.modified().ok(), len: meta.len(), inode })
+    Some(Fingerprint {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode,
+    })
 }
 
 pub struct FileStore {
     path: PathBuf,
     policy: ArcSwap<CompiledPolicy>,
-    /// Projects learned from the data plane, kept across reloads.
-    discovered: Mutex<Vec<Project>>,
+    /// Entries of the file in force that were left out.
+    left_out: AtomicUsize,
+    /// Learned from the data plane, kept across reloads.
+    learned: Mutex<Learned>,
     revision: AtomicU64,
     changes: watch::Sender<u64>,
     last_seen: Mutex<Option<Fingerprint>>,
@@ -79,19 +172,21 @@ pub struct FileStore {
 #[derive(Debug)]
 pub enum Reload {
     Unchanged,
-    Reloaded { revision: u64 },
+    Reloaded { revision: u64, left_out: usize },
     Failed(LoadError),
 }
 
 impl FileStore {
     pub fn open(path: &Path) -> Result<Self, LoadError> {
         let seen = fingerprint(path);
-        let policy = load(path)?;
+        let FileLoad { policy, left_out } = load(path)?;
+        report(path, &left_out);
         let (changes, _) = watch::channel(1);
         Ok(FileStore {
             path: path.to_owned(),
             policy: ArcSwap::from_pointee(policy),
-            discovered: Mutex::new(Vec::new()),
+            left_out: AtomicUsize::new(left_out.len()),
+            learned: Mutex::new(Learned::default()),
             revision: AtomicU64::new(1),
             changes,
             last_seen: Mutex::new(seen),
@@ -101,6 +196,11 @@ impl FileStore {
     /// The compiled policy currently in force.
     pub fn current(&self) -> Arc<CompiledPolicy> {
         self.policy.load_full()
+    }
+
+    /// How many entries of the file in force were left out.
+    pub fn left_out(&self) -> usize {
+        self.left_out.load(Ordering::Relaxed)
     }
 
     /// Revisions announced after every successful reload or discovery.
@@ -121,17 +221,27 @@ impl FileStore {
         self.reload()
     }
 
-    /// Reads, validates and swaps in the file, whatever its fingerprint.
+    /// Reads, loads and swaps in the file, whatever its fingerprint.
     pub fn reload(&self) -> Reload {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
-            Err(source) => return Reload::Failed(LoadError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Reload::Failed(LoadError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         };
-        let discovered = self.discovered.lock().clone();
-        match compile_bytes(&self.path, &bytes, &discovered) {
-            Ok(policy) => {
+        let learned = self.learned.lock();
+        match compile_bytes(&self.path, &bytes, &learned) {
+            Ok(FileLoad { policy, left_out }) => {
+                report(&self.path, &left_out);
                 self.policy.store(Arc::new(policy));
-                Reload::Reloaded { revision: self.bump() }
+                self.left_out.store(left_out.len(), Ordering::Relaxed);
+                Reload::Reloaded {
+                    revision: self.bump(),
+                    left_out: left_out.len(),
+                }
             }
             Err(e) => Reload::Failed(e),
         }
@@ -149,52 +259,114 @@ impl PolicyStore for FileStore {
         Ok(self.current().identity(digest))
     }
 
-    async fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Decision, StoreError> {
+    async fn decide(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Result<Decision, StoreError> {
         Ok(self.current().decide(principal, object, permission))
     }
 
-    async fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Explanation, StoreError> {
+    async fn explain(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Result<Explanation, StoreError> {
         Ok(self.current().explain(principal, object, permission))
     }
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
         let policy = self.current();
-        Ok(policy.doc().organizations.iter().find(|o| o.id == org_id).map(|o| o.name.clone()))
+        Ok(policy
+            .doc()
+            .organizations
+            .iter()
+            .find(|o| o.id == org_id)
+            .map(|o| o.name.clone()))
     }
 
-    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.current().project_by_name(org_id, name).map(str::to_owned))
+    async fn project_by_name(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .current()
+            .project_by_name(org_id, name)
+            .map(str::to_owned))
     }
 
-    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.current().experiment_by_name(project_id, name).map(str::to_owned))
+    async fn experiment_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .current()
+            .experiment_by_name(project_id, name)
+            .map(str::to_owned))
     }
 
-    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.current().dataset_by_name(project_id, name).map(str::to_owned))
+    async fn dataset_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .current()
+            .dataset_by_name(project_id, name)
+            .map(str::to_owned))
     }
 
-    /// Adds a project the data plane created to the in-memory policy (never
-    /// to the file). Unknown organizations and known ids are ignored.
-    async fn learn_project(&self, project: Project) -> Result<(), StoreError> {
+    /// Adds what the data plane created to the in-memory policy (never to
+    /// the file). Objects of unknown organizations and known ids are ignored.
+    async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {
+        let mut learned = self.learned.lock();
         let current = self.current();
         let doc = current.doc();
-        if doc.projects.iter().any(|p| p.id == project.id) || !doc.organizations.iter().any(|o| o.id == project.org_id) {
+        let Some(org) = doc
+            .organizations
+            .iter()
+            .find(|o| o.id == discovery.project.org_id)
+        else {
+            return Ok(());
+        };
+        let mut new = Learned::default();
+        if !doc.projects.iter().any(|p| p.id == discovery.project.id) {
+            new.projects.push(discovery.project.clone());
+        }
+        match discovery.child {
+            Some(super::discovery::Child::Experiment(e))
+                if e.project_id == discovery.project.id =>
+            {
+                if !doc.experiments.iter().any(|x| x.id == e.id) {
+                    new.experiments.push(e);
+                }
+            }
+            Some(super::discovery::Child::Dataset(d)) if d.project_id == discovery.project.id => {
+                if !doc.datasets.iter().any(|x| x.id == d.id) {
+                    new.datasets.push(d);
+                }
+            }
+            _ => {}
+        }
+        // The creator owns what this answer made known, not what was known.
+        if let Some(mut creator) = discovery.creator.filter(|_| org.creator_grants) {
+            creator.created.retain(|o| new.has(o));
+            new.acls = creator.owner_acls(|| uuid::Uuid::new_v4().to_string());
+        }
+        if new.is_empty() {
             return Ok(());
         }
         let mut next = doc.clone();
-        next.projects.push(project.clone());
-        match CompiledPolicy::compile(next) {
-            Ok(policy) => {
-                self.discovered.lock().push(project);
-                self.policy.store(Arc::new(policy));
-                self.bump();
-                Ok(())
-            }
-            // A discovered project that does not validate (e.g. a duplicate
-            // name) is simply not learned: its rows stay unknown, i.e. denied.
-            Err(_) => Ok(()),
-        }
+        new.add_to(&mut next);
+        let (policy, _) = CompiledPolicy::from_doc(next);
+        learned.extend(new);
+        self.policy.store(Arc::new(policy));
+        self.bump();
+        Ok(())
     }
 
     async fn ready(&self) -> bool {
@@ -231,14 +403,51 @@ mod tests {
         let tmp = dir.path().join("policy.json.tmp");
         std::fs::write(&tmp, doc("renamed")).unwrap();
         std::fs::rename(&tmp, &path).unwrap();
-        assert!(matches!(store.reload_if_changed(), Reload::Reloaded { revision: 2 }));
+        assert!(matches!(
+            store.reload_if_changed(),
+            Reload::Reloaded {
+                revision: 2,
+                left_out: 0
+            }
+        ));
         assert!(changes.has_changed().unwrap());
-        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
+        assert_eq!(
+            store
+                .project_by_name("o1", "renamed")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("p1")
+        );
 
         std::fs::write(&path, "{ not json").unwrap();
-        assert!(matches!(store.reload_if_changed(), Reload::Failed(LoadError::Json { .. })));
-        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
+        assert!(matches!(
+            store.reload_if_changed(),
+            Reload::Failed(LoadError::NotAPolicy { .. })
+        ));
+        assert_eq!(
+            store
+                .project_by_name("o1", "renamed")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("p1")
+        );
         assert_eq!(store.revision(), 2);
+    }
+
+    fn discovery(id: &str, org: &str, name: &str, creator: Option<&str>) -> Discovery {
+        Discovery {
+            project: Project::new(id, org, name),
+            child: None,
+            creator: creator.map(|u| super::super::discovery::Creator {
+                user_id: u.into(),
+                created: vec![ObjectRef::new(
+                    loggate_model::types::ObjectType::Project,
+                    id,
+                )],
+            }),
+        }
     }
 
     #[tokio::test]
@@ -247,12 +456,99 @@ mod tests {
         let path = dir.path().join("policy.json");
         std::fs::write(&path, doc("checkout")).unwrap();
         let store = FileStore::open(&path).unwrap();
-        let learned = Project { id: "p2".into(), org_id: "o1".into(), name: "new".into(), description: None, deleted_at: None };
-        store.learn_project(learned.clone()).await.unwrap();
-        store.learn_project(Project { org_id: "elsewhere".into(), id: "p3".into(), ..learned }).await.unwrap();
-        assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
+        store
+            .learn(discovery("p2", "o1", "new", None))
+            .await
+            .unwrap();
+        store
+            .learn(discovery("p3", "elsewhere", "new", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.project_by_name("o1", "new").await.unwrap().as_deref(),
+            Some("p2")
+        );
         assert!(store.current().doc().projects.iter().all(|p| p.id != "p3"));
         assert!(matches!(store.reload(), Reload::Reloaded { .. }));
-        assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
+        assert_eq!(
+            store.project_by_name("o1", "new").await.unwrap().as_deref(),
+            Some("p2")
+        );
+    }
+
+    #[tokio::test]
+    async fn creators_own_what_they_create_unless_their_organization_says_no() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        let policy = |creator_grants: bool| {
+            serde_json::json!({
+                "organizations": [{"id": "o1", "name": "acme", "creator_grants": creator_grants}],
+                "users": [{"id": "u1"}],
+            })
+            .to_string()
+        };
+        std::fs::write(&path, policy(true)).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        store
+            .learn(discovery("p2", "o1", "new", Some("u1")))
+            .await
+            .unwrap();
+        let who = Principal {
+            user_id: "u1".into(),
+            org_id: "o1".into(),
+        };
+        let log = ObjectRef::new(loggate_model::types::ObjectType::ProjectLog, "p2");
+        assert_eq!(
+            store.decide(&who, &log, Permission::Update).await.unwrap(),
+            Decision::Allow
+        );
+        // The grant lives beside the learned project across reloads.
+        assert!(matches!(
+            store.reload(),
+            Reload::Reloaded { left_out: 0, .. }
+        ));
+        assert_eq!(
+            store.decide(&who, &log, Permission::Delete).await.unwrap(),
+            Decision::Allow
+        );
+
+        std::fs::write(&path, policy(false)).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        store
+            .learn(discovery("p2", "o1", "new", Some("u1")))
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .decide(&who, &log, Permission::Update)
+                .await
+                .unwrap()
+                .is_allow()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_leaves_out_broken_entries_and_applies_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(&path, doc("checkout")).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&doc("renamed")).unwrap();
+        v["acls"] = serde_json::json!([{"id": "a1", "object_type": "organization", "object_id": "o1",
+                                        "user_id": "gone", "permission": "update"}]);
+        std::fs::write(&path, v.to_string()).unwrap();
+        assert!(matches!(
+            store.reload(),
+            Reload::Reloaded { left_out: 1, .. }
+        ));
+        assert_eq!(store.left_out(), 1);
+        assert_eq!(
+            store
+                .project_by_name("o1", "renamed")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("p1")
+        );
     }
 }

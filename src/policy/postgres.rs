@@ -12,6 +12,7 @@
 //! by `policy.timeout`; a store that does not answer in time is a
 //! `StoreError`, on which the gateway fails closed.
 
+mod column;
 mod doc;
 mod migrate;
 mod pool;
@@ -21,12 +22,13 @@ pub use doc::ImportError;
 pub use migrate::MIGRATIONS;
 pub use pool::{Conn, MAX_CONNECTIONS};
 
+use super::discovery::{Child, Discovery};
 use super::store::{PolicyStore, StoreError};
-use loggate_model::{Identity, TokenDigest};
-use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
-use loggate_model::doc::{PolicyDoc, Project};
-use loggate_model::types::{ObjectRef, Permission};
 use chrono::{DateTime, SecondsFormat, Utc};
+use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_model::doc::PolicyDoc;
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::{Identity, TokenDigest};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -49,8 +51,11 @@ pub struct PgStore {
 /// Parses a `postgres://` URL (or key=value string) into a client config
 /// whose connect timeout is `timeout`.
 pub fn client_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config: tokio_postgres::Config =
-        url.parse().map_err(|e| StoreError(format!("policy.postgres_url is not a valid connection string: {e}")))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        StoreError(format!(
+            "policy.postgres_url is not a valid connection string: {e}"
+        ))
+    })?;
     config.connect_timeout(timeout);
     if config.get_application_name().is_none() {
         config.application_name("loggate");
@@ -81,7 +86,11 @@ impl PgStore {
     /// use and re-opened after failures.
     pub fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let config = client_config(url, timeout)?;
-        Ok(PgStore { pool: pool::Pool::new(config, MAX_CONNECTIONS), timeout, last_revision: AtomicU64::new(0) })
+        Ok(PgStore {
+            pool: pool::Pool::new(config, MAX_CONNECTIONS),
+            timeout,
+            last_revision: AtomicU64::new(0),
+        })
     }
 
     /// The connection settings (for a feed that wants its own `LISTEN` connection).
@@ -109,7 +118,9 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(limit, work).await {
             Ok(result) => result.map_err(db_error),
-            Err(_) => Err(StoreError(format!("postgres did not answer within {limit:?}"))),
+            Err(_) => Err(StoreError(format!(
+                "postgres did not answer within {limit:?}"
+            ))),
         }
     }
 
@@ -129,7 +140,9 @@ impl PgStore {
         let revision = self
             .bounded(self.timeout, async {
                 let conn = self.pool.get().await?;
-                let row = conn.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?;
+                let row = conn
+                    .query_one("SELECT revision FROM policy_revision WHERE singleton", &[])
+                    .await?;
                 conn.release();
                 Ok(row.get::<_, i64>(0))
             })
@@ -151,7 +164,8 @@ impl PgStore {
     /// (triggers cannot see the commit itself; it follows within the
     /// transaction's remaining run time).
     pub async fn changes(&self, revision: u64) -> Result<(i64, Vec<(String, String)>), StoreError> {
-        let revision = i64::try_from(revision).map_err(|_| StoreError(format!("revision {revision} out of range")))?;
+        let revision = i64::try_from(revision)
+            .map_err(|_| StoreError(format!("revision {revision} out of range")))?;
         self.bounded(self.timeout, async {
             let conn = self.pool.get().await?;
             let rows = conn
@@ -163,13 +177,20 @@ impl PgStore {
                 .await?;
             conn.release();
             let committed = rows.iter().map(|r| r.get::<_, i64>(2)).max().unwrap_or(0);
-            Ok((committed, rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+            Ok((
+                committed,
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            ))
         })
         .await
     }
 
     /// Loads the slice `(principal, object)` needs and compiles it.
-    async fn slice(&self, principal: &Principal, object: &ObjectRef) -> Result<CompiledPolicy, StoreError> {
+    async fn slice(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+    ) -> Result<CompiledPolicy, StoreError> {
         let doc = self
             .bounded(self.timeout, async {
                 let conn = self.pool.get().await?;
@@ -178,9 +199,9 @@ impl PgStore {
                 Ok(doc)
             })
             .await?;
-        // A slice of a consistent database is valid; if a concurrent writer
-        // made it inconsistent, refuse to decide rather than guess.
-        CompiledPolicy::compile(doc).map_err(|e| StoreError(format!("inconsistent policy slice: {e}")))
+        // The slice goes through the same rules as a file: what breaks one
+        // (a group or role of another organization, say) grants nothing.
+        Ok(CompiledPolicy::from_doc(doc).0)
     }
 
     /// The whole policy as a policy-file document (ids sorted), read in
@@ -199,8 +220,10 @@ impl PgStore {
     /// revision, none if nothing changed); `replace` also deletes every row
     /// the document does not contain. Returns the revision in force after.
     pub async fn import(&self, doc: &PolicyDoc, replace: bool) -> Result<u64, ImportError> {
-        loggate_model::validate::validate(doc).map_err(ImportError::Invalid)?;
-        let rows = doc::Rows::of(doc).map_err(ImportError::Invalid)?;
+        let policy = loggate_model::load::from_doc(doc.clone())
+            .strict()
+            .map_err(ImportError::Invalid)?;
+        let rows = doc::Rows::of(&policy);
         let revision = self
             .bounded(BULK_TIMEOUT.max(self.timeout), async {
                 let mut conn = self.pool.get().await?;
@@ -234,7 +257,11 @@ impl PgStore {
     }
 
     /// Runs one optional-row lookup returning a string.
-    async fn lookup(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Option<String>, StoreError> {
+    async fn lookup(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<String>, StoreError> {
         self.bounded(self.timeout, async {
             let conn = self.pool.get().await?;
             let row = conn.query_opt(sql, params).await?;
@@ -253,7 +280,7 @@ impl PolicyStore for PgStore {
                 let conn = self.pool.get().await?;
                 let row = conn
                     .query_opt(
-                        "SELECT id, name, org_id, service_account_id, token_sha256, expires_at
+                        "SELECT id, name, org_id, service_account_id, token_sha256, expires_at, not_before
                            FROM service_tokens WHERE token_sha256 = $1",
                         &[&hex],
                     )
@@ -270,28 +297,51 @@ impl PolicyStore for PgStore {
             return Ok(None);
         }
         let expires_at: Option<DateTime<Utc>> = row.get(5);
+        let not_before: Option<DateTime<Utc>> = row.get(6);
         Ok(Some(Identity {
             token_id: row.get(0),
             token_name: row.get(1),
             org_id: row.get(2),
             user_id: row.get(3),
-            expires_at_ms: expires_at.map(|t| t.timestamp_millis()),
+            expires_at: column::instant(expires_at),
+            not_before: column::instant(not_before),
         }))
     }
 
-    async fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Decision, StoreError> {
-        Ok(self.slice(principal, object).await?.decide(principal, object, permission))
+    async fn decide(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Result<Decision, StoreError> {
+        Ok(self
+            .slice(principal, object)
+            .await?
+            .decide(principal, object, permission))
     }
 
-    async fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Explanation, StoreError> {
-        Ok(self.slice(principal, object).await?.explain(principal, object, permission))
+    async fn explain(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Result<Explanation, StoreError> {
+        Ok(self
+            .slice(principal, object)
+            .await?
+            .explain(principal, object, permission))
     }
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
-        self.lookup("SELECT name FROM organizations WHERE id = $1", &[&org_id]).await
+        self.lookup("SELECT name FROM organizations WHERE id = $1", &[&org_id])
+            .await
     }
 
-    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn project_by_name(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.lookup(
             "SELECT id FROM projects WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL ORDER BY created, id LIMIT 1",
             &[&org_id, &name],
@@ -299,7 +349,11 @@ impl PolicyStore for PgStore {
         .await
     }
 
-    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn experiment_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.lookup(
             "SELECT e.id FROM experiments e JOIN projects p ON p.id = e.project_id
               WHERE e.project_id = $1 AND e.name = $2 AND p.deleted_at IS NULL ORDER BY e.id LIMIT 1",
@@ -308,7 +362,11 @@ impl PolicyStore for PgStore {
         .await
     }
 
-    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn dataset_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.lookup(
             "SELECT d.id FROM datasets d JOIN projects p ON p.id = d.project_id
               WHERE d.project_id = $1 AND d.name = $2 AND p.deleted_at IS NULL ORDER BY d.id LIMIT 1",
@@ -317,20 +375,66 @@ impl PolicyStore for PgStore {
         .await
     }
 
-    /// Records a project the data plane created, unless its id is known,
-    /// its organization is not, or a live project of its org has its name.
-    async fn learn_project(&self, project: Project) -> Result<(), StoreError> {
+    /// Records what a register answer named, unless an id is known, the
+    /// organization is not, or a live project of the org has the name; in
+    /// the same transaction (one revision), the creator's owner grant on
+    /// what this call inserted, unless the organization turned it off.
+    async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {
         self.bounded(self.timeout, async {
-            let conn = self.pool.get().await?;
-            conn.execute(
-                "INSERT INTO projects (id, org_id, name)
-                 SELECT $1, $2, $3
-                  WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $2)
-                    AND NOT EXISTS (SELECT 1 FROM projects WHERE org_id = $2 AND name = $3 AND deleted_at IS NULL)
-                 ON CONFLICT (id) DO NOTHING",
-                &[&project.id, &project.org_id, &project.name],
-            )
-            .await?;
+            let mut conn = self.pool.get().await?;
+            let tx = conn.transaction().await?;
+            let Discovery { project, child, creator } = discovery;
+            let mut inserted = Vec::new();
+            let n = tx
+                .execute(
+                    "INSERT INTO projects (id, org_id, name)
+                     SELECT $1, $2, $3
+                      WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $2)
+                        AND NOT EXISTS (SELECT 1 FROM projects WHERE org_id = $2 AND name = $3 AND deleted_at IS NULL)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&project.id, &project.org_id, &project.name],
+                )
+                .await?;
+            if n == 1 {
+                inserted.push(ObjectRef::new(ObjectType::Project, project.id.clone()));
+            }
+            if let Some(child) = &child {
+                let (table, id, project_id, name) = match child {
+                    Child::Experiment(e) => ("experiments", &e.id, &e.project_id, &e.name),
+                    Child::Dataset(d) => ("datasets", &d.id, &d.project_id, &d.name),
+                };
+                let n = tx
+                    .execute(
+                        &format!(
+                            "INSERT INTO {table} (id, project_id, name)
+                             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2 AND org_id = $4)
+                             ON CONFLICT (id) DO NOTHING"
+                        ),
+                        &[id, project_id, name, &project.org_id],
+                    )
+                    .await?;
+                if n == 1 {
+                    inserted.push(child.object());
+                }
+            }
+            if let Some(mut creator) = creator {
+                creator.created.retain(|o| inserted.contains(o));
+                let acls = creator.owner_acls(|| uuid::Uuid::new_v4().to_string());
+                let ids: Vec<&str> = acls.iter().map(|a| a.id.as_str()).collect();
+                let types: Vec<&str> = acls.iter().map(|a| a.object_type.as_str()).collect();
+                let objects: Vec<&str> = acls.iter().map(|a| a.object_id.as_str()).collect();
+                let permissions: Vec<&str> = acls.iter().filter_map(|a| a.permission).map(|p| p.as_str()).collect();
+                tx.execute(
+                    "INSERT INTO acls (id, object_type, object_id, user_id, permission, object_org_id)
+                     SELECT a.id, a.t, a.o, $5, a.p, org.id
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS a (id, t, o, p)
+                       JOIN organizations org ON org.id = $6 AND org.creator_grants
+                      WHERE EXISTS (SELECT 1 FROM users WHERE id = $5)",
+                    &[&ids, &types, &objects, &permissions, &creator.user_id, &project.org_id],
+                )
+                .await?;
+            }
+            tx.commit().await?;
             conn.release();
             Ok(())
         })

@@ -2,12 +2,12 @@
 //! lives. `Store` dispatches to the configured backend without dynamic
 //! dispatch or boxed futures on the hot path.
 
+use super::discovery::Discovery;
 use super::file::FileStore;
 use super::postgres::PgStore;
-use loggate_model::{Identity, TokenDigest};
 use loggate_authz::{Decision, Explanation, Principal};
-use loggate_model::doc::Project;
 use loggate_model::types::{ObjectRef, Permission};
+use loggate_model::{Identity, TokenDigest};
 use std::future::Future;
 
 /// The store could not answer: the caller must fail closed.
@@ -19,7 +19,10 @@ pub struct StoreError(pub String);
 /// the model scopes them; authorization itself is the pure `authz` evaluator
 /// run over what the backend loaded.
 pub trait PolicyStore: Send + Sync {
-    fn identity(&self, digest: &TokenDigest) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
+    fn identity(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
     fn decide(
         &self,
         principal: &Principal,
@@ -32,18 +35,28 @@ pub trait PolicyStore: Send + Sync {
         object: &ObjectRef,
         permission: Permission,
     ) -> impl Future<Output = Result<Explanation, StoreError>> + Send;
-    fn org_name(&self, org_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    fn project_by_name(&self, org_id: &str, name: &str)
-    -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn org_name(
+        &self,
+        org_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn project_by_name(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn experiment_by_name(
         &self,
         project_id: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    fn dataset_by_name(&self, project_id: &str, name: &str)
-    -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    /// Records a project the data plane created (discovery, design §4).
-    fn learn_project(&self, project: Project) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn dataset_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Records what a register answer named (discovery), with the creator's
+    /// owner grant unless the organization turned creator grants off.
+    fn learn(&self, discovery: Discovery) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Whether the store can currently answer (drives `/readyz`).
     fn ready(&self) -> impl Future<Output = bool> + Send;
     /// The revision of the policy in force.
@@ -71,31 +84,64 @@ impl PolicyStore for Store {
     async fn identity(&self, digest: &TokenDigest) -> Result<Option<Identity>, StoreError> {
         dispatch!(self, s => s.identity(digest).await)
     }
-    async fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Decision, StoreError> {
+    async fn decide(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Result<Decision, StoreError> {
         dispatch!(self, s => s.decide(principal, object, permission).await)
     }
-    async fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Result<Explanation, StoreError> {
+    async fn explain(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Result<Explanation, StoreError> {
         dispatch!(self, s => s.explain(principal, object, permission).await)
     }
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.org_name(org_id).await)
     }
-    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn project_by_name(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.project_by_name(org_id, name).await)
     }
-    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn experiment_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.experiment_by_name(project_id, name).await)
     }
-    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn dataset_by_name(
+        &self,
+        project_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.dataset_by_name(project_id, name).await)
     }
-    async fn learn_project(&self, project: Project) -> Result<(), StoreError> {
-        dispatch!(self, s => s.learn_project(project).await)
+    async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {
+        dispatch!(self, s => s.learn(discovery).await)
     }
     async fn ready(&self) -> bool {
         dispatch!(self, s => s.ready().await)
     }
     fn revision(&self) -> u64 {
         dispatch!(self, s => PolicyStore::revision(s))
+    }
+}
+
+impl Store {
+    /// Entries of the policy in force that were left out for breaking a
+    /// rule (the file store; the Postgres store refuses them on write).
+    pub fn invalid_entries(&self) -> usize {
+        match self {
+            Store::File(s) => s.left_out(),
+            Store::Postgres(_) => 0,
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Building the indexes of a `CompiledPolicy` from a validated document:
+//! Building the indexes of a `CompiledPolicy` from a loaded policy:
 //! interned ids, group closures (user -> every group containing it), role
 //! closures folded into per-ACL permission masks, ACLs by object, and the
 //! token digest map.
@@ -6,13 +6,16 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::{AclEntry, AclPrincipal, CompiledPolicy, Grant, Interner, Masks, ProjectInfo};
-use loggate_model::{Identity, TokenDigest};
-use loggate_model::doc::PolicyDoc;
+use loggate_model::Identity;
+use loggate_model::ValidPolicy;
+use loggate_model::doc::{AclGrant, AclPrincipal as DocPrincipal};
 use loggate_model::types::{ObjectType, Permission};
 
-/// Builds every index. `doc` must have passed `validate`: references are
-/// resolved with `expect`.
-pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
+/// Builds every index. The policy kept every rule when it was loaded, so a
+/// reference that does not resolve cannot occur; were one to, the entry
+/// naming it is skipped (it grants nothing), never a panic.
+pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
+    let doc = policy.into_doc();
     let orgs = intern(doc.organizations.iter().map(|o| o.id.as_str()));
     let projects = intern(doc.projects.iter().map(|p| p.id.as_str()));
     let experiments = intern(doc.experiments.iter().map(|e| e.id.as_str()));
@@ -20,7 +23,8 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
     let users = intern(doc.users.iter().map(|u| u.id.as_str()));
     let groups = intern(doc.groups.iter().map(|g| g.id.as_str()));
     let roles = intern(doc.roles.iter().map(|r| r.id.as_str()));
-    let id = |i: &Interner, s: &str| i.get(s).expect("validated reference");
+    let live_group: Vec<bool> = doc.groups.iter().map(|g| g.deleted_at.is_none()).collect();
+    let live_role: Vec<bool> = doc.roles.iter().map(|r| r.deleted_at.is_none()).collect();
 
     // Names: the first entry in document order wins a duplicate name.
     let mut org_names = HashMap::new();
@@ -28,51 +32,73 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
         org_names.entry(o.name.as_str().into()).or_insert(i as u32);
     }
     let mut project_names = vec![HashMap::new(); doc.organizations.len()];
-    let project_info: Vec<ProjectInfo> = doc
+    let project_info: Vec<Option<ProjectInfo>> = doc
         .projects
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let org = id(&orgs, &p.org_id);
+            let org = orgs.get(&p.org_id)?;
             let deleted = p.deleted_at.is_some();
             if !deleted {
-                project_names[org as usize].entry(p.name.as_str().into()).or_insert(i as u32);
+                project_names[org as usize]
+                    .entry(p.name.as_str().into())
+                    .or_insert(i as u32);
             }
-            ProjectInfo { org, deleted }
+            Some(ProjectInfo { org, deleted })
         })
         .collect();
+    // A deleted experiment or dataset is unknown: it has no project.
     let mut experiment_names = vec![HashMap::new(); doc.projects.len()];
-    let experiment_project: Vec<u32> = doc
+    let experiment_project: Vec<Option<u32>> = doc
         .experiments
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let p = id(&projects, &e.project_id);
-            experiment_names[p as usize].entry(e.name.as_str().into()).or_insert(i as u32);
-            p
+            let p = projects
+                .get(&e.project_id)
+                .filter(|_| e.deleted_at.is_none())?;
+            experiment_names[p as usize]
+                .entry(e.name.as_str().into())
+                .or_insert(i as u32);
+            Some(p)
         })
         .collect();
     let mut dataset_names = vec![HashMap::new(); doc.projects.len()];
-    let dataset_project: Vec<u32> = doc
+    let dataset_project: Vec<Option<u32>> = doc
         .datasets
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let p = id(&projects, &d.project_id);
-            dataset_names[p as usize].entry(d.name.as_str().into()).or_insert(i as u32);
-            p
+            let p = projects
+                .get(&d.project_id)
+                .filter(|_| d.deleted_at.is_none())?;
+            dataset_names[p as usize]
+                .entry(d.name.as_str().into())
+                .or_insert(i as u32);
+            Some(p)
         })
         .collect();
 
-    // Groups: direct membership, and the reverse of `member_groups`.
+    // Groups: direct membership, and the reverse of `member_groups`, among
+    // live groups only (a deleted group contains nobody).
     let mut user_direct_groups = vec![Vec::new(); doc.users.len()];
     let mut group_parents = vec![Vec::new(); doc.groups.len()];
-    for (g, group) in doc.groups.iter().enumerate() {
-        for u in &group.member_users {
-            push_unique(&mut user_direct_groups[id(&users, u) as usize], g as u32);
+    for (g, group) in doc
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(g, _)| live_group[*g])
+    {
+        for u in group.member_users.iter().filter_map(|u| users.get(u)) {
+            push_unique(&mut user_direct_groups[u as usize], g as u32);
         }
-        for h in &group.member_groups {
-            push_unique(&mut group_parents[id(&groups, h) as usize], g as u32);
+        for h in group
+            .member_groups
+            .iter()
+            .filter_map(|h| groups.get(h))
+            .filter(|&h| live_group[h as usize])
+        {
+            push_unique(&mut group_parents[h as usize], g as u32);
         }
     }
     let user_groups = user_direct_groups
@@ -84,27 +110,36 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
         })
         .collect();
 
-    // Roles: own grants, member roles, and the closure as masks.
+    // Roles: own grants, member roles, and the closure as masks, among live
+    // roles only (a deleted role grants nothing, also as a member).
     let role_own: Vec<Box<[Grant]>> = doc
         .roles
         .iter()
-        .map(|r| {
-            r.member_permissions
-                .iter()
-                .map(|mp| Grant {
-                    permission: parse(&mp.permission),
-                    restrict: mp.restrict_object_type.as_deref().map(parse),
-                })
-                .collect()
+        .enumerate()
+        .map(|(r, role)| {
+            let own = role.member_permissions.iter().filter(|_| live_role[r]);
+            own.map(|mp| Grant {
+                permission: mp.permission,
+                restrict: mp.restrict_object_type,
+            })
+            .collect()
         })
         .collect();
     let role_members: Vec<Vec<u32>> = doc
         .roles
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(r, role)| {
             let mut m = Vec::new();
-            for x in &r.member_roles {
-                push_unique(&mut m, id(&roles, x));
+            if live_role[r] {
+                for x in role
+                    .member_roles
+                    .iter()
+                    .filter_map(|x| roles.get(x))
+                    .filter(|&x| live_role[x as usize])
+                {
+                    push_unique(&mut m, x);
+                }
             }
             m
         })
@@ -128,41 +163,52 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
     let mut experiment_acls = vec![Vec::new(); doc.experiments.len()];
     let mut dataset_acls = vec![Vec::new(); doc.datasets.len()];
     for (i, acl) in doc.acls.iter().enumerate() {
-        let principal = match (&acl.user_id, &acl.group_id) {
-            (Some(u), None) => AclPrincipal::User(id(&users, u)),
-            (None, Some(g)) => AclPrincipal::Group(id(&groups, g)),
-            _ => unreachable!("validated: exactly one principal"),
+        let principal = match acl.principal() {
+            Some(DocPrincipal::User(u)) => users.get(u).map(AclPrincipal::User),
+            Some(DocPrincipal::Group(g)) => groups
+                .get(g)
+                .filter(|&g| live_group[g as usize])
+                .map(AclPrincipal::Group),
+            None => None,
         };
-        let mut masks = match (&acl.permission, &acl.role_id) {
-            (Some(p), None) => {
+        let masks = match acl.grant() {
+            Some(AclGrant::Permission {
+                permission,
+                restrict,
+            }) => {
                 let mut m = [0; ObjectType::ALL.len()];
-                add(&mut m, parse(p), None);
-                m
+                add(&mut m, permission, restrict);
+                Some(m)
             }
-            (None, Some(r)) => role_masks[id(&roles, r) as usize],
-            _ => unreachable!("validated: exactly one grant"),
+            Some(AclGrant::Role(r)) => roles.get(r).map(|r| role_masks[r as usize]),
+            None => None,
         };
-        // An ACL-level restriction keeps only what applies to that type.
-        if let Some(t) = acl.restrict_object_type.as_deref().map(parse::<ObjectType>) {
-            for (j, m) in masks.iter_mut().enumerate() {
-                if j != t as usize {
-                    *m = 0;
-                }
-            }
-        }
-        let entry = AclEntry { principal, masks, acl: i as u32 };
+        let (Some(principal), Some(masks)) = (principal, masks) else {
+            continue;
+        };
+        let entry = AclEntry {
+            principal,
+            masks,
+            acl: i as u32,
+        };
         let object = acl.object_id.as_str();
-        let list = match parse::<ObjectType>(&acl.object_type) {
-            ObjectType::Organization => &mut org_acls[id(&orgs, object) as usize],
-            ObjectType::Project => &mut project_acls[id(&projects, object) as usize],
-            ObjectType::ProjectLog => &mut project_log_acls[id(&projects, object) as usize],
-            ObjectType::Experiment => &mut experiment_acls[id(&experiments, object) as usize],
-            ObjectType::Dataset => &mut dataset_acls[id(&datasets, object) as usize],
+        let list = match acl.object_type {
+            ObjectType::Organization => orgs.get(object).map(|o| &mut org_acls[o as usize]),
+            ObjectType::Project => projects.get(object).map(|p| &mut project_acls[p as usize]),
+            ObjectType::ProjectLog => projects
+                .get(object)
+                .map(|p| &mut project_log_acls[p as usize]),
+            ObjectType::Experiment => experiments
+                .get(object)
+                .map(|e| &mut experiment_acls[e as usize]),
+            ObjectType::Dataset => datasets.get(object).map(|d| &mut dataset_acls[d as usize]),
             // ACLs on objects the policy does not describe never apply to a
             // decision it can make.
-            _ => continue,
+            _ => None,
         };
-        list.push(entry);
+        if let Some(list) = list {
+            list.push(entry);
+        }
     }
 
     // Service tokens.
@@ -170,18 +216,18 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
     let mut token_digests = Vec::with_capacity(doc.service_tokens.len());
     let mut token_identities = Vec::with_capacity(doc.service_tokens.len());
     for (i, t) in doc.service_tokens.iter().enumerate() {
-        let digest = TokenDigest::from_hex(&t.token_sha256).expect("validated digest");
-        token_buckets.entry(digest.bucket()).or_default().push(i as u32);
-        token_digests.push(digest);
+        token_buckets
+            .entry(t.token_sha256.bucket())
+            .or_default()
+            .push(i as u32);
+        token_digests.push(t.token_sha256);
         token_identities.push(Identity {
             token_id: t.id.clone(),
             token_name: t.name.clone(),
             org_id: t.org_id.clone(),
             user_id: t.service_account_id.clone(),
-            expires_at_ms: t
-                .expires_at
-                .as_deref()
-                .map(|s| chrono::DateTime::parse_from_rfc3339(s).expect("validated timestamp").timestamp_millis()),
+            expires_at: t.expires_at,
+            not_before: t.not_before,
         });
     }
 
@@ -209,7 +255,10 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
         project_log_acls,
         experiment_acls,
         dataset_acls,
-        token_buckets: token_buckets.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+        token_buckets: token_buckets
+            .into_iter()
+            .map(|(k, v)| (k, v.into_boxed_slice()))
+            .collect(),
         token_digests,
         token_identities,
         doc,
@@ -218,13 +267,6 @@ pub(super) fn build(doc: PolicyDoc) -> CompiledPolicy {
 
 fn intern<'a>(ids: impl Iterator<Item = &'a str>) -> Interner {
     Interner(ids.enumerate().map(|(i, s)| (s.into(), i as u32)).collect())
-}
-
-fn parse<T: std::str::FromStr>(s: &str) -> T {
-    match s.parse() {
-        Ok(v) => v,
-        Err(_) => panic!("validated vocabulary: '{s}'"),
-    }
 }
 
 fn push_unique(v: &mut Vec<u32>, x: u32) {

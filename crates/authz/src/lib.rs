@@ -13,10 +13,10 @@ mod explain;
 use std::collections::HashMap;
 use std::fmt;
 
-use loggate_model::{Identity, TokenDigest};
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
-use loggate_model::validate::PolicyErrors;
+use loggate_model::{Identity, TokenDigest};
+use loggate_model::{PolicyError, ValidPolicy};
 
 /// Why a request was denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,7 +51,10 @@ pub struct Principal {
 
 impl From<&Identity> for Principal {
     fn from(id: &Identity) -> Self {
-        Principal { user_id: id.user_id.clone(), org_id: id.org_id.clone() }
+        Principal {
+            user_id: id.user_id.clone(),
+            org_id: id.org_id.clone(),
+        }
     }
 }
 
@@ -74,15 +77,18 @@ pub struct CompiledPolicy {
     orgs: Interner,
     org_names: HashMap<Box<str>, u32>,
     projects: Interner,
-    project_info: Vec<ProjectInfo>,
+    /// Per project: its org and whether it is deleted (`None`: no such org).
+    project_info: Vec<Option<ProjectInfo>>,
     /// Per org: live project name -> project.
     project_names: Vec<HashMap<Box<str>, u32>>,
     experiments: Interner,
-    experiment_project: Vec<u32>,
+    /// Per experiment: its project; `None` when the experiment is deleted.
+    experiment_project: Vec<Option<u32>>,
     /// Per project: experiment name -> experiment.
     experiment_names: Vec<HashMap<Box<str>, u32>>,
     datasets: Interner,
-    dataset_project: Vec<u32>,
+    /// Per dataset: its project; `None` when the dataset is deleted.
+    dataset_project: Vec<Option<u32>>,
     dataset_names: Vec<HashMap<Box<str>, u32>>,
     users: Interner,
     /// Per user: every group containing it (directly or transitively), sorted.
@@ -176,10 +182,16 @@ struct Scope<'a> {
 }
 
 impl CompiledPolicy {
-    /// Validates `doc` (see `policy::validate`) and builds the indexes.
-    pub fn compile(doc: PolicyDoc) -> Result<Self, PolicyErrors> {
-        loggate_model::validate::validate(&doc)?;
-        Ok(compile::build(doc))
+    /// Builds the indexes of a loaded policy.
+    pub fn compile(policy: ValidPolicy) -> Self {
+        compile::build(policy)
+    }
+
+    /// Loads `doc` (leaving out what breaks a rule, see `loggate_model::load`)
+    /// and compiles what is left; returns what was left out beside it.
+    pub fn from_doc(doc: PolicyDoc) -> (Self, Vec<PolicyError>) {
+        let loaded = loggate_model::load::from_doc(doc);
+        (Self::compile(loaded.policy), loaded.left_out)
     }
 
     /// The document this policy was compiled from.
@@ -202,11 +214,20 @@ impl CompiledPolicy {
     }
 
     /// Does `principal` hold `permission` on `object`?
-    pub fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Decision {
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Decision {
         match self.confine(principal, object) {
             Err(reason) => Decision::Deny(reason),
             Ok(scope) => {
-                if self.granting(principal, object.object_type, permission, &scope).next().is_some() {
+                if self
+                    .granting(principal, object.object_type, permission, &scope)
+                    .next()
+                    .is_some()
+                {
                     Decision::Allow
                 } else {
                     Decision::Deny(DenyReason::MissingPermission)
@@ -216,7 +237,12 @@ impl CompiledPolicy {
     }
 
     /// `decide` with its evidence.
-    pub fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Explanation {
+    pub fn explain(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        permission: Permission,
+    ) -> Explanation {
         explain::explain(self, principal, object, permission)
     }
 
@@ -258,7 +284,9 @@ impl CompiledPolicy {
 
     fn live_project(&self, project_id: &str) -> Option<u32> {
         let p = self.projects.get(project_id)?;
-        (!self.project_info[p as usize].deleted).then_some(p)
+        self.project_info[p as usize]
+            .is_some_and(|i| !i.deleted)
+            .then_some(p)
     }
 
     /// The object's org and ACL chain; `None` for an unknown object or one
@@ -268,7 +296,10 @@ impl CompiledPolicy {
         match object.object_type {
             ObjectType::Organization => {
                 let o = self.orgs.get(id)?;
-                Some(Scope { org: o, chain: [&self.org_acls[o as usize], &[], &[]] })
+                Some(Scope {
+                    org: o,
+                    chain: [&self.org_acls[o as usize], &[], &[]],
+                })
             }
             ObjectType::Project => self.project_scope(self.projects.get(id)?, &[]),
             ObjectType::ProjectLog => {
@@ -277,11 +308,11 @@ impl CompiledPolicy {
             }
             ObjectType::Experiment => {
                 let e = self.experiments.get(id)? as usize;
-                self.project_scope(self.experiment_project[e], &self.experiment_acls[e])
+                self.project_scope(self.experiment_project[e]?, &self.experiment_acls[e])
             }
             ObjectType::Dataset => {
                 let d = self.datasets.get(id)? as usize;
-                self.project_scope(self.dataset_project[d], &self.dataset_acls[d])
+                self.project_scope(self.dataset_project[d]?, &self.dataset_acls[d])
             }
             // The policy describes no other objects.
             _ => None,
@@ -290,12 +321,19 @@ impl CompiledPolicy {
 
     /// The scope of an object in project `p`, whose own ACLs are `own`.
     fn project_scope<'a>(&'a self, p: u32, own: &'a [AclEntry]) -> Option<Scope<'a>> {
-        let info = self.project_info[p as usize];
+        let info = self.project_info[p as usize]?;
         if info.deleted {
             return None;
         }
-        let chain = [own, &self.project_acls[p as usize], &self.org_acls[info.org as usize]];
-        Some(Scope { org: info.org, chain })
+        let chain = [
+            own,
+            &self.project_acls[p as usize],
+            &self.org_acls[info.org as usize],
+        ];
+        Some(Scope {
+            org: info.org,
+            chain,
+        })
     }
 
     /// Token confinement: the object must be known and in the principal's org.
@@ -336,37 +374,22 @@ mod tests {
 
     fn policy() -> CompiledPolicy {
         let token = TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345");
-        CompiledPolicy::compile(PolicyDoc {
-            organizations: vec![Organization { id: "o".into(), name: "acme".into() }],
-            projects: vec![Project {
-                id: "p".into(),
-                org_id: "o".into(),
-                name: "checkout".into(),
-                description: None,
-                deleted_at: None,
-            }],
-            users: vec![User { id: "u".into(), name: "ci".into(), service_account: true }],
-            acls: vec![Acl {
-                id: "a".into(),
-                object_type: "project_log".into(),
-                object_id: "p".into(),
-                user_id: Some("u".into()),
-                group_id: None,
-                permission: Some("update".into()),
-                role_id: None,
-                restrict_object_type: None,
-            }],
-            service_tokens: vec![ServiceToken {
-                id: "t".into(),
-                name: "ci".into(),
-                org_id: "o".into(),
-                service_account_id: "u".into(),
-                token_sha256: token.to_hex(),
-                expires_at: None,
-            }],
+        let (policy, left_out) = CompiledPolicy::from_doc(PolicyDoc {
+            organizations: vec![Organization::new("o", "acme")],
+            projects: vec![Project::new("p", "o", "checkout")],
+            users: vec![User::new("u", "ci", true)],
+            acls: vec![Acl::user_permission(
+                "a",
+                ObjectType::ProjectLog,
+                "p",
+                "u",
+                Permission::Update,
+            )],
+            service_tokens: vec![ServiceToken::new("t", "ci", "o", "u", token)],
             ..PolicyDoc::default()
-        })
-        .unwrap()
+        });
+        assert!(left_out.is_empty(), "{left_out:?}");
+        policy
     }
 
     #[test]
@@ -376,20 +399,41 @@ mod tests {
         let p = policy();
         let shown = format!("{p:?}");
         assert!(shown.contains("acls: 1"), "{shown}");
-        assert!(!shown.contains(&p.doc().service_tokens[0].token_sha256[..8]), "{shown}");
+        assert!(
+            !shown.contains(&p.doc().service_tokens[0].token_sha256.to_hex()[..8]),
+            "{shown}"
+        );
     }
 
     #[test]
     fn decide_follows_the_scope_chain() {
         let p = policy();
-        let who = Principal { user_id: "u".into(), org_id: "o".into() };
+        let who = Principal {
+            user_id: "u".into(),
+            org_id: "o".into(),
+        };
         let log = ObjectRef::new(ObjectType::ProjectLog, "p");
         assert_eq!(p.decide(&who, &log, Permission::Update), Decision::Allow);
-        assert_eq!(p.decide(&who, &log, Permission::Create), Decision::Deny(DenyReason::MissingPermission));
+        assert_eq!(
+            p.decide(&who, &log, Permission::Create),
+            Decision::Deny(DenyReason::MissingPermission)
+        );
         let project = ObjectRef::new(ObjectType::Project, "p");
-        assert_eq!(p.decide(&who, &project, Permission::Update), Decision::Deny(DenyReason::MissingPermission));
-        let elsewhere = Principal { user_id: "u".into(), org_id: "x".into() };
-        assert_eq!(p.decide(&elsewhere, &log, Permission::Update), Decision::Deny(DenyReason::OtherOrganization));
-        assert!(p.identity(&TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345")).is_some());
+        assert_eq!(
+            p.decide(&who, &project, Permission::Update),
+            Decision::Deny(DenyReason::MissingPermission)
+        );
+        let elsewhere = Principal {
+            user_id: "u".into(),
+            org_id: "x".into(),
+        };
+        assert_eq!(
+            p.decide(&elsewhere, &log, Permission::Update),
+            Decision::Deny(DenyReason::OtherOrganization)
+        );
+        assert!(
+            p.identity(&TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345"))
+                .is_some()
+        );
     }
 }

@@ -26,7 +26,9 @@ pub fn overflow_request(body: &[u8]) -> Result<Targets, InspectError> {
                 return sc.skip_value().at(&here);
             }
             once(&mut seen, &here)?;
-            elements(sc, &here, |sc, i| overflow_row(sc, &here.index(i), &mut acc))
+            elements(sc, &here, |sc, i| {
+                overflow_row(sc, &here.index(i), &mut acc)
+            })
         })?;
         if !seen {
             return Err(root.key("rows").bad("missing 'rows'"));
@@ -62,6 +64,14 @@ fn overflow_row<'a>(
     let (object_type, id) =
         target.ok_or_else(|| path.key("object_ids").bad("missing 'object_ids'"))?;
     acc.row();
-    acc.add(object_type, id, if is_delete { Permission::Delete } else { Permission::Update });
+    acc.add(
+        object_type,
+        id,
+        if is_delete {
+            Permission::Delete
+        } else {
+            Permission::Update
+        },
+    );
     Ok(())
 }

@@ -53,7 +53,10 @@ impl<'p> Path<'p> {
 
     /// A shape/semantic refusal at this place.
     pub fn bad(&self, message: impl Into<String>) -> InspectError {
-        InspectError::BadRequest { field: self.render(), message: message.into() }
+        InspectError::BadRequest {
+            field: self.render(),
+            message: message.into(),
+        }
     }
 
     /// A syntax error met while reading the value at this place.

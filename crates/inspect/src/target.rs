@@ -22,7 +22,9 @@ pub(crate) fn named_target<'a>(
     path: &Path<'_>,
 ) -> Result<(ObjectType, Cow<'a, str>), InspectError> {
     if f.prompt_session_id.is_some() {
-        return Err(path.key("prompt_session_id").bad("prompt session rows are not supported"));
+        return Err(path
+            .key("prompt_session_id")
+            .bad("prompt session rows are not supported"));
     }
     let mut found: Option<(ObjectType, Cow<'a, str>)> = None;
     let mut count = 0;
@@ -71,8 +73,10 @@ pub(crate) fn check_against(
     object: &ObjectRef,
     path: &Path<'_>,
 ) -> Result<(), InspectError> {
-    let mismatch =
-        |key: &str| path.key(key).bad(format!("names an object other than the route's {object}"));
+    let mismatch = |key: &str| {
+        path.key(key)
+            .bad(format!("names an object other than the route's {object}"))
+    };
     if f.prompt_session_id.is_some() {
         return Err(mismatch("prompt_session_id"));
     }
@@ -103,5 +107,9 @@ pub(crate) fn check_against(
 
 /// `delete` for rows marked `_object_delete: true`, else `update`.
 pub(crate) fn permission(f: &RowFields<'_>) -> Permission {
-    if f.object_delete { Permission::Delete } else { Permission::Update }
+    if f.object_delete {
+        Permission::Delete
+    } else {
+        Permission::Update
+    }
 }

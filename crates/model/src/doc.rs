@@ -5,12 +5,12 @@
 //! Read strictly: every entry rejects fields it does not know. Known fields
 //! are loggate's own and those of the Braintrust schema for the same object;
 //! the schema's fields loggate has no use for (`created`, `user_id` on a
-//! project, …) are accepted and dropped. Permissions, object types, digests
+//! project, …, listed by `Entry::SCHEMA_ONLY`) are accepted and dropped
+//! before an entry is read. Permissions, object types, digests
 //! and timestamps are typed, so a misspelling is an error at the entry it
 //! sits in, never a silently widened grant. The rules between entries
 //! (references, organizations, one principal per ACL) are `load`'s.
 
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
@@ -32,9 +32,6 @@ pub struct PolicyDoc {
     pub service_tokens: Vec<ServiceToken>,
 }
 
-/// A field of the Braintrust schema that loggate accepts and drops.
-type Ignored = Option<IgnoredAny>;
-
 fn is_true(b: &bool) -> bool {
     *b
 }
@@ -52,20 +49,6 @@ pub struct Organization {
     /// gives the creator every permission on it (as Braintrust does).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub creator_grants: bool,
-    #[serde(default, skip_serializing)]
-    pub api_url: Ignored,
-    #[serde(default, skip_serializing)]
-    pub is_universal_api: Ignored,
-    #[serde(default, skip_serializing)]
-    pub is_dataplane_private: Ignored,
-    #[serde(default, skip_serializing)]
-    pub proxy_url: Ignored,
-    #[serde(default, skip_serializing)]
-    pub realtime_url: Ignored,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub image_rendering_mode: Ignored,
 }
 
 impl Organization {
@@ -74,13 +57,6 @@ impl Organization {
             id: id.into(),
             name: name.into(),
             creator_grants: true,
-            api_url: None,
-            is_universal_api: None,
-            is_dataplane_private: None,
-            proxy_url: None,
-            realtime_url: None,
-            created: None,
-            image_rendering_mode: None,
         }
     }
 }
@@ -96,12 +72,6 @@ pub struct Project {
     /// Soft deletion: a deleted project and its objects are unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub user_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub settings: Ignored,
 }
 
 impl Project {
@@ -112,9 +82,6 @@ impl Project {
             name: name.into(),
             description: None,
             deleted_at: None,
-            created: None,
-            user_id: None,
-            settings: None,
         }
     }
 }
@@ -127,57 +94,19 @@ pub struct Experiment {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
-    #[serde(default, skip_serializing)]
-    pub description: Ignored,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub repo_info: Ignored,
-    #[serde(default, skip_serializing)]
-    pub commit: Ignored,
-    #[serde(default, skip_serializing)]
-    pub base_exp_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub dataset_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub dataset_version: Ignored,
-    #[serde(default, skip_serializing)]
-    pub internal_metadata: Ignored,
-    #[serde(default, skip_serializing)]
-    pub parameters_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub parameters_version: Ignored,
-    #[serde(default, skip_serializing)]
-    pub public: Ignored,
-    #[serde(default, skip_serializing)]
-    pub user_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub metadata: Ignored,
-    #[serde(default, skip_serializing)]
-    pub tags: Ignored,
 }
 
 impl Experiment {
-    pub fn new(id: impl Into<String>, project_id: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        project_id: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
         Experiment {
             id: id.into(),
             project_id: project_id.into(),
             name: name.into(),
             deleted_at: None,
-            description: None,
-            created: None,
-            repo_info: None,
-            commit: None,
-            base_exp_id: None,
-            dataset_id: None,
-            dataset_version: None,
-            internal_metadata: None,
-            parameters_id: None,
-            parameters_version: None,
-            public: None,
-            user_id: None,
-            metadata: None,
-            tags: None,
         }
     }
 }
@@ -190,33 +119,19 @@ pub struct Dataset {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
-    #[serde(default, skip_serializing)]
-    pub description: Ignored,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub user_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub tags: Ignored,
-    #[serde(default, skip_serializing)]
-    pub metadata: Ignored,
-    #[serde(default, skip_serializing)]
-    pub url_slug: Ignored,
 }
 
 impl Dataset {
-    pub fn new(id: impl Into<String>, project_id: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        project_id: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
         Dataset {
             id: id.into(),
             project_id: project_id.into(),
             name: name.into(),
             deleted_at: None,
-            description: None,
-            created: None,
-            user_id: None,
-            tags: None,
-            metadata: None,
-            url_slug: None,
         }
     }
 }
@@ -229,16 +144,6 @@ pub struct User {
     pub name: String,
     #[serde(default)]
     pub service_account: bool,
-    #[serde(default, skip_serializing)]
-    pub given_name: Ignored,
-    #[serde(default, skip_serializing)]
-    pub family_name: Ignored,
-    #[serde(default, skip_serializing)]
-    pub email: Ignored,
-    #[serde(default, skip_serializing)]
-    pub avatar_url: Ignored,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
 }
 
 impl User {
@@ -247,11 +152,6 @@ impl User {
             id: id.into(),
             name: name.into(),
             service_account,
-            given_name: None,
-            family_name: None,
-            email: None,
-            avatar_url: None,
-            created: None,
         }
     }
 }
@@ -272,10 +172,6 @@ pub struct Group {
     /// A deleted group contains nobody and grants nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub user_id: Ignored,
 }
 
 impl Group {
@@ -288,8 +184,6 @@ impl Group {
             member_users: vec![],
             member_groups: vec![],
             deleted_at: None,
-            created: None,
-            user_id: None,
         }
     }
 }
@@ -312,10 +206,6 @@ pub struct Role {
     /// A deleted role grants nothing, also through `member_roles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub user_id: Ignored,
 }
 
 impl Role {
@@ -328,8 +218,6 @@ impl Role {
             member_permissions: vec![],
             member_roles: vec![],
             deleted_at: None,
-            created: None,
-            user_id: None,
         }
     }
 }
@@ -361,10 +249,6 @@ pub struct Acl {
     /// Only with `permission`: the grant applies to objects of this type.
     #[serde(default)]
     pub restrict_object_type: Option<ObjectType>,
-    #[serde(default, skip_serializing)]
-    pub _object_org_id: Ignored,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
 }
 
 /// Who an ACL names.
@@ -377,7 +261,10 @@ pub enum AclPrincipal<'a> {
 /// What an ACL grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AclGrant<'a> {
-    Permission { permission: Permission, restrict: Option<ObjectType> },
+    Permission {
+        permission: Permission,
+        restrict: Option<ObjectType>,
+    },
     Role(&'a str),
 }
 
@@ -399,8 +286,6 @@ impl Acl {
             permission: Some(permission),
             role_id: None,
             restrict_object_type: None,
-            _object_org_id: None,
-            created: None,
         }
     }
 
@@ -417,7 +302,10 @@ impl Acl {
     /// restriction (the Braintrust schema forbids one).
     pub fn grant(&self) -> Option<AclGrant<'_>> {
         match (self.permission, &self.role_id, self.restrict_object_type) {
-            (Some(permission), None, restrict) => Some(AclGrant::Permission { permission, restrict }),
+            (Some(permission), None, restrict) => Some(AclGrant::Permission {
+                permission,
+                restrict,
+            }),
             (None, Some(r), None) => Some(AclGrant::Role(r)),
             _ => None,
         }
@@ -438,16 +326,6 @@ pub struct ServiceToken {
     pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
-    #[serde(default, skip_serializing)]
-    pub created: Ignored,
-    #[serde(default, skip_serializing)]
-    pub preview_name: Ignored,
-    #[serde(default, skip_serializing)]
-    pub service_account_email: Ignored,
-    #[serde(default, skip_serializing)]
-    pub service_account_name: Ignored,
-    #[serde(default, skip_serializing)]
-    pub user_id: Ignored,
 }
 
 impl ServiceToken {
@@ -466,16 +344,94 @@ impl ServiceToken {
             token_sha256,
             expires_at: None,
             not_before: None,
-            created: None,
-            preview_name: None,
-            service_account_email: None,
-            service_account_name: None,
-            user_id: None,
         }
     }
 
     /// Whether the token may be used at `now_ms` (Unix milliseconds).
     pub fn valid_at(&self, now_ms: i64) -> bool {
-        self.not_before.is_none_or(|t| now_ms >= t.unix_ms()) && self.expires_at.is_none_or(|t| now_ms < t.unix_ms())
+        self.not_before.is_none_or(|t| now_ms >= t.unix_ms())
+            && self.expires_at.is_none_or(|t| now_ms < t.unix_ms())
     }
+}
+
+/// An entry of one of the document's collections.
+pub trait Entry: serde::de::DeserializeOwned {
+    /// Fields of the Braintrust schema for this object that loggate accepts
+    /// in the file and drops.
+    const SCHEMA_ONLY: &'static [&'static str];
+    /// Fields that may be null but must be written: leaving one out must
+    /// not turn into the widest reading (a role without `org_id` is not a
+    /// system role by accident).
+    const PRESENT: &'static [&'static str] = &[];
+}
+
+impl Entry for Organization {
+    const SCHEMA_ONLY: &'static [&'static str] = &[
+        "api_url",
+        "is_universal_api",
+        "is_dataplane_private",
+        "proxy_url",
+        "realtime_url",
+        "created",
+        "image_rendering_mode",
+    ];
+}
+impl Entry for Project {
+    const SCHEMA_ONLY: &'static [&'static str] = &["created", "user_id", "settings"];
+}
+impl Entry for Experiment {
+    const SCHEMA_ONLY: &'static [&'static str] = &[
+        "description",
+        "created",
+        "repo_info",
+        "commit",
+        "base_exp_id",
+        "dataset_id",
+        "dataset_version",
+        "internal_metadata",
+        "parameters_id",
+        "parameters_version",
+        "public",
+        "user_id",
+        "metadata",
+        "tags",
+    ];
+}
+impl Entry for Dataset {
+    const SCHEMA_ONLY: &'static [&'static str] = &[
+        "description",
+        "created",
+        "user_id",
+        "tags",
+        "metadata",
+        "url_slug",
+    ];
+}
+impl Entry for User {
+    const SCHEMA_ONLY: &'static [&'static str] = &[
+        "given_name",
+        "family_name",
+        "email",
+        "avatar_url",
+        "created",
+    ];
+}
+impl Entry for Group {
+    const SCHEMA_ONLY: &'static [&'static str] = &["created", "user_id"];
+}
+impl Entry for Role {
+    const SCHEMA_ONLY: &'static [&'static str] = &["created", "user_id"];
+    const PRESENT: &'static [&'static str] = &["org_id"];
+}
+impl Entry for Acl {
+    const SCHEMA_ONLY: &'static [&'static str] = &["_object_org_id", "created"];
+}
+impl Entry for ServiceToken {
+    const SCHEMA_ONLY: &'static [&'static str] = &[
+        "created",
+        "preview_name",
+        "service_account_email",
+        "service_account_name",
+        "user_id",
+    ];
 }

@@ -1,5 +1,7 @@
 //! The identity a recognised token stands for.
 
+use crate::timestamp::Timestamp;
+
 /// Who a request is acting as, once its token has been recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -11,14 +13,21 @@ pub struct Identity {
     pub org_id: String,
     /// The service account (a user id) ACLs name.
     pub user_id: String,
-    /// Expiry as milliseconds since the Unix epoch; `None` never expires.
-    pub expires_at_ms: Option<i64>,
+    /// `None` never expires.
+    pub expires_at: Option<Timestamp>,
+    /// `None`: valid from the start.
+    pub not_before: Option<Timestamp>,
 }
 
 impl Identity {
-    /// Whether the token has expired (the caller owns the clock); `now_ms`
-    /// (unix ms) is read only for a token that has an expiry.
+    /// Whether the token is outside its validity window (the caller owns
+    /// the clock); `now_ms` (unix ms) is read only for a token that has one.
     pub fn expired(&self, now_ms: impl FnOnce() -> i64) -> bool {
-        self.expires_at_ms.is_some_and(|exp| now_ms() >= exp)
+        if self.expires_at.is_none() && self.not_before.is_none() {
+            return false;
+        }
+        let now = Timestamp::from_unix_ms(now_ms());
+        self.expires_at.is_some_and(|exp| now >= exp)
+            || self.not_before.is_some_and(|nbf| now < nbf)
     }
 }

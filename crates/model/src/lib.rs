@@ -7,10 +7,10 @@
 
 pub mod doc;
 pub mod identity;
-pub mod token;
-pub mod types;
 pub mod load;
 pub mod timestamp;
+pub mod token;
+pub mod types;
 
 pub use identity::Identity;
 pub use load::{Loaded, NotAPolicy, PolicyError, PolicyErrors, ValidPolicy};

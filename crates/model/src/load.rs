@@ -16,10 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::doc::{AclGrant, AclPrincipal, PolicyDoc};
+use crate::doc::{AclGrant, AclPrincipal, Entry, PolicyDoc};
 use crate::types::ObjectType;
 
 /// One left-out entry (or removed reference): where and why.
@@ -83,7 +82,11 @@ impl Loaded {
     /// The policy, or every violation when there is any: for an operator's
     /// explicit act (`policy import`, the admin API), which is refused whole.
     pub fn strict(self) -> Result<ValidPolicy, PolicyErrors> {
-        if self.left_out.is_empty() { Ok(self.policy) } else { Err(PolicyErrors(self.left_out)) }
+        if self.left_out.is_empty() {
+            Ok(self.policy)
+        } else {
+            Err(PolicyErrors(self.left_out))
+        }
     }
 }
 
@@ -155,12 +158,30 @@ pub fn from_doc(doc: PolicyDoc) -> Loaded {
 
 /// The entries of one collection that parse, each with its position in the
 /// file; the others are reported.
-fn entries<T: DeserializeOwned>(collection: &str, raw: &[&RawValue], errors: &mut Vec<PolicyError>) -> Vec<(usize, T)> {
+fn entries<T: Entry>(
+    collection: &str,
+    raw: &[&RawValue],
+    errors: &mut Vec<PolicyError>,
+) -> Vec<(usize, T)> {
     let mut out = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
-        match serde_json::from_str(entry.get()) {
+        let parsed = serde_json::from_str(entry.get()).and_then(|mut v: serde_json::Value| {
+            if let Some(fields) = v.as_object_mut() {
+                fields.retain(|k, _| !T::SCHEMA_ONLY.contains(&k.as_str()));
+                if let Some(missing) = T::PRESENT.iter().find(|k| !fields.contains_key(**k)) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "missing field `{missing}` (write null for none)"
+                    )));
+                }
+            }
+            serde_json::from_value(v)
+        });
+        match parsed {
             Ok(v) => out.push((i, v)),
-            Err(e) => errors.push(PolicyError { field: format!("{collection}[{i}]"), message: without_position(&e) }),
+            Err(e) => errors.push(PolicyError {
+                field: format!("{collection}[{i}]"),
+                message: without_position(&e),
+            }),
         }
     }
     out
@@ -194,7 +215,10 @@ struct Report(Vec<PolicyError>);
 
 impl Report {
     fn out(&mut self, collection: &str, i: usize, message: impl Into<String>) {
-        self.0.push(PolicyError { field: format!("{collection}[{i}]"), message: message.into() });
+        self.0.push(PolicyError {
+            field: format!("{collection}[{i}]"),
+            message: message.into(),
+        });
     }
 }
 
@@ -217,7 +241,12 @@ fn retain<T>(
 }
 
 /// Leaves out every entry whose id is empty or repeats an earlier one.
-fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>, id: impl Fn(&T) -> &str) {
+fn unique_ids<T>(
+    report: &mut Report,
+    collection: &str,
+    v: &mut Vec<(usize, T)>,
+    id: impl Fn(&T) -> &str,
+) {
     let mut first: HashMap<String, usize> = HashMap::new();
     v.retain(|(i, e)| {
         let id = id(e);
@@ -226,7 +255,11 @@ fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>,
             return false;
         }
         if let Some(j) = first.get(id) {
-            report.out(collection, *i, format!("duplicate id '{id}' (also {collection}[{j}])"));
+            report.out(
+                collection,
+                *i,
+                format!("duplicate id '{id}' (also {collection}[{j}])"),
+            );
             return false;
         }
         first.insert(id.to_owned(), *i);
@@ -237,8 +270,40 @@ fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>,
 fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     let mut report = Report(parse_errors);
 
-    // Rules an entry keeps on its own.
-    unique_ids(&mut report, "organizations", &mut d.organizations, |o| &o.id);
+    // 1. Rules an entry keeps on its own; 2. ids, among the entries that
+    // keep them (a malformed entry does not shadow a later good one).
+    retain(&mut report, "acls", &mut d.acls, |a| {
+        match (&a.user_id, &a.group_id) {
+            (Some(_), Some(_)) => {
+                return Err("has both user_id and group_id; exactly one is allowed".into());
+            }
+            (None, None) => {
+                return Err("has neither user_id nor group_id; exactly one is required".into());
+            }
+            _ => {}
+        }
+        match (&a.permission, &a.role_id) {
+            (Some(_), Some(_)) => {
+                return Err("has both permission and role_id; exactly one is allowed".into());
+            }
+            (None, None) => {
+                return Err("has neither permission nor role_id; exactly one is required".into());
+            }
+            _ => {}
+        }
+        if a.role_id.is_some() && a.restrict_object_type.is_some() {
+            return Err(
+                "has role_id and restrict_object_type; a role grant carries no restriction".into(),
+            );
+        }
+        if a.object_id.is_empty() {
+            return Err("object_id must not be empty".into());
+        }
+        Ok(())
+    });
+    unique_ids(&mut report, "organizations", &mut d.organizations, |o| {
+        &o.id
+    });
     unique_ids(&mut report, "projects", &mut d.projects, |p| &p.id);
     unique_ids(&mut report, "experiments", &mut d.experiments, |e| &e.id);
     unique_ids(&mut report, "datasets", &mut d.datasets, |x| &x.id);
@@ -246,129 +311,114 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     unique_ids(&mut report, "groups", &mut d.groups, |g| &g.id);
     unique_ids(&mut report, "roles", &mut d.roles, |r| &r.id);
     unique_ids(&mut report, "acls", &mut d.acls, |a| &a.id);
-    unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| &t.id);
-    retain(&mut report, "acls", &mut d.acls, |a| {
-        match (&a.user_id, &a.group_id) {
-            (Some(_), Some(_)) => return Err("has both user_id and group_id; exactly one is allowed".into()),
-            (None, None) => return Err("has neither user_id nor group_id; exactly one is required".into()),
-            _ => {}
-        }
-        match (&a.permission, &a.role_id) {
-            (Some(_), Some(_)) => return Err("has both permission and role_id; exactly one is allowed".into()),
-            (None, None) => return Err("has neither permission nor role_id; exactly one is required".into()),
-            _ => {}
-        }
-        if a.role_id.is_some() && a.restrict_object_type.is_some() {
-            return Err("has role_id and restrict_object_type; a role grant carries no restriction".into());
-        }
-        if a.object_id.is_empty() {
-            return Err("object_id must not be empty".into());
-        }
-        Ok(())
+    unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| {
+        &t.id
     });
+    // Two tokens with one digest: the first is the one a request meets.
     let mut digests = HashMap::new();
-    retain(&mut report, "service_tokens", &mut d.service_tokens, |t| match digests.get(&t.token_sha256) {
-        Some(j) => Err(format!("token_sha256 is the same as service_tokens[{j}]'s; digests must be unique")),
-        None => {
-            digests.insert(t.token_sha256, t.id.clone());
-            Ok(())
-        }
-    });
+    retain(
+        &mut report,
+        "service_tokens",
+        &mut d.service_tokens,
+        |t| match digests.get(&t.token_sha256) {
+            Some(j) => Err(format!(
+                "token_sha256 is the same as service token '{j}''s; digests must be unique"
+            )),
+            None => {
+                digests.insert(t.token_sha256, t.id.clone());
+                Ok(())
+            }
+        },
+    );
 
-    // References, until nothing more goes: leaving one entry out can leave
-    // out what needs it.
+    // 3. Principals crossing organizations, judged on the organizations the
+    // entries name, before any reference is resolved: whether a crossing
+    // entry goes must not depend on what else is left out.
+    cross_organization(&mut report, &mut d);
+
+    // 4. References, until nothing more goes: leaving one entry out can
+    // leave out what needs it.
     loop {
         let mut changed = false;
         let orgs: HashSet<String> = d.organizations.iter().map(|(_, o)| o.id.clone()).collect();
-        changed |= retain(&mut report, "projects", &mut d.projects, |p| known(&orgs, &p.org_id, "org_id", "organization"));
-        let project_org: HashMap<String, String> =
-            d.projects.iter().map(|(_, p)| (p.id.clone(), p.org_id.clone())).collect();
+        changed |= retain(&mut report, "projects", &mut d.projects, |p| {
+            known(&orgs, &p.org_id, "org_id", "organization")
+        });
+        let project_org: HashMap<String, String> = d
+            .projects
+            .iter()
+            .map(|(_, p)| (p.id.clone(), p.org_id.clone()))
+            .collect();
         changed |= retain(&mut report, "experiments", &mut d.experiments, |e| {
             known_key(&project_org, &e.project_id, "project_id", "project")
         });
         changed |= retain(&mut report, "datasets", &mut d.datasets, |x| {
             known_key(&project_org, &x.project_id, "project_id", "project")
         });
-        changed |= retain(&mut report, "groups", &mut d.groups, |g| known(&orgs, &g.org_id, "org_id", "organization"));
+        changed |= retain(&mut report, "groups", &mut d.groups, |g| {
+            known(&orgs, &g.org_id, "org_id", "organization")
+        });
         changed |= retain(&mut report, "roles", &mut d.roles, |r| match &r.org_id {
             Some(org) => known(&orgs, org, "org_id", "organization"),
             None => Ok(()),
         });
 
         let users: HashSet<String> = d.users.iter().map(|(_, u)| u.id.clone()).collect();
-        let group_org: HashMap<String, String> = d.groups.iter().map(|(_, g)| (g.id.clone(), g.org_id.clone())).collect();
-        let role_org: HashMap<String, Option<String>> =
-            d.roles.iter().map(|(_, r)| (r.id.clone(), r.org_id.clone())).collect();
-
-        // A member crossing organizations breaks a rule: the group goes.
-        changed |= retain(&mut report, "groups", &mut d.groups, |g| {
-            match g.member_groups.iter().find(|h| group_org.get(h.as_str()).is_some_and(|o| *o != g.org_id)) {
-                Some(h) => Err(format!("member group '{h}' belongs to another organization")),
-                None => Ok(()),
-            }
-        });
-        changed |= retain(&mut report, "roles", &mut d.roles, |r| {
-            match r.member_roles.iter().find(|m| role_org.get(m.as_str()).is_some_and(|o| o.is_some() && *o != r.org_id)) {
-                Some(m) => Err(format!("member role '{m}' belongs to another organization")),
-                None => Ok(()),
-            }
-        });
+        let groups: HashSet<String> = d.groups.iter().map(|(_, g)| g.id.clone()).collect();
+        let roles: HashSet<String> = d.roles.iter().map(|(_, r)| r.id.clone()).collect();
         // Mentions of what is missing are dropped; the list's holder stays.
         for (i, g) in &mut d.groups {
-            changed |= drop_missing(&mut report, &format!("groups[{i}].member_users"), &mut g.member_users, |u| {
-                users.contains(u).then_some(()).ok_or("user")
-            });
-            changed |= drop_missing(&mut report, &format!("groups[{i}].member_groups"), &mut g.member_groups, |h| {
-                group_org.contains_key(h).then_some(()).ok_or("group")
-            });
+            changed |= drop_missing(
+                &mut report,
+                &format!("groups[{i}].member_users"),
+                &mut g.member_users,
+                &users,
+                "user",
+            );
+            changed |= drop_missing(
+                &mut report,
+                &format!("groups[{i}].member_groups"),
+                &mut g.member_groups,
+                &groups,
+                "group",
+            );
         }
         for (i, r) in &mut d.roles {
-            changed |= drop_missing(&mut report, &format!("roles[{i}].member_roles"), &mut r.member_roles, |m| {
-                role_org.contains_key(m).then_some(()).ok_or("role")
-            });
+            changed |= drop_missing(
+                &mut report,
+                &format!("roles[{i}].member_roles"),
+                &mut r.member_roles,
+                &roles,
+                "role",
+            );
         }
 
-        let experiment_project: HashMap<&str, &str> =
-            d.experiments.iter().map(|(_, e)| (e.id.as_str(), e.project_id.as_str())).collect();
-        let dataset_project: HashMap<&str, &str> =
-            d.datasets.iter().map(|(_, x)| (x.id.as_str(), x.project_id.as_str())).collect();
-        // The organization of an object the policy tracks; `Ok(None)` for
-        // the types it does not (prompts, functions…), whose ids are free.
-        let object_org = |t: ObjectType, id: &str| -> Result<Option<&str>, String> {
-            let found = match t {
-                ObjectType::Organization => orgs.get(id).map(String::as_str),
-                ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).map(String::as_str),
-                ObjectType::Experiment => experiment_project.get(id).and_then(|p| project_org.get(*p)).map(String::as_str),
-                ObjectType::Dataset => dataset_project.get(id).and_then(|p| project_org.get(*p)).map(String::as_str),
-                _ => return Ok(None),
-            };
-            found.map(Some).ok_or_else(|| format!("object_id: unknown {t} '{id}'"))
-        };
+        let experiments: HashSet<&str> = d.experiments.iter().map(|(_, e)| e.id.as_str()).collect();
+        let datasets: HashSet<&str> = d.datasets.iter().map(|(_, x)| x.id.as_str()).collect();
         changed |= retain(&mut report, "acls", &mut d.acls, |a| {
-            let org = object_org(a.object_type, &a.object_id)?;
+            let id = a.object_id.as_str();
+            let object_known = match a.object_type {
+                ObjectType::Organization => orgs.contains(id),
+                ObjectType::Project | ObjectType::ProjectLog => project_org.contains_key(id),
+                ObjectType::Experiment => experiments.contains(id),
+                ObjectType::Dataset => datasets.contains(id),
+                // Objects the policy does not track (prompts, functions…):
+                // any id; no decision the gateway makes reaches them.
+                _ => true,
+            };
+            if !object_known {
+                return Err(format!("object_id: unknown {} '{id}'", a.object_type));
+            }
             match a.principal() {
                 Some(AclPrincipal::User(u)) => known(&users, u, "user_id", "user")?,
-                Some(AclPrincipal::Group(g)) => match group_org.get(g) {
-                    None => return Err(format!("group_id: unknown group '{g}'")),
-                    Some(go) if org.is_some_and(|o| o != go) => {
-                        return Err(format!("group_id: group '{g}' belongs to another organization than the object"));
-                    }
-                    Some(_) => {}
-                },
+                Some(AclPrincipal::Group(g)) => known(&groups, g, "group_id", "group")?,
                 None => return Err("has no single principal".into()),
             }
             match a.grant() {
-                Some(AclGrant::Role(r)) => match role_org.get(r) {
-                    None => return Err(format!("role_id: unknown role '{r}'")),
-                    Some(Some(ro)) if org.is_some_and(|o| o != ro) => {
-                        return Err(format!("role_id: role '{r}' belongs to another organization than the object"));
-                    }
-                    Some(_) => {}
-                },
-                Some(AclGrant::Permission { .. }) => {}
-                None => return Err("has no single grant".into()),
+                Some(AclGrant::Role(r)) => known(&roles, r, "role_id", "role"),
+                Some(AclGrant::Permission { .. }) => Ok(()),
+                None => Err("has no single grant".into()),
             }
-            Ok(())
         });
         changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |t| {
             known(&orgs, &t.org_id, "org_id", "organization")?;
@@ -379,7 +429,9 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         }
     }
 
-    report.0.sort_by(|a, b| natural(&a.field).cmp(&natural(&b.field)));
+    report
+        .0
+        .sort_by(|a, b| natural(&a.field).cmp(&natural(&b.field)));
     let doc = PolicyDoc {
         organizations: strip(d.organizations),
         projects: strip(d.projects),
@@ -391,7 +443,10 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         acls: strip(d.acls),
         service_tokens: strip(d.service_tokens),
     };
-    Loaded { policy: ValidPolicy(doc), left_out: report.0 }
+    Loaded {
+        policy: ValidPolicy(doc),
+        left_out: report.0,
+    }
 }
 
 /// The entries without their positions.
@@ -399,46 +454,171 @@ fn strip<T>(v: Vec<(usize, T)>) -> Vec<T> {
     v.into_iter().map(|(_, e)| e).collect()
 }
 
-const ORDER: [&str; 9] =
-    ["organizations", "projects", "experiments", "datasets", "users", "groups", "roles", "acls", "service_tokens"];
+const ORDER: [&str; 9] = [
+    "organizations",
+    "projects",
+    "experiments",
+    "datasets",
+    "users",
+    "groups",
+    "roles",
+    "acls",
+    "service_tokens",
+];
 
 /// Sort key of a field path: collection in document order, then position.
 fn natural(field: &str) -> (usize, usize, String) {
     let (collection, rest) = field.split_once('[').unwrap_or((field, ""));
     let (index, tail) = rest.split_once(']').unwrap_or(("", rest));
-    let c = ORDER.iter().position(|o| *o == collection).unwrap_or(ORDER.len());
+    let c = ORDER
+        .iter()
+        .position(|o| *o == collection)
+        .unwrap_or(ORDER.len());
     (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
 }
 
 fn known(set: &HashSet<String>, id: &str, field: &str, what: &str) -> Result<(), String> {
-    if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
+    if set.contains(id) {
+        Ok(())
+    } else {
+        Err(format!("{field}: unknown {what} '{id}'"))
+    }
 }
 
 fn known_key<V>(map: &HashMap<String, V>, id: &str, field: &str, what: &str) -> Result<(), String> {
-    if map.contains_key(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
+    if map.contains_key(id) {
+        Ok(())
+    } else {
+        Err(format!("{field}: unknown {what} '{id}'"))
+    }
 }
 
-/// Removes the ids of `list` that `check` refuses, reporting each.
+/// Removes the ids of `list` that `known` lacks, reporting each.
 fn drop_missing(
     report: &mut Report,
     at: &str,
     list: &mut Vec<String>,
-    check: impl Fn(&str) -> Result<(), &'static str>,
+    known: &HashSet<String>,
+    what: &str,
 ) -> bool {
     let before = list.len();
     let mut j = 0;
     list.retain(|id| {
-        let keep = match check(id) {
-            Ok(()) => true,
-            Err(what) => {
-                report.0.push(PolicyError { field: format!("{at}[{j}]"), message: format!("unknown {what} '{id}' (removed)") });
-                false
-            }
-        };
+        let keep = known.contains(id);
+        if !keep {
+            report.0.push(PolicyError {
+                field: format!("{at}[{j}]"),
+                message: format!("unknown {what} '{id}' (removed)"),
+            });
+        }
         j += 1;
         keep
     });
     list.len() != before
+}
+
+/// Leaves out each group, role or ACL whose principal or member belongs to
+/// another organization than the entry itself (a system role, with no
+/// organization, may be named anywhere).
+fn cross_organization(report: &mut Report, d: &mut Indexed) {
+    let group_org: HashMap<String, String> = d
+        .groups
+        .iter()
+        .map(|(_, g)| (g.id.clone(), g.org_id.clone()))
+        .collect();
+    let role_org: HashMap<String, Option<String>> = d
+        .roles
+        .iter()
+        .map(|(_, r)| (r.id.clone(), r.org_id.clone()))
+        .collect();
+    let project_org: HashMap<&str, &str> = d
+        .projects
+        .iter()
+        .map(|(_, p)| (p.id.as_str(), p.org_id.as_str()))
+        .collect();
+    let experiment_org: HashMap<String, String> = d
+        .experiments
+        .iter()
+        .filter_map(|(_, e)| {
+            Some((
+                e.id.clone(),
+                (*project_org.get(e.project_id.as_str())?).to_owned(),
+            ))
+        })
+        .collect();
+    let dataset_org: HashMap<String, String> = d
+        .datasets
+        .iter()
+        .filter_map(|(_, x)| {
+            Some((
+                x.id.clone(),
+                (*project_org.get(x.project_id.as_str())?).to_owned(),
+            ))
+        })
+        .collect();
+    let object_org = |t: ObjectType, id: &str| -> Option<String> {
+        match t {
+            ObjectType::Organization => Some(id.to_owned()),
+            ObjectType::Project | ObjectType::ProjectLog => {
+                project_org.get(id).map(|o| (*o).to_owned())
+            }
+            ObjectType::Experiment => experiment_org.get(id).cloned(),
+            ObjectType::Dataset => dataset_org.get(id).cloned(),
+            _ => None,
+        }
+    };
+    let acl_verdicts: Vec<Result<(), String>> = d
+        .acls
+        .iter()
+        .map(|(_, a)| {
+            let Some(org) = object_org(a.object_type, &a.object_id) else {
+                return Ok(());
+            };
+            if let Some(AclPrincipal::Group(g)) = a.principal()
+                && group_org.get(g).is_some_and(|o| *o != org)
+            {
+                return Err(format!(
+                    "group_id: group '{g}' belongs to another organization than the object"
+                ));
+            }
+            if let Some(AclGrant::Role(r)) = a.grant()
+                && role_org
+                    .get(r)
+                    .is_some_and(|o| o.as_ref().is_some_and(|o| *o != org))
+            {
+                return Err(format!(
+                    "role_id: role '{r}' belongs to another organization than the object"
+                ));
+            }
+            Ok(())
+        })
+        .collect();
+    let mut verdicts = acl_verdicts.into_iter();
+    retain(report, "acls", &mut d.acls, |_| {
+        verdicts.next().unwrap_or(Ok(()))
+    });
+    retain(report, "groups", &mut d.groups, |g| {
+        match g
+            .member_groups
+            .iter()
+            .find(|h| group_org.get(h.as_str()).is_some_and(|o| *o != g.org_id))
+        {
+            Some(h) => Err(format!(
+                "member group '{h}' belongs to another organization"
+            )),
+            None => Ok(()),
+        }
+    });
+    retain(report, "roles", &mut d.roles, |r| {
+        match r.member_roles.iter().find(|m| {
+            role_org
+                .get(m.as_str())
+                .is_some_and(|o| o.is_some() && *o != r.org_id)
+        }) {
+            Some(m) => Err(format!("member role '{m}' belongs to another organization")),
+            None => Ok(()),
+        }
+    });
 }
 
 #[cfg(test)]

@@ -63,6 +63,19 @@ impl fmt::Debug for TokenDigest {
     }
 }
 
+impl std::str::FromStr for TokenDigest {
+    type Err = InvalidDigest;
+    fn from_str(s: &str) -> Result<Self, InvalidDigest> {
+        TokenDigest::from_hex(s).ok_or(InvalidDigest)
+    }
+}
+
+/// A `token_sha256` that is not 64 lower-case hex digits (the value is
+/// never repeated: it identifies a secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be 64 lower-case hex digits (SHA-256 of the token)")]
+pub struct InvalidDigest;
+
 /// As `token_sha256` holds it: lower-case hex.
 impl serde::Serialize for TokenDigest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -74,8 +87,7 @@ impl<'de> serde::Deserialize<'de> for TokenDigest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
         // The error never repeats the value: it identifies a secret.
-        TokenDigest::from_hex(&s)
-            .ok_or_else(|| serde::de::Error::custom("must be 64 lower-case hex digits (SHA-256 of the token)"))
+        TokenDigest::from_hex(&s).ok_or_else(|| serde::de::Error::custom(InvalidDigest))
     }
 }
 
@@ -129,7 +141,9 @@ where
     };
     let well_formed = token.len() <= MAX_TOKEN_LEN
         && secret.len() >= MIN_SECRET_LEN
-        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !well_formed {
         return Err(BearerError::Malformed);
     }
@@ -154,8 +168,10 @@ mod tests {
     const GOOD: &str = "bt-st-abcdefghijklmnopqrstuvwxyz012345";
 
     fn parse(v: &[&str]) -> Result<(&'static str, TokenKind), BearerError> {
-        let owned: Vec<&'static [u8]> =
-            v.iter().map(|s| &*Box::leak(s.as_bytes().to_vec().into_boxed_slice())).collect();
+        let owned: Vec<&'static [u8]> = v
+            .iter()
+            .map(|s| &*Box::leak(s.as_bytes().to_vec().into_boxed_slice()))
+            .collect();
         parse_authorization(owned)
     }
 
@@ -169,12 +185,24 @@ mod tests {
     #[test]
     fn rejects_every_malformed_shape() {
         assert_eq!(parse(&[]), Err(BearerError::Missing));
-        assert_eq!(parse(&[&format!("Bearer {GOOD}"), &format!("Bearer {GOOD}")]), Err(BearerError::Repeated));
+        assert_eq!(
+            parse(&[&format!("Bearer {GOOD}"), &format!("Bearer {GOOD}")]),
+            Err(BearerError::Repeated)
+        );
         assert_eq!(parse(&[GOOD]), Err(BearerError::NotBearer));
-        assert_eq!(parse(&[&format!("Basic {GOOD}")]), Err(BearerError::NotBearer));
-        assert_eq!(parse(&["Bearer xx-abcdefghijklmnopqrstuvwxyz012345"]), Err(BearerError::WrongPrefix));
+        assert_eq!(
+            parse(&[&format!("Basic {GOOD}")]),
+            Err(BearerError::NotBearer)
+        );
+        assert_eq!(
+            parse(&["Bearer xx-abcdefghijklmnopqrstuvwxyz012345"]),
+            Err(BearerError::WrongPrefix)
+        );
         assert_eq!(parse(&["Bearer bt-st-short"]), Err(BearerError::Malformed));
-        assert_eq!(parse(&["Bearer bt-st-abcdefghijklmnopqrstuvwxyz01234!"]), Err(BearerError::Malformed));
+        assert_eq!(
+            parse(&["Bearer bt-st-abcdefghijklmnopqrstuvwxyz01234!"]),
+            Err(BearerError::Malformed)
+        );
         assert_eq!(parse(&["Bearer "]), Err(BearerError::NotBearer));
     }
 

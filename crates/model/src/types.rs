@@ -149,7 +149,11 @@ macro_rules! serde_as_str {
                 let s = std::borrow::Cow::<str>::deserialize(d)?;
                 s.parse().map_err(|_| {
                     let known: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
-                    de::Error::custom(format_args!(concat!("unknown ", $what, " '{}' (expected one of {})"), s, known.join(", ")))
+                    de::Error::custom(format_args!(
+                        concat!("unknown ", $what, " '{}' (expected one of {})"),
+                        s,
+                        known.join(", ")
+                    ))
                 })
             }
         }
@@ -173,7 +177,10 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     pub fn new(object_type: ObjectType, id: impl Into<String>) -> Self {
-        ObjectRef { object_type, id: id.into() }
+        ObjectRef {
+            object_type,
+            id: id.into(),
+        }
     }
 }
 

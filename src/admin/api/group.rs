@@ -2,7 +2,10 @@
 //! list, get, patch (name, description, add/remove member users/groups),
 //! delete.
 
-use super::{ApiRequest, Fields, Filter, body_object, check_ids, existing_or_insert, in_transaction, limit_sql, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{
+    ApiRequest, Fields, Filter, body_object, check_ids, existing_or_insert, in_transaction,
+    limit_sql, not_allowed, not_found, org_filter, resolve_org, ts,
+};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
 use http::Method;
@@ -29,10 +32,17 @@ fn to_json(r: &Row) -> Value {
 }
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
-    Ok(c.query_opt(&format!("{SELECT} WHERE g.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
+    Ok(c.query_opt(&format!("{SELECT} WHERE g.id = $1"), &[&id])
+        .await?
+        .map(|r| to_json(&r)))
 }
 
-async fn add_members(c: &impl GenericClient, id: &str, users: &[String], groups: &[String]) -> Result<(), GatewayError> {
+async fn add_members(
+    c: &impl GenericClient,
+    id: &str,
+    users: &[String],
+    groups: &[String],
+) -> Result<(), GatewayError> {
     c.execute(
         "INSERT INTO group_member_users (group_id, user_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
         &[&id, &users],
@@ -46,7 +56,11 @@ async fn add_members(c: &impl GenericClient, id: &str, users: &[String], groups:
     Ok(())
 }
 
-pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
+pub async fn route(
+    pg: &PgStore,
+    req: &ApiRequest<'_>,
+    rest: &[&str],
+) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -60,8 +74,22 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
                 let id = existing_or_insert(tx, "groups", &org, &name, &description, async |id| {
-                    check_ids(tx, "users", &users, |i| format!("member_users[{i}]"), "user").await?;
-                    check_ids(tx, "groups", &groups, |i| format!("member_groups[{i}]"), "group").await?;
+                    check_ids(
+                        tx,
+                        "users",
+                        &users,
+                        |i| format!("member_users[{i}]"),
+                        "user",
+                    )
+                    .await?;
+                    check_ids(
+                        tx,
+                        "groups",
+                        &groups,
+                        |i| format!("member_groups[{i}]"),
+                        "group",
+                    )
+                    .await?;
                     add_members(tx, id, &users, &groups).await
                 })
                 .await?;
@@ -75,7 +103,11 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             f.eq("g.org_id", org_filter(&*conn, &req.query).await?);
             f.eq("g.name", req.query.get("group_name").map(str::to_owned));
             f.ids("g.id", req.query.all("ids"));
-            let sql = format!("{SELECT} WHERE {} ORDER BY g.created, g.id{}", f.sql(), limit_sql(req.query.limit()?));
+            let sql = format!(
+                "{SELECT} WHERE {} ORDER BY g.created, g.id{}",
+                f.sql(),
+                limit_sql(req.query.limit()?)
+            );
             let rows = conn.query(&sql, &f.params()).await?;
             conn.release();
             Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))
@@ -122,7 +154,8 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
         [id] if m == Method::DELETE => {
             in_transaction(pg, async |tx| {
                 let group = get(tx, id).await?.ok_or_else(|| not_found("group", id))?;
-                tx.execute("DELETE FROM groups WHERE id = $1", &[id]).await?;
+                tx.execute("DELETE FROM groups WHERE id = $1", &[id])
+                    .await?;
                 Ok(group)
             })
             .await

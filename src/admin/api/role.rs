@@ -2,11 +2,14 @@
 //! list, get, patch (name, description, add/remove member permissions and
 //! roles), delete.
 
-use super::{ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction, limit_sql, not_allowed, not_found, org_filter, resolve_org, ts};
+use super::{
+    ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction,
+    limit_sql, not_allowed, not_found, org_filter, resolve_org, ts,
+};
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
-use loggate_model::types::{ObjectType, Permission};
 use http::Method;
+use loggate_model::types::{ObjectType, Permission};
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 
@@ -37,11 +40,16 @@ fn to_json(r: &Row) -> Value {
 }
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
-    Ok(c.query_opt(&format!("{SELECT} WHERE x.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
+    Ok(c.query_opt(&format!("{SELECT} WHERE x.id = $1"), &[&id])
+        .await?
+        .map(|r| to_json(&r)))
 }
 
 /// `[(permission, restrict_object_type)]` from a list of objects.
-fn permissions(f: &Fields<'_>, name: &str) -> Result<(Vec<String>, Vec<Option<String>>), GatewayError> {
+fn permissions(
+    f: &Fields<'_>,
+    name: &str,
+) -> Result<(Vec<String>, Vec<Option<String>>), GatewayError> {
     let mut out = (Vec::new(), Vec::new());
     for (i, m) in f.object_list(name)?.into_iter().enumerate() {
         let item = Fields::nested(m, format!("{name}[{i}]."));
@@ -76,7 +84,11 @@ async fn add_members(
     Ok(())
 }
 
-pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
+pub async fn route(
+    pg: &PgStore,
+    req: &ApiRequest<'_>,
+    rest: &[&str],
+) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -90,7 +102,14 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
                 let id = existing_or_insert(tx, "roles", &org, &name, &description, async |id| {
-                    check_ids(tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
+                    check_ids(
+                        tx,
+                        "roles",
+                        &roles,
+                        |i| format!("member_roles[{i}]"),
+                        "role",
+                    )
+                    .await?;
                     add_members(tx, id, &perms, &roles).await
                 })
                 .await?;
@@ -107,7 +126,11 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             }
             f.eq("x.name", req.query.get("role_name").map(str::to_owned));
             f.ids("x.id", req.query.all("ids"));
-            let sql = format!("{SELECT} WHERE {} ORDER BY x.created, x.id{}", f.sql(), limit_sql(req.query.limit()?));
+            let sql = format!(
+                "{SELECT} WHERE {} ORDER BY x.created, x.id{}",
+                f.sql(),
+                limit_sql(req.query.limit()?)
+            );
             let rows = conn.query(&sql, &f.params()).await?;
             conn.release();
             Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))

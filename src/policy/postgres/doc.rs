@@ -2,12 +2,12 @@
 //! snapshot, ids sorted) and `loggate policy import` (bulk upserts by id in
 //! one transaction, optionally deleting what the document lacks).
 
-use super::timestamp;
-use loggate_model::doc::*;
+use super::column::{Parsed, instant, timestamptz};
 use crate::policy::store::StoreError;
-use loggate_model::types::ObjectType;
-use loggate_model::validate::{PolicyError, PolicyErrors};
 use chrono::{DateTime, Utc};
+use loggate_model::doc::*;
+use loggate_model::types::{ObjectType, Permission};
+use loggate_model::{PolicyErrors, Timestamp, TokenDigest, ValidPolicy};
 use std::collections::HashMap;
 use tokio_postgres::{Client, Error, IsolationLevel};
 
@@ -20,40 +20,90 @@ pub enum ImportError {
     Store(StoreError),
 }
 
-fn ts(t: Option<DateTime<Utc>>) -> Option<String> {
-    t.as_ref().map(timestamp)
-}
-
 /// Reads the whole policy in one REPEATABLE READ snapshot.
 pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
-    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
     let mut doc = PolicyDoc::default();
-    for r in tx.query("SELECT id, name FROM organizations ORDER BY id", &[]).await? {
-        doc.organizations.push(Organization { id: r.get(0), name: r.get(1) });
+    for r in tx
+        .query(
+            "SELECT id, name, creator_grants FROM organizations ORDER BY id",
+            &[],
+        )
+        .await?
+    {
+        doc.organizations.push(Organization {
+            id: r.get(0),
+            name: r.get(1),
+            creator_grants: r.get(2),
+        });
     }
-    for r in tx.query("SELECT id, org_id, name, description, deleted_at FROM projects ORDER BY id", &[]).await? {
+    for r in tx
+        .query(
+            "SELECT id, org_id, name, description, deleted_at FROM projects ORDER BY id",
+            &[],
+        )
+        .await?
+    {
         doc.projects.push(Project {
             id: r.get(0),
             org_id: r.get(1),
             name: r.get(2),
             description: r.get(3),
-            deleted_at: ts(r.get(4)),
+            deleted_at: instant(r.get(4)),
         });
     }
-    for r in tx.query("SELECT id, project_id, name FROM experiments ORDER BY id", &[]).await? {
-        doc.experiments.push(Experiment { id: r.get(0), project_id: r.get(1), name: r.get(2) });
+    for r in tx
+        .query(
+            "SELECT id, project_id, name, deleted_at FROM experiments ORDER BY id",
+            &[],
+        )
+        .await?
+    {
+        doc.experiments.push(Experiment {
+            id: r.get(0),
+            project_id: r.get(1),
+            name: r.get(2),
+            deleted_at: instant(r.get(3)),
+        });
     }
-    for r in tx.query("SELECT id, project_id, name FROM datasets ORDER BY id", &[]).await? {
-        doc.datasets.push(Dataset { id: r.get(0), project_id: r.get(1), name: r.get(2) });
+    for r in tx
+        .query(
+            "SELECT id, project_id, name, deleted_at FROM datasets ORDER BY id",
+            &[],
+        )
+        .await?
+    {
+        doc.datasets.push(Dataset {
+            id: r.get(0),
+            project_id: r.get(1),
+            name: r.get(2),
+            deleted_at: instant(r.get(3)),
+        });
     }
-    for r in tx.query("SELECT id, name, service_account FROM users ORDER BY id", &[]).await? {
-        doc.users.push(User { id: r.get(0), name: r.get(1), service_account: r.get(2) });
+    for r in tx
+        .query(
+            "SELECT id, name, service_account FROM users ORDER BY id",
+            &[],
+        )
+        .await?
+    {
+        doc.users.push(User {
+            id: r.get(0),
+            name: r.get(1),
+            service_account: r.get(2),
+        });
     }
     let groups = tx
         .query(
             "SELECT g.id, g.org_id, g.name, g.description,
                     ARRAY(SELECT m.user_id FROM group_member_users m WHERE m.group_id = g.id ORDER BY 1),
-                    ARRAY(SELECT m.member_group_id FROM group_member_groups m WHERE m.group_id = g.id ORDER BY 1)
+                    ARRAY(SELECT m.member_group_id FROM group_member_groups m WHERE m.group_id = g.id ORDER BY 1),
+                    g.deleted_at
                FROM groups g ORDER BY g.id",
             &[],
         )
@@ -66,6 +116,7 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
             description: r.get(3),
             member_users: r.get(4),
             member_groups: r.get(5),
+            deleted_at: instant(r.get(6)),
         });
     }
     let roles = tx
@@ -75,25 +126,21 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
                            ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
                     ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
                            ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
-                    ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
+                    ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1),
+                    x.deleted_at
                FROM roles x ORDER BY x.id",
             &[],
         )
         .await?;
     for r in roles {
-        let permissions: Vec<String> = r.get(4);
-        let restricts: Vec<Option<String>> = r.get(5);
         doc.roles.push(Role {
             id: r.get(0),
             org_id: r.get(1),
             name: r.get(2),
             description: r.get(3),
-            member_permissions: permissions
-                .into_iter()
-                .zip(restricts)
-                .map(|(permission, restrict_object_type)| RolePermission { permission, restrict_object_type })
-                .collect(),
+            member_permissions: role_permissions(r.try_get(4)?, r.try_get(5)?),
             member_roles: r.get(6),
+            deleted_at: instant(r.get(7)),
         });
     }
     let acls = tx
@@ -104,19 +151,14 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
         )
         .await?;
     for r in acls {
-        doc.acls.push(Acl {
-            id: r.get(0),
-            object_type: r.get(1),
-            object_id: r.get(2),
-            user_id: r.get(3),
-            group_id: r.get(4),
-            permission: r.get(5),
-            role_id: r.get(6),
-            restrict_object_type: r.get(7),
-        });
+        doc.acls.push(acl(&r)?);
     }
     let tokens = tx
-        .query("SELECT id, name, org_id, service_account_id, token_sha256, expires_at FROM service_tokens ORDER BY id", &[])
+        .query(
+            "SELECT id, name, org_id, service_account_id, token_sha256, expires_at, not_before
+               FROM service_tokens ORDER BY id",
+            &[],
+        )
         .await?;
     for r in tokens {
         doc.service_tokens.push(ServiceToken {
@@ -124,78 +166,107 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
             name: r.get(1),
             org_id: r.get(2),
             service_account_id: r.get(3),
-            token_sha256: r.get(4),
-            expires_at: ts(r.get(5)),
+            token_sha256: r.try_get::<_, Parsed<TokenDigest>>(4)?.0,
+            expires_at: instant(r.get(5)),
+            not_before: instant(r.get(6)),
         });
     }
     tx.commit().await?;
     Ok(doc)
 }
 
-/// A validated document as column arrays, ready for `unnest` upserts.
+/// A role's permissions from the two parallel arrays the queries select.
+pub(super) fn role_permissions(
+    permissions: Vec<Parsed<Permission>>,
+    restricts: Vec<Option<Parsed<ObjectType>>>,
+) -> Vec<RolePermission> {
+    permissions
+        .into_iter()
+        .zip(restricts)
+        .map(|(p, t)| RolePermission {
+            permission: p.0,
+            restrict_object_type: t.map(|t| t.0),
+        })
+        .collect()
+}
+
+/// An ACL row selected as `id, object_type, object_id, user_id, group_id,
+/// permission, role_id, restrict_object_type`.
+pub(super) fn acl(r: &tokio_postgres::Row) -> Result<Acl, Error> {
+    Ok(Acl {
+        id: r.get(0),
+        object_type: r.try_get::<_, Parsed<ObjectType>>(1)?.0,
+        object_id: r.get(2),
+        user_id: r.get(3),
+        group_id: r.get(4),
+        permission: r.try_get::<_, Option<Parsed<Permission>>>(5)?.map(|p| p.0),
+        role_id: r.get(6),
+        restrict_object_type: r.try_get::<_, Option<Parsed<ObjectType>>>(7)?.map(|t| t.0),
+    })
+}
+
+/// A loaded document as column arrays, ready for `unnest` upserts.
 #[derive(Default)]
 pub struct Rows<'a> {
     org: [Vec<&'a str>; 2],
+    org_creator_grants: Vec<bool>,
     project: [Vec<&'a str>; 3],
     project_description: Vec<Option<&'a str>>,
     project_deleted: Vec<Option<DateTime<Utc>>>,
     experiment: [Vec<&'a str>; 3],
+    experiment_deleted: Vec<Option<DateTime<Utc>>>,
     dataset: [Vec<&'a str>; 3],
+    dataset_deleted: Vec<Option<DateTime<Utc>>>,
     user: [Vec<&'a str>; 2],
     user_service: Vec<bool>,
     group: [Vec<&'a str>; 3],
     group_description: Vec<Option<&'a str>>,
+    group_deleted: Vec<Option<DateTime<Utc>>>,
     group_users: [Vec<&'a str>; 2],
     group_groups: [Vec<&'a str>; 2],
     role: [Vec<&'a str>; 2],
     role_org: Vec<Option<&'a str>>,
     role_description: Vec<Option<&'a str>>,
-    role_perm: (Vec<&'a str>, Vec<&'a str>, Vec<Option<&'a str>>),
+    role_deleted: Vec<Option<DateTime<Utc>>>,
+    role_perm: (Vec<&'a str>, Vec<&'static str>, Vec<Option<&'static str>>),
     role_roles: [Vec<&'a str>; 2],
     /// id, object_type, object_id
     acl: [Vec<&'a str>; 3],
     /// user_id, group_id, permission, role_id, restrict_object_type, object_org_id
     acl_opt: [Vec<Option<&'a str>>; 6],
-    /// id, name, org_id, service_account_id, token_sha256
-    token: [Vec<&'a str>; 5],
+    /// id, name, org_id, service_account_id
+    token: [Vec<&'a str>; 4],
+    token_sha256: Vec<String>,
     token_expires: Vec<Option<DateTime<Utc>>>,
-}
-
-fn parse_time(s: &str, field: String, errors: &mut Vec<PolicyError>) -> Option<DateTime<Utc>> {
-    match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(_) => {
-            errors.push(PolicyError { field, message: format!("'{s}' is not an RFC 3339 timestamp") });
-            None
-        }
-    }
+    token_not_before: Vec<Option<DateTime<Utc>>>,
 }
 
 impl<'a> Rows<'a> {
-    /// Splits a validated document into columns; timestamps that do not
-    /// parse are reported like validation errors.
-    pub fn of(doc: &'a PolicyDoc) -> Result<Self, PolicyErrors> {
+    /// Splits a loaded document into columns.
+    pub fn of(policy: &'a ValidPolicy) -> Self {
+        let doc = policy.doc();
+        let at = |t: Option<Timestamp>| timestamptz(t);
         let mut r = Rows::default();
-        let mut errors = Vec::new();
         for o in &doc.organizations {
             r.org[0].push(&o.id);
             r.org[1].push(&o.name);
+            r.org_creator_grants.push(o.creator_grants);
         }
         let mut project_org: HashMap<&str, &str> = HashMap::new();
-        for (i, p) in doc.projects.iter().enumerate() {
+        for p in &doc.projects {
             project_org.insert(&p.id, &p.org_id);
             r.project[0].push(&p.id);
             r.project[1].push(&p.org_id);
             r.project[2].push(&p.name);
             r.project_description.push(p.description.as_deref());
-            r.project_deleted
-                .push(p.deleted_at.as_deref().and_then(|s| parse_time(s, format!("projects[{i}].deleted_at"), &mut errors)));
+            r.project_deleted.push(at(p.deleted_at));
         }
         let mut child_org: HashMap<(&str, &str), &str> = HashMap::new();
         for e in &doc.experiments {
             r.experiment[0].push(&e.id);
             r.experiment[1].push(&e.project_id);
             r.experiment[2].push(&e.name);
+            r.experiment_deleted.push(at(e.deleted_at));
             if let Some(o) = project_org.get(e.project_id.as_str()) {
                 child_org.insert(("experiment", &e.id), o);
             }
@@ -204,6 +275,7 @@ impl<'a> Rows<'a> {
             r.dataset[0].push(&d.id);
             r.dataset[1].push(&d.project_id);
             r.dataset[2].push(&d.name);
+            r.dataset_deleted.push(at(d.deleted_at));
             if let Some(o) = project_org.get(d.project_id.as_str()) {
                 child_org.insert(("dataset", &d.id), o);
             }
@@ -220,6 +292,7 @@ impl<'a> Rows<'a> {
             r.group[1].push(&g.org_id);
             r.group[2].push(&g.name);
             r.group_description.push(g.description.as_deref());
+            r.group_deleted.push(at(g.deleted_at));
             for u in &g.member_users {
                 r.group_users[0].push(&g.id);
                 r.group_users[1].push(u);
@@ -238,10 +311,13 @@ impl<'a> Rows<'a> {
             r.role[1].push(&x.name);
             r.role_org.push(x.org_id.as_deref());
             r.role_description.push(x.description.as_deref());
+            r.role_deleted.push(at(x.deleted_at));
             for p in &x.member_permissions {
                 r.role_perm.0.push(&x.id);
-                r.role_perm.1.push(&p.permission);
-                r.role_perm.2.push(p.restrict_object_type.as_deref());
+                r.role_perm.1.push(p.permission.as_str());
+                r.role_perm
+                    .2
+                    .push(p.restrict_object_type.map(ObjectType::as_str));
             }
             for m in &x.member_roles {
                 r.role_roles[0].push(&x.id);
@@ -251,37 +327,38 @@ impl<'a> Rows<'a> {
         let single_org = (doc.organizations.len() == 1).then(|| doc.organizations[0].id.as_str());
         for a in &doc.acls {
             let id = a.object_id.as_str();
-            let org = match a.object_type.parse::<ObjectType>() {
-                Ok(ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs) => {
-                    Some(id)
-                }
-                Ok(ObjectType::Project | ObjectType::ProjectLog) => project_org.get(id).copied(),
-                Ok(ObjectType::Experiment) => child_org.get(&("experiment", id)).copied(),
-                Ok(ObjectType::Dataset) => child_org.get(&("dataset", id)).copied(),
-                Ok(ObjectType::Group) => group_org.get(id).copied(),
-                Ok(ObjectType::Role) => role_org.get(id).copied(),
+            let org = match a.object_type {
+                ObjectType::Organization
+                | ObjectType::OrgMember
+                | ObjectType::OrgProject
+                | ObjectType::OrgAuditLogs => Some(id),
+                ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).copied(),
+                ObjectType::Experiment => child_org.get(&("experiment", id)).copied(),
+                ObjectType::Dataset => child_org.get(&("dataset", id)).copied(),
+                ObjectType::Group => group_org.get(id).copied(),
+                ObjectType::Role => role_org.get(id).copied(),
                 _ => single_org,
             };
             r.acl[0].push(&a.id);
-            r.acl[1].push(&a.object_type);
+            r.acl[1].push(a.object_type.as_str());
             r.acl[2].push(id);
             r.acl_opt[0].push(a.user_id.as_deref());
             r.acl_opt[1].push(a.group_id.as_deref());
-            r.acl_opt[2].push(a.permission.as_deref());
+            r.acl_opt[2].push(a.permission.map(Permission::as_str));
             r.acl_opt[3].push(a.role_id.as_deref());
-            r.acl_opt[4].push(a.restrict_object_type.as_deref());
+            r.acl_opt[4].push(a.restrict_object_type.map(ObjectType::as_str));
             r.acl_opt[5].push(org);
         }
-        for (i, t) in doc.service_tokens.iter().enumerate() {
+        for t in &doc.service_tokens {
             r.token[0].push(&t.id);
             r.token[1].push(&t.name);
             r.token[2].push(&t.org_id);
             r.token[3].push(&t.service_account_id);
-            r.token[4].push(&t.token_sha256);
-            r.token_expires
-                .push(t.expires_at.as_deref().and_then(|s| parse_time(s, format!("service_tokens[{i}].expires_at"), &mut errors)));
+            r.token_sha256.push(t.token_sha256.to_hex());
+            r.token_expires.push(at(t.expires_at));
+            r.token_not_before.push(at(t.not_before));
         }
-        if errors.is_empty() { Ok(r) } else { Err(PolicyErrors(errors)) }
+        r
     }
 }
 
@@ -289,9 +366,9 @@ impl<'a> Rows<'a> {
 pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<i64, Error> {
     let tx = client.transaction().await?;
     tx.execute(
-        "INSERT INTO organizations (id, name) SELECT * FROM unnest($1::text[], $2::text[])
-         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
-        &[&r.org[0], &r.org[1]],
+        "INSERT INTO organizations (id, name, creator_grants) SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, creator_grants = EXCLUDED.creator_grants",
+        &[&r.org[0], &r.org[1], &r.org_creator_grants],
     )
     .await?;
     tx.execute(
@@ -299,16 +376,27 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
          ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name,
              description = EXCLUDED.description, deleted_at = EXCLUDED.deleted_at",
-        &[&r.project[0], &r.project[1], &r.project[2], &r.project_description, &r.project_deleted],
+        &[
+            &r.project[0],
+            &r.project[1],
+            &r.project[2],
+            &r.project_description,
+            &r.project_deleted,
+        ],
     )
     .await?;
-    for (table, cols) in [("experiments", &r.experiment), ("datasets", &r.dataset)] {
+    for (table, cols, deleted) in [
+        ("experiments", &r.experiment, &r.experiment_deleted),
+        ("datasets", &r.dataset, &r.dataset_deleted),
+    ] {
         tx.execute(
             &format!(
-                "INSERT INTO {table} (id, project_id, name) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                 ON CONFLICT (id) DO UPDATE SET project_id = EXCLUDED.project_id, name = EXCLUDED.name"
+                "INSERT INTO {table} (id, project_id, name, deleted_at)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                 ON CONFLICT (id) DO UPDATE SET project_id = EXCLUDED.project_id, name = EXCLUDED.name,
+                     deleted_at = EXCLUDED.deleted_at"
             ),
-            &[&cols[0], &cols[1], &cols[2]],
+            &[&cols[0], &cols[1], &cols[2], deleted],
         )
         .await?;
     }
@@ -319,15 +407,19 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
     )
     .await?;
     tx.execute(
-        "INSERT INTO groups (id, org_id, name, description) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name, description = EXCLUDED.description",
-        &[&r.group[0], &r.group[1], &r.group[2], &r.group_description],
+        "INSERT INTO groups (id, org_id, name, description, deleted_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name, description = EXCLUDED.description,
+             deleted_at = EXCLUDED.deleted_at",
+        &[&r.group[0], &r.group[1], &r.group[2], &r.group_description, &r.group_deleted],
     )
     .await?;
     tx.execute(
-        "INSERT INTO roles (id, name, org_id, description) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name, description = EXCLUDED.description",
-        &[&r.role[0], &r.role[1], &r.role_org, &r.role_description],
+        "INSERT INTO roles (id, name, org_id, description, deleted_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+         ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name, description = EXCLUDED.description,
+             deleted_at = EXCLUDED.deleted_at",
+        &[&r.role[0], &r.role[1], &r.role_org, &r.role_description, &r.role_deleted],
     )
     .await?;
     // Member sets of the document's groups and roles: exactly as listed.
@@ -396,15 +488,19 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
     .await?;
     if replace {
         // Tokens first: a replaced token may reuse a digest of the file.
-        tx.execute("DELETE FROM service_tokens WHERE id NOT IN (SELECT unnest($1::text[]))", &[&r.token[0]]).await?;
+        tx.execute(
+            "DELETE FROM service_tokens WHERE id NOT IN (SELECT unnest($1::text[]))",
+            &[&r.token[0]],
+        )
+        .await?;
     }
     tx.execute(
-        "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, expires_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+        "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, expires_at, not_before)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, org_id = EXCLUDED.org_id,
              service_account_id = EXCLUDED.service_account_id, token_sha256 = EXCLUDED.token_sha256,
-             expires_at = EXCLUDED.expires_at",
-        &[&r.token[0], &r.token[1], &r.token[2], &r.token[3], &r.token[4], &r.token_expires],
+             expires_at = EXCLUDED.expires_at, not_before = EXCLUDED.not_before",
+        &[&r.token[0], &r.token[1], &r.token[2], &r.token[3], &r.token_sha256, &r.token_expires, &r.token_not_before],
     )
     .await?;
     if replace {
@@ -418,10 +514,17 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
             ("users", &r.user[0]),
             ("organizations", &r.org[0]),
         ] {
-            tx.execute(&format!("DELETE FROM {table} WHERE id NOT IN (SELECT unnest($1::text[]))"), &[ids]).await?;
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE id NOT IN (SELECT unnest($1::text[]))"),
+                &[ids],
+            )
+            .await?;
         }
     }
-    let revision: i64 = tx.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?.get(0);
+    let revision: i64 = tx
+        .query_one("SELECT revision FROM policy_revision WHERE singleton", &[])
+        .await?
+        .get(0);
     tx.commit().await?;
     Ok(revision)
 }

@@ -5,10 +5,15 @@
 //! small, valid `PolicyDoc` on which the pure evaluator gives the same
 //! answer as on the whole policy.
 
-use loggate_authz::Principal;
-use loggate_model::doc::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, User};
-use loggate_model::types::{ObjectRef, ObjectType};
+use super::column::instant;
+use super::doc::{acl, role_permissions};
 use chrono::{DateTime, Utc};
+use loggate_authz::Principal;
+use loggate_model::Timestamp;
+use loggate_model::doc::{
+    Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, User,
+};
+use loggate_model::types::{ObjectRef, ObjectType};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::{Client, Error};
 
@@ -16,21 +21,28 @@ use tokio_postgres::{Client, Error};
 struct Located {
     org: Organization,
     project: Option<Project>,
-    /// `(id, name)` of the experiment or dataset asked about.
-    child: Option<(String, String)>,
+    /// `(id, name, deleted_at)` of the experiment or dataset asked about.
+    child: Option<(String, String, Option<Timestamp>)>,
 }
 
 /// Loads the slice for `(principal, object)`. An unknown object (or a type
 /// the policy does not describe) gives a document without it, which the
 /// evaluator denies as unknown.
-pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) -> Result<PolicyDoc, Error> {
-    let (located, edges) = tokio::try_join!(locate(client, object), group_edges(client, &principal.user_id))?;
+pub async fn load(
+    client: &Client,
+    principal: &Principal,
+    object: &ObjectRef,
+) -> Result<PolicyDoc, Error> {
+    let (located, edges) = tokio::try_join!(
+        locate(client, object),
+        group_edges(client, &principal.user_id)
+    )?;
     let Some(located) = located else {
         return Ok(PolicyDoc::default());
     };
     let org_id = located.org.id.clone();
     let mut scopes: Vec<(&str, &str)> = Vec::with_capacity(3);
-    if let Some((id, _)) = &located.child {
+    if let Some((id, _, _)) = &located.child {
         scopes.push((object.object_type.as_str(), id));
     }
     if let Some(p) = &located.project {
@@ -43,25 +55,42 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
 
     // Groups: every group reachable upwards from the user, with the edges
     // between them (enough for the evaluator and for explanations).
-    let names: BTreeMap<&str, &str> = edges.iter().map(|(g, _, name)| (g.as_str(), name.as_str())).collect();
+    let known: BTreeMap<&str, &GroupRow> = edges.iter().map(|e| (e.group.as_str(), e)).collect();
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let group = |groups: &mut BTreeMap<String, Group>, id: &str| {
-        groups.entry(id.to_owned()).or_insert_with(|| Group {
-            id: id.to_owned(),
-            org_id: org_id.clone(),
-            name: names.get(id).map_or_else(|| id.to_owned(), |n| (*n).to_owned()),
-            description: None,
-            member_users: Vec::new(),
-            member_groups: Vec::new(),
+        groups.entry(id.to_owned()).or_insert_with(|| {
+            let row = known.get(id);
+            Group {
+                id: id.to_owned(),
+                org_id: row.map_or_else(|| org_id.clone(), |r| r.org_id.clone()),
+                name: row.map_or_else(|| id.to_owned(), |r| r.name.clone()),
+                description: None,
+                member_users: Vec::new(),
+                member_groups: Vec::new(),
+                deleted_at: row.and_then(|r| r.deleted_at),
+            }
         });
     };
-    for (g, child, _) in &edges {
+    for GroupRow {
+        group: g,
+        member: child,
+        ..
+    } in &edges
+    {
         group(&mut groups, g);
         match child {
-            None => groups.get_mut(g).expect("inserted").member_users.push(principal.user_id.clone()),
+            None => groups
+                .get_mut(g)
+                .expect("inserted")
+                .member_users
+                .push(principal.user_id.clone()),
             Some(h) => {
                 group(&mut groups, h);
-                groups.get_mut(g).expect("inserted").member_groups.push(h.clone());
+                groups
+                    .get_mut(g)
+                    .expect("inserted")
+                    .member_groups
+                    .push(h.clone());
             }
         }
     }
@@ -78,36 +107,62 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
             &[&types, &ids, &principal.user_id, &group_ids],
         )
         .await?;
-    let acls: Vec<Acl> = rows
-        .iter()
-        .map(|r| Acl {
-            id: r.get(0),
-            object_type: r.get(1),
-            object_id: r.get(2),
-            user_id: r.get(3),
-            group_id: r.get(4),
-            permission: r.get(5),
-            role_id: r.get(6),
-            restrict_object_type: r.get(7),
-        })
-        .collect();
+    let acls: Vec<Acl> = rows.iter().map(acl).collect::<Result<_, _>>()?;
     let role_ids: BTreeSet<&str> = acls.iter().filter_map(|a| a.role_id.as_deref()).collect();
-    let roles = if role_ids.is_empty() { Vec::new() } else { roles(client, &role_ids.into_iter().collect::<Vec<_>>()).await? };
+    let roles = if role_ids.is_empty() {
+        Vec::new()
+    } else {
+        roles(client, &role_ids.into_iter().collect::<Vec<_>>()).await?
+    };
 
-    let Located { org, project, child } = located;
+    let Located {
+        org,
+        project,
+        child,
+    } = located;
+    // Groups and roles of other organizations come with their organization,
+    // so that the loader's organization rules see them for what they are
+    // (and leave out what crosses), as they would in the whole policy.
+    let mut organizations = vec![org];
+    let foreign: BTreeSet<String> = groups
+        .values()
+        .map(|g| g.org_id.clone())
+        .chain(roles.iter().filter_map(|r| r.org_id.clone()))
+        .filter(|o| *o != org_id)
+        .collect();
+    organizations.extend(foreign.into_iter().map(|o| Organization {
+        name: o.clone(),
+        id: o,
+        creator_grants: true,
+    }));
     let mut doc = PolicyDoc {
-        organizations: vec![org],
-        users: vec![User { id: principal.user_id.clone(), name: String::new(), service_account: true }],
+        organizations,
+        users: vec![User {
+            id: principal.user_id.clone(),
+            name: String::new(),
+            service_account: true,
+        }],
         groups: groups.into_values().collect(),
         roles,
         acls,
         ..PolicyDoc::default()
     };
     if let Some(project) = project {
-        if let Some((id, name)) = child {
+        if let Some((id, name, deleted_at)) = child {
+            let project_id = project.id.clone();
             match object.object_type {
-                ObjectType::Experiment => doc.experiments.push(Experiment { id, project_id: project.id.clone(), name }),
-                _ => doc.datasets.push(Dataset { id, project_id: project.id.clone(), name }),
+                ObjectType::Experiment => doc.experiments.push(Experiment {
+                    id,
+                    project_id,
+                    name,
+                    deleted_at,
+                }),
+                _ => doc.datasets.push(Dataset {
+                    id,
+                    project_id,
+                    name,
+                    deleted_at,
+                }),
             }
         }
         doc.projects.push(project);
@@ -118,25 +173,29 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
 /// Finds the object, its project and organization.
 async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, Error> {
     let id = &object.id;
-    let project_cols = "p.id, p.name, p.description, p.deleted_at, o.id, o.name";
+    let project_cols = "p.id, p.name, p.description, p.deleted_at, o.id, o.name, o.creator_grants";
     let (sql, child) = match object.object_type {
         ObjectType::Organization => {
-            let row = client.query_opt("SELECT id, name FROM organizations WHERE id = $1", &[id]).await?;
-            return Ok(row.map(|r| Located { org: Organization { id: r.get(0), name: r.get(1) }, project: None, child: None }));
+            let row = client.query_opt("SELECT id, name, creator_grants FROM organizations WHERE id = $1", &[id]).await?;
+            return Ok(row.map(|r| Located {
+                org: Organization { id: r.get(0), name: r.get(1), creator_grants: r.get(2) },
+                project: None,
+                child: None,
+            }));
         }
         ObjectType::Project | ObjectType::ProjectLog => {
             (format!("SELECT {project_cols} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = $1"), false)
         }
         ObjectType::Experiment => (
             format!(
-                "SELECT {project_cols}, c.name FROM experiments c JOIN projects p ON p.id = c.project_id
+                "SELECT {project_cols}, c.name, c.deleted_at FROM experiments c JOIN projects p ON p.id = c.project_id
                    JOIN organizations o ON o.id = p.org_id WHERE c.id = $1"
             ),
             true,
         ),
         ObjectType::Dataset => (
             format!(
-                "SELECT {project_cols}, c.name FROM datasets c JOIN projects p ON p.id = c.project_id
+                "SELECT {project_cols}, c.name, c.deleted_at FROM datasets c JOIN projects p ON p.id = c.project_id
                    JOIN organizations o ON o.id = p.org_id WHERE c.id = $1"
             ),
             true,
@@ -146,22 +205,44 @@ async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, 
     let Some(r) = client.query_opt(&sql, &[id]).await? else {
         return Ok(None);
     };
-    let org = Organization { id: r.get(4), name: r.get(5) };
-    let deleted_at: Option<DateTime<Utc>> = r.get(3);
+    let org = Organization {
+        id: r.get(4),
+        name: r.get(5),
+        creator_grants: r.get(6),
+    };
     let project = Project {
         id: r.get(0),
         org_id: org.id.clone(),
         name: r.get(1),
         description: r.get(2),
-        deleted_at: deleted_at.map(|t| super::timestamp(&t)),
+        deleted_at: instant(r.get(3)),
     };
-    let child = child.then(|| (object.id.clone(), r.get::<_, String>(6)));
-    Ok(Some(Located { org, project: Some(project), child }))
+    let child = child.then(|| {
+        (
+            object.id.clone(),
+            r.get::<_, String>(7),
+            instant(r.get::<_, Option<DateTime<Utc>>>(8)),
+        )
+    });
+    Ok(Some(Located {
+        org,
+        project: Some(project),
+        child,
+    }))
 }
 
-/// `(group, member, group name)` edges upwards from the user: `member =
-/// None` is the user's own membership. UNION (not ALL) makes cycles terminate.
-async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<(String, Option<String>, String)>, Error> {
+/// One edge upwards from the user: `group` contains `member` (`None`: the
+/// user itself), with the group's own columns.
+struct GroupRow {
+    group: String,
+    member: Option<String>,
+    name: String,
+    org_id: String,
+    deleted_at: Option<Timestamp>,
+}
+
+/// The edges upwards from the user. UNION (not ALL) makes cycles terminate.
+async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<GroupRow>, Error> {
     let rows = client
         .query(
             "WITH RECURSIVE e (group_id, member) AS (
@@ -170,11 +251,20 @@ async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<(String, Opti
                  SELECT m.group_id, m.member_group_id
                    FROM group_member_groups m JOIN e ON m.member_group_id = e.group_id
              )
-             SELECT e.group_id, e.member, g.name FROM e JOIN groups g ON g.id = e.group_id",
+             SELECT e.group_id, e.member, g.name, g.org_id, g.deleted_at FROM e JOIN groups g ON g.id = e.group_id",
             &[&user_id],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| GroupRow {
+            group: r.get(0),
+            member: r.get(1),
+            name: r.get(2),
+            org_id: r.get(3),
+            deleted_at: instant(r.get(4)),
+        })
+        .collect())
 }
 
 /// The roles `ids` and, transitively, their member roles.
@@ -186,7 +276,7 @@ async fn roles(client: &Client, ids: &[&str]) -> Result<Vec<Role>, Error> {
                  UNION
                  SELECT m.member_role_id FROM role_member_roles m JOIN r ON m.role_id = r.id
              )
-             SELECT x.id, x.name,
+             SELECT x.id, x.name, x.org_id, x.deleted_at,
                     ARRAY(SELECT p.permission FROM role_permissions p WHERE p.role_id = x.id
                            ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
                     ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
@@ -197,23 +287,17 @@ async fn roles(client: &Client, ids: &[&str]) -> Result<Vec<Role>, Error> {
             &[&ids],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            let permissions: Vec<String> = r.get(2);
-            let restricts: Vec<Option<String>> = r.get(3);
-            Role {
+            Ok(Role {
                 id: r.get(0),
-                org_id: None,
+                org_id: r.get(2),
                 name: r.get(1),
                 description: None,
-                member_permissions: permissions
-                    .into_iter()
-                    .zip(restricts)
-                    .map(|(permission, restrict_object_type)| RolePermission { permission, restrict_object_type })
-                    .collect(),
-                member_roles: r.get(4),
-            }
+                member_permissions: role_permissions(r.try_get(4)?, r.try_get(5)?),
+                member_roles: r.get(6),
+                deleted_at: instant(r.get(3)),
+            })
         })
-        .collect())
+        .collect()
 }

@@ -10,7 +10,10 @@ fn field(body: &str) -> Option<String> {
 }
 
 fn t(object_type: ObjectType, id: &str, permission: Permission) -> Target {
-    Target { object: ObjectRef::new(object_type, id), permission }
+    Target {
+        object: ObjectRef::new(object_type, id),
+        permission,
+    }
 }
 
 #[test]
@@ -52,9 +55,18 @@ fn refusals() {
         (r#"{"experiment":[]}"#, Some("experiment")),
         (r#"{"experiment":{"e":[]}}"#, Some("experiment.e")),
         (r#"{"experiment":{"e":{},"e":{}}}"#, Some("experiment.e")),
-        (r#"{"experiment":{"e":{"events":[],"events":[]}}}"#, Some("experiment.e.events")),
-        (r#"{"experiment":{"e":{"events":{}}}}"#, Some("experiment.e.events")),
-        (r#"{"experiment":{"e":{"events":[1]}}}"#, Some("experiment.e.events[0]")),
+        (
+            r#"{"experiment":{"e":{"events":[],"events":[]}}}"#,
+            Some("experiment.e.events"),
+        ),
+        (
+            r#"{"experiment":{"e":{"events":{}}}}"#,
+            Some("experiment.e.events"),
+        ),
+        (
+            r#"{"experiment":{"e":{"events":[1]}}}"#,
+            Some("experiment.e.events[0]"),
+        ),
         (
             r#"{"experiment":{"e":{"events":[{},{"_object_delete":"yes"}]}}}"#,
             Some("experiment.e.events[1]._object_delete"),
