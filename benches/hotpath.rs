@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use loggate_model::{Identity, TokenDigest};
-use loggate_authz::{CompiledPolicy, Decision, Principal};
 use loggate::cache::{DecisionCache, WorkerCache};
+use loggate_authz::{CompiledPolicy, Decision, Principal};
 use loggate_inspect::{self as inspect, Logs3};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::{Identity, TokenDigest};
 use policy_gen::{Shape, generate, project_id, writable_project};
 
 struct Fixture {
@@ -60,10 +60,18 @@ fn cache() -> DecisionCache {
 }
 
 /// One decision through the cache, as `Gateway::decide` asks it.
-async fn cached_decide(cache: &DecisionCache, f: &Fixture, digest: &TokenDigest, object: &ObjectRef, permission: Permission) -> Decision {
+async fn cached_decide(
+    cache: &DecisionCache,
+    f: &Fixture,
+    digest: &TokenDigest,
+    object: &ObjectRef,
+    permission: Permission,
+) -> Decision {
     let key = loggate::cache::DecisionKey::new(*digest, object, permission);
     let (decision, _) = cache
-        .decision(key, &f.identity, object, || async { Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission)) })
+        .decision(key, &f.identity, object, || async {
+            Ok::<_, Infallible>(f.policy.decide(&f.principal, object, permission))
+        })
         .await
         .expect("infallible");
     decision

@@ -20,9 +20,7 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("logs3/{n}_rows"));
         g.throughput(Throughput::Bytes(b.len() as u64));
         g.bench_function("inspect", |bench| bench.iter(|| loggate_inspect::logs3(black_box(&b))));
-        g.bench_function("serde_value", |bench| {
-            bench.iter(|| serde_json::from_slice::<Value>(black_box(&b)))
-        });
+        g.bench_function("serde_value", |bench| bench.iter(|| serde_json::from_slice::<Value>(black_box(&b))));
         g.finish();
     }
 }

@@ -12,9 +12,9 @@ mod policy_gen;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use loggate_model::TokenDigest;
-use loggate_authz::{CompiledPolicy, Principal};
 use loggate::cache::{DecisionCache, DecisionKey};
+use loggate_authz::{CompiledPolicy, Principal};
+use loggate_model::TokenDigest;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use policy_gen::{Shape, dataset_id, experiment_id, generate, project_id};
 
@@ -58,7 +58,8 @@ fn main() {
     let base = report("policy compiled (10k ACLs, 10k tokens)");
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let cache = DecisionCache::new(DECISIONS as u64, Duration::from_secs(300), Duration::from_secs(5), Duration::from_secs(10));
+    let cache =
+        DecisionCache::new(DECISIONS as u64, Duration::from_secs(300), Duration::from_secs(5), Duration::from_secs(10));
     let per_token = DECISIONS / TOKENS;
     let mut allowed = 0usize;
     rt.block_on(async {
@@ -74,7 +75,9 @@ fn main() {
                 let object = object(shape, t * 7 + k * 401);
                 let key = DecisionKey::new(digest, &object, Permission::Update);
                 let (d, _) = cache
-                    .decision(key, &identity, &object, || async { Ok::<_, Infallible>(policy.decide(&principal, &object, Permission::Update)) })
+                    .decision(key, &identity, &object, || async {
+                        Ok::<_, Infallible>(policy.decide(&principal, &object, Permission::Update))
+                    })
                     .await
                     .expect("infallible");
                 allowed += d.is_allow() as usize;

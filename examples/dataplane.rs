@@ -10,7 +10,7 @@
 //! It is a development aid only; it stores nothing.
 
 #[allow(dead_code)]
-#[path = "../tests/support/upstream.rs"]
+#[path = "../tests/integration/support/upstream.rs"]
 mod upstream;
 
 use loggate_model::doc::PolicyDoc;
@@ -28,12 +28,8 @@ async fn main() -> anyhow::Result<()> {
         .organizations
         .iter()
         .map(|o| {
-            let projects: Vec<(&str, &str)> = doc
-                .projects
-                .iter()
-                .filter(|p| p.org_id == o.id)
-                .map(|p| (p.id.as_str(), p.name.as_str()))
-                .collect();
+            let projects: Vec<(&str, &str)> =
+                doc.projects.iter().filter(|p| p.org_id == o.id).map(|p| (p.id.as_str(), p.name.as_str())).collect();
             FakeOrg::new(&o.id, &o.name, &projects)
         })
         .collect();

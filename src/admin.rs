@@ -28,10 +28,7 @@ pub struct Admin {
 impl Admin {
     pub fn new(shared: Arc<Shared>, token: Option<String>) -> Self {
         let token_digest = token.map(|t| loggate_model::TokenDigest::of(&t).0);
-        Admin {
-            shared,
-            token_digest,
-        }
+        Admin { shared, token_digest }
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
@@ -39,24 +36,16 @@ impl Admin {
         match (request.method(), path) {
             (&Method::GET, "/metrics") => {
                 let mut r = Response::new(full(self.shared.gateway.metrics.render()));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
                 Ok(r)
             }
-            (&Method::GET, "/healthz") => {
-                Ok(json(StatusCode::OK, serde_json::json!({"status": "ok"})))
-            }
+            (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, serde_json::json!({"status": "ok"}))),
             (&Method::GET, "/readyz") => {
                 let accepting = self.shared.accepting.load(Ordering::SeqCst);
                 let store_ready = self.shared.gateway.store.ready().await;
                 let ready = accepting && store_ready;
-                let status = if ready {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
+                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 Ok(json(
                     status,
                     serde_json::json!({
@@ -89,10 +78,7 @@ impl Admin {
                 let (parts, body) = request.into_parts();
                 let body = read_body(body).await?;
                 let path = parts.uri.path();
-                let segments = path["/v1/".len()..]
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                let segments = path["/v1/".len()..].split('/').filter(|s| !s.is_empty()).collect();
                 let api_request = api::ApiRequest {
                     method: &parts.method,
                     segments,
@@ -102,10 +88,7 @@ impl Admin {
                 let value = api::handle(pg, api_request).await?;
                 Ok(json(StatusCode::OK, value))
             }
-            _ => Err(GatewayError::NotFound(format!(
-                "no admin route {}",
-                path.chars().take(100).collect::<String>()
-            ))),
+            _ => Err(GatewayError::NotFound(format!("no admin route {}", path.chars().take(100).collect::<String>()))),
         }
     }
 
@@ -118,27 +101,16 @@ impl Admin {
         }
     }
 
-    fn check_admin_token(
-        &self,
-        request: &Request<Incoming>,
-        expected: &[u8; 32],
-    ) -> Result<(), GatewayError> {
+    fn check_admin_token(&self, request: &Request<Incoming>, expected: &[u8; 32]) -> Result<(), GatewayError> {
         let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
-            return Err(GatewayError::Unauthenticated(
-                "admin API needs exactly one Authorization: Bearer header",
-            ));
+            return Err(GatewayError::Unauthenticated("admin API needs exactly one Authorization: Bearer header"));
         };
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(GatewayError::Unauthenticated(
-                "admin API needs Authorization: Bearer <admin token>",
-            ))?;
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or(GatewayError::Unauthenticated("admin API needs Authorization: Bearer <admin token>"))?;
         let digest = loggate_model::TokenDigest::of(token.trim()).0;
         if bool::from(digest.ct_eq(expected)) {
             Ok(())
@@ -153,30 +125,19 @@ const MAX_ADMIN_BODY: usize = 16 * 1024 * 1024;
 
 async fn read_body(body: Incoming) -> Result<Bytes, GatewayError> {
     use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, MAX_ADMIN_BODY)
-        .collect()
-        .await
-    {
+    match http_body_util::Limited::new(body, MAX_ADMIN_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge {
-                limit: MAX_ADMIN_BODY,
-            })
+            Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY })
         }
-        Err(e) => Err(GatewayError::bad_request(
-            None,
-            format!("could not read request body: {e}"),
-        )),
+        Err(e) => Err(GatewayError::bad_request(None, format!("could not read request body: {e}"))),
     }
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(full(Bytes::from(serde_json::to_vec(&v).expect("json"))));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 

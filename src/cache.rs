@@ -49,10 +49,7 @@ pub struct DecisionKey(u128);
 /// The process's secret hash keys: for decision keys, and for object ids.
 static KEYS: LazyLock<(SipHasher13, RandomState)> = LazyLock::new(|| {
     let seed = RandomState::new();
-    (
-        SipHasher13::new_with_keys(seed.hash_one(0u8), seed.hash_one(1u8)),
-        RandomState::new(),
-    )
+    (SipHasher13::new_with_keys(seed.hash_one(0u8), seed.hash_one(1u8)), RandomState::new())
 });
 
 impl DecisionKey {
@@ -113,17 +110,8 @@ struct TtlByOutcome {
 }
 
 impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
-    fn expire_after_create(
-        &self,
-        _: &TokenDigest,
-        value: &CachedIdentity,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(if value.identity.is_some() {
-            self.ttl
-        } else {
-            self.negative_ttl
-        })
+    fn expire_after_create(&self, _: &TokenDigest, value: &CachedIdentity, _: Instant) -> Option<Duration> {
+        Some(if value.identity.is_some() { self.ttl } else { self.negative_ttl })
     }
 }
 
@@ -145,12 +133,7 @@ pub struct DecisionCache {
 }
 
 impl DecisionCache {
-    pub fn new(
-        max_decisions: u64,
-        ttl: Duration,
-        negative_ttl: Duration,
-        max_staleness: Duration,
-    ) -> Self {
+    pub fn new(max_decisions: u64, ttl: Duration, negative_ttl: Duration, max_staleness: Duration) -> Self {
         let decisions = Decisions::new(max_decisions, ttl, negative_ttl);
         let identities = Cache::builder()
             .max_capacity(max_decisions.max(1024))
@@ -185,13 +168,7 @@ impl DecisionCache {
     /// [`DecisionCache::usable`], and within its TTL (`positive`: an allow
     /// or a known token), for copies held outside this cache.
     fn fresh(&self, positive: bool, computed: Instant) -> bool {
-        computed.elapsed()
-            < if positive {
-                self.ttl
-            } else {
-                self.negative_ttl
-            }
-            && self.usable(computed)
+        computed.elapsed() < if positive { self.ttl } else { self.negative_ttl } && self.usable(computed)
     }
 
     /// The current identity generation (see `identity_generation`).
@@ -245,11 +222,7 @@ impl DecisionCache {
         let compute = compute();
         let entry = Box::pin(self.identities.try_get_with(*digest, async move {
             let identity = compute.await?.map(Arc::new);
-            Ok(CachedIdentity {
-                identity,
-                computed: Instant::now(),
-                generation: current,
-            })
+            Ok(CachedIdentity { identity, computed: Instant::now(), generation: current })
         }))
         .await?;
         Ok((entry, Lookup::Miss))
@@ -355,28 +328,24 @@ impl DecisionCache {
                 self.decisions.invalidate_if(|e| *e.identity.org_id == *id);
                 self.retire_identities();
             }
-            ObjectType::Project | ObjectType::ProjectLog => self
-                .decisions
-                .invalidate_if(|e| e.object_id_hash == id_hash || below_a_project(e.object_type)),
-            _ => self
-                .decisions
-                .invalidate_if(|e| e.object_id_hash == id_hash),
+            ObjectType::Project | ObjectType::ProjectLog => {
+                self.decisions.invalidate_if(|e| e.object_id_hash == id_hash || below_a_project(e.object_type))
+            }
+            _ => self.decisions.invalidate_if(|e| e.object_id_hash == id_hash),
         }
     }
 
     /// Drops one token's identity and decisions (revoked, expired, edited),
     /// and every cached "unknown token": a created token may be one of them.
     pub fn invalidate_token(&self, token_id: &str) {
-        self.decisions
-            .invalidate_if(|e| *e.identity.token_id == *token_id);
+        self.decisions.invalidate_if(|e| *e.identity.token_id == *token_id);
         self.retire_identities();
     }
 
     /// Drops the identities and decisions of every token acting as `user_id`
     /// (a user's own ACLs and group memberships only ever decide for it).
     pub fn invalidate_user(&self, user_id: &str) {
-        self.decisions
-            .invalidate_if(|e| *e.identity.user_id == *user_id);
+        self.decisions.invalidate_if(|e| *e.identity.user_id == *user_id);
         self.retire_identities();
     }
 
@@ -398,13 +367,7 @@ impl DecisionCache {
 
 /// Object types whose decisions depend on a parent project.
 fn below_a_project(t: ObjectType) -> bool {
-    matches!(
-        t,
-        ObjectType::Experiment
-            | ObjectType::Dataset
-            | ObjectType::Prompt
-            | ObjectType::PromptSession
-    )
+    matches!(t, ObjectType::Experiment | ObjectType::Dataset | ObjectType::Prompt | ObjectType::PromptSession)
 }
 
 #[cfg(test)]
@@ -426,19 +389,10 @@ mod tests {
     }
 
     fn key(id: &str) -> DecisionKey {
-        DecisionKey::new(
-            TokenDigest::of("bt-st-x"),
-            &ObjectRef::new(ObjectType::ProjectLog, id),
-            Permission::Update,
-        )
+        DecisionKey::new(TokenDigest::of("bt-st-x"), &ObjectRef::new(ObjectType::ProjectLog, id), Permission::Update)
     }
 
-    async fn ask(
-        cache: &DecisionCache,
-        id: &str,
-        calls: &AtomicUsize,
-        d: Decision,
-    ) -> (Decision, Lookup) {
+    async fn ask(cache: &DecisionCache, id: &str, calls: &AtomicUsize, d: Decision) -> (Decision, Lookup) {
         let object = ObjectRef::new(ObjectType::ProjectLog, id);
         cache
             .decision(key(id), &Arc::new(identity()), &object, || async {
@@ -451,27 +405,13 @@ mod tests {
 
     #[tokio::test]
     async fn second_lookup_hits_and_invalidation_recomputes() {
-        let cache = DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        );
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
         let calls = AtomicUsize::new(0);
-        assert_eq!(
-            ask(&cache, "p", &calls, Decision::Allow).await.1,
-            Lookup::Miss
-        );
-        assert_eq!(
-            ask(&cache, "p", &calls, Decision::Allow).await.1,
-            Lookup::Hit
-        );
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         cache.invalidate_object(ObjectType::ProjectLog, "p");
         cache.run_pending_tasks().await;
-        assert_eq!(
-            ask(&cache, "p", &calls, Decision::Allow).await.1,
-            Lookup::Miss
-        );
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
         cache.invalidate_token("t1");
         cache.run_pending_tasks().await;
         let deny = Decision::Deny(DenyReason::MissingPermission);
@@ -481,50 +421,30 @@ mod tests {
 
     #[tokio::test]
     async fn stale_entries_are_recomputed_while_push_is_down() {
-        let cache = DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_millis(20),
-        );
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(20));
         let calls = AtomicUsize::new(0);
         ask(&cache, "p", &calls, Decision::Allow).await;
         cache.set_push_healthy(false);
-        assert_eq!(
-            ask(&cache, "p", &calls, Decision::Allow).await.1,
-            Lookup::Hit
-        );
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(
-            ask(&cache, "p", &calls, Decision::Allow).await.1,
-            Lookup::Miss
-        );
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
     }
 
     #[tokio::test]
     async fn concurrent_misses_compute_once() {
-        let cache = Arc::new(DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        ));
+        let cache =
+            Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
         let calls = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .decision(
-                        key("p"),
-                        &Arc::new(identity()),
-                        &ObjectRef::new(ObjectType::ProjectLog, "p"),
-                        || async {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            Ok::<_, Infallible>(Decision::Allow)
-                        },
-                    )
+                    .decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<_, Infallible>(Decision::Allow)
+                    })
                     .await
                     .unwrap()
             }));
@@ -537,32 +457,20 @@ mod tests {
 
     #[tokio::test]
     async fn size_stays_within_capacity() {
-        let cache = DecisionCache::new(
-            64,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        );
+        let cache = DecisionCache::new(64, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10));
         let calls = AtomicUsize::new(0);
         for i in 0..1000 {
             ask(&cache, &format!("p{i}"), &calls, Decision::Allow).await;
         }
         assert!(cache.decision_count() <= 64, "{}", cache.decision_count());
         assert!(cache.decision_count() >= 32, "{}", cache.decision_count());
-        assert_eq!(
-            ask(&cache, "p999", &calls, Decision::Allow).await.1,
-            Lookup::Hit
-        );
+        assert_eq!(ask(&cache, "p999", &calls, Decision::Allow).await.1, Lookup::Hit);
     }
 
     #[tokio::test]
     async fn denials_expire_after_negative_ttl() {
-        let cache = DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_millis(20),
-            Duration::from_secs(10),
-        );
+        let cache =
+            DecisionCache::new(100, Duration::from_secs(60), Duration::from_millis(20), Duration::from_secs(10));
         let calls = AtomicUsize::new(0);
         let deny = Decision::Deny(DenyReason::MissingPermission);
         ask(&cache, "p", &calls, deny).await;
@@ -573,24 +481,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_decision_computed_across_an_invalidation_is_not_kept() {
-        let cache = Arc::new(DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        ));
+        let cache =
+            Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let c = cache.clone();
         let slow = tokio::spawn(async move {
-            c.decision(
-                key("p"),
-                &Arc::new(identity()),
-                &ObjectRef::new(ObjectType::ProjectLog, "p"),
-                || async {
-                    rx.await.ok();
-                    Ok::<_, Infallible>(Decision::Allow)
-                },
-            )
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), || async {
+                rx.await.ok();
+                Ok::<_, Infallible>(Decision::Allow)
+            })
             .await
             .unwrap()
         });
@@ -599,31 +498,19 @@ mod tests {
         tx.send(()).unwrap();
         assert_eq!(slow.await.unwrap(), (Decision::Allow, Lookup::Miss));
         let calls = AtomicUsize::new(0);
-        assert_eq!(
-            ask(&cache, "p", &calls, Decision::Allow).await.1,
-            Lookup::Miss
-        );
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
     }
 
     #[tokio::test]
     async fn a_cancelled_computation_lets_a_waiter_compute() {
-        let cache = Arc::new(DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        ));
+        let cache =
+            Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
         let c = cache.clone();
         let stuck = tokio::spawn(async move {
-            c.decision(
-                key("p"),
-                &Arc::new(identity()),
-                &ObjectRef::new(ObjectType::ProjectLog, "p"),
-                || async {
-                    std::future::pending::<()>().await;
-                    Ok::<_, Infallible>(Decision::Allow)
-                },
-            )
+            c.decision(key("p"), &Arc::new(identity()), &ObjectRef::new(ObjectType::ProjectLog, "p"), || async {
+                std::future::pending::<()>().await;
+                Ok::<_, Infallible>(Decision::Allow)
+            })
             .await
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -634,10 +521,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         stuck.abort();
-        let got = tokio::time::timeout(Duration::from_secs(2), waiter)
-            .await
-            .expect("waiter was not released")
-            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.expect("waiter was not released").unwrap();
         assert_eq!(got, (Decision::Allow, Lookup::Miss));
     }
 
@@ -653,11 +537,7 @@ mod tests {
     }
 
     fn key_for(token: &str, t: ObjectType, id: &str) -> DecisionKey {
-        DecisionKey::new(
-            TokenDigest::of(token),
-            &ObjectRef::new(t, id),
-            Permission::Update,
-        )
+        DecisionKey::new(TokenDigest::of(token), &ObjectRef::new(t, id), Permission::Update)
     }
 
     /// Fills `(token, user, org, object)` decisions, returns a probe that
@@ -676,10 +556,7 @@ mod tests {
         }
     }
 
-    async fn cached(
-        cache: &DecisionCache,
-        entries: &[(&str, &str, &str, ObjectType, &str)],
-    ) -> Vec<bool> {
+    async fn cached(cache: &DecisionCache, entries: &[(&str, &str, &str, ObjectType, &str)]) -> Vec<bool> {
         let mut out = Vec::new();
         for (token, user, org, t, id) in entries {
             let (_, lookup) = cache
@@ -697,12 +574,7 @@ mod tests {
     }
 
     fn cache() -> DecisionCache {
-        DecisionCache::new(
-            1000,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        )
+        DecisionCache::new(1000, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10))
     }
 
     const ENTRIES: &[(&str, &str, &str, ObjectType, &str)] = &[
@@ -717,36 +589,12 @@ mod tests {
     async fn each_targeted_invalidation_drops_exactly_its_entries() {
         type Case = (&'static str, fn(&DecisionCache), [bool; 5]);
         let cases: [Case; 8] = [
-            (
-                "token t1",
-                |c| c.invalidate_token("t1"),
-                [false, false, true, true, true],
-            ),
-            (
-                "user u2",
-                |c| c.invalidate_user("u2"),
-                [true, true, false, false, true],
-            ),
-            (
-                "org o1",
-                |c| c.invalidate_object(ObjectType::Organization, "o1"),
-                [false, false, false, false, true],
-            ),
-            (
-                "project p1",
-                |c| c.invalidate_object(ObjectType::Project, "p1"),
-                [false, false, true, true, false],
-            ),
-            (
-                "experiment e1",
-                |c| c.invalidate_object(ObjectType::Experiment, "e1"),
-                [true, false, true, true, true],
-            ),
-            (
-                "dataset d3",
-                |c| c.invalidate_object(ObjectType::Dataset, "d3"),
-                [true, true, true, true, false],
-            ),
+            ("token t1", |c| c.invalidate_token("t1"), [false, false, true, true, true]),
+            ("user u2", |c| c.invalidate_user("u2"), [true, true, false, false, true]),
+            ("org o1", |c| c.invalidate_object(ObjectType::Organization, "o1"), [false, false, false, false, true]),
+            ("project p1", |c| c.invalidate_object(ObjectType::Project, "p1"), [false, false, true, true, false]),
+            ("experiment e1", |c| c.invalidate_object(ObjectType::Experiment, "e1"), [true, false, true, true, true]),
+            ("dataset d3", |c| c.invalidate_object(ObjectType::Dataset, "d3"), [true, true, true, true, false]),
             ("decisions", |c| c.invalidate_decisions(), [false; 5]),
             ("all", |c| c.invalidate_all(), [false; 5]),
         ];
@@ -760,12 +608,8 @@ mod tests {
 
     async fn identity_hit(cache: &DecisionCache, token: &str, user: &str, org: &str) -> bool {
         let id = identity_of(token, user, org);
-        let (_, lookup) = cache
-            .identity(&TokenDigest::of(token), || async {
-                Ok::<_, Infallible>(Some(id))
-            })
-            .await
-            .unwrap();
+        let (_, lookup) =
+            cache.identity(&TokenDigest::of(token), || async { Ok::<_, Infallible>(Some(id)) }).await.unwrap();
         lookup == Lookup::Hit
     }
 
@@ -782,20 +626,11 @@ mod tests {
         let c = cache();
         let unknown = TokenDigest::of("bt-st-unknown");
         probe(&c).await;
-        c.identity(&unknown, || async { Ok::<_, Infallible>(None) })
-            .await
-            .unwrap();
+        c.identity(&unknown, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         c.invalidate_decisions();
         assert_eq!(probe(&c).await, [true, true, true]);
-        let (_, l) = c
-            .identity(&unknown, || async { Ok::<_, Infallible>(None) })
-            .await
-            .unwrap();
-        assert_eq!(
-            l,
-            Lookup::Hit,
-            "an unknown token stays cached until a token changes"
-        );
+        let (_, l) = c.identity(&unknown, || async { Ok::<_, Infallible>(None) }).await.unwrap();
+        assert_eq!(l, Lookup::Hit, "an unknown token stays cached until a token changes");
         for change in [
             (|c: &DecisionCache| c.invalidate_user("u2")) as fn(&DecisionCache),
             |c| c.invalidate_object(ObjectType::Organization, "o2"),
@@ -805,10 +640,7 @@ mod tests {
             assert_eq!(probe(&c).await, [false, false, false]);
             assert_eq!(probe(&c).await, [true, true, true]);
         }
-        let (_, l) = c
-            .identity(&unknown, || async { Ok::<_, Infallible>(None) })
-            .await
-            .unwrap();
+        let (_, l) = c.identity(&unknown, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!(l, Lookup::Miss, "a token change may have created it");
     }
 
@@ -832,10 +664,7 @@ mod tests {
         c.invalidate_token("t1");
         go_tx.send(()).unwrap();
         assert!(slow.await.unwrap().0.is_some());
-        let (id, l) = c
-            .identity(&digest, || async { Ok::<_, Infallible>(None) })
-            .await
-            .unwrap();
+        let (id, l) = c.identity(&digest, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!((id.is_none(), l), (true, Lookup::Miss));
     }
 }

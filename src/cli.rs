@@ -15,11 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "loggate",
-    version,
-    about = "Log-ingestion gateway enforcing the Braintrust permission model"
-)]
+#[command(name = "loggate", version, about = "Log-ingestion gateway enforcing the Braintrust permission model")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -121,40 +117,16 @@ pub fn run() -> ExitCode {
         Command::Serve { config } => serve::serve(&config),
         Command::Check { config } => check::check(&config),
         Command::Migrate { config } => policy::migrate(&config),
-        Command::Policy {
-            command: PolicyCommand::Export { config },
-        } => policy::export(&config),
-        Command::Policy {
-            command:
-                PolicyCommand::Import {
-                    config,
-                    file,
-                    replace,
-                },
-        } => policy::import(&config, &file, replace),
-        Command::Token {
-            command:
-                TokenCommand::New {
-                    name,
-                    org_id,
-                    service_account_id,
-                },
-        } => token::token_new(&name, &org_id, &service_account_id),
-        Command::Authz {
-            config,
-            token_id,
-            token,
-            object,
-            permission,
-            explain,
-        } => authz::authz(
-            &config,
-            token_id.as_deref(),
-            token.as_deref(),
-            &object,
-            &permission,
-            explain,
-        ),
+        Command::Policy { command: PolicyCommand::Export { config } } => policy::export(&config),
+        Command::Policy { command: PolicyCommand::Import { config, file, replace } } => {
+            policy::import(&config, &file, replace)
+        }
+        Command::Token { command: TokenCommand::New { name, org_id, service_account_id } } => {
+            token::token_new(&name, &org_id, &service_account_id)
+        }
+        Command::Authz { config, token_id, token, object, permission, explain } => {
+            authz::authz(&config, token_id.as_deref(), token.as_deref(), &object, &permission, explain)
+        }
         Command::Healthcheck { url, timeout } => healthcheck::healthcheck(&url, timeout),
     }
 }

@@ -204,11 +204,7 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig {
-            max_decisions: 100_000,
-            ttl: Duration::from_secs(300),
-            negative_ttl: Duration::from_secs(5),
-        }
+        CacheConfig { max_decisions: 100_000, ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(5) }
     }
 }
 
@@ -243,10 +239,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            listen: "127.0.0.1:9787".parse().expect("valid"),
-            token_env: "LOGGATE_ADMIN_TOKEN".into(),
-        }
+        AdminConfig { listen: "127.0.0.1:9787".parse().expect("valid"), token_env: "LOGGATE_ADMIN_TOKEN".into() }
     }
 }
 
@@ -275,10 +268,7 @@ pub struct LogConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Parse(String),
     #[error("environment override {var}: {message}")]
@@ -290,10 +280,8 @@ pub enum ConfigError {
 impl Config {
     /// Reads `path`, applies overrides from the process environment, validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::from_toml(&text, std::env::vars(), path.parent())
     }
 
@@ -305,13 +293,10 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
         base: Option<&Path>,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         env::apply_overrides(&mut table, vars)?;
-        let mut config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         if let Some(base) = base {
             config.resolve_paths(base);
         }
@@ -344,70 +329,37 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                message: message.to_owned(),
-            })
-        };
-        for (key, url) in [
-            ("upstream.api_url", &self.upstream.api_url),
-            ("upstream.app_url", &self.upstream.app_url),
-        ] {
+        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.to_owned() });
+        for (key, url) in [("upstream.api_url", &self.upstream.api_url), ("upstream.app_url", &self.upstream.app_url)] {
             match url.parse::<http::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
-                }
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
                 _ => return invalid(key, "must be an absolute http(s) URL"),
             }
         }
-        if self
-            .server
-            .public_url
-            .parse::<http::Uri>()
-            .map(|u| u.scheme().is_none())
-            .unwrap_or(true)
-        {
+        if self.server.public_url.parse::<http::Uri>().map(|u| u.scheme().is_none()).unwrap_or(true) {
             return invalid("server.public_url", "must be an absolute URL");
         }
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes", "must be positive");
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return invalid(
-                "server.tls_cert",
-                "tls_cert and tls_key must be set together",
-            );
+            return invalid("server.tls_cert", "tls_cert and tls_key must be set together");
         }
         if self.upstream.client_cert.is_some() != self.upstream.client_key.is_some() {
-            return invalid(
-                "upstream.client_cert",
-                "client_cert and client_key must be set together",
-            );
+            return invalid("upstream.client_cert", "client_cert and client_key must be set together");
         }
         if self.policy.source == PolicySource::Postgres && self.policy.postgres_url.is_none() {
-            return invalid(
-                "policy.postgres_url",
-                "required when policy.source = \"postgres\"",
-            );
+            return invalid("policy.postgres_url", "required when policy.source = \"postgres\"");
         }
         if self.server.workers > 1024 {
-            return invalid(
-                "server.workers",
-                "at most 1024 worker threads (0 = one per core)",
-            );
+            return invalid("server.workers", "at most 1024 worker threads (0 = one per core)");
         }
         if self.server.max_connections == 0 || self.server.max_concurrent_requests == 0 {
-            return invalid(
-                "server.max_concurrent_requests",
-                "connection and request caps must be positive",
-            );
+            return invalid("server.max_concurrent_requests", "connection and request caps must be positive");
         }
         for p in &self.upstream.passthrough_prefixes {
             if !p.starts_with('/') {
-                return invalid(
-                    "upstream.passthrough_prefixes",
-                    "each prefix must start with '/'",
-                );
+                return invalid("upstream.passthrough_prefixes", "each prefix must start with '/'");
             }
         }
         Ok(())
@@ -415,10 +367,7 @@ impl Config {
 
     /// The upstream token for `credentials = "swap"`, read from the env var
     /// `upstream.upstream_token_env` names. Fails naming the variable.
-    pub fn upstream_token(
-        &self,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<String>, ConfigError> {
+    pub fn upstream_token(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
         if self.upstream.credentials != Credentials::Swap {
             return Ok(None);
         }
@@ -445,11 +394,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_toml(
-            text,
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-            None,
-        )
+        Config::from_toml(text, vars.iter().map(|(k, v)| (k.to_string(), v.to_string())), None)
     }
 
     #[test]
@@ -495,21 +440,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let e = parse("[server]\nlisen = \"x\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = parse("[server]\nlisen = \"x\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
-        let e = parse("[upstream]\napi_url = \"ftp://x\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = parse("[upstream]\napi_url = \"ftp://x\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("upstream.api_url"), "{e}");
-        let e = parse("", &[("LOGGATE_NOPE__X", "1")])
-            .unwrap_err()
-            .to_string();
+        let e = parse("", &[("LOGGATE_NOPE__X", "1")]).unwrap_err().to_string();
         assert!(e.contains("LOGGATE_NOPE__X"), "{e}");
-        let e = parse("[cache]\nttl = \"soon\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = parse("[cache]\nttl = \"soon\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("soon"), "{e}");
     }
 
@@ -518,9 +455,6 @@ mod tests {
         let c = parse("[upstream]\ncredentials = \"swap\"\n", &[]).unwrap();
         let e = c.upstream_token(|_| None).unwrap_err().to_string();
         assert!(e.contains("BRAINTRUST_UPSTREAM_API_KEY"), "{e}");
-        assert_eq!(
-            c.upstream_token(|_| Some("k".into())).unwrap().as_deref(),
-            Some("k")
-        );
+        assert_eq!(c.upstream_token(|_| Some("k".into())).unwrap().as_deref(), Some("k"));
     }
 }

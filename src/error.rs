@@ -13,25 +13,15 @@ pub enum GatewayError {
     #[error("{0}")]
     Unauthenticated(&'static str),
     #[error("token '{token}' lacks {permission} on {} {}", object.object_type, object.id)]
-    PermissionDenied {
-        token: String,
-        permission: Permission,
-        object: ObjectRef,
-    },
+    PermissionDenied { token: String, permission: Permission, object: ObjectRef },
     #[error("{message}")]
     Forbidden { message: String },
     #[error("{} {} is not known to the policy", object.object_type, object.id)]
-    UnknownObject {
-        permission: Permission,
-        object: ObjectRef,
-    },
+    UnknownObject { permission: Permission, object: ObjectRef },
     #[error("route {method} {path} is not allowed")]
     RouteNotAllowed { method: String, path: String },
     #[error("{message}")]
-    BadRequest {
-        field: Option<String>,
-        message: String,
-    },
+    BadRequest { field: Option<String>, message: String },
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -68,10 +58,7 @@ impl From<tokio_postgres::Error> for GatewayError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.code().map(|c| c.code()) {
             Some(code) if code.starts_with("22") || code.starts_with("23") => {
-                let detail = e
-                    .as_db_error()
-                    .map(|d| d.message().to_owned())
-                    .unwrap_or_default();
+                let detail = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
                 GatewayError::bad_request(None, format!("rejected by the policy store: {detail}"))
             }
             _ => GatewayError::PolicyUnavailable,
@@ -81,19 +68,14 @@ impl From<tokio_postgres::Error> for GatewayError {
 
 impl GatewayError {
     pub fn bad_request(field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
-        GatewayError::BadRequest {
-            field: field.into(),
-            message: message.into(),
-        }
+        GatewayError::BadRequest { field: field.into(), message: message.into() }
     }
 
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
             Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            PermissionDenied { .. } | Forbidden { .. } | UnknownObject { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            PermissionDenied { .. } | Forbidden { .. } | UnknownObject { .. } => StatusCode::FORBIDDEN,
             RouteNotAllowed { .. } | NotFound(_) => StatusCode::NOT_FOUND,
             BadRequest { .. } => StatusCode::BAD_REQUEST,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,9 +114,7 @@ impl GatewayError {
     /// The object a denial is about, if any (for the body and metrics).
     pub fn object(&self) -> Option<(&ObjectRef, Permission)> {
         match self {
-            GatewayError::PermissionDenied {
-                object, permission, ..
-            }
+            GatewayError::PermissionDenied { object, permission, .. }
             | GatewayError::UnknownObject { object, permission } => Some((object, *permission)),
             _ => None,
         }
@@ -152,10 +132,7 @@ impl GatewayError {
             error["object_type"] = json!(object.object_type.as_str());
             error["object_id"] = json!(object.id);
         }
-        if let GatewayError::BadRequest {
-            field: Some(field), ..
-        } = self
-        {
+        if let GatewayError::BadRequest { field: Some(field), .. } = self {
             error["field"] = json!(field);
         }
         json!({ "error": error })
@@ -166,18 +143,12 @@ impl GatewayError {
         let mut response = Response::new(body);
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let GatewayError::RateLimited { retry_after } = self {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
-        if matches!(
-            self,
-            GatewayError::Overloaded | GatewayError::PolicyUnavailable
-        ) {
+        if matches!(self, GatewayError::Overloaded | GatewayError::PolicyUnavailable) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
@@ -202,18 +173,13 @@ mod tests {
         assert_eq!(v["error"]["object_type"], "project_log");
         assert_eq!(v["error"]["object_id"], "p1");
         assert_eq!(v["error"]["request_id"], "r1");
-        assert_eq!(
-            v["error"]["message"],
-            "token 'ci-writer' lacks update on project_log p1"
-        );
+        assert_eq!(v["error"]["message"], "token 'ci-writer' lacks update on project_log p1");
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]
     fn rate_limited_carries_retry_after() {
-        let e = GatewayError::RateLimited {
-            retry_after: Duration::from_millis(1500),
-        };
+        let e = GatewayError::RateLimited { retry_after: Duration::from_millis(1500) };
         let r: Response<Bytes> = e.to_response("r");
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
@@ -221,8 +187,7 @@ mod tests {
 
     #[test]
     fn bad_request_names_field() {
-        let v = GatewayError::bad_request(Some("rows[3].project_id".to_string()), "duplicate key")
-            .to_json("r");
+        let v = GatewayError::bad_request(Some("rows[3].project_id".to_string()), "duplicate key").to_json("r");
         assert_eq!(v["error"]["field"], "rows[3].project_id");
         assert_eq!(v["error"]["code"], "bad_request");
     }

@@ -28,9 +28,7 @@ pub type Body = BoxBody<Bytes, BoxError>;
 pub use loggate_upstream::BoxError;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// Which upstream base a route goes to.
@@ -108,9 +106,7 @@ impl Base {
     fn join(&self, path_and_query: &PathAndQuery) -> Result<PathAndQuery, GatewayError> {
         match self.uri.path().trim_end_matches('/') {
             "" => Ok(path_and_query.clone()),
-            prefix => format!("{prefix}{path_and_query}")
-                .parse()
-                .map_err(|_| invalid_path()),
+            prefix => format!("{prefix}{path_and_query}").parse().map_err(|_| invalid_path()),
         }
     }
 
@@ -222,11 +218,7 @@ impl Forwarder {
     }
 
     /// The URI on `upstream` for a request's path and query.
-    pub fn target_uri(
-        &self,
-        upstream: Upstream,
-        path_and_query: &str,
-    ) -> Result<Uri, GatewayError> {
+    pub fn target_uri(&self, upstream: Upstream, path_and_query: &str) -> Result<Uri, GatewayError> {
         let base = self.base(upstream);
         let path_and_query = path_and_query.parse().map_err(|_| invalid_path())?;
         base.absolute(base.join(&path_and_query)?)
@@ -264,10 +256,7 @@ impl Forwarder {
         let started = tokio::time::Instant::now();
         let exchange = async {
             match via {
-                Via::Pool(pool) => pool
-                    .send(&method, target.as_str(), &headers, &body)
-                    .await
-                    .map_err(|e| e.0),
+                Via::Pool(pool) => pool.send(&method, target.as_str(), &headers, &body).await.map_err(|e| e.0),
                 Via::Client(uri) => {
                     let mut request = Request::new(Full::new(body));
                     *request.method_mut() = method;
@@ -285,10 +274,7 @@ impl Forwarder {
             Ok(Err(detail)) => Err(GatewayError::UpstreamUnavailable(detail)),
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
-                Ok(Forwarded {
-                    response,
-                    upstream_time: started.elapsed(),
-                })
+                Ok(Forwarded { response, upstream_time: started.elapsed() })
             }
         }
     }
@@ -299,9 +285,7 @@ impl Forwarder {
         let limited = http_body_util::Limited::new(body, limit);
         match tokio::time::timeout(self.timeout, limited.collect()).await {
             Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
-            Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable(format!(
-                "reading response body: {e}"
-            ))),
+            Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable(format!("reading response body: {e}"))),
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
@@ -332,13 +316,7 @@ fn describe(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
 /// Streams an upstream body back to the caller; a body that stalls longer
 /// than `idle` between frames is cut off (the connection then closes).
 pub fn stream_body(body: UpstreamBody, idle: Duration) -> Body {
-    IdleTimeoutBody {
-        inner: body,
-        idle,
-        stall: None,
-        armed: false,
-    }
-    .boxed()
+    IdleTimeoutBody { inner: body, idle, stall: None, armed: false }.boxed()
 }
 
 /// The stall clock is set only when the body has to wait (a small answer
@@ -379,15 +357,11 @@ where
                         stall.as_mut().reset(deadline());
                         stall
                     }
-                    None => this
-                        .stall
-                        .insert(Box::pin(tokio::time::sleep_until(deadline()))),
+                    None => this.stall.insert(Box::pin(tokio::time::sleep_until(deadline()))),
                 };
                 this.armed = true;
                 match stall.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        Poll::Ready(Some(Err("upstream response body stalled".into())))
-                    }
+                    Poll::Ready(()) => Poll::Ready(Some(Err("upstream response body stalled".into()))),
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -411,15 +385,10 @@ mod tests {
     async fn a_body_is_cut_only_after_idle_without_a_frame() {
         use futures_util::StreamExt;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-        let frames =
-            tokio_stream_of(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
+        let frames = tokio_stream_of(rx).map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b)));
         let idle = Duration::from_millis(100);
-        let mut body = IdleTimeoutBody {
-            inner: http_body_util::StreamBody::new(frames),
-            idle,
-            stall: None,
-            armed: false,
-        };
+        let mut body =
+            IdleTimeoutBody { inner: http_body_util::StreamBody::new(frames), idle, stall: None, armed: false };
         let started = tokio::time::Instant::now();
         tokio::spawn(async move {
             for _ in 0..3 {
@@ -433,41 +402,23 @@ mod tests {
             let frame = body.frame().await.unwrap().unwrap();
             assert_eq!(frame.into_data().unwrap(), "x");
         }
-        assert_eq!(
-            started.elapsed(),
-            Duration::from_millis(180),
-            "waits shorter than idle pass, each timed anew"
-        );
+        assert_eq!(started.elapsed(), Duration::from_millis(180), "waits shorter than idle pass, each timed anew");
         let cut = body.frame().await.unwrap();
-        assert!(
-            cut.is_err(),
-            "a stall longer than idle ends the body with an error"
-        );
+        assert!(cut.is_err(), "a stall longer than idle ends the body with an error");
         assert_eq!(started.elapsed(), Duration::from_millis(280));
     }
 
-    fn tokio_stream_of(
-        mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-    ) -> impl futures_util::Stream<Item = Bytes> + Unpin {
+    fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> + Unpin {
         Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-secret-hop"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret-hop"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
@@ -476,10 +427,7 @@ mod tests {
     #[test]
     fn headers_without_hop_by_hop_ones_are_kept_as_they_are() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert("x-custom", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 2);
@@ -491,63 +439,27 @@ mod tests {
 
     #[test]
     fn target_uri_without_a_base_path_is_the_request_path() {
-        let cfg = UpstreamConfig {
-            api_url: "http://127.0.0.1:9".into(),
-            ..UpstreamConfig::default()
-        };
+        let cfg = UpstreamConfig { api_url: "http://127.0.0.1:9".into(), ..UpstreamConfig::default() };
         let f = Forwarder::new(&cfg, None).unwrap();
-        assert_eq!(
-            f.target_uri(Upstream::Api, "/logs3?x=1")
-                .unwrap()
-                .to_string(),
-            "http://127.0.0.1:9/logs3?x=1"
-        );
+        assert_eq!(f.target_uri(Upstream::Api, "/logs3?x=1").unwrap().to_string(), "http://127.0.0.1:9/logs3?x=1");
         assert!(f.target_uri(Upstream::Api, "/bad path").is_err());
     }
 
     #[test]
     fn plain_http_bases_carry_their_host_header() {
-        let limits = PoolLimits {
-            max_idle: 1,
-            connect_timeout: Duration::from_secs(1),
-        };
-        let host = |url: &str| {
-            Base::new(url.parse().unwrap(), limits)
-                .host
-                .map(|h| h.to_str().unwrap().to_owned())
-        };
-        assert_eq!(
-            host("http://127.0.0.1:9/base").as_deref(),
-            Some("127.0.0.1:9")
-        );
-        assert_eq!(
-            host("http://dataplane.internal").as_deref(),
-            Some("dataplane.internal")
-        );
-        assert_eq!(
-            host("http://dataplane.internal:80/").as_deref(),
-            Some("dataplane.internal")
-        );
-        assert_eq!(
-            host("https://api.braintrust.dev"),
-            None,
-            "https: the client sets it (HTTP/2 may be negotiated)"
-        );
+        let limits = PoolLimits { max_idle: 1, connect_timeout: Duration::from_secs(1) };
+        let host = |url: &str| Base::new(url.parse().unwrap(), limits).host.map(|h| h.to_str().unwrap().to_owned());
+        assert_eq!(host("http://127.0.0.1:9/base").as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(host("http://dataplane.internal").as_deref(), Some("dataplane.internal"));
+        assert_eq!(host("http://dataplane.internal:80/").as_deref(), Some("dataplane.internal"));
+        assert_eq!(host("https://api.braintrust.dev"), None, "https: the client sets it (HTTP/2 may be negotiated)");
     }
 
     #[test]
     fn target_uri_keeps_base_path_and_query() {
-        let cfg = UpstreamConfig {
-            api_url: "http://127.0.0.1:9/base/".into(),
-            ..UpstreamConfig::default()
-        };
+        let cfg = UpstreamConfig { api_url: "http://127.0.0.1:9/base/".into(), ..UpstreamConfig::default() };
         let f = Forwarder::new(&cfg, None).unwrap();
-        assert_eq!(
-            f.target_uri(Upstream::Api, "/logs3?x=1")
-                .unwrap()
-                .to_string(),
-            "http://127.0.0.1:9/base/logs3?x=1"
-        );
+        assert_eq!(f.target_uri(Upstream::Api, "/logs3?x=1").unwrap().to_string(), "http://127.0.0.1:9/base/logs3?x=1");
         assert!(
             f.target_uri(Upstream::App, "/api/apikey/login")
                 .unwrap()

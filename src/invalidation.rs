@@ -36,17 +36,9 @@ pub struct FeedHealth {
 }
 
 impl FeedHealth {
-    pub fn new(
-        cache: Arc<DecisionCache>,
-        metrics: Arc<Metrics>,
-        store: Option<Arc<Store>>,
-    ) -> Self {
+    pub fn new(cache: Arc<DecisionCache>, metrics: Arc<Metrics>, store: Option<Arc<Store>>) -> Self {
         let store = store.filter(|s| matches!(**s, Store::Postgres(_)));
-        FeedHealth {
-            cache,
-            metrics,
-            store,
-        }
+        FeedHealth { cache, metrics, store }
     }
 
     /// The store's committed revision, read BEFORE a reconnect flush: every
@@ -101,10 +93,7 @@ pub fn spawn(
 
 /// Milliseconds since the Unix epoch (the clock `committed_at_ms` uses).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Exponential reconnect delays: 100 ms doubling to 5 s, reset on success.

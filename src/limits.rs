@@ -42,10 +42,8 @@ fn quota_per_second(rps: u32, burst: u32) -> Option<Quota> {
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Self {
         Limits {
-            per_token: quota_per_second(config.per_token_rps, config.per_token_burst)
-                .map(governor::RateLimiter::keyed),
-            per_org: quota_per_second(config.per_org_rps, config.per_org_burst)
-                .map(governor::RateLimiter::keyed),
+            per_token: quota_per_second(config.per_token_rps, config.per_token_burst).map(governor::RateLimiter::keyed),
+            per_org: quota_per_second(config.per_org_rps, config.per_org_burst).map(governor::RateLimiter::keyed),
             auth_failures: NonZeroU32::new(config.auth_failures_per_minute)
                 .map(|n| governor::RateLimiter::keyed(Quota::per_minute(n))),
             blocked: Mutex::new(HashMap::new()),
@@ -60,9 +58,9 @@ impl Limits {
         key: &K,
     ) -> Result<(), Limited> {
         match limiter {
-            Some(l) => l.check_key(key).map_err(|not_until| Limited {
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            }),
+            Some(l) => l
+                .check_key(key)
+                .map_err(|not_until| Limited { retry_after: not_until.wait_time_from(self.clock.now()) }),
             None => Ok(()),
         }
     }
@@ -85,17 +83,14 @@ impl Limits {
         }
         let mut blocked = self.blocked.lock();
         let result = match blocked.get(&addr) {
-            Some(until) if *until > Instant::now() => Err(Limited {
-                retry_after: *until - Instant::now(),
-            }),
+            Some(until) if *until > Instant::now() => Err(Limited { retry_after: *until - Instant::now() }),
             Some(_) => {
                 blocked.remove(&addr);
                 Ok(())
             }
             None => Ok(()),
         };
-        self.any_blocked
-            .store(!blocked.is_empty(), Ordering::Release);
+        self.any_blocked.store(!blocked.is_empty(), Ordering::Release);
         result
     }
 
@@ -124,8 +119,7 @@ impl Limits {
         let now = Instant::now();
         let mut blocked = self.blocked.lock();
         blocked.retain(|_, until| *until > now);
-        self.any_blocked
-            .store(!blocked.is_empty(), Ordering::Release);
+        self.any_blocked.store(!blocked.is_empty(), Ordering::Release);
     }
 }
 
@@ -135,11 +129,7 @@ mod tests {
 
     #[test]
     fn token_limit_refuses_past_burst_with_retry_after() {
-        let l = Limits::new(&LimitsConfig {
-            per_token_rps: 1,
-            per_token_burst: 2,
-            ..LimitsConfig::default()
-        });
+        let l = Limits::new(&LimitsConfig { per_token_rps: 1, per_token_burst: 2, ..LimitsConfig::default() });
         let (t, o): (Arc<str>, Arc<str>) = ("t".into(), "o".into());
         assert!(l.check_request(&t, &o).is_ok());
         assert!(l.check_request(&t, &o).is_ok());
@@ -150,10 +140,7 @@ mod tests {
 
     #[test]
     fn zero_means_unlimited() {
-        let l = Limits::new(&LimitsConfig {
-            auth_failures_per_minute: 0,
-            ..LimitsConfig::default()
-        });
+        let l = Limits::new(&LimitsConfig { auth_failures_per_minute: 0, ..LimitsConfig::default() });
         for _ in 0..1000 {
             assert!(l.check_request(&"t".into(), &"o".into()).is_ok());
             assert!(l.auth_failed("127.0.0.1".parse().unwrap()).is_ok());
@@ -162,10 +149,7 @@ mod tests {
 
     #[test]
     fn auth_failures_block_the_address_only() {
-        let l = Limits::new(&LimitsConfig {
-            auth_failures_per_minute: 3,
-            ..LimitsConfig::default()
-        });
+        let l = Limits::new(&LimitsConfig { auth_failures_per_minute: 3, ..LimitsConfig::default() });
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..3 {
             assert!(l.auth_failed(a).is_ok());
@@ -180,19 +164,13 @@ mod tests {
     fn a_block_ends_when_the_budget_refills() {
         // 600 a minute: one more failure is allowed 100 ms later, so the
         // block is seen even on a busy machine, and over after 250 ms.
-        let l = Limits::new(&LimitsConfig {
-            auth_failures_per_minute: 600,
-            ..LimitsConfig::default()
-        });
+        let l = Limits::new(&LimitsConfig { auth_failures_per_minute: 600, ..LimitsConfig::default() });
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         while l.auth_failed(a).is_ok() {}
         assert!(l.auth_blocked(a).is_err());
         std::thread::sleep(Duration::from_millis(250));
         assert!(l.auth_blocked(a).is_ok());
-        assert!(
-            !l.any_blocked.load(Ordering::Acquire),
-            "nobody left blocked: requests skip the lock again"
-        );
+        assert!(!l.any_blocked.load(Ordering::Acquire), "nobody left blocked: requests skip the lock again");
         assert!(l.auth_failed(a).is_ok());
     }
 }

@@ -7,8 +7,7 @@ mod sharded;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use sharded::Sharded;
 
@@ -51,103 +50,65 @@ pub struct RequestMetrics {
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 30.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
 ];
-const DECISION_BUCKETS: &[f64] = &[
-    0.000_001,
-    0.000_002_5,
-    0.000_005,
-    0.000_01,
-    0.000_025,
-    0.000_05,
-    0.000_1,
-    0.000_25,
-    0.001,
-    0.01,
-    0.1,
-    1.0,
-];
-const LAG_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const DECISION_BUCKETS: &[f64] =
+    &[0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.001, 0.01, 0.1, 1.0];
+const LAG_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
     pub fn new(with_feed: bool) -> Self {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
             g
         };
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-                .expect("valid");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid");
+            registry.register(Box::new(h.clone())).expect("unique metric");
             h
         };
-        let policy_revision = gauge(
-            "loggate_policy_revision",
-            "Revision of the policy in force.",
-        );
+        let policy_revision = gauge("loggate_policy_revision", "Revision of the policy in force.");
         let invalidations = counter_vec(
             "loggate_invalidations_total",
             "Cache invalidations applied, by change kind (or flush).",
             &["kind"],
         );
         let request_copies = Sharded::new(RequestMetrics::new);
-        registry
-            .register(Box::new(request_copies.clone()))
-            .expect("unique metric");
+        registry.register(Box::new(request_copies.clone())).expect("unique metric");
         // Not registered: the unix-ms time of the last load, read at scrape time
         // by the `loggate_policy_age_seconds` collector.
-        let policy_last_load_unix =
-            IntGauge::new("loggate_policy_last_load_ms", "internal holder").expect("valid");
+        let policy_last_load_unix = IntGauge::new("loggate_policy_last_load_ms", "internal holder").expect("valid");
         let policy_reload_failures = IntCounter::new(
             "loggate_policy_reload_failures_total",
             "Policy reloads refused (the last good policy stays in force).",
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(policy_reload_failures.clone()))
-            .expect("unique metric");
+        registry.register(Box::new(policy_reload_failures.clone())).expect("unique metric");
         let policy_invalid_entries = gauge(
             "loggate_policy_invalid_entries",
             "Entries of the policy in force that break a rule and were left out.",
         );
-        let rate_limited = IntCounter::new(
-            "loggate_rate_limited_total",
-            "Requests refused by a rate limit.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(rate_limited.clone()))
-            .expect("unique metric");
+        let rate_limited =
+            IntCounter::new("loggate_rate_limited_total", "Requests refused by a rate limit.").expect("valid metric");
+        registry.register(Box::new(rate_limited.clone())).expect("unique metric");
         let revocation_lag_seconds = histogram(
             "loggate_revocation_lag_seconds",
             "Time from a policy change's commit to its local invalidation.",
             LAG_BUCKETS,
         );
-        let invalidation_feed_up = IntGauge::new(
-            "loggate_invalidation_feed_up",
-            "1 while the invalidation feed is connected.",
-        )
-        .expect("valid");
+        let invalidation_feed_up =
+            IntGauge::new("loggate_invalidation_feed_up", "1 while the invalidation feed is connected.")
+                .expect("valid");
         if with_feed {
-            registry
-                .register(Box::new(invalidation_feed_up.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(invalidation_feed_up.clone())).expect("unique metric");
         }
         let metrics = Metrics {
             registry,
@@ -175,12 +136,7 @@ impl Metrics {
             "Seconds since the last successful policy load or revision.",
         )
         .expect("valid metric");
-        self.registry
-            .register(Box::new(PolicyAge {
-                gauge: age,
-                last_load_ms: last,
-            }))
-            .expect("unique metric");
+        self.registry.register(Box::new(PolicyAge { gauge: age, last_load_ms: last })).expect("unique metric");
     }
 
     /// A copy of the per-request series for one worker thread.
@@ -203,9 +159,7 @@ impl Metrics {
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("encode metrics");
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("encode metrics");
         out
     }
 }
@@ -217,19 +171,11 @@ impl RequestMetrics {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
         };
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-                .expect("valid metric")
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid metric")
         };
-        let decision_cache = counter_vec(
-            "loggate_decision_cache_total",
-            "Decision cache lookups by result.",
-            &["result"],
-        );
-        let rows = counter_vec(
-            "loggate_rows_total",
-            "Rows inspected, by outcome.",
-            &["outcome"],
-        );
+        let decision_cache =
+            counter_vec("loggate_decision_cache_total", "Decision cache lookups by result.", &["result"]);
+        let rows = counter_vec("loggate_rows_total", "Rows inspected, by outcome.", &["outcome"]);
         RequestMetrics {
             requests: counter_vec(
                 "loggate_requests_total",
@@ -285,18 +231,12 @@ impl Collector for RequestMetrics {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.families()
-            .into_iter()
-            .flat_map(|f| f.collect())
-            .collect()
+        self.families().into_iter().flat_map(|f| f.collect()).collect()
     }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A collector that reports the policy's age at scrape time.
@@ -311,11 +251,7 @@ impl prometheus::core::Collector for PolicyAge {
     }
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
         let last = self.last_load_ms.get();
-        let age = if last == 0 {
-            0.0
-        } else {
-            (now_ms() - last).max(0) as f64 / 1000.0
-        };
+        let age = if last == 0 { 0.0 } else { (now_ms() - last).max(0) as f64 / 1000.0 };
         self.gauge.set(age);
         self.gauge.collect()
     }
@@ -328,21 +264,12 @@ mod tests {
     #[test]
     fn exports_contract_names_and_hides_feed_gauge_without_feed() {
         let m = Metrics::new(false);
-        m.request
-            .requests
-            .with_label_values(&["logs3", "200"])
-            .inc();
-        m.request
-            .denials
-            .with_label_values(&["permission_denied", "project_log", "org"])
-            .inc();
+        m.request.requests.with_label_values(&["logs3", "200"]).inc();
+        m.request.denials.with_label_values(&["permission_denied", "project_log", "org"]).inc();
         m.request.decision_hits.inc();
         m.request.rows_forwarded.inc();
         m.invalidations.with_label_values(&["flush"]).inc();
-        m.request
-            .request_seconds
-            .with_label_values(&["logs3"])
-            .observe(0.001);
+        m.request.request_seconds.with_label_values(&["logs3"]).observe(0.001);
         m.policy_loaded(3);
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
@@ -362,36 +289,23 @@ mod tests {
             assert!(text.contains(name), "missing {name}");
         }
         assert!(!text.contains("loggate_invalidation_feed_up"));
-        assert!(
-            String::from_utf8(Metrics::new(true).render())
-                .unwrap()
-                .contains("loggate_invalidation_feed_up")
-        );
+        assert!(String::from_utf8(Metrics::new(true).render()).unwrap().contains("loggate_invalidation_feed_up"));
     }
 
     #[test]
     fn worker_copies_are_summed_at_scrape_time() {
         let m = Metrics::new(false);
         let (a, b) = (m.worker_copy(), m.worker_copy());
-        m.request
-            .requests
-            .with_label_values(&["logs3", "200"])
-            .inc();
+        m.request.requests.with_label_values(&["logs3", "200"]).inc();
         a.requests.with_label_values(&["logs3", "200"]).inc_by(2);
         b.requests.with_label_values(&["logs3", "200"]).inc_by(4);
         b.requests.with_label_values(&["logs3", "403"]).inc();
         a.decision_hits.inc();
         b.decision_hits.inc_by(2);
         b.decision_misses.inc();
-        a.request_seconds
-            .with_label_values(&["logs3"])
-            .observe(0.000_2);
-        b.request_seconds
-            .with_label_values(&["logs3"])
-            .observe(0.003);
-        b.request_seconds
-            .with_label_values(&["logs3"])
-            .observe(0.003);
+        a.request_seconds.with_label_values(&["logs3"]).observe(0.000_2);
+        b.request_seconds.with_label_values(&["logs3"]).observe(0.003);
+        b.request_seconds.with_label_values(&["logs3"]).observe(0.003);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             r#"loggate_requests_total{route="logs3",status="200"} 7"#,
@@ -405,11 +319,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
-        assert_eq!(
-            text.matches("# TYPE loggate_requests_total counter")
-                .count(),
-            1,
-            "one family, not one per copy"
-        );
+        assert_eq!(text.matches("# TYPE loggate_requests_total counter").count(), 1, "one family, not one per copy");
     }
 }

@@ -58,11 +58,7 @@ pub struct WorkerContext {
 impl WorkerContext {
     /// Made by the worker itself: the gateway it takes has its own upstream pool.
     pub fn new(shared: &Shared, request_ids: RequestIds) -> Self {
-        WorkerContext {
-            gateway: shared.gateway.for_worker(),
-            inflight: shared.inflight.clone(),
-            request_ids,
-        }
+        WorkerContext { gateway: shared.gateway.for_worker(), inflight: shared.inflight.clone(), request_ids }
     }
 }
 
@@ -77,12 +73,8 @@ pub struct RequestIds {
 impl RequestIds {
     pub fn new() -> anyhow::Result<Self> {
         let mut seed = [0u8; 8];
-        getrandom::fill(&mut seed)
-            .map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
-        Ok(RequestIds {
-            seed: u64::from_le_bytes(seed) & 0xffff_ffff_ffff,
-            seq: AtomicU64::new(0),
-        })
+        getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+        Ok(RequestIds { seed: u64::from_le_bytes(seed) & 0xffff_ffff_ffff, seq: AtomicU64::new(0) })
     }
 
     fn next(&self) -> RequestId {
@@ -120,10 +112,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             let url = config.policy.postgres_url.as_deref().unwrap_or_default();
             let store = PgStore::open(url, config.policy.timeout)?;
             if config.policy.migrate_on_start {
-                let applied = store
-                    .migrate()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("policy.migrate_on_start: {e}"))?;
+                let applied = store.migrate().await.map_err(|e| anyhow::anyhow!("policy.migrate_on_start: {e}"))?;
                 tracing::info!(applied = ?applied, "postgres migrations up to date");
             }
             match store.revision().await {
@@ -143,9 +132,7 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
     let metrics = Arc::new(Metrics::new(config.invalidation.feed != Feed::None));
     let store = open_store(&config).await?;
     metrics.policy_loaded(crate::policy::PolicyStore::revision(&store));
-    metrics
-        .policy_invalid_entries
-        .set(store.invalid_entries() as i64);
+    metrics.policy_invalid_entries.set(store.invalid_entries() as i64);
     let cache = Arc::new(DecisionCache::new(
         config.cache.max_decisions,
         config.cache.ttl,
@@ -190,14 +177,8 @@ async fn serve_request(
     let request_id = id.as_str();
     let method = request.method().clone();
     let route = gw.route(&method, request.uri().path());
-    let label = route
-        .as_ref()
-        .map(|r| r.label())
-        .unwrap_or(routes::UNMATCHED);
-    let mut facts = RequestFacts {
-        decision: "none",
-        ..RequestFacts::default()
-    };
+    let label = route.as_ref().map(|r| r.label()).unwrap_or(routes::UNMATCHED);
+    let mut facts = RequestFacts { decision: "none", ..RequestFacts::default() };
     let result = match route {
         Err(e) => Err(e),
         Ok(route) => match worker.inflight.try_acquire() {
@@ -207,33 +188,17 @@ async fn serve_request(
     };
     let status = Gateway::status_of(&result);
     let metrics = &gw.request_metrics;
-    metrics
-        .requests
-        .with_label_values(&[label, status.as_str()])
-        .inc();
+    metrics.requests.with_label_values(&[label, status.as_str()]).inc();
     let elapsed = started.elapsed();
-    metrics
-        .request_seconds
-        .with_label_values(&[label])
-        .observe(elapsed.as_secs_f64());
+    metrics.request_seconds.with_label_values(&[label]).observe(elapsed.as_secs_f64());
     let error_code = result.as_ref().err().map(GatewayError::code);
     if let Err(e) = &result
-        && !matches!(
-            e,
-            GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout(_)
-        )
+        && !matches!(e, GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout(_))
     {
-        let object_type = e
-            .object()
-            .map(|(o, _)| o.object_type.as_str())
-            .unwrap_or("");
+        let object_type = e.object().map(|(o, _)| o.object_type.as_str()).unwrap_or("");
         metrics
             .denials
-            .with_label_values(&[
-                e.code(),
-                object_type,
-                facts.identity.as_ref().map_or("", |i| i.org_id.as_str()),
-            ])
+            .with_label_values(&[e.code(), object_type, facts.identity.as_ref().map_or("", |i| i.org_id.as_str())])
             .inc();
     }
     let identity = facts.identity.as_deref();
@@ -308,18 +273,11 @@ fn overloaded_response() -> &'static [u8] {
     BYTES.get_or_init(|| {
         let response = GatewayError::Overloaded.to_response("none");
         let status = response.status();
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
+        let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
         for (name, value) in response.headers() {
             out.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
         }
-        out.push_str(&format!(
-            "connection: close\r\ncontent-length: {}\r\n\r\n",
-            response.body().len()
-        ));
+        out.push_str(&format!("connection: close\r\ncontent-length: {}\r\n\r\n", response.body().len()));
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(response.body());
         bytes
@@ -353,11 +311,7 @@ pub async fn serve_gateway(
         };
         let _ = stream.set_nodelay(true);
         match stream.into_std() {
-            Ok(stream) => workers.dispatch(workers::Accepted {
-                stream,
-                client,
-                permit,
-            }),
+            Ok(stream) => workers.dispatch(workers::Accepted { stream, client, permit }),
             Err(e) => tracing::warn!(error = %e, "cannot hand over an accepted connection"),
         }
     }
@@ -370,11 +324,7 @@ fn refuse_connection(stream: TcpStream, tls: bool) {
         if !tls {
             use tokio::io::AsyncWriteExt;
             let mut stream = stream;
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                stream.write_all(overloaded_response()),
-            )
-            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(overloaded_response())).await;
             let _ = stream.shutdown().await;
         }
     });
@@ -384,12 +334,7 @@ fn refuse_connection(stream: TcpStream, tls: bool) {
 /// and, for a store with a change log, the bridge that publishes to it.
 pub async fn spawn_invalidation(shared: &Arc<Shared>) -> anyhow::Result<()> {
     let gw = &shared.gateway;
-    crate::invalidation::spawn(
-        &gw.config.invalidation,
-        gw.cache.clone(),
-        gw.metrics.clone(),
-        Some(gw.store.clone()),
-    )?;
+    crate::invalidation::spawn(&gw.config.invalidation, gw.cache.clone(), gw.metrics.clone(), Some(gw.store.clone()))?;
     crate::invalidation::bridge::spawn(&gw.config, gw.store.clone()).await?;
     Ok(())
 }
@@ -463,11 +408,7 @@ pub fn spawn_upkeep(shared: &Arc<Shared>, tls: Option<Arc<tls::ReloadingTls>>) {
 
 /// Runs loggate until SIGTERM/SIGINT: binds both listeners, announces
 /// them, serves, then drains within `server.shutdown_grace`.
-pub async fn run(
-    config: Config,
-    upstream_token: Option<String>,
-    admin_token: Option<String>,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Option<String>) -> anyhow::Result<()> {
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(tls::ReloadingTls::open(cert, key)?)),
         _ => None,
@@ -479,12 +420,9 @@ pub async fn run(
     tracing::warn!(
         "BENCHMARK BUILD (feature bench-authz-off): authentication and authorization are OFF; never deploy this binary"
     );
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("server.listen {listen}: {e}"))?;
-    let admin_listener = TcpListener::bind(admin_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("admin.listen {admin_listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("server.listen {listen}: {e}"))?;
+    let admin_listener =
+        TcpListener::bind(admin_listen).await.map_err(|e| anyhow::anyhow!("admin.listen {admin_listen}: {e}"))?;
     if admin_token.is_none() {
         tracing::info!(
             token_env = %shared.gateway.config.admin.token_env,
@@ -507,13 +445,7 @@ pub async fn run(
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(crate::admin::serve(admin, admin_listener, admin_stop_rx));
     let workers = workers::Workers::start(&shared, tls.clone())?;
-    let gateway_task = tokio::spawn(serve_gateway(
-        shared.clone(),
-        listener,
-        workers,
-        tls.is_some(),
-        stop_rx,
-    ));
+    let gateway_task = tokio::spawn(serve_gateway(shared.clone(), listener, workers, tls.is_some(), stop_rx));
     wait_for_signal().await;
     tracing::info!("shutdown requested: not ready, draining in-flight requests");
     shared.accepting.store(false, Ordering::SeqCst);
@@ -539,19 +471,10 @@ async fn wait_for_signal() {
 mod tests {
     #[test]
     fn request_ids_are_seed_then_counter_in_hex() {
-        assert_eq!(
-            super::RequestId::new(0xabc_def0_1234, 0x1f).as_str(),
-            "0abcdef012340000001f"
-        );
-        assert_eq!(
-            super::RequestId::new(0xffff_ffff_ffff, 0xffff_ffff).as_str(),
-            "ffffffffffffffffffff"
-        );
+        assert_eq!(super::RequestId::new(0xabc_def0_1234, 0x1f).as_str(), "0abcdef012340000001f");
+        assert_eq!(super::RequestId::new(0xffff_ffff_ffff, 0xffff_ffff).as_str(), "ffffffffffffffffffff");
         let id = super::RequestId::new(0x0123_4567_89ab, 0x0102_0304);
-        assert_eq!(
-            id.as_str(),
-            format!("{:012x}{:08x}", 0x0123_4567_89abu64, 0x0102_0304u64)
-        );
+        assert_eq!(id.as_str(), format!("{:012x}{:08x}", 0x0123_4567_89abu64, 0x0102_0304u64));
     }
 
     #[test]
@@ -559,14 +482,8 @@ mod tests {
         let bytes = super::overloaded_response();
         let text = std::str::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
-            "{head}"
-        );
-        assert!(
-            head.contains(&format!("content-length: {}", body.len())),
-            "{head}"
-        );
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
         assert!(head.contains("retry-after: 1"), "{head}");
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "overloaded");

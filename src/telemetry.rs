@@ -41,27 +41,19 @@ fn format() -> Option<LogFormat> {
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Writers);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(Writers);
     let installed = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
     if installed.is_ok() {
         let _ = FORMAT.set(format);
-        let _ = std::thread::Builder::new()
-            .name("log-flush".into())
-            .spawn(|| {
-                loop {
-                    std::thread::sleep(FLUSH_INTERVAL);
-                    flush();
-                }
-            });
+        let _ = std::thread::Builder::new().name("log-flush".into()).spawn(|| {
+            loop {
+                std::thread::sleep(FLUSH_INTERVAL);
+                flush();
+            }
+        });
     }
 }
 
@@ -181,11 +173,7 @@ mod tests {
         let writer = {
             let buffer = buffer.clone();
             std::thread::spawn(move || {
-                let mut out = Gated {
-                    started: started_tx,
-                    go: go_rx,
-                    written: Vec::new(),
-                };
+                let mut out = Gated { started: started_tx, go: go_rx, written: Vec::new() };
                 buffer.flush(&mut out);
                 out.written
             })

@@ -31,7 +31,8 @@ pub const GROUP_DEPTH: usize = 5;
 
 impl Shape {
     /// The size the issue asks for: 10k ACLs, 1k groups 5 deep, 100 roles.
-    pub const LARGE: Shape = Shape { projects: 1_000, users: 2_000, tokens: 2_000, groups: 1_000, roles: 100, acls: 10_000 };
+    pub const LARGE: Shape =
+        Shape { projects: 1_000, users: 2_000, tokens: 2_000, groups: 1_000, roles: 100, acls: 10_000 };
 
     pub fn with_tokens(self, tokens: usize) -> Shape {
         Shape { tokens, ..self }
@@ -109,15 +110,26 @@ pub fn generate(shape: Shape) -> Generated {
     assert!(per_level >= 2, "need at least {} groups", 2 * GROUP_DEPTH);
     let organizations = vec![Organization { id: ORG_ID.into(), name: "bench".into() }];
     let projects = (0..shape.projects)
-        .map(|i| Project { id: project_id(i), org_id: ORG_ID.into(), name: format!("project-{i}"), description: None, deleted_at: None })
+        .map(|i| Project {
+            id: project_id(i),
+            org_id: ORG_ID.into(),
+            name: format!("project-{i}"),
+            description: None,
+            deleted_at: None,
+        })
         .collect();
     let experiments = (0..shape.projects * 2)
-        .map(|i| Experiment { id: experiment_id(i), project_id: project_id(i % shape.projects), name: format!("exp-{i}") })
+        .map(|i| Experiment {
+            id: experiment_id(i),
+            project_id: project_id(i % shape.projects),
+            name: format!("exp-{i}"),
+        })
         .collect();
     let datasets = (0..shape.projects)
         .map(|i| Dataset { id: dataset_id(i), project_id: project_id(i), name: format!("ds-{i}") })
         .collect();
-    let users = (0..shape.users).map(|i| User { id: user_id(i), name: format!("svc-{i}"), service_account: true }).collect();
+    let users =
+        (0..shape.users).map(|i| User { id: user_id(i), name: format!("svc-{i}"), service_account: true }).collect();
 
     // Groups: level L occupies [L*per_level, (L+1)*per_level).
     let level = |l: usize, j: usize| l * per_level + j % per_level;
@@ -152,7 +164,11 @@ pub fn generate(shape: Shape) -> Generated {
             description: None,
             member_permissions: vec![RolePermission {
                 permission: if r == 0 { "update".into() } else { PERMISSIONS[rng.below(4)].into() },
-                restrict_object_type: if r == 0 { Some("project_log".into()) } else { RESTRICT[rng.below(4)].map(Into::into) },
+                restrict_object_type: if r == 0 {
+                    Some("project_log".into())
+                } else {
+                    RESTRICT[rng.below(4)].map(Into::into)
+                },
             }],
             member_roles: if r > 0 && (r <= 5 || r % 5 == 0) { vec![role_id(r - 1)] } else { vec![] },
         })

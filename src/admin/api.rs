@@ -44,10 +44,7 @@ pub async fn handle(pg: &PgStore, request: ApiRequest<'_>) -> Result<Value, Gate
             "role" => role::route(pg, &request, rest).await,
             "service_token" => service_token::route(pg, &request, rest).await,
             "project" => project::route(pg, &request, rest).await,
-            _ => Err(GatewayError::NotFound(format!(
-                "no admin API resource '{}'",
-                truncate(resource)
-            ))),
+            _ => Err(GatewayError::NotFound(format!("no admin API resource '{}'", truncate(resource)))),
         }
     };
     match tokio::time::timeout(pg.timeout(), work).await {
@@ -90,14 +87,8 @@ fn body_object(body: &Bytes) -> Result<Map<String, Value>, GatewayError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(GatewayError::bad_request(
-            None,
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(GatewayError::bad_request(
-            None,
-            format!("the request body is not valid JSON: {e}"),
-        )),
+        Ok(_) => Err(GatewayError::bad_request(None, "the request body must be a JSON object")),
+        Err(e) => Err(GatewayError::bad_request(None, format!("the request body is not valid JSON: {e}"))),
     }
 }
 
@@ -110,10 +101,7 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(map: &'a Map<String, Value>) -> Self {
-        Fields {
-            map,
-            prefix: String::new(),
-        }
+        Fields { map, prefix: String::new() }
     }
 
     fn nested(map: &'a Map<String, Value>, prefix: String) -> Self {
@@ -129,10 +117,7 @@ impl<'a> Fields<'a> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(bad(
-                self.field(name),
-                format!("{} must be a string", self.field(name)),
-            )),
+            Some(_) => Err(bad(self.field(name), format!("{} must be a string", self.field(name)))),
         }
     }
 
@@ -140,24 +125,15 @@ impl<'a> Fields<'a> {
     fn req_str(&self, name: &str) -> Result<String, GatewayError> {
         match self.opt_str(name)? {
             Some(s) if !s.is_empty() => Ok(s),
-            Some(_) => Err(bad(
-                self.field(name),
-                format!("{} must not be empty", self.field(name)),
-            )),
-            None => Err(bad(
-                self.field(name),
-                format!("{} is required", self.field(name)),
-            )),
+            Some(_) => Err(bad(self.field(name), format!("{} must not be empty", self.field(name)))),
+            None => Err(bad(self.field(name), format!("{} is required", self.field(name)))),
         }
     }
 
     /// A non-empty string, if present.
     fn opt_nonempty(&self, name: &str) -> Result<Option<String>, GatewayError> {
         match self.opt_str(name)? {
-            Some(s) if s.is_empty() => Err(bad(
-                self.field(name),
-                format!("{} must not be empty", self.field(name)),
-            )),
+            Some(s) if s.is_empty() => Err(bad(self.field(name), format!("{} must not be empty", self.field(name)))),
             other => Ok(other),
         }
     }
@@ -166,12 +142,10 @@ impl<'a> Fields<'a> {
     fn opt_enum<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, GatewayError> {
         match self.opt_str(name)? {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| {
-                bad(
-                    self.field(name),
-                    format!("'{}' is not a valid {what}", truncate(&s)),
-                )
-            }),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(self.field(name), format!("'{}' is not a valid {what}", truncate(&s)))),
         }
     }
 
@@ -184,16 +158,10 @@ impl<'a> Fields<'a> {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(bad(
-                        format!("{}[{i}]", self.field(name)),
-                        "must be a string id",
-                    )),
+                    _ => Err(bad(format!("{}[{i}]", self.field(name)), "must be a string id")),
                 })
                 .collect(),
-            Some(_) => Err(bad(
-                self.field(name),
-                format!("{} must be an array of ids", self.field(name)),
-            )),
+            Some(_) => Err(bad(self.field(name), format!("{} must be an array of ids", self.field(name)))),
         }
     }
 
@@ -206,16 +174,10 @@ impl<'a> Fields<'a> {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::Object(m) => Ok(m),
-                    _ => Err(bad(
-                        format!("{}[{i}]", self.field(name)),
-                        "must be an object",
-                    )),
+                    _ => Err(bad(format!("{}[{i}]", self.field(name)), "must be an object")),
                 })
                 .collect(),
-            Some(_) => Err(bad(
-                self.field(name),
-                format!("{} must be an array", self.field(name)),
-            )),
+            Some(_) => Err(bad(self.field(name), format!("{} must be an array", self.field(name)))),
         }
     }
 }
@@ -234,10 +196,7 @@ impl Query {
             while i < bytes.len() {
                 if bytes[i] == b'%'
                     && i + 2 < bytes.len()
-                    && let Ok(b) = u8::from_str_radix(
-                        std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                        16,
-                    )
+                    && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
                 {
                     out.push(b);
                     i += 3;
@@ -262,37 +221,23 @@ impl Query {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name || k == &format!("{name}[]"))
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == name || k == &format!("{name}[]")).map(|(_, v)| v.clone()).collect()
     }
 
     fn opt_enum<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, GatewayError> {
         self.get(name)
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| bad(name, format!("'{}' is not a valid {what}", truncate(s))))
-            })
+            .map(|s| s.parse().map_err(|_| bad(name, format!("'{}' is not a valid {what}", truncate(s)))))
             .transpose()
     }
 
     /// `limit`, a non-negative integer.
     fn limit(&self) -> Result<Option<i64>, GatewayError> {
         self.get("limit")
-            .map(|s| {
-                s.parse::<u32>()
-                    .map(i64::from)
-                    .map_err(|_| bad("limit", "limit must be a non-negative integer"))
-            })
+            .map(|s| s.parse::<u32>().map(i64::from).map_err(|_| bad("limit", "limit must be a non-negative integer")))
             .transpose()
     }
 }
@@ -305,11 +250,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn push(
-        &mut self,
-        clause: impl FnOnce(usize) -> String,
-        value: impl ToSql + Sync + Send + 'static,
-    ) {
+    fn push(&mut self, clause: impl FnOnce(usize) -> String, value: impl ToSql + Sync + Send + 'static) {
         self.params.push(Box::new(value));
         self.clauses.push(clause(self.params.len()));
     }
@@ -327,18 +268,11 @@ impl Filter {
     }
 
     fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            "TRUE".into()
-        } else {
-            self.clauses.join(" AND ")
-        }
+        if self.clauses.is_empty() { "TRUE".into() } else { self.clauses.join(" AND ") }
     }
 
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
+        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
     }
 }
 
@@ -348,49 +282,28 @@ fn limit_sql(limit: Option<i64>) -> String {
 
 /// The organization an admin request acts in: `org_name`, or the only
 /// organization of the store. `(id, name)`.
-async fn resolve_org(
-    client: &impl GenericClient,
-    org_name: Option<&str>,
-) -> Result<(String, String), GatewayError> {
+async fn resolve_org(client: &impl GenericClient, org_name: Option<&str>) -> Result<(String, String), GatewayError> {
     match org_name {
         Some(name) => {
             let row = client
-                .query_opt(
-                    "SELECT id, name FROM organizations WHERE name = $1 ORDER BY id LIMIT 1",
-                    &[&name],
-                )
+                .query_opt("SELECT id, name FROM organizations WHERE name = $1 ORDER BY id LIMIT 1", &[&name])
                 .await?;
-            row.map(|r| (r.get(0), r.get(1))).ok_or_else(|| {
-                bad(
-                    "org_name",
-                    format!("no organization named '{}'", truncate(name)),
-                )
-            })
+            row.map(|r| (r.get(0), r.get(1)))
+                .ok_or_else(|| bad("org_name", format!("no organization named '{}'", truncate(name))))
         }
         None => {
-            let rows = client
-                .query(
-                    "SELECT id, name FROM organizations ORDER BY id LIMIT 2",
-                    &[],
-                )
-                .await?;
+            let rows = client.query("SELECT id, name FROM organizations ORDER BY id LIMIT 2", &[]).await?;
             match rows.as_slice() {
                 [only] => Ok((only.get(0), only.get(1))),
                 [] => Err(bad("org_name", "the policy store holds no organization")),
-                _ => Err(bad(
-                    "org_name",
-                    "org_name is required: the policy store holds more than one organization",
-                )),
+                _ => Err(bad("org_name", "org_name is required: the policy store holds more than one organization")),
             }
         }
     }
 }
 
 /// An org filter for lists: `org_name` must name an existing organization.
-async fn org_filter(
-    client: &impl GenericClient,
-    query: &Query,
-) -> Result<Option<String>, GatewayError> {
+async fn org_filter(client: &impl GenericClient, query: &Query) -> Result<Option<String>, GatewayError> {
     match query.get("org_name") {
         None => Ok(None),
         Some(name) => Ok(Some(resolve_org(client, Some(name)).await?.0)),
@@ -415,9 +328,7 @@ async fn in_transaction<T>(
 /// Serializes writers of one name (e.g. `group:{org}:{name}`) until the
 /// transaction ends, so that concurrent idempotent creates make one row.
 async fn lock_name(client: &impl GenericClient, key: &str) -> Result<(), GatewayError> {
-    client
-        .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])
-        .await?;
+    client.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key]).await?;
     Ok(())
 }
 
@@ -430,13 +341,8 @@ async fn existing_by_name(
     name: &str,
 ) -> Result<Option<String>, GatewayError> {
     lock_name(client, &format!("{table}:{org}:{name}")).await?;
-    let sql = format!(
-        "SELECT id FROM {table} WHERE org_id = $1 AND name = $2 ORDER BY created, id LIMIT 1"
-    );
-    Ok(client
-        .query_opt(&sql, &[&org, &name])
-        .await?
-        .map(|r| r.get(0)))
+    let sql = format!("SELECT id FROM {table} WHERE org_id = $1 AND name = $2 ORDER BY created, id LIMIT 1");
+    Ok(client.query_opt(&sql, &[&org, &name]).await?.map(|r| r.get(0)))
 }
 
 /// Lookup-or-create by name for org-scoped `table` (groups, roles): the
@@ -454,8 +360,7 @@ async fn existing_or_insert(
         return Ok(id);
     }
     let id = new_id();
-    let sql =
-        format!("INSERT INTO {table} (id, org_id, name, description) VALUES ($1, $2, $3, $4)");
+    let sql = format!("INSERT INTO {table} (id, org_id, name, description) VALUES ($1, $2, $3, $4)");
     tx.execute(&sql, &[&id, &org, &name, description]).await?;
     add_members(&id).await?;
     Ok(id)
@@ -473,18 +378,10 @@ async fn check_ids(
     if ids.is_empty() {
         return Ok(());
     }
-    let rows = client
-        .query(
-            &format!("SELECT id FROM {table} WHERE id = ANY ($1::text[])"),
-            &[&ids],
-        )
-        .await?;
+    let rows = client.query(&format!("SELECT id FROM {table} WHERE id = ANY ($1::text[])"), &[&ids]).await?;
     let found: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
     match ids.iter().position(|id| !found.contains(id)) {
-        Some(i) => Err(bad(
-            field(i),
-            format!("unknown {what} '{}'", truncate(&ids[i])),
-        )),
+        Some(i) => Err(bad(field(i), format!("unknown {what} '{}'", truncate(&ids[i])))),
         None => Ok(()),
     }
 }

@@ -78,11 +78,7 @@ impl Decisions {
     }
 
     fn live(&self, e: &Entry, now: Instant) -> bool {
-        let ttl = if e.decision.is_allow() {
-            self.ttl
-        } else {
-            self.negative_ttl
-        };
+        let ttl = if e.decision.is_allow() { self.ttl } else { self.negative_ttl };
         now.saturating_duration_since(e.computed) < ttl
     }
 
@@ -93,10 +89,7 @@ impl Decisions {
             if let Some(e) = shard.get(key)
                 && self.live(e, Instant::now())
             {
-                return Found::Hit {
-                    decision: e.decision,
-                    computed: e.computed,
-                };
+                return Found::Hit { decision: e.decision, computed: e.computed };
             }
         }
         let mut inflight = self.inflight.lock();
@@ -104,11 +97,7 @@ impl Decisions {
             return Found::Wait(n.clone());
         }
         inflight.insert(*key, Arc::new(Notify::new()));
-        Found::Lead(Leader {
-            key: *key,
-            generation: self.generation.load(Ordering::SeqCst),
-            done: false,
-        })
+        Found::Lead(Leader { key: *key, generation: self.generation.load(Ordering::SeqCst), done: false })
     }
 
     /// Stores what a leader computed (unless an invalidation happened
@@ -128,10 +117,7 @@ impl Decisions {
     /// Whether `notify` still stands for a computation of `key` (else the
     /// leader finished before the waiter registered).
     pub fn is_inflight(&self, key: &DecisionKey, notify: &Arc<Notify>) -> bool {
-        self.inflight
-            .lock()
-            .get(key)
-            .is_some_and(|n| Arc::ptr_eq(n, notify))
+        self.inflight.lock().get(key).is_some_and(|n| Arc::ptr_eq(n, notify))
     }
 
     fn release(&self, key: &DecisionKey) {
@@ -155,11 +141,7 @@ impl Decisions {
             if shard.len() >= self.per_shard {
                 // Random eviction: the table's order is the keys' (keyed)
                 // hash order. A sixteenth at a time keeps this amortized.
-                let victims: Vec<DecisionKey> = shard
-                    .keys()
-                    .take(self.per_shard.div_ceil(16))
-                    .copied()
-                    .collect();
+                let victims: Vec<DecisionKey> = shard.keys().take(self.per_shard.div_ceil(16)).copied().collect();
                 for k in victims {
                     shard.remove(&k);
                 }
@@ -201,10 +183,7 @@ impl Decisions {
     /// Makes sure a dropped leader (its request was cancelled) releases
     /// its waiters.
     pub fn guard<'a>(&'a self, leader: &'a mut Option<Leader>) -> LeadGuard<'a> {
-        LeadGuard {
-            decisions: self,
-            leader,
-        }
+        LeadGuard { decisions: self, leader }
     }
 }
 
@@ -217,10 +196,7 @@ pub(super) struct Leader {
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        debug_assert!(
-            self.done || std::thread::panicking(),
-            "a Leader must be finished or abandoned"
-        );
+        debug_assert!(self.done || std::thread::panicking(), "a Leader must be finished or abandoned");
     }
 }
 

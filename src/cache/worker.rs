@@ -48,11 +48,7 @@ struct Copy<V> {
     generation: u64,
 }
 
-fn keep<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
-    map: &mut HashMap<K, V, S>,
-    key: K,
-    value: V,
-) {
+fn keep<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>, key: K, value: V) {
     if map.len() >= MAX_COPIES {
         map.clear();
     }
@@ -61,10 +57,7 @@ fn keep<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
 
 impl WorkerCache {
     pub fn new(shared: Arc<DecisionCache>) -> Self {
-        WorkerCache {
-            shared,
-            copies: Mutex::new(Copies::default()),
-        }
+        WorkerCache { shared, copies: Mutex::new(Copies::default()) }
     }
 
     /// [`DecisionCache::identity`], answered from this worker's copy while it is current.
@@ -90,11 +83,7 @@ impl WorkerCache {
         // request clones and drops the identity it is served, and that
         // reference count should not be a counter all workers write.
         let own = entry.identity.as_deref().map(|i| Arc::new(i.clone()));
-        let copy = Copy {
-            value: own,
-            computed: entry.computed,
-            generation: entry.generation,
-        };
+        let copy = Copy { value: own, computed: entry.computed, generation: entry.generation };
         keep(&mut self.copies.lock().identities, *digest, copy);
         Ok((entry.identity, lookup))
     }
@@ -121,19 +110,8 @@ impl WorkerCache {
         {
             return Ok((copy.value, Lookup::Hit));
         }
-        let (decision, computed, lookup) = self
-            .shared
-            .decision_entry(key, identity, object, compute)
-            .await?;
-        keep(
-            &mut self.copies.lock().decisions,
-            key,
-            Copy {
-                value: decision,
-                computed,
-                generation,
-            },
-        );
+        let (decision, computed, lookup) = self.shared.decision_entry(key, identity, object, compute).await?;
+        keep(&mut self.copies.lock().decisions, key, Copy { value: decision, computed, generation });
         Ok((decision, lookup))
     }
 }
@@ -162,11 +140,7 @@ mod tests {
         }
     }
 
-    async fn ask_decision(
-        w: &WorkerCache,
-        calls: &AtomicUsize,
-        answer: Decision,
-    ) -> (Decision, Lookup) {
+    async fn ask_decision(w: &WorkerCache, calls: &AtomicUsize, answer: Decision) -> (Decision, Lookup) {
         let object = ObjectRef::new(ObjectType::ProjectLog, "p");
         let key = DecisionKey::new(TokenDigest::of("bt-st-t"), &object, Permission::Update);
         w.decision(key, &Arc::new(identity("t", "u")), &object, || async {
@@ -180,19 +154,10 @@ mod tests {
     #[tokio::test]
     async fn copies_serve_until_any_invalidation() {
         let shared = shared(60_000);
-        let (a, b) = (
-            WorkerCache::new(shared.clone()),
-            WorkerCache::new(shared.clone()),
-        );
+        let (a, b) = (WorkerCache::new(shared.clone()), WorkerCache::new(shared.clone()));
         let calls = AtomicUsize::new(0);
-        assert_eq!(
-            ask_decision(&a, &calls, Decision::Allow).await.1,
-            Lookup::Miss
-        );
-        assert_eq!(
-            ask_decision(&a, &calls, Decision::Allow).await.1,
-            Lookup::Hit
-        );
+        assert_eq!(ask_decision(&a, &calls, Decision::Allow).await.1, Lookup::Miss);
+        assert_eq!(ask_decision(&a, &calls, Decision::Allow).await.1, Lookup::Hit);
         assert_eq!(
             ask_decision(&b, &calls, Decision::Allow).await.1,
             Lookup::Hit,
@@ -208,13 +173,7 @@ mod tests {
         );
         shared.invalidate_object(ObjectType::ProjectLog, "p");
         assert_eq!(
-            ask_decision(
-                &a,
-                &calls,
-                Decision::Deny(loggate_authz::DenyReason::MissingPermission)
-            )
-            .await
-            .1,
+            ask_decision(&a, &calls, Decision::Deny(loggate_authz::DenyReason::MissingPermission)).await.1,
             Lookup::Miss
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -227,10 +186,7 @@ mod tests {
         let calls = AtomicUsize::new(0);
         ask_decision(&w, &calls, Decision::Allow).await;
         tokio::time::sleep(Duration::from_millis(80)).await;
-        assert_eq!(
-            ask_decision(&w, &calls, Decision::Allow).await.1,
-            Lookup::Miss
-        );
+        assert_eq!(ask_decision(&w, &calls, Decision::Allow).await.1, Lookup::Miss);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -242,11 +198,9 @@ mod tests {
         let lookup = |known: bool| {
             let w = &w;
             async move {
-                w.identity(&digest, || async move {
-                    Ok::<_, Infallible>(known.then(|| identity("t", "u")))
-                })
-                .await
-                .unwrap()
+                w.identity(&digest, || async move { Ok::<_, Infallible>(known.then(|| identity("t", "u"))) })
+                    .await
+                    .unwrap()
             }
         };
         assert_eq!(lookup(true).await.1, Lookup::Miss);
@@ -254,10 +208,6 @@ mod tests {
         assert_eq!((id.is_some(), l), (true, Lookup::Hit));
         shared.invalidate_token("t");
         let (id, l) = lookup(false).await;
-        assert_eq!(
-            (id.is_some(), l),
-            (false, Lookup::Miss),
-            "a revoked token is not served from a copy"
-        );
+        assert_eq!((id.is_some(), l), (false, Lookup::Miss), "a revoked token is not served from a copy");
     }
 }

@@ -26,17 +26,13 @@ pub(super) fn authz(
     let object = match object.parse() {
         Ok(o) => o,
         Err(_) => {
-            return fail(format!(
-                "--object '{object}' is not TYPE:ID with a known object type"
-            ));
+            return fail(format!("--object '{object}' is not TYPE:ID with a known object type"));
         }
     };
     let permission = match permission.parse() {
         Ok(p) => p,
         Err(_) => {
-            return fail(format!(
-                "--permission '{permission}' is not a known permission"
-            ));
+            return fail(format!("--permission '{permission}' is not a known permission"));
         }
     };
     // Decided on what `serve` would load: entries that break a rule are
@@ -52,12 +48,9 @@ pub(super) fn authz(
         },
     };
     let identity = match (token_id, token) {
-        (Some(id), _) => policy
-            .doc()
-            .service_tokens
-            .iter()
-            .find(|t| t.id == id)
-            .and_then(|t| policy.identity(&t.token_sha256)),
+        (Some(id), _) => {
+            policy.doc().service_tokens.iter().find(|t| t.id == id).and_then(|t| policy.identity(&t.token_sha256))
+        }
         (None, Some(raw)) => policy.identity(&TokenDigest::of(raw)),
         (None, None) => None,
     };
@@ -69,10 +62,7 @@ pub(super) fn authz(
     if identity.expired(|| now_ms) {
         println!("deny");
         if explain {
-            println!(
-                "token {} ({}) is outside its validity window",
-                identity.token_id, identity.token_name
-            );
+            println!("token {} ({}) is outside its validity window", identity.token_id, identity.token_name);
             println!("  denied by: validity ({})", validity_window(&identity));
         }
         return ExitCode::from(1);
@@ -93,11 +83,7 @@ pub(super) fn authz(
             println!("  {line}");
         }
     }
-    if allowed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 /// `not before …, expires …` in RFC 3339.

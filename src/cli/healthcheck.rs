@@ -3,10 +3,7 @@
 use std::process::ExitCode;
 
 pub(super) fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("loggate: cannot start the runtime: {e}");
@@ -36,23 +33,14 @@ pub(super) fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
 /// One plain-HTTP GET (the admin listener has no TLS).
 async fn probe(url: &str) -> anyhow::Result<http::StatusCode> {
     let uri: http::Uri = url.parse()?;
-    anyhow::ensure!(
-        uri.scheme_str() == Some("http"),
-        "only http:// URLs can be probed"
-    );
-    let host = uri
-        .host()
-        .ok_or_else(|| anyhow::anyhow!("URL has no host"))?;
+    anyhow::ensure!(uri.scheme_str() == Some("http"), "only http:// URLs can be probed");
+    let host = uri.host().ok_or_else(|| anyhow::anyhow!("URL has no host"))?;
     let port = uri.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((host, port)).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let request = http::Request::get(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header(
-            http::header::HOST,
-            uri.authority().map(|a| a.as_str()).unwrap_or(host),
-        )
+        .header(http::header::HOST, uri.authority().map(|a| a.as_str()).unwrap_or(host))
         .body(http_body_util::Empty::<bytes::Bytes>::new())?;
     Ok(sender.send_request(request).await?.status())
 }

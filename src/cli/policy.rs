@@ -52,17 +52,17 @@ pub(super) fn export(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     let doc = match config.policy.source {
-        PolicySource::File => crate::policy::file::load(&config.policy.file)
-            .map(|l| l.policy.doc().clone())
-            .map_err(|e| e.to_string()),
+        PolicySource::File => {
+            crate::policy::file::load(&config.policy.file).map(|l| l.policy.doc().clone()).map_err(|e| e.to_string())
+        }
         PolicySource::Postgres => with_pg(&config, async |store| store.load_doc().await),
     };
     match doc {
         Ok(doc) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            if let Err(e) = writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json"))
-                .and_then(|()| out.flush())
+            if let Err(e) =
+                writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("json")).and_then(|()| out.flush())
             {
                 eprintln!("loggate: export: cannot write stdout: {e}");
                 return ExitCode::from(2);
@@ -89,30 +89,25 @@ pub(super) fn import(path: &std::path::Path, file: &std::path::Path, replace: bo
         Err(code) => return code,
     };
     if config.policy.source != PolicySource::Postgres {
-        eprintln!(
-            "loggate: import needs policy.source = \"postgres\" (with the file store, the policy is the file)"
-        );
+        eprintln!("loggate: import needs policy.source = \"postgres\" (with the file store, the policy is the file)");
         return ExitCode::from(2);
     }
     let read = std::fs::read(file).map_err(|e| e.to_string());
-    let doc: PolicyDoc =
-        match read.and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("loggate: import: {}: {e}", file.display());
-                return ExitCode::from(2);
-            }
-        };
-    let mut invalid = None;
-    let result = with_pg(&config, async |store| {
-        match store.import(&doc, replace).await {
-            Ok(revision) => Ok(revision),
-            Err(ImportError::Invalid(errors)) => {
-                invalid = Some(errors);
-                Ok(0)
-            }
-            Err(ImportError::Store(e)) => Err(e),
+    let doc: PolicyDoc = match read.and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("loggate: import: {}: {e}", file.display());
+            return ExitCode::from(2);
         }
+    };
+    let mut invalid = None;
+    let result = with_pg(&config, async |store| match store.import(&doc, replace).await {
+        Ok(revision) => Ok(revision),
+        Err(ImportError::Invalid(errors)) => {
+            invalid = Some(errors);
+            Ok(0)
+        }
+        Err(ImportError::Store(e)) => Err(e),
     });
     match (result, invalid) {
         (_, Some(errors)) => {

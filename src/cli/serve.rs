@@ -19,10 +19,7 @@ pub(super) fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     let admin_token = config.admin_token(env);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("loggate: cannot start the runtime: {e}");

@@ -16,9 +16,6 @@ pub(super) fn token_new(name: &str, org_id: &str, service_account_id: &str) -> E
     });
     println!("token:  {token}");
     println!("sha256: {digest}");
-    println!(
-        "service_tokens entry:\n{}",
-        serde_json::to_string_pretty(&entry).expect("json")
-    );
+    println!("service_tokens entry:\n{}", serde_json::to_string_pretty(&entry).expect("json"));
     ExitCode::SUCCESS
 }

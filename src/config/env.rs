@@ -4,17 +4,7 @@
 use super::ConfigError;
 
 const PREFIX: &str = "LOGGATE_";
-const SECTIONS: &[&str] = &[
-    "server",
-    "upstream",
-    "policy",
-    "invalidation",
-    "cache",
-    "limits",
-    "admin",
-    "auth",
-    "log",
-];
+const SECTIONS: &[&str] = &["server", "upstream", "policy", "invalidation", "cache", "limits", "admin", "auth", "log"];
 
 pub(super) fn apply_overrides(
     table: &mut toml::Table,
@@ -29,19 +19,11 @@ pub(super) fn apply_overrides(
         };
         let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
         if !SECTIONS.contains(&section.as_str()) || key.is_empty() {
-            return Err(ConfigError::Env {
-                var,
-                message: "no such config section".into(),
-            });
+            return Err(ConfigError::Env { var, message: "no such config section".into() });
         }
-        let entry = table
-            .entry(section)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(section_table) = entry else {
-            return Err(ConfigError::Env {
-                var,
-                message: "section is not a table".into(),
-            });
+            return Err(ConfigError::Env { var, message: "section is not a table".into() });
         };
         section_table.insert(key, parse_value(&value));
     }
@@ -51,9 +33,7 @@ pub(super) fn apply_overrides(
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }

@@ -56,12 +56,7 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(cache: Arc<DecisionCache>, metrics: Arc<Metrics>) -> Self {
-        Applier {
-            cache,
-            metrics,
-            last: 0,
-            resync: true,
-        }
+        Applier { cache, metrics, last: 0, resync: true }
     }
 
     /// The last revision applied (0: none yet).
@@ -109,38 +104,21 @@ impl Applier {
     /// One parsed announcement, received at `now_ms`.
     pub fn announcement(&mut self, a: &Announcement, now_ms: i64) -> Outcome {
         if a.revision <= self.last {
-            return Outcome::Ignored {
-                revision: a.revision,
-            };
+            return Outcome::Ignored { revision: a.revision };
         }
         let outcome = if a.revision != self.last + 1 && !self.resync {
-            tracing::warn!(
-                last = self.last,
-                revision = a.revision,
-                "invalidation feed skipped revisions; flushing"
-            );
-            self.flush(FlushReason::Gap {
-                last: self.last,
-                revision: a.revision,
-            })
+            tracing::warn!(last = self.last, revision = a.revision, "invalidation feed skipped revisions; flushing");
+            self.flush(FlushReason::Gap { last: self.last, revision: a.revision })
         } else if a.changes.len() > MAX_TARGETED_CHANGES {
-            self.flush(FlushReason::LargeChange {
-                revision: a.revision,
-            })
+            self.flush(FlushReason::LargeChange { revision: a.revision })
         } else {
             for change in &a.changes {
                 invalidate_change(&self.cache, change);
             }
-            Outcome::Applied {
-                revision: a.revision,
-                changes: a.changes.len(),
-            }
+            Outcome::Applied { revision: a.revision, changes: a.changes.len() }
         };
         for change in &a.changes {
-            self.metrics
-                .invalidations
-                .with_label_values(&[change.kind.as_str()])
-                .inc();
+            self.metrics.invalidations.with_label_values(&[change.kind.as_str()]).inc();
         }
         self.resync = false;
         self.advance(a.revision, Some(a.committed_at_ms), now_ms);
@@ -149,10 +127,7 @@ impl Applier {
 
     fn flush(&mut self, reason: FlushReason) -> Outcome {
         self.cache.invalidate_all();
-        self.metrics
-            .invalidations
-            .with_label_values(&["flush"])
-            .inc();
+        self.metrics.invalidations.with_label_values(&["flush"]).inc();
         self.resync = matches!(reason, FlushReason::Reconnect | FlushReason::Unreadable);
         Outcome::Flushed(reason)
     }
@@ -161,9 +136,7 @@ impl Applier {
         self.last = self.last.max(revision);
         self.metrics.policy_loaded(self.last);
         if let Some(t) = committed_at_ms {
-            self.metrics
-                .revocation_lag_seconds
-                .observe(lag_seconds(t, now_ms));
+            self.metrics.revocation_lag_seconds.observe(lag_seconds(t, now_ms));
         }
     }
 }
@@ -215,19 +188,11 @@ mod tests {
     }
 
     fn world() -> World {
-        let cache = Arc::new(DecisionCache::new(
-            100,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            Duration::from_secs(10),
-        ));
+        let cache =
+            Arc::new(DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_secs(10)));
         let metrics = Arc::new(Metrics::new(true));
         let applier = Applier::new(cache.clone(), metrics.clone());
-        World {
-            cache,
-            metrics,
-            applier,
-        }
+        World { cache, metrics, applier }
     }
 
     fn identity(token: &str, user: &str, org: &str) -> Identity {
@@ -243,10 +208,8 @@ mod tests {
 
     /// Two callers, each with one cached allow: t1 (user u1, org o1) on
     /// project log p1, t2 (user u2, org o2) on experiment e2.
-    const CALLERS: [(&str, &str, &str, ObjectType, &str); 2] = [
-        ("t1", "u1", "o1", ObjectType::ProjectLog, "p1"),
-        ("t2", "u2", "o2", ObjectType::Dataset, "d2"),
-    ];
+    const CALLERS: [(&str, &str, &str, ObjectType, &str); 2] =
+        [("t1", "u1", "o1", ObjectType::ProjectLog, "p1"), ("t2", "u2", "o2", ObjectType::Dataset, "d2")];
 
     impl World {
         /// Asks both callers' decisions; true where the answer was cached.
@@ -257,12 +220,9 @@ mod tests {
                 let key = DecisionKey::new(TokenDigest::of(token), &object, Permission::Update);
                 let (_, lookup) = self
                     .cache
-                    .decision(
-                        key,
-                        &Arc::new(identity(token, user, org)),
-                        &object,
-                        || async { Ok::<_, Infallible>(Decision::Allow) },
-                    )
+                    .decision(key, &Arc::new(identity(token, user, org)), &object, || async {
+                        Ok::<_, Infallible>(Decision::Allow)
+                    })
                     .await
                     .unwrap();
                 out[i] = lookup == Lookup::Hit;
@@ -275,10 +235,7 @@ mod tests {
         }
 
         fn send(&mut self, revision: u64, changes: &[(&str, &str)]) -> Outcome {
-            let changes: Vec<_> = changes
-                .iter()
-                .map(|(k, id)| serde_json::json!({"kind": k, "id": id}))
-                .collect();
+            let changes: Vec<_> = changes.iter().map(|(k, id)| serde_json::json!({"kind": k, "id": id})).collect();
             let msg = serde_json::json!({"revision": revision, "committed_at_ms": 1_000, "changes": changes});
             self.applier.message(msg.to_string().as_bytes(), 1_250)
         }
@@ -315,14 +272,7 @@ mod tests {
         for (kind, id, want) in cases {
             let mut w = at_revision_10().await;
             let flushes = w.counter("flush");
-            assert_eq!(
-                w.send(11, &[(kind, id)]),
-                Outcome::Applied {
-                    revision: 11,
-                    changes: 1
-                },
-                "{kind}"
-            );
+            assert_eq!(w.send(11, &[(kind, id)]), Outcome::Applied { revision: 11, changes: 1 }, "{kind}");
             assert_eq!(w.cached().await, want, "{kind} {id}");
             assert_eq!(w.counter(kind), 1, "{kind} counted");
             assert_eq!(w.counter("flush"), flushes, "{kind}: no flush");
@@ -334,25 +284,13 @@ mod tests {
     #[tokio::test]
     async fn duplicates_and_older_revisions_are_ignored() {
         let mut w = at_revision_10().await;
-        assert_eq!(
-            w.send(10, &[("acl", "a")]),
-            Outcome::Ignored { revision: 10 }
-        );
+        assert_eq!(w.send(10, &[("acl", "a")]), Outcome::Ignored { revision: 10 });
         assert_eq!(w.send(3, &[("acl", "a")]), Outcome::Ignored { revision: 3 });
         assert_eq!(w.cached().await, [true, true]);
         assert_eq!(w.counter("acl"), 0);
-        assert_eq!(
-            w.send(11, &[("service_token", "t1")]),
-            Outcome::Applied {
-                revision: 11,
-                changes: 1
-            }
-        );
+        assert_eq!(w.send(11, &[("service_token", "t1")]), Outcome::Applied { revision: 11, changes: 1 });
         w.cached().await;
-        assert_eq!(
-            w.send(11, &[("service_token", "t1")]),
-            Outcome::Ignored { revision: 11 }
-        );
+        assert_eq!(w.send(11, &[("service_token", "t1")]), Outcome::Ignored { revision: 11 });
         assert_eq!(w.cached().await, [true, true]);
     }
 
@@ -362,21 +300,12 @@ mod tests {
         let flushes = w.counter("flush");
         assert_eq!(
             w.send(13, &[("service_token", "t9")]),
-            Outcome::Flushed(FlushReason::Gap {
-                last: 10,
-                revision: 13
-            })
+            Outcome::Flushed(FlushReason::Gap { last: 10, revision: 13 })
         );
         assert_eq!(w.cached().await, [false, false]);
         assert_eq!(w.counter("flush"), flushes + 1);
         assert_eq!(w.metrics.policy_revision.get(), 13);
-        assert_eq!(
-            w.send(14, &[("service_token", "t9")]),
-            Outcome::Applied {
-                revision: 14,
-                changes: 1
-            }
-        );
+        assert_eq!(w.send(14, &[("service_token", "t9")]), Outcome::Applied { revision: 14, changes: 1 });
         assert_eq!(w.cached().await, [true, true]);
     }
 
@@ -390,69 +319,36 @@ mod tests {
         ] {
             let mut w = at_revision_10().await;
             let flushes = w.counter("flush");
-            assert_eq!(
-                w.applier.message(bad, 0),
-                Outcome::Flushed(FlushReason::Unreadable)
-            );
+            assert_eq!(w.applier.message(bad, 0), Outcome::Flushed(FlushReason::Unreadable));
             assert_eq!(w.cached().await, [false, false]);
             assert_eq!(w.counter("flush"), flushes + 1);
         }
         // An unreadable message whose revision is readable still advances.
         let mut w = at_revision_10().await;
-        w.applier.message(
-            br#"{"revision":11,"committed_at_ms":1,"changes":[{"kind":"x","id":"x"}]}"#,
-            0,
-        );
+        w.applier.message(br#"{"revision":11,"committed_at_ms":1,"changes":[{"kind":"x","id":"x"}]}"#, 0);
         assert_eq!(w.applier.last_revision(), 11);
-        assert_eq!(
-            w.applier.message(br#"{"revision":11,"changes":7}"#, 0),
-            Outcome::Ignored { revision: 11 }
-        );
+        assert_eq!(w.applier.message(br#"{"revision":11,"changes":7}"#, 0), Outcome::Ignored { revision: 11 });
         // After an unreadable message the next newer one is not a gap.
         let mut w = at_revision_10().await;
         w.applier.message(b"???", 0);
         w.cached().await;
-        assert_eq!(
-            w.send(12, &[("user", "u1")]),
-            Outcome::Applied {
-                revision: 12,
-                changes: 1
-            }
-        );
+        assert_eq!(w.send(12, &[("user", "u1")]), Outcome::Applied { revision: 12, changes: 1 });
         assert_eq!(w.cached().await, [false, true]);
     }
 
     #[tokio::test]
     async fn a_reconnect_with_the_store_revision_skips_what_the_flush_covered() {
         let mut w = at_revision_10().await;
-        assert_eq!(
-            w.applier.reconnected_at(Some(14), 0),
-            Outcome::Flushed(FlushReason::Reconnect)
-        );
+        assert_eq!(w.applier.reconnected_at(Some(14), 0), Outcome::Flushed(FlushReason::Reconnect));
         assert_eq!(w.cached().await, [false, false]);
         assert_eq!(w.applier.last_revision(), 14);
         assert_eq!(w.metrics.policy_revision.get(), 14);
         // Revisions up to 14 (lost while down) are covered; 15 is targeted.
-        assert_eq!(
-            w.send(13, &[("user", "u1")]),
-            Outcome::Ignored { revision: 13 }
-        );
-        assert_eq!(
-            w.send(15, &[("user", "u1")]),
-            Outcome::Applied {
-                revision: 15,
-                changes: 1
-            }
-        );
+        assert_eq!(w.send(13, &[("user", "u1")]), Outcome::Ignored { revision: 13 });
+        assert_eq!(w.send(15, &[("user", "u1")]), Outcome::Applied { revision: 15, changes: 1 });
         // A store that cannot answer, or is behind: just the flush.
-        assert_eq!(
-            w.applier.reconnected_at(None, 0),
-            Outcome::Flushed(FlushReason::Reconnect)
-        );
-        assert_eq!(
-            w.applier.reconnected_at(Some(3), 0),
-            Outcome::Flushed(FlushReason::Reconnect)
-        );
+        assert_eq!(w.applier.reconnected_at(None, 0), Outcome::Flushed(FlushReason::Reconnect));
+        assert_eq!(w.applier.reconnected_at(Some(3), 0), Outcome::Flushed(FlushReason::Reconnect));
         assert_eq!(w.applier.last_revision(), 15);
     }
 
@@ -460,80 +356,35 @@ mod tests {
     async fn reconnects_flush_and_resynchronize() {
         let mut w = at_revision_10().await;
         let flushes = w.counter("flush");
-        assert_eq!(
-            w.applier.reconnected(),
-            Outcome::Flushed(FlushReason::Reconnect)
-        );
+        assert_eq!(w.applier.reconnected(), Outcome::Flushed(FlushReason::Reconnect));
         assert_eq!(w.cached().await, [false, false]);
         assert_eq!(w.counter("flush"), flushes + 1);
         w.cached().await;
         // Revisions 11..=14 were committed while disconnected: the flush covered them.
-        assert_eq!(
-            w.send(15, &[("user", "u2")]),
-            Outcome::Applied {
-                revision: 15,
-                changes: 1
-            }
-        );
+        assert_eq!(w.send(15, &[("user", "u2")]), Outcome::Applied { revision: 15, changes: 1 });
         assert_eq!(w.cached().await, [true, false]);
         assert_eq!(w.send(9, &[]), Outcome::Ignored { revision: 9 });
         // Resynchronized: a later gap flushes again.
-        assert!(matches!(
-            w.send(17, &[]),
-            Outcome::Flushed(FlushReason::Gap { .. })
-        ));
+        assert!(matches!(w.send(17, &[]), Outcome::Flushed(FlushReason::Gap { .. })));
     }
 
     #[tokio::test]
     async fn one_transaction_with_many_kinds_counts_each_and_records_the_lag() {
         let mut w = at_revision_10().await;
         let lags = w.metrics.revocation_lag_seconds.get_sample_count();
-        let outcome = w.send(
-            11,
-            &[
-                ("service_token", "t1"),
-                ("acl", "a1"),
-                ("acl", "a2"),
-                ("group", "g"),
-            ],
-        );
-        assert_eq!(
-            outcome,
-            Outcome::Applied {
-                revision: 11,
-                changes: 4
-            }
-        );
-        assert_eq!(
-            (
-                w.counter("service_token"),
-                w.counter("acl"),
-                w.counter("group")
-            ),
-            (1, 2, 1)
-        );
-        assert_eq!(
-            w.metrics.revocation_lag_seconds.get_sample_count(),
-            lags + 1
-        );
+        let outcome = w.send(11, &[("service_token", "t1"), ("acl", "a1"), ("acl", "a2"), ("group", "g")]);
+        assert_eq!(outcome, Outcome::Applied { revision: 11, changes: 4 });
+        assert_eq!((w.counter("service_token"), w.counter("acl"), w.counter("group")), (1, 2, 1));
+        assert_eq!(w.metrics.revocation_lag_seconds.get_sample_count(), lags + 1);
         assert!(w.metrics.revocation_lag_seconds.get_sample_sum() >= 0.25);
-        assert_eq!(
-            lag_seconds(2_000, 1_000),
-            0.0,
-            "a publisher clock ahead of ours is not negative lag"
-        );
+        assert_eq!(lag_seconds(2_000, 1_000), 0.0, "a publisher clock ahead of ours is not negative lag");
     }
 
     #[tokio::test]
     async fn very_large_transactions_flush() {
         let mut w = at_revision_10().await;
-        let many: Vec<(&str, &str)> = (0..=MAX_TARGETED_CHANGES)
-            .map(|_| ("service_token", "t9"))
-            .collect();
-        assert_eq!(
-            w.send(11, &many),
-            Outcome::Flushed(FlushReason::LargeChange { revision: 11 })
-        );
+        let many: Vec<(&str, &str)> = (0..=MAX_TARGETED_CHANGES).map(|_| ("service_token", "t9")).collect();
+        assert_eq!(w.send(11, &many), Outcome::Flushed(FlushReason::LargeChange { revision: 11 }));
         assert_eq!(w.cached().await, [false, false]);
         assert_eq!(w.applier.last_revision(), 11);
     }

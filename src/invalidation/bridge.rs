@@ -46,10 +46,7 @@ pub trait ChangeSource: Send + Sync {
     /// committed (or never be committed) when this answers.
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// `(committed_at_ms, [(kind, id)])` of one revision.
-    fn changes(
-        &self,
-        revision: u64,
-    ) -> impl Future<Output = Result<RevisionChanges, StoreError>> + Send;
+    fn changes(&self, revision: u64) -> impl Future<Output = Result<RevisionChanges, StoreError>> + Send;
 }
 
 /// A message could not be handed to the feed.
@@ -86,13 +83,8 @@ impl FeedPublisher {
         let inv = &config.invalidation;
         Ok(match inv.feed {
             Feed::None => None,
-            Feed::Redis => Some(FeedPublisher::Redis(redis::Publisher::new(
-                &inv.url,
-                &inv.channel,
-            )?)),
-            Feed::Nats => Some(FeedPublisher::Nats(
-                nats::Publisher::connect(&inv.url, &inv.channel).await?,
-            )),
+            Feed::Redis => Some(FeedPublisher::Redis(redis::Publisher::new(&inv.url, &inv.channel)?)),
+            Feed::Nats => Some(FeedPublisher::Nats(nats::Publisher::connect(&inv.url, &inv.channel).await?)),
         })
     }
 }
@@ -114,10 +106,7 @@ pub fn encode(revision: u64, committed_at_ms: i64, changes: &[(String, String)])
             tracing::warn!(kind = %kind, revision, "change kind outside the contract; receivers will flush");
         }
     }
-    let changes: Vec<_> = changes
-        .iter()
-        .map(|(kind, id)| serde_json::json!({"kind": kind, "id": id}))
-        .collect();
+    let changes: Vec<_> = changes.iter().map(|(kind, id)| serde_json::json!({"kind": kind, "id": id})).collect();
     serde_json::to_vec(
         &serde_json::json!({"revision": revision, "committed_at_ms": committed_at_ms, "changes": changes}),
     )
@@ -146,11 +135,7 @@ pub struct Bridge<S, P> {
 
 impl<S: ChangeSource, P: Publish> Bridge<S, P> {
     pub fn new(source: S, publisher: P) -> Self {
-        Bridge {
-            source,
-            publisher,
-            published: None,
-        }
+        Bridge { source, publisher, published: None }
     }
 
     /// The last revision this bridge published.
@@ -171,10 +156,7 @@ impl<S: ChangeSource, P: Publish> Bridge<S, P> {
         for revision in from..=head {
             let (committed_at_ms, changes) = self.source.changes(revision).await?;
             let payload = encode(revision, committed_at_ms, &changes);
-            self.publisher
-                .publish(&payload)
-                .await
-                .map_err(|error| BridgeError::Publish { revision, error })?;
+            self.publisher.publish(&payload).await.map_err(|error| BridgeError::Publish { revision, error })?;
             self.published = Some(revision);
             count += 1;
         }
@@ -194,11 +176,10 @@ impl<S: ChangeSource, P: Publish> Bridge<S, P> {
     }
 
     async fn listen(&mut self, url: &str, backoff: &mut Backoff) -> BridgeError {
-        let (client, mut connection) =
-            match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-                Ok(pair) => pair,
-                Err(e) => return e.into(),
-            };
+        let (client, mut connection) = match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+            Ok(pair) => pair,
+            Err(e) => return e.into(),
+        };
         let (tx, mut notifications) = mpsc::unbounded_channel::<Option<u64>>();
         let driver = tokio::spawn(async move {
             loop {
@@ -244,11 +225,7 @@ impl<S: ChangeSource, P: Publish> Bridge<S, P> {
     async fn catch_up_logged(&mut self) {
         match self.catch_up().await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(
-                published = n,
-                revision = self.published,
-                "invalidation bridge published"
-            ),
+            Ok(n) => tracing::debug!(published = n, revision = self.published, "invalidation bridge published"),
             Err(e) => {
                 tracing::warn!(error = %e, "invalidation bridge: catch-up stopped; retrying on the next notification or tick")
             }
@@ -290,9 +267,7 @@ fn listen_url(config: &Config, store: &Store) -> Option<String> {
         Store::File(_) => false,
         Store::Postgres(_) => true,
     };
-    has_change_log
-        .then(|| config.policy.postgres_url.clone())
-        .flatten()
+    has_change_log.then(|| config.policy.postgres_url.clone()).flatten()
 }
 
 /// Starts the bridge when the store has a change log and a feed is
@@ -325,16 +300,7 @@ mod tests {
         fn commit(&self, changes: &[(&str, &str)]) -> u64 {
             let mut r = self.revisions.lock();
             let next = r.keys().last().copied().unwrap_or(0) + 1;
-            r.insert(
-                next,
-                (
-                    next as i64 * 10,
-                    changes
-                        .iter()
-                        .map(|(k, i)| (k.to_string(), i.to_string()))
-                        .collect(),
-                ),
-            );
+            r.insert(next, (next as i64 * 10, changes.iter().map(|(k, i)| (k.to_string(), i.to_string())).collect()));
             next
         }
     }
@@ -347,12 +313,7 @@ mod tests {
             Ok(self.revisions.lock().keys().last().copied().unwrap_or(0))
         }
         async fn changes(&self, revision: u64) -> Result<RevisionChanges, StoreError> {
-            Ok(self
-                .revisions
-                .lock()
-                .get(&revision)
-                .cloned()
-                .unwrap_or_default())
+            Ok(self.revisions.lock().get(&revision).cloned().unwrap_or_default())
         }
     }
 
@@ -367,30 +328,20 @@ mod tests {
             if *self.failing.lock() {
                 return Err(PublishError("feed down".into()));
             }
-            self.sent
-                .lock()
-                .push(serde_json::from_slice(payload).unwrap());
+            self.sent.lock().push(serde_json::from_slice(payload).unwrap());
             Ok(())
         }
     }
 
     fn revisions(sink: &Sink) -> Vec<u64> {
-        sink.sent
-            .lock()
-            .iter()
-            .map(|m| m["revision"].as_u64().unwrap())
-            .collect()
+        sink.sent.lock().iter().map(|m| m["revision"].as_u64().unwrap()).collect()
     }
 
     #[tokio::test]
     async fn publishes_the_head_first_then_every_revision_in_order() {
         let (log, sink) = (Arc::new(Log::default()), Arc::new(Sink::default()));
         let mut bridge = Bridge::new(log.clone(), sink.clone());
-        assert_eq!(
-            bridge.catch_up().await.unwrap(),
-            0,
-            "an empty log publishes nothing"
-        );
+        assert_eq!(bridge.catch_up().await.unwrap(), 0, "an empty log publishes nothing");
         log.commit(&[("acl", "a1")]);
         log.commit(&[("group", "g1")]);
         assert_eq!(bridge.catch_up().await.unwrap(), 1);
@@ -418,16 +369,10 @@ mod tests {
         *sink.failing.lock() = true;
         log.commit(&[("acl", "a")]);
         log.commit(&[("acl", "b")]);
-        assert!(matches!(
-            bridge.catch_up().await,
-            Err(BridgeError::Publish { revision: 2, .. })
-        ));
+        assert!(matches!(bridge.catch_up().await, Err(BridgeError::Publish { revision: 2, .. })));
         *sink.failing.lock() = false;
         *log.down.lock() = true;
-        assert!(matches!(
-            bridge.catch_up().await,
-            Err(BridgeError::Store(_))
-        ));
+        assert!(matches!(bridge.catch_up().await, Err(BridgeError::Store(_))));
         *log.down.lock() = false;
         assert_eq!(bridge.catch_up().await.unwrap(), 2);
         assert_eq!(revisions(&sink), [1, 2, 3]);

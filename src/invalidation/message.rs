@@ -129,14 +129,8 @@ mod tests {
         assert_eq!(
             m.changes,
             vec![
-                Change {
-                    kind: ChangeKind::ServiceToken,
-                    id: "t1".into()
-                },
-                Change {
-                    kind: ChangeKind::Acl,
-                    id: "a1".into()
-                }
+                Change { kind: ChangeKind::ServiceToken, id: "t1".into() },
+                Change { kind: ChangeKind::Acl, id: "a1".into() }
             ]
         );
     }
@@ -144,36 +138,21 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         for kind in ChangeKind::ALL {
-            let a = Announcement {
-                revision: 1,
-                committed_at_ms: 2,
-                changes: vec![Change {
-                    kind,
-                    id: "i".into(),
-                }],
-            };
+            let a = Announcement { revision: 1, committed_at_ms: 2, changes: vec![Change { kind, id: "i".into() }] };
             assert_eq!(parse(&a.encode()).unwrap(), a);
             assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
-            assert!(
-                String::from_utf8(a.encode())
-                    .unwrap()
-                    .contains(&format!("\"kind\":\"{kind}\""))
-            );
+            assert!(String::from_utf8(a.encode()).unwrap().contains(&format!("\"kind\":\"{kind}\"")));
         }
     }
 
     #[test]
     fn unknown_kinds_and_garbage_are_errors_that_keep_the_envelope() {
-        let e =
-            parse(br#"{"revision":9,"committed_at_ms":5,"changes":[{"kind":"prompt","id":"p"}]}"#)
-                .unwrap_err();
+        let e = parse(br#"{"revision":9,"committed_at_ms":5,"changes":[{"kind":"prompt","id":"p"}]}"#).unwrap_err();
         assert_eq!((e.revision, e.committed_at_ms), (Some(9), Some(5)));
         let e = parse(b"not json").unwrap_err();
         assert_eq!((e.revision, e.committed_at_ms), (None, None));
         assert!(parse(br#"{"revision":-1,"committed_at_ms":5,"changes":[]}"#).is_err());
         assert!(parse(br#"{"revision":1,"changes":[]}"#).is_err());
-        assert!(
-            parse(br#"{"revision":1,"committed_at_ms":1,"changes":[{"kind":"acl"}]}"#).is_err()
-        );
+        assert!(parse(br#"{"revision":1,"committed_at_ms":1,"changes":[{"kind":"acl"}]}"#).is_err());
     }
 }

@@ -31,8 +31,7 @@ fn options(events: Option<mpsc::UnboundedSender<Event>>) -> async_nats::ConnectO
         .ping_interval(PING_INTERVAL)
         .connection_timeout(CONNECT_TIMEOUT)
         .reconnect_delay_callback(|attempts| {
-            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6)))
-                .min(Duration::from_secs(5))
+            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(5))
         });
     match events {
         None => options,
@@ -47,10 +46,7 @@ fn options(events: Option<mpsc::UnboundedSender<Event>>) -> async_nats::ConnectO
 
 impl Subscriber {
     pub fn new(url: &str, subject: &str) -> Self {
-        Subscriber {
-            url: url.to_owned(),
-            subject: subject.to_owned(),
-        }
+        Subscriber { url: url.to_owned(), subject: subject.to_owned() }
     }
 
     /// Runs forever: connect, subscribe, apply; a client that gives up (it
@@ -66,12 +62,7 @@ impl Subscriber {
         }
     }
 
-    async fn session(
-        &self,
-        applier: &mut Applier,
-        health: &FeedHealth,
-        backoff: &mut Backoff,
-    ) -> String {
+    async fn session(&self, applier: &mut Applier, health: &FeedHealth, backoff: &mut Backoff) -> String {
         let (tx, mut events) = mpsc::unbounded_channel();
         let client = match options(Some(tx)).connect(&self.url).await {
             Ok(c) => c,
@@ -130,14 +121,8 @@ pub struct Publisher {
 impl Publisher {
     /// Connects in the background (a NATS that is down now is retried).
     pub async fn connect(url: &str, subject: &str) -> anyhow::Result<Self> {
-        let client = options(None)
-            .connect(url)
-            .await
-            .map_err(|e| anyhow::anyhow!("invalidation.url {url:?}: {e}"))?;
-        Ok(Publisher {
-            client,
-            subject: subject.to_owned(),
-        })
+        let client = options(None).connect(url).await.map_err(|e| anyhow::anyhow!("invalidation.url {url:?}: {e}"))?;
+        Ok(Publisher { client, subject: subject.to_owned() })
     }
 
     /// Publishes one message and waits until the server has it.

@@ -38,12 +38,8 @@ enum SessionEnd {
 impl Subscriber {
     /// Fails on a URL the redis client cannot use.
     pub fn new(url: &str, channel: &str) -> anyhow::Result<Self> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("invalidation.url {url:?}: {e}"))?;
-        Ok(Subscriber {
-            client,
-            channel: channel.to_owned(),
-        })
+        let client = ::redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalidation.url {url:?}: {e}"))?;
+        Ok(Subscriber { client, channel: channel.to_owned() })
     }
 
     /// Runs forever: subscribe, apply, reconnect.
@@ -58,12 +54,7 @@ impl Subscriber {
         }
     }
 
-    async fn session(
-        &self,
-        applier: &mut Applier,
-        health: &FeedHealth,
-        backoff: &mut Backoff,
-    ) -> SessionEnd {
+    async fn session(&self, applier: &mut Applier, health: &FeedHealth, backoff: &mut Backoff) -> SessionEnd {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
             sink.subscribe(&self.channel).await?;
@@ -113,13 +104,8 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(url: &str, channel: &str) -> anyhow::Result<Self> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("invalidation.url {url:?}: {e}"))?;
-        Ok(Publisher {
-            client,
-            channel: channel.to_owned(),
-            connection: tokio::sync::Mutex::new(None),
-        })
+        let client = ::redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalidation.url {url:?}: {e}"))?;
+        Ok(Publisher { client, channel: channel.to_owned(), connection: tokio::sync::Mutex::new(None) })
     }
 
     /// `PUBLISH`es one message; returns how many subscribers received it.
@@ -138,9 +124,7 @@ impl Publisher {
         };
         let mut command = ::redis::cmd("PUBLISH");
         command.arg(&self.channel).arg(payload);
-        let sent = match tokio::time::timeout(PING_TIMEOUT, command.query_async::<u64>(connection))
-            .await
-        {
+        let sent = match tokio::time::timeout(PING_TIMEOUT, command.query_async::<u64>(connection)).await {
             Err(_) => Err(PublishError("PUBLISH timed out".into())),
             Ok(r) => r.map_err(|e| PublishError(format!("PUBLISH: {e}"))),
         };

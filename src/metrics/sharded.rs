@@ -27,11 +27,7 @@ impl<M: Collector + Clone> Sharded<M> {
     pub fn new(make: fn() -> M) -> Self {
         let first = make();
         let descs = first.desc().into_iter().cloned().collect();
-        Sharded {
-            make,
-            copies: Arc::new(Mutex::new(vec![first])),
-            descs,
-        }
+        Sharded { make, copies: Arc::new(Mutex::new(vec![first])), descs }
     }
 
     /// The copy for code outside the workers (and for tests).
@@ -68,11 +64,7 @@ impl<M: Collector + Clone> Collector for Sharded<M> {
 /// Adds `from`'s series into `into` (same family), matching by labels.
 fn merge_family(into: &mut MetricFamily, mut from: MetricFamily) {
     for metric in from.take_metric() {
-        match into
-            .mut_metric()
-            .iter_mut()
-            .find(|m| m.get_label() == metric.get_label())
-        {
+        match into.mut_metric().iter_mut().find(|m| m.get_label() == metric.get_label()) {
             Some(existing) => add(existing, &metric),
             None => into.mut_metric().push(metric),
         }

@@ -65,10 +65,7 @@ mod tests {
     fn the_owner_grant_is_every_permission_on_every_created_object() {
         let creator = Creator {
             user_id: "u1".into(),
-            created: vec![
-                ObjectRef::new(ObjectType::Project, "p1"),
-                ObjectRef::new(ObjectType::Experiment, "e1"),
-            ],
+            created: vec![ObjectRef::new(ObjectType::Project, "p1"), ObjectRef::new(ObjectType::Experiment, "e1")],
         };
         let mut n = 0;
         let acls = creator.owner_acls(|| {
@@ -76,15 +73,9 @@ mod tests {
             format!("a{n}")
         });
         assert_eq!(acls.len(), 16);
-        assert!(
-            acls.iter()
-                .all(|a| a.user_id.as_deref() == Some("u1") && a.role_id.is_none())
-        );
+        assert!(acls.iter().all(|a| a.user_id.as_deref() == Some("u1") && a.role_id.is_none()));
         for p in Permission::ALL {
-            assert!(
-                acls.iter()
-                    .any(|a| a.object_id == "e1" && a.permission == Some(p))
-            );
+            assert!(acls.iter().any(|a| a.object_id == "e1" && a.permission == Some(p)));
         }
         assert_eq!(acls[15].id, "a16");
     }

@@ -28,10 +28,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read policy file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("policy file {path}: {source}")]
     NotAPolicy { path: PathBuf, source: NotAPolicy },
 }
@@ -44,36 +41,23 @@ pub struct FileLoad {
 
 /// Reads and compiles a policy file.
 pub fn load(path: &Path) -> Result<FileLoad, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
     compile_bytes(path, &bytes, &Learned::default())
 }
 
 fn compile_bytes(path: &Path, bytes: &[u8], learned: &Learned) -> Result<FileLoad, LoadError> {
-    let not_a_policy = |source| LoadError::NotAPolicy {
-        path: path.to_owned(),
-        source,
-    };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| not_a_policy(NotAPolicy(format!("not UTF-8: {e}"))))?;
+    let not_a_policy = |source| LoadError::NotAPolicy { path: path.to_owned(), source };
+    let text = std::str::from_utf8(bytes).map_err(|e| not_a_policy(NotAPolicy(format!("not UTF-8: {e}"))))?;
     let loaded = loggate_model::load::from_json(text).map_err(not_a_policy)?;
     if learned.is_empty() {
-        return Ok(FileLoad {
-            policy: CompiledPolicy::compile(loaded.policy),
-            left_out: loaded.left_out,
-        });
+        return Ok(FileLoad { policy: CompiledPolicy::compile(loaded.policy), left_out: loaded.left_out });
     }
     // What the data plane taught us is added to what the file says; what
     // the file already has wins.
     let mut doc = loaded.policy.into_doc();
     learned.add_to(&mut doc);
     let (policy, _) = CompiledPolicy::from_doc(doc);
-    Ok(FileLoad {
-        policy,
-        left_out: loaded.left_out,
-    })
+    Ok(FileLoad { policy, left_out: loaded.left_out })
 }
 
 /// Objects and creator grants learned from the data plane: kept in memory
@@ -88,10 +72,7 @@ struct Learned {
 
 impl Learned {
     fn is_empty(&self) -> bool {
-        self.projects.is_empty()
-            && self.experiments.is_empty()
-            && self.datasets.is_empty()
-            && self.acls.is_empty()
+        self.projects.is_empty() && self.experiments.is_empty() && self.datasets.is_empty() && self.acls.is_empty()
     }
 
     fn has(&self, object: &ObjectRef) -> bool {
@@ -149,11 +130,7 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(Fingerprint {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        inode,
-    })
+    Some(Fingerprint { modified: meta.modified().ok(), len: meta.len(), inode })
 }
 
 pub struct FileStore {
@@ -226,10 +203,7 @@ impl FileStore {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(source) => {
-                return Reload::Failed(LoadError::Read {
-                    path: self.path.clone(),
-                    source,
-                });
+                return Reload::Failed(LoadError::Read { path: self.path.clone(), source });
             }
         };
         let learned = self.learned.lock();
@@ -238,10 +212,7 @@ impl FileStore {
                 report(&self.path, &left_out);
                 self.policy.store(Arc::new(policy));
                 self.left_out.store(left_out.len(), Ordering::Relaxed);
-                Reload::Reloaded {
-                    revision: self.bump(),
-                    left_out: left_out.len(),
-                }
+                Reload::Reloaded { revision: self.bump(), left_out: left_out.len() }
             }
             Err(e) => Reload::Failed(e),
         }
@@ -279,45 +250,19 @@ impl PolicyStore for FileStore {
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
         let policy = self.current();
-        Ok(policy
-            .doc()
-            .organizations
-            .iter()
-            .find(|o| o.id == org_id)
-            .map(|o| o.name.clone()))
+        Ok(policy.doc().organizations.iter().find(|o| o.id == org_id).map(|o| o.name.clone()))
     }
 
-    async fn project_by_name(
-        &self,
-        org_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .current()
-            .project_by_name(org_id, name)
-            .map(str::to_owned))
+    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.current().project_by_name(org_id, name).map(str::to_owned))
     }
 
-    async fn experiment_by_name(
-        &self,
-        project_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .current()
-            .experiment_by_name(project_id, name)
-            .map(str::to_owned))
+    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.current().experiment_by_name(project_id, name).map(str::to_owned))
     }
 
-    async fn dataset_by_name(
-        &self,
-        project_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .current()
-            .dataset_by_name(project_id, name)
-            .map(str::to_owned))
+    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.current().dataset_by_name(project_id, name).map(str::to_owned))
     }
 
     /// Adds what the data plane created to the in-memory policy (never to
@@ -326,11 +271,7 @@ impl PolicyStore for FileStore {
         let mut learned = self.learned.lock();
         let current = self.current();
         let doc = current.doc();
-        let Some(org) = doc
-            .organizations
-            .iter()
-            .find(|o| o.id == discovery.project.org_id)
-        else {
+        let Some(org) = doc.organizations.iter().find(|o| o.id == discovery.project.org_id) else {
             return Ok(());
         };
         let mut new = Learned::default();
@@ -338,9 +279,7 @@ impl PolicyStore for FileStore {
             new.projects.push(discovery.project.clone());
         }
         match discovery.child {
-            Some(super::discovery::Child::Experiment(e))
-                if e.project_id == discovery.project.id =>
-            {
+            Some(super::discovery::Child::Experiment(e)) if e.project_id == discovery.project.id => {
                 if !doc.experiments.iter().any(|x| x.id == e.id) {
                     new.experiments.push(e);
                 }
@@ -403,36 +342,13 @@ mod tests {
         let tmp = dir.path().join("policy.json.tmp");
         std::fs::write(&tmp, doc("renamed")).unwrap();
         std::fs::rename(&tmp, &path).unwrap();
-        assert!(matches!(
-            store.reload_if_changed(),
-            Reload::Reloaded {
-                revision: 2,
-                left_out: 0
-            }
-        ));
+        assert!(matches!(store.reload_if_changed(), Reload::Reloaded { revision: 2, left_out: 0 }));
         assert!(changes.has_changed().unwrap());
-        assert_eq!(
-            store
-                .project_by_name("o1", "renamed")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("p1")
-        );
+        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
 
         std::fs::write(&path, "{ not json").unwrap();
-        assert!(matches!(
-            store.reload_if_changed(),
-            Reload::Failed(LoadError::NotAPolicy { .. })
-        ));
-        assert_eq!(
-            store
-                .project_by_name("o1", "renamed")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("p1")
-        );
+        assert!(matches!(store.reload_if_changed(), Reload::Failed(LoadError::NotAPolicy { .. })));
+        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
         assert_eq!(store.revision(), 2);
     }
 
@@ -442,10 +358,7 @@ mod tests {
             child: None,
             creator: creator.map(|u| super::super::discovery::Creator {
                 user_id: u.into(),
-                created: vec![ObjectRef::new(
-                    loggate_model::types::ObjectType::Project,
-                    id,
-                )],
+                created: vec![ObjectRef::new(loggate_model::types::ObjectType::Project, id)],
             }),
         }
     }
@@ -456,24 +369,12 @@ mod tests {
         let path = dir.path().join("policy.json");
         std::fs::write(&path, doc("checkout")).unwrap();
         let store = FileStore::open(&path).unwrap();
-        store
-            .learn(discovery("p2", "o1", "new", None))
-            .await
-            .unwrap();
-        store
-            .learn(discovery("p3", "elsewhere", "new", None))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.project_by_name("o1", "new").await.unwrap().as_deref(),
-            Some("p2")
-        );
+        store.learn(discovery("p2", "o1", "new", None)).await.unwrap();
+        store.learn(discovery("p3", "elsewhere", "new", None)).await.unwrap();
+        assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
         assert!(store.current().doc().projects.iter().all(|p| p.id != "p3"));
         assert!(matches!(store.reload(), Reload::Reloaded { .. }));
-        assert_eq!(
-            store.project_by_name("o1", "new").await.unwrap().as_deref(),
-            Some("p2")
-        );
+        assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
     }
 
     #[tokio::test]
@@ -489,42 +390,18 @@ mod tests {
         };
         std::fs::write(&path, policy(true)).unwrap();
         let store = FileStore::open(&path).unwrap();
-        store
-            .learn(discovery("p2", "o1", "new", Some("u1")))
-            .await
-            .unwrap();
-        let who = Principal {
-            user_id: "u1".into(),
-            org_id: "o1".into(),
-        };
+        store.learn(discovery("p2", "o1", "new", Some("u1"))).await.unwrap();
+        let who = Principal { user_id: "u1".into(), org_id: "o1".into() };
         let log = ObjectRef::new(loggate_model::types::ObjectType::ProjectLog, "p2");
-        assert_eq!(
-            store.decide(&who, &log, Permission::Update).await.unwrap(),
-            Decision::Allow
-        );
+        assert_eq!(store.decide(&who, &log, Permission::Update).await.unwrap(), Decision::Allow);
         // The grant lives beside the learned project across reloads.
-        assert!(matches!(
-            store.reload(),
-            Reload::Reloaded { left_out: 0, .. }
-        ));
-        assert_eq!(
-            store.decide(&who, &log, Permission::Delete).await.unwrap(),
-            Decision::Allow
-        );
+        assert!(matches!(store.reload(), Reload::Reloaded { left_out: 0, .. }));
+        assert_eq!(store.decide(&who, &log, Permission::Delete).await.unwrap(), Decision::Allow);
 
         std::fs::write(&path, policy(false)).unwrap();
         let store = FileStore::open(&path).unwrap();
-        store
-            .learn(discovery("p2", "o1", "new", Some("u1")))
-            .await
-            .unwrap();
-        assert!(
-            !store
-                .decide(&who, &log, Permission::Update)
-                .await
-                .unwrap()
-                .is_allow()
-        );
+        store.learn(discovery("p2", "o1", "new", Some("u1"))).await.unwrap();
+        assert!(!store.decide(&who, &log, Permission::Update).await.unwrap().is_allow());
     }
 
     #[tokio::test]
@@ -537,18 +414,8 @@ mod tests {
         v["acls"] = serde_json::json!([{"id": "a1", "object_type": "organization", "object_id": "o1",
                                         "user_id": "gone", "permission": "update"}]);
         std::fs::write(&path, v.to_string()).unwrap();
-        assert!(matches!(
-            store.reload(),
-            Reload::Reloaded { left_out: 1, .. }
-        ));
+        assert!(matches!(store.reload(), Reload::Reloaded { left_out: 1, .. }));
         assert_eq!(store.left_out(), 1);
-        assert_eq!(
-            store
-                .project_by_name("o1", "renamed")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("p1")
-        );
+        assert_eq!(store.project_by_name("o1", "renamed").await.unwrap().as_deref(), Some("p1"));
     }
 }

@@ -51,11 +51,8 @@ pub struct PgStore {
 /// Parses a `postgres://` URL (or key=value string) into a client config
 /// whose connect timeout is `timeout`.
 pub fn client_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-        StoreError(format!(
-            "policy.postgres_url is not a valid connection string: {e}"
-        ))
-    })?;
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| StoreError(format!("policy.postgres_url is not a valid connection string: {e}")))?;
     config.connect_timeout(timeout);
     if config.get_application_name().is_none() {
         config.application_name("loggate");
@@ -86,11 +83,7 @@ impl PgStore {
     /// use and re-opened after failures.
     pub fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let config = client_config(url, timeout)?;
-        Ok(PgStore {
-            pool: pool::Pool::new(config, MAX_CONNECTIONS),
-            timeout,
-            last_revision: AtomicU64::new(0),
-        })
+        Ok(PgStore { pool: pool::Pool::new(config, MAX_CONNECTIONS), timeout, last_revision: AtomicU64::new(0) })
     }
 
     /// The connection settings (for a feed that wants its own `LISTEN` connection).
@@ -118,9 +111,7 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(limit, work).await {
             Ok(result) => result.map_err(db_error),
-            Err(_) => Err(StoreError(format!(
-                "postgres did not answer within {limit:?}"
-            ))),
+            Err(_) => Err(StoreError(format!("postgres did not answer within {limit:?}"))),
         }
     }
 
@@ -140,9 +131,7 @@ impl PgStore {
         let revision = self
             .bounded(self.timeout, async {
                 let conn = self.pool.get().await?;
-                let row = conn
-                    .query_one("SELECT revision FROM policy_revision WHERE singleton", &[])
-                    .await?;
+                let row = conn.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?;
                 conn.release();
                 Ok(row.get::<_, i64>(0))
             })
@@ -164,8 +153,7 @@ impl PgStore {
     /// (triggers cannot see the commit itself; it follows within the
     /// transaction's remaining run time).
     pub async fn changes(&self, revision: u64) -> Result<(i64, Vec<(String, String)>), StoreError> {
-        let revision = i64::try_from(revision)
-            .map_err(|_| StoreError(format!("revision {revision} out of range")))?;
+        let revision = i64::try_from(revision).map_err(|_| StoreError(format!("revision {revision} out of range")))?;
         self.bounded(self.timeout, async {
             let conn = self.pool.get().await?;
             let rows = conn
@@ -177,20 +165,13 @@ impl PgStore {
                 .await?;
             conn.release();
             let committed = rows.iter().map(|r| r.get::<_, i64>(2)).max().unwrap_or(0);
-            Ok((
-                committed,
-                rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
-            ))
+            Ok((committed, rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
         })
         .await
     }
 
     /// Loads the slice `(principal, object)` needs and compiles it.
-    async fn slice(
-        &self,
-        principal: &Principal,
-        object: &ObjectRef,
-    ) -> Result<CompiledPolicy, StoreError> {
+    async fn slice(&self, principal: &Principal, object: &ObjectRef) -> Result<CompiledPolicy, StoreError> {
         let doc = self
             .bounded(self.timeout, async {
                 let conn = self.pool.get().await?;
@@ -220,9 +201,7 @@ impl PgStore {
     /// revision, none if nothing changed); `replace` also deletes every row
     /// the document does not contain. Returns the revision in force after.
     pub async fn import(&self, doc: &PolicyDoc, replace: bool) -> Result<u64, ImportError> {
-        let policy = loggate_model::load::from_doc(doc.clone())
-            .strict()
-            .map_err(ImportError::Invalid)?;
+        let policy = loggate_model::load::from_doc(doc.clone()).strict().map_err(ImportError::Invalid)?;
         let rows = doc::Rows::of(&policy);
         let revision = self
             .bounded(BULK_TIMEOUT.max(self.timeout), async {
@@ -314,10 +293,7 @@ impl PolicyStore for PgStore {
         object: &ObjectRef,
         permission: Permission,
     ) -> Result<Decision, StoreError> {
-        Ok(self
-            .slice(principal, object)
-            .await?
-            .decide(principal, object, permission))
+        Ok(self.slice(principal, object).await?.decide(principal, object, permission))
     }
 
     async fn explain(
@@ -326,22 +302,14 @@ impl PolicyStore for PgStore {
         object: &ObjectRef,
         permission: Permission,
     ) -> Result<Explanation, StoreError> {
-        Ok(self
-            .slice(principal, object)
-            .await?
-            .explain(principal, object, permission))
+        Ok(self.slice(principal, object).await?.explain(principal, object, permission))
     }
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
-        self.lookup("SELECT name FROM organizations WHERE id = $1", &[&org_id])
-            .await
+        self.lookup("SELECT name FROM organizations WHERE id = $1", &[&org_id]).await
     }
 
-    async fn project_by_name(
-        &self,
-        org_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         self.lookup(
             "SELECT id FROM projects WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL ORDER BY created, id LIMIT 1",
             &[&org_id, &name],
@@ -349,11 +317,7 @@ impl PolicyStore for PgStore {
         .await
     }
 
-    async fn experiment_by_name(
-        &self,
-        project_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         self.lookup(
             "SELECT e.id FROM experiments e JOIN projects p ON p.id = e.project_id
               WHERE e.project_id = $1 AND e.name = $2 AND p.deleted_at IS NULL ORDER BY e.id LIMIT 1",
@@ -362,11 +326,7 @@ impl PolicyStore for PgStore {
         .await
     }
 
-    async fn dataset_by_name(
-        &self,
-        project_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         self.lookup(
             "SELECT d.id FROM datasets d JOIN projects p ON p.id = d.project_id
               WHERE d.project_id = $1 AND d.name = $2 AND p.deleted_at IS NULL ORDER BY d.id LIMIT 1",

@@ -19,10 +19,7 @@ pub struct StoreError(pub String);
 /// the model scopes them; authorization itself is the pure `authz` evaluator
 /// run over what the backend loaded.
 pub trait PolicyStore: Send + Sync {
-    fn identity(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
+    fn identity(&self, digest: &TokenDigest) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
     fn decide(
         &self,
         principal: &Principal,
@@ -35,10 +32,7 @@ pub trait PolicyStore: Send + Sync {
         object: &ObjectRef,
         permission: Permission,
     ) -> impl Future<Output = Result<Explanation, StoreError>> + Send;
-    fn org_name(
-        &self,
-        org_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn org_name(&self, org_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn project_by_name(
         &self,
         org_id: &str,
@@ -103,25 +97,13 @@ impl PolicyStore for Store {
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.org_name(org_id).await)
     }
-    async fn project_by_name(
-        &self,
-        org_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.project_by_name(org_id, name).await)
     }
-    async fn experiment_by_name(
-        &self,
-        project_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn experiment_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.experiment_by_name(project_id, name).await)
     }
-    async fn dataset_by_name(
-        &self,
-        project_id: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.dataset_by_name(project_id, name).await)
     }
     async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {

@@ -12,10 +12,7 @@ use std::time::Duration;
 
 /// 413 for a declared `Content-Length` over `max`, before any byte is read.
 pub fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), GatewayError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
         return Err(GatewayError::PayloadTooLarge { limit: max });
     }
@@ -35,9 +32,7 @@ where
     if let Poll::Ready(done) = futures_util::poll!(collecting.as_mut()) {
         return done;
     }
-    tokio::time::timeout(timeout, collecting)
-        .await
-        .unwrap_or(Err(GatewayError::BodyTimeout))
+    tokio::time::timeout(timeout, collecting).await.unwrap_or(Err(GatewayError::BodyTimeout))
 }
 
 /// The body in one buffer, refused once it passes `max` bytes. A body of
@@ -54,9 +49,7 @@ where
     // Used from the second non-empty piece on.
     let mut joined = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            GatewayError::bad_request(None, format!("could not read request body: {e}"))
-        })?;
+        let frame = frame.map_err(|e| GatewayError::bad_request(None, format!("could not read request body: {e}")))?;
         // Trailers carry nothing loggate forwards.
         let Ok(data) = frame.into_data() else {
             continue;
@@ -75,11 +68,7 @@ where
         }
         joined.extend_from_slice(&data);
     }
-    Ok(if joined.is_empty() {
-        first
-    } else {
-        joined.freeze()
-    })
+    Ok(if joined.is_empty() { first } else { joined.freeze() })
 }
 
 /// JSON routes take `application/json` (any parameters) or no Content-Type
@@ -88,15 +77,10 @@ pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), GatewayError> 
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
-    let essence = value
-        .to_str()
-        .ok()
-        .map(|v| v.split(';').next().unwrap_or("").trim());
+    let essence = value.to_str().ok().map(|v| v.split(';').next().unwrap_or("").trim());
     match essence {
         Some(e) if e.eq_ignore_ascii_case("application/json") => Ok(()),
-        _ => Err(GatewayError::UnsupportedMediaType(
-            "Content-Type must be application/json".into(),
-        )),
+        _ => Err(GatewayError::UnsupportedMediaType("Content-Type must be application/json".into())),
     }
 }
 
@@ -113,38 +97,22 @@ mod tests {
         h.insert(CONTENT_LENGTH, HeaderValue::from_static("10"));
         assert!(check_declared_length(&h, 10).is_ok());
         h.insert(CONTENT_LENGTH, HeaderValue::from_static("11"));
-        assert_eq!(
-            check_declared_length(&h, 10).unwrap_err().code(),
-            "payload_too_large"
-        );
+        assert_eq!(check_declared_length(&h, 10).unwrap_err().code(), "payload_too_large");
     }
 
     #[tokio::test]
     async fn streamed_oversize_is_refused() {
-        let e = read(
-            Full::new(Bytes::from(vec![b'x'; 11])),
-            10,
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap_err();
+        let e = read(Full::new(Bytes::from(vec![b'x'; 11])), 10, Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(e.code(), "payload_too_large");
-        let ok = read(
-            Full::new(Bytes::from(vec![b'x'; 10])),
-            10,
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
+        let ok = read(Full::new(Bytes::from(vec![b'x'; 10])), 10, Duration::from_secs(1)).await.unwrap();
         assert_eq!(ok.len(), 10);
     }
 
     /// A body of the given frames (`Err` frames fail the read).
     fn frames(
         frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>>,
-    ) -> http_body_util::StreamBody<
-        impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::io::Error>>,
-    > {
+    ) -> http_body_util::StreamBody<impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::io::Error>>>
+    {
         http_body_util::StreamBody::new(futures_util::stream::iter(frames))
     }
 
@@ -166,18 +134,12 @@ mod tests {
             Ok(http_body::Frame::trailers(HeaderMap::new())),
             Ok(http_body::Frame::data(Bytes::from_static(b"e"))),
         ]);
-        assert_eq!(
-            read(body, 5, T).await.unwrap(),
-            Bytes::from_static(b"abcde")
-        );
+        assert_eq!(read(body, 5, T).await.unwrap(), Bytes::from_static(b"abcde"));
         let empty_first = frames(vec![
             Ok(http_body::Frame::data(Bytes::new())),
             Ok(http_body::Frame::data(Bytes::from_static(b"z"))),
         ]);
-        assert_eq!(
-            read(empty_first, 5, T).await.unwrap(),
-            Bytes::from_static(b"z")
-        );
+        assert_eq!(read(empty_first, 5, T).await.unwrap(), Bytes::from_static(b"z"));
         assert_eq!(read(frames(vec![]), 5, T).await.unwrap(), Bytes::new());
     }
 
@@ -187,35 +149,24 @@ mod tests {
             Ok(http_body::Frame::data(Bytes::from_static(b"abc"))),
             Ok(http_body::Frame::data(Bytes::from_static(b"def"))),
         ]);
-        assert_eq!(
-            read(body, 5, T).await.unwrap_err().code(),
-            "payload_too_large"
-        );
+        assert_eq!(read(body, 5, T).await.unwrap_err().code(), "payload_too_large");
     }
 
     #[tokio::test]
     async fn a_broken_body_is_a_bad_request() {
-        let body = frames(vec![
-            Ok(http_body::Frame::data(Bytes::from_static(b"ab"))),
-            Err(std::io::Error::other("reset")),
-        ]);
+        let body =
+            frames(vec![Ok(http_body::Frame::data(Bytes::from_static(b"ab"))), Err(std::io::Error::other("reset"))]);
         let e = read(body, 5, T).await.unwrap_err();
         assert_eq!(e.code(), "bad_request");
-        assert!(
-            e.to_string().contains("could not read request body: reset"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("could not read request body: reset"), "{e}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_times_out() {
         use futures_util::StreamExt;
-        let first: Result<_, std::io::Error> =
-            Ok(http_body::Frame::data(Bytes::from_static(b"ab")));
+        let first: Result<_, std::io::Error> = Ok(http_body::Frame::data(Bytes::from_static(b"ab")));
         let stalled = futures_util::stream::iter([first]).chain(futures_util::stream::pending());
-        let e = read(http_body_util::StreamBody::new(stalled), 5, T)
-            .await
-            .unwrap_err();
+        let e = read(http_body_util::StreamBody::new(stalled), 5, T).await.unwrap_err();
         assert_eq!(e.code(), "request_timeout");
     }
 
@@ -223,15 +174,9 @@ mod tests {
     fn content_types() {
         let mut h = HeaderMap::new();
         assert!(check_json_content_type(&h).is_ok());
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         assert!(check_json_content_type(&h).is_ok());
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert_eq!(
-            check_json_content_type(&h).unwrap_err().code(),
-            "unsupported_media_type"
-        );
+        assert_eq!(check_json_content_type(&h).unwrap_err().code(), "unsupported_media_type");
     }
 }

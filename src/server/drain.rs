@@ -61,10 +61,7 @@ impl Drain {
             state.next_id += 1;
             state.next_id
         };
-        Ticket {
-            shared: self.shared.clone(),
-            id,
-        }
+        Ticket { shared: self.shared.clone(), id }
     }
 
     /// Wraps `conn`: it runs as is until `start`, then is told to finish
@@ -76,14 +73,7 @@ impl Drain {
     /// Tells every watched connection, now and later, to finish.
     pub fn start(&self) {
         self.shared.draining.store(true, Ordering::SeqCst);
-        let wakers: Vec<Waker> = self
-            .shared
-            .state
-            .lock()
-            .wakers
-            .drain()
-            .map(|(_, w)| w)
-            .collect();
+        let wakers: Vec<Waker> = self.shared.state.lock().wakers.drain().map(|(_, w)| w).collect();
         wakers.into_iter().for_each(Waker::wake);
     }
 
@@ -108,12 +98,7 @@ pub struct Ticket {
 
 impl Ticket {
     pub fn watch<C: GracefulConnection>(self, conn: C) -> Watched<C> {
-        Watched {
-            conn: Box::pin(conn),
-            ticket: self,
-            registered: None,
-            told: false,
-        }
+        Watched { conn: Box::pin(conn), ticket: self, registered: None, told: false }
     }
 }
 
@@ -148,12 +133,7 @@ impl<C: GracefulConnection> Future for Watched<C> {
         if !this.told {
             let shared = &this.ticket.shared;
             let mut draining = shared.draining.load(Ordering::Acquire);
-            if !draining
-                && !this
-                    .registered
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-            {
+            if !draining && !this.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 let mut state = shared.state.lock();
                 state.wakers.insert(this.ticket.id, cx.waker().clone());
                 this.registered = Some(cx.waker().clone());
@@ -191,10 +171,7 @@ mod tests {
 
     /// A real HTTP/1 server connection under `drain` whose handler, given a
     /// `Hold`, holds the first request until released, and a client for it.
-    async fn connection(
-        drain: &Drain,
-        hold: Option<Hold>,
-    ) -> (Sender, tokio::task::JoinHandle<bool>) {
+    async fn connection(drain: &Drain, hold: Option<Hold>) -> (Sender, tokio::task::JoinHandle<bool>) {
         let (client, server) = tokio::io::duplex(4096);
         let hold = std::sync::Mutex::new(hold);
         let service = service_fn(move |_: Request<hyper::body::Incoming>| {
@@ -207,13 +184,10 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
             }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(server), service);
+        let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(server), service);
         let watched = drain.watch(conn);
         let served = tokio::spawn(async move { watched.await.is_ok() });
-        let (sender, client_conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
-            .await
-            .unwrap();
+        let (sender, client_conn) = hyper::client::conn::http1::handshake(TokioIo::new(client)).await.unwrap();
         tokio::spawn(client_conn);
         (sender, served)
     }
@@ -225,24 +199,10 @@ mod tests {
     async fn idle_connections_close_and_drained_resolves() {
         let drain = Drain::new();
         let (mut sender, served) = connection(&drain, None).await;
-        assert_eq!(
-            sender
-                .send_request(Request::new(Empty::new()))
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
-        assert!(
-            tokio::time::timeout(A_WHILE, drain.drained())
-                .await
-                .is_err(),
-            "a live connection holds the drain"
-        );
+        assert_eq!(sender.send_request(Request::new(Empty::new())).await.unwrap().status(), 200);
+        assert!(tokio::time::timeout(A_WHILE, drain.drained()).await.is_err(), "a live connection holds the drain");
         drain.start();
-        tokio::time::timeout(SOON, drain.drained())
-            .await
-            .expect("drained after start");
+        tokio::time::timeout(SOON, drain.drained()).await.expect("drained after start");
         assert!(served.await.unwrap(), "closed cleanly");
     }
 
@@ -251,33 +211,15 @@ mod tests {
         let drain = Drain::new();
         let (arrived, has_arrived) = oneshot::channel();
         let (release, wait) = oneshot::channel();
-        let (mut sender, served) = connection(
-            &drain,
-            Some(Hold {
-                arrived,
-                release: wait,
-            }),
-        )
-        .await;
-        let answer = tokio::spawn(async move {
-            sender
-                .send_request(Request::new(Empty::new()))
-                .await
-                .map(|r| r.status())
-        });
+        let (mut sender, served) = connection(&drain, Some(Hold { arrived, release: wait })).await;
+        let answer =
+            tokio::spawn(async move { sender.send_request(Request::new(Empty::new())).await.map(|r| r.status()) });
         has_arrived.await.unwrap();
         drain.start();
-        assert!(
-            tokio::time::timeout(A_WHILE, drain.drained())
-                .await
-                .is_err(),
-            "waits for the request in flight"
-        );
+        assert!(tokio::time::timeout(A_WHILE, drain.drained()).await.is_err(), "waits for the request in flight");
         release.send(()).unwrap();
         assert_eq!(answer.await.unwrap().unwrap(), 200);
-        tokio::time::timeout(SOON, drain.drained())
-            .await
-            .expect("drained once answered");
+        tokio::time::timeout(SOON, drain.drained()).await.expect("drained once answered");
         assert!(served.await.unwrap());
     }
 
@@ -286,9 +228,7 @@ mod tests {
         let drain = Drain::new();
         drain.start();
         let (_sender, served) = connection(&drain, None).await;
-        tokio::time::timeout(SOON, drain.drained())
-            .await
-            .expect("drained");
+        tokio::time::timeout(SOON, drain.drained()).await.expect("drained");
         assert!(served.await.unwrap());
     }
 
@@ -297,14 +237,8 @@ mod tests {
         let drain = Drain::new();
         let ticket = drain.ticket();
         drain.start();
-        assert!(
-            tokio::time::timeout(A_WHILE, drain.drained())
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(A_WHILE, drain.drained()).await.is_err());
         drop(ticket);
-        tokio::time::timeout(SOON, drain.drained())
-            .await
-            .expect("drained");
+        tokio::time::timeout(SOON, drain.drained()).await.expect("drained");
     }
 }

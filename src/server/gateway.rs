@@ -102,16 +102,7 @@ impl Gateway {
         facts.identity = Some(caller.identity.clone());
 
         let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
-        let targets = self
-            .inspect(
-                route,
-                &parts.headers,
-                &parts.method,
-                parts.uri.query(),
-                &raw,
-                &caller,
-            )
-            .await?;
+        let targets = self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await?;
         facts.rows = targets.rows;
         if let Err(e) = self.authorize(&caller, &targets.targets).await {
             self.request_metrics.rows_denied.inc_by(targets.rows as u64);
@@ -121,24 +112,11 @@ impl Gateway {
         facts.decision = "allow";
         self.rate_limit(&caller)?;
 
-        let forwarded = self
-            .forwarder
-            .send(
-                route.upstream(),
-                parts.method,
-                request_path(&parts.uri),
-                parts.headers,
-                raw,
-            )
-            .await?;
-        self.request_metrics
-            .upstream_seconds
-            .observe(forwarded.upstream_time.as_secs_f64());
-        self.request_metrics
-            .rows_forwarded
-            .inc_by(targets.rows as u64);
-        self.respond(route, forwarded.response, &caller, &targets)
-            .await
+        let forwarded =
+            self.forwarder.send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw).await?;
+        self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
+        self.request_metrics.rows_forwarded.inc_by(targets.rows as u64);
+        self.respond(route, forwarded.response, &caller, &targets).await
     }
 
     /// Benchmark-only (`--features bench-authz-off`): the pipeline without
@@ -157,42 +135,21 @@ impl Gateway {
     {
         let server = &self.config.server;
         let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
-        let forwarded = self
-            .forwarder
-            .send(
-                route.upstream(),
-                parts.method,
-                request_path(&parts.uri),
-                parts.headers,
-                raw,
-            )
-            .await?;
-        self.request_metrics
-            .upstream_seconds
-            .observe(forwarded.upstream_time.as_secs_f64());
+        let forwarded =
+            self.forwarder.send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw).await?;
+        self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         let (parts, body) = forwarded.response.into_parts();
-        Ok(Response::from_parts(
-            parts,
-            forward::stream_body(body, self.config.upstream.timeout),
-        ))
+        Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)))
     }
 
     /// Phase: authenticate. 401 for anything but a known, unexpired token;
     /// 429 for an address that keeps failing; 503 if the store cannot say.
-    async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        client: IpAddr,
-    ) -> Result<Caller, GatewayError> {
-        self.limits
-            .auth_blocked(client)
-            .map_err(|l| self.rate_limited(l.retry_after))?;
+    async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> Result<Caller, GatewayError> {
+        self.limits.auth_blocked(client).map_err(|l| self.rate_limited(l.retry_after))?;
         match self.identify(headers).await {
             Ok(caller) => Ok(caller),
             Err(e @ GatewayError::Unauthenticated(_)) => {
-                self.limits
-                    .auth_failed(client)
-                    .map_err(|l| self.rate_limited(l.retry_after))?;
+                self.limits.auth_failed(client).map_err(|l| self.rate_limited(l.retry_after))?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -201,12 +158,10 @@ impl Gateway {
 
     async fn identify(&self, headers: &HeaderMap) -> Result<Caller, GatewayError> {
         let values = headers.get_all(AUTHORIZATION).iter().map(|v| v.as_bytes());
-        let (token, kind) = parse_authorization(values)
-            .map_err(|e| GatewayError::Unauthenticated(bearer_message(e)))?;
+        let (token, kind) =
+            parse_authorization(values).map_err(|e| GatewayError::Unauthenticated(bearer_message(e)))?;
         if kind == TokenKind::ApiKey && !self.config.auth.accept_api_keys {
-            return Err(GatewayError::Unauthenticated(
-                "sk- API keys are not accepted; use a bt-st- service token",
-            ));
+            return Err(GatewayError::Unauthenticated("sk- API keys are not accepted; use a bt-st- service token"));
         }
         let digest = TokenDigest::of(token);
         let (identity, lookup) = self
@@ -233,18 +188,10 @@ impl Gateway {
         raw: &Bytes,
         caller: &Caller,
     ) -> Result<Targets, GatewayError> {
-        let encoding = headers
-            .get(CONTENT_ENCODING)
-            .map(|v| v.to_str().unwrap_or("invalid"));
-        let decoded = || {
-            inspect::decode(raw, encoding, self.config.server.max_body_bytes)
-                .map_err(GatewayError::from)
-        };
+        let encoding = headers.get(CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("invalid"));
+        let decoded = || inspect::decode(raw, encoding, self.config.server.max_body_bytes).map_err(GatewayError::from);
         let single = |object: &ObjectRef, permission| Targets {
-            targets: vec![Target {
-                object: object.clone(),
-                permission,
-            }],
+            targets: vec![Target { object: object.clone(), permission }],
             rows: 0,
         };
         // The register routes' futures (store lookups) are boxed: this
@@ -261,9 +208,7 @@ impl Gateway {
             },
             Route::Logs3Overflow => {
                 return Err(GatewayError::Forbidden {
-                    message:
-                        "loggate does not mediate overflow uploads; send rows inline in /logs3"
-                            .into(),
+                    message: "loggate does not mediate overflow uploads; send rows inline in /logs3".into(),
                 });
             }
             Route::Insert(object) => inspect::events(&decoded()?, object)?,
@@ -292,25 +237,17 @@ impl Gateway {
 
     /// Phase: authorize. All targets must pass; the first failure names the
     /// missing permission and the object.
-    pub(super) async fn authorize(
-        &self,
-        caller: &Caller,
-        targets: &[Target],
-    ) -> Result<(), GatewayError> {
+    pub(super) async fn authorize(&self, caller: &Caller, targets: &[Target]) -> Result<(), GatewayError> {
         let started = Instant::now();
         let mut result = Ok(());
         for target in targets {
-            let decision = self
-                .decide(caller, &target.object, target.permission)
-                .await?;
+            let decision = self.decide(caller, &target.object, target.permission).await?;
             if let Decision::Deny(reason) = decision {
                 result = Err(self.denial(caller, target, reason));
                 break;
             }
         }
-        self.request_metrics
-            .decision_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.request_metrics.decision_seconds.observe(started.elapsed().as_secs_f64());
         result
     }
 
@@ -326,9 +263,7 @@ impl Gateway {
             .worker_cache
             .decision(key, &caller.identity, object, || async move {
                 // Only a miss needs the principal: a hit copies no strings.
-                self.store
-                    .decide(&Principal::from(&*caller.identity), object, permission)
-                    .await
+                self.store.decide(&Principal::from(&*caller.identity), object, permission).await
             })
             .await
             .map_err(|_| GatewayError::PolicyUnavailable)?;
@@ -336,24 +271,16 @@ impl Gateway {
         Ok(decision)
     }
 
-    pub(super) fn denial(
-        &self,
-        caller: &Caller,
-        target: &Target,
-        reason: DenyReason,
-    ) -> GatewayError {
+    pub(super) fn denial(&self, caller: &Caller, target: &Target, reason: DenyReason) -> GatewayError {
         match reason {
-            DenyReason::UnknownObject => GatewayError::UnknownObject {
+            DenyReason::UnknownObject => {
+                GatewayError::UnknownObject { permission: target.permission, object: target.object.clone() }
+            }
+            DenyReason::MissingPermission | DenyReason::OtherOrganization => GatewayError::PermissionDenied {
+                token: caller.identity.token_name.clone(),
                 permission: target.permission,
                 object: target.object.clone(),
             },
-            DenyReason::MissingPermission | DenyReason::OtherOrganization => {
-                GatewayError::PermissionDenied {
-                    token: caller.identity.token_name.clone(),
-                    permission: target.permission,
-                    object: target.object.clone(),
-                }
-            }
         }
     }
 
@@ -364,9 +291,7 @@ impl Gateway {
         }
         let token: Arc<str> = caller.identity.token_id.as_str().into();
         let org: Arc<str> = caller.identity.org_id.as_str().into();
-        self.limits
-            .check_request(&token, &org)
-            .map_err(|l| self.rate_limited(l.retry_after))
+        self.limits.check_request(&token, &org).map_err(|l| self.rate_limited(l.retry_after))
     }
 
     fn rate_limited(&self, retry_after: std::time::Duration) -> GatewayError {
@@ -386,28 +311,16 @@ impl Gateway {
         let rewrites = matches!(route, Route::Login | Route::Version);
         let learns = matches!(
             route,
-            Route::ProjectCreate
-                | Route::ProjectRegister
-                | Route::ExperimentRegister
-                | Route::DatasetRegister
+            Route::ProjectCreate | Route::ProjectRegister | Route::ExperimentRegister | Route::DatasetRegister
         );
         if !(response.status().is_success() && (rewrites || learns)) {
             let (parts, body) = response.into_parts();
-            return Ok(Response::from_parts(
-                parts,
-                forward::stream_body(body, self.config.upstream.timeout),
-            ));
+            return Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)));
         }
         let (mut parts, body) = response.into_parts();
-        let bytes = self
-            .forwarder
-            .read_body(body, MAX_REWRITTEN_RESPONSE)
-            .await?;
+        let bytes = self.forwarder.read_body(body, MAX_REWRITTEN_RESPONSE).await?;
         if learns && self.config.policy.discovery {
-            Box::pin(register::learn_from_response(
-                self, caller, route, targets, &bytes,
-            ))
-            .await;
+            Box::pin(register::learn_from_response(self, caller, route, targets, &bytes)).await;
         }
         let rewritten = match route {
             Route::Login => rewrite::login_response(&bytes, &self.config.server.public_url),
@@ -468,14 +381,12 @@ fn single_query_param(query: Option<&str>, name: &str) -> Result<String, Gateway
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k) == name).then(|| percent_decode(v))
     });
-    let value = values.next().filter(|v| !v.is_empty()).ok_or_else(|| {
-        GatewayError::bad_request(field(), format!("query parameter {name} is required"))
-    })?;
+    let value = values
+        .next()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| GatewayError::bad_request(field(), format!("query parameter {name} is required")))?;
     if values.next().is_some() {
-        return Err(GatewayError::bad_request(
-            field(),
-            format!("query parameter {name} must appear once"),
-        ));
+        return Err(GatewayError::bad_request(field(), format!("query parameter {name} must appear once")));
     }
     Ok(value)
 }
@@ -504,25 +415,18 @@ fn percent_decode(s: &str) -> String {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(i64::MAX)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(i64::MAX)
 }
 
 impl From<inspect::InspectError> for GatewayError {
     fn from(e: inspect::InspectError) -> Self {
         match e {
-            inspect::InspectError::BadRequest { field, message } => {
-                GatewayError::BadRequest { field, message }
-            }
+            inspect::InspectError::BadRequest { field, message } => GatewayError::BadRequest { field, message },
             inspect::InspectError::TooLarge { limit } => GatewayError::PayloadTooLarge { limit },
-            inspect::InspectError::UnsupportedEncoding(enc) => {
-                GatewayError::UnsupportedMediaType(format!(
-                    "unsupported Content-Encoding '{}'",
-                    enc.chars().take(40).collect::<String>()
-                ))
-            }
+            inspect::InspectError::UnsupportedEncoding(enc) => GatewayError::UnsupportedMediaType(format!(
+                "unsupported Content-Encoding '{}'",
+                enc.chars().take(40).collect::<String>()
+            )),
         }
     }
 }

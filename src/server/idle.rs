@@ -54,11 +54,7 @@ pub struct InFlight(Arc<Activity>);
 impl Activity {
     pub fn new() -> Arc<Self> {
         Arc::new(Activity {
-            state: Mutex::new(State {
-                in_flight: 0,
-                idle_since: Instant::now(),
-                head_since: None,
-            }),
+            state: Mutex::new(State { in_flight: 0, idle_since: Instant::now(), head_since: None }),
             reader: AtomicWaker::new(),
         })
     }
@@ -127,27 +123,15 @@ const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 impl<T> TimedIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>, timeouts: Timeouts, protocol: Protocol) -> Self {
         let sleep = Box::pin(tokio::time::sleep(timeouts.idle));
-        TimedIo {
-            inner,
-            activity,
-            timeouts,
-            protocol,
-            sleep,
-            armed: None,
-        }
+        TimedIo { inner, activity, timeouts, protocol, sleep, armed: None }
     }
 
     fn saw_bytes(&mut self, bytes: &[u8]) {
         if self.protocol == Protocol::Unknown && bytes.len() >= 4 {
             let n = bytes.len().min(H2_PREFACE_START.len());
-            self.protocol = if bytes[..n] == H2_PREFACE_START[..n] {
-                Protocol::Http2
-            } else {
-                Protocol::Http1
-            };
+            self.protocol = if bytes[..n] == H2_PREFACE_START[..n] { Protocol::Http2 } else { Protocol::Http1 };
         }
-        self.activity
-            .bytes_arrived(self.protocol != Protocol::Http2);
+        self.activity.bytes_arrived(self.protocol != Protocol::Http2);
     }
 
     /// Ready when the connection has been quiet past its deadline.
@@ -180,11 +164,7 @@ impl<T> TimedIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -211,11 +191,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -245,10 +221,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    const T: Timeouts = Timeouts {
-        idle: Duration::from_millis(300),
-        header_read: Duration::from_millis(100),
-    };
+    const T: Timeouts = Timeouts { idle: Duration::from_millis(300), header_read: Duration::from_millis(100) };
 
     #[tokio::test(start_paused = true)]
     async fn idle_connection_times_out_after_idle_timeout() {
@@ -292,11 +265,7 @@ mod tests {
         drop(guard);
         let (r, at) = reader.await.unwrap();
         assert_eq!(r, Err(io::ErrorKind::TimedOut));
-        assert_eq!(
-            at - released,
-            T.idle,
-            "idle is counted from the end of the response"
-        );
+        assert_eq!(at - released, T.idle, "idle is counted from the end of the response");
         drop(client.shutdown().await);
     }
 

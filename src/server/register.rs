@@ -19,41 +19,24 @@ fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayEr
     loggate_inspect::validate_json(body)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(GatewayError::bad_request(
-            None,
-            "body must be a JSON object",
-        )),
-        Err(e) => Err(GatewayError::bad_request(
-            None,
-            format!("malformed JSON: {e}"),
-        )),
+        Ok(_) => Err(GatewayError::bad_request(None, "body must be a JSON object")),
+        Err(e) => Err(GatewayError::bad_request(None, format!("malformed JSON: {e}"))),
     }
 }
 
 /// An optional string field; present with another type is 400.
-fn opt_str<'a>(
-    map: &'a serde_json::Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, GatewayError> {
+fn opt_str<'a>(map: &'a serde_json::Map<String, Value>, field: &str) -> Result<Option<&'a str>, GatewayError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(GatewayError::bad_request(
-            Some(field.to_owned()),
-            format!("{field} must be a string"),
-        )),
+        Some(_) => Err(GatewayError::bad_request(Some(field.to_owned()), format!("{field} must be a string"))),
     }
 }
 
-fn req_str<'a>(
-    map: &'a serde_json::Map<String, Value>,
-    field: &str,
-) -> Result<&'a str, GatewayError> {
+fn req_str<'a>(map: &'a serde_json::Map<String, Value>, field: &str) -> Result<&'a str, GatewayError> {
     opt_str(map, field)?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            GatewayError::bad_request(Some(field.to_owned()), format!("{field} is required"))
-        })
+        .ok_or_else(|| GatewayError::bad_request(Some(field.to_owned()), format!("{field} is required")))
 }
 
 fn store_error(_: crate::policy::StoreError) -> GatewayError {
@@ -61,9 +44,7 @@ fn store_error(_: crate::policy::StoreError) -> GatewayError {
 }
 
 fn other_org() -> GatewayError {
-    GatewayError::Forbidden {
-        message: "the token's organization does not match the requested organization".into(),
-    }
+    GatewayError::Forbidden { message: "the token's organization does not match the requested organization".into() }
 }
 
 /// Checks the org named in the body (by name or id) is the caller's.
@@ -77,11 +58,7 @@ async fn check_org(
         return Err(other_org());
     }
     if let Some(name) = org_name {
-        let own = gw
-            .store
-            .org_name(&caller.identity.org_id)
-            .await
-            .map_err(store_error)?;
+        let own = gw.store.org_name(&caller.identity.org_id).await.map_err(store_error)?;
         if own.as_deref() != Some(name) {
             return Err(other_org());
         }
@@ -90,12 +67,7 @@ async fn check_org(
 }
 
 /// `POST /v1/project` and `POST /api/project/register`.
-pub async fn project(
-    gw: &Gateway,
-    caller: &Caller,
-    route: &Route,
-    body: &[u8],
-) -> Result<Targets, GatewayError> {
+pub async fn project(gw: &Gateway, caller: &Caller, route: &Route, body: &[u8]) -> Result<Targets, GatewayError> {
     let map = parse_object(body)?;
     let name = match route {
         Route::ProjectCreate => {
@@ -107,27 +79,15 @@ pub async fn project(
             req_str(&map, "project_name")?
         }
     };
-    match gw
-        .store
-        .project_by_name(&caller.identity.org_id, name)
-        .await
-        .map_err(store_error)?
-    {
+    match gw.store.project_by_name(&caller.identity.org_id, name).await.map_err(store_error)? {
         Some(id) => any_on_project(gw, caller, &id).await,
-        None => Ok(create_on(ObjectRef::new(
-            ObjectType::Organization,
-            caller.identity.org_id.clone(),
-        ))),
+        None => Ok(create_on(ObjectRef::new(ObjectType::Organization, caller.identity.org_id.clone()))),
     }
 }
 
 /// Lookup of an existing project: any permission on the project or its
 /// project_log will do.
-pub async fn any_on_project(
-    gw: &Gateway,
-    caller: &Caller,
-    project_id: &str,
-) -> Result<Targets, GatewayError> {
+pub async fn any_on_project(gw: &Gateway, caller: &Caller, project_id: &str) -> Result<Targets, GatewayError> {
     let project = ObjectRef::new(ObjectType::Project, project_id);
     let log = ObjectRef::new(ObjectType::ProjectLog, project_id);
     let mut reason = DenyReason::MissingPermission;
@@ -139,59 +99,29 @@ pub async fn any_on_project(
             }
         }
     }
-    Err(gw.denial(
-        caller,
-        &Target {
-            object: project,
-            permission: Permission::Read,
-        },
-        reason,
-    ))
+    Err(gw.denial(caller, &Target { object: project, permission: Permission::Read }, reason))
 }
 
 fn create_on(object: ObjectRef) -> Targets {
-    Targets {
-        targets: vec![Target {
-            object,
-            permission: Permission::Create,
-        }],
-        rows: 0,
-    }
+    Targets { targets: vec![Target { object, permission: Permission::Create }], rows: 0 }
 }
 
 /// `POST /api/experiment/register` and `/api/dataset/register`: an existing
 /// object needs `update`, a new one `create` on its project (and a new
 /// project `create` on the organization).
-pub async fn object(
-    gw: &Gateway,
-    caller: &Caller,
-    route: &Route,
-    body: &[u8],
-) -> Result<Targets, GatewayError> {
+pub async fn object(gw: &Gateway, caller: &Caller, route: &Route, body: &[u8]) -> Result<Targets, GatewayError> {
     let map = parse_object(body)?;
-    check_org(
-        gw,
-        caller,
-        opt_str(&map, "org_name")?,
-        opt_str(&map, "org_id")?,
-    )
-    .await?;
+    check_org(gw, caller, opt_str(&map, "org_name")?, opt_str(&map, "org_id")?).await?;
     let org = &caller.identity.org_id;
     let project_id = match opt_str(&map, "project_id")? {
         Some(id) => Some(id.to_owned()),
         None => {
             let name = req_str(&map, "project_name")?;
-            gw.store
-                .project_by_name(org, name)
-                .await
-                .map_err(store_error)?
+            gw.store.project_by_name(org, name).await.map_err(store_error)?
         }
     };
     let Some(project_id) = project_id else {
-        return Ok(create_on(ObjectRef::new(
-            ObjectType::Organization,
-            org.clone(),
-        )));
+        return Ok(create_on(ObjectRef::new(ObjectType::Organization, org.clone())));
     };
     let (name_field, object_type) = match route {
         Route::ExperimentRegister => ("experiment_name", ObjectType::Experiment),
@@ -207,10 +137,7 @@ pub async fn object(
     };
     Ok(match existing {
         Some(id) => Targets {
-            targets: vec![Target {
-                object: ObjectRef::new(object_type, id),
-                permission: Permission::Update,
-            }],
+            targets: vec![Target { object: ObjectRef::new(object_type, id), permission: Permission::Update }],
             rows: 0,
         },
         None => create_on(ObjectRef::new(ObjectType::Project, project_id)),
@@ -221,13 +148,7 @@ pub async fn object(
 /// names becomes known, so the caller's rows for it can be authorized; what
 /// the caller was authorized to create gets the creator's owner grant,
 /// unless the data plane says it found the object existing.
-pub async fn learn_from_response(
-    gw: &Gateway,
-    caller: &Caller,
-    route: &Route,
-    targets: &Targets,
-    response: &[u8],
-) {
+pub async fn learn_from_response(gw: &Gateway, caller: &Caller, route: &Route, targets: &Targets, response: &[u8]) {
     let Ok(v) = serde_json::from_slice::<Value>(response) else {
         return;
     };
@@ -251,49 +172,27 @@ pub async fn learn_from_response(
         Route::ExperimentRegister => {
             child_of("experiment").map(|(i, p, n)| Child::Experiment(Experiment::new(i, p, n)))
         }
-        Route::DatasetRegister => {
-            child_of("dataset").map(|(i, p, n)| Child::Dataset(Dataset::new(i, p, n)))
-        }
+        Route::DatasetRegister => child_of("dataset").map(|(i, p, n)| Child::Dataset(Dataset::new(i, p, n))),
         _ => None,
     };
     // What loggate authorized as a creation: `create` on the organization
     // made the project (and its first experiment or dataset), `create` on
     // the project made the experiment or dataset.
-    let created_on = targets
-        .targets
-        .iter()
-        .find(|t| t.permission == Permission::Create)
-        .map(|t| t.object.object_type);
-    let found_existing = v
-        .get("found_existing")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let created_on = targets.targets.iter().find(|t| t.permission == Permission::Create).map(|t| t.object.object_type);
+    let found_existing = v.get("found_existing").and_then(Value::as_bool).unwrap_or(false);
     let mut created = Vec::new();
     if !found_existing {
         if created_on == Some(ObjectType::Organization) {
             created.push(ObjectRef::new(ObjectType::Project, project.id.clone()));
         }
-        if matches!(
-            created_on,
-            Some(ObjectType::Organization | ObjectType::Project)
-        ) && let Some(child) = &child
+        if matches!(created_on, Some(ObjectType::Organization | ObjectType::Project))
+            && let Some(child) = &child
         {
             created.push(child.object());
         }
     }
-    let creator = (!created.is_empty()).then(|| Creator {
-        user_id: caller.identity.user_id.clone(),
-        created,
-    });
-    if let Err(e) = gw
-        .store
-        .learn(Discovery {
-            project,
-            child,
-            creator,
-        })
-        .await
-    {
+    let creator = (!created.is_empty()).then(|| Creator { user_id: caller.identity.user_id.clone(), created });
+    if let Err(e) = gw.store.learn(Discovery { project, child, creator }).await {
         tracing::warn!(error = %e, "could not record a discovered project");
     }
 }

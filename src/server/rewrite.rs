@@ -34,8 +34,7 @@ mod tests {
     #[test]
     fn login_urls_point_at_the_gateway() {
         let body = br#"{"org_info":[{"id":"o","name":"acme","api_url":"https://api.x","proxy_url":"https://p.x","git_metadata":null},{"id":"o2","api_url":"https://a","proxy_url":null}]}"#;
-        let out: Value =
-            serde_json::from_slice(&login_response(body, "http://gw:8787").unwrap()).unwrap();
+        let out: Value = serde_json::from_slice(&login_response(body, "http://gw:8787").unwrap()).unwrap();
         assert_eq!(out["org_info"][0]["api_url"], "http://gw:8787");
         assert_eq!(out["org_info"][0]["proxy_url"], "http://gw:8787");
         assert_eq!(out["org_info"][1]["proxy_url"], Value::Null);
@@ -44,10 +43,9 @@ mod tests {
 
     #[test]
     fn version_never_advertises_overflow() {
-        let out: Value = serde_json::from_slice(
-            &version_response(br#"{"version":"1","logs3_payload_max_bytes":5}"#).unwrap(),
-        )
-        .unwrap();
+        let out: Value =
+            serde_json::from_slice(&version_response(br#"{"version":"1","logs3_payload_max_bytes":5}"#).unwrap())
+                .unwrap();
         assert!(out.get("logs3_payload_max_bytes").is_none());
         assert_eq!(out["version"], "1");
     }

@@ -95,11 +95,7 @@ impl Route {
 /// Label for requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-pub fn match_route(
-    method: &Method,
-    path: &str,
-    passthrough_prefixes: &[String],
-) -> Result<Route, GatewayError> {
+pub fn match_route(method: &Method, path: &str, passthrough_prefixes: &[String]) -> Result<Route, GatewayError> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let post = |route: Route| allow(method, &[Method::POST], route);
     let get = |route: Route| allow(method, &[Method::GET], route);
@@ -120,11 +116,7 @@ pub fn match_route(
             match *action {
                 "insert" => Some(post(Route::Insert(object))),
                 "feedback" => Some(post(Route::Feedback(object))),
-                "fetch" => Some(allow(
-                    method,
-                    &[Method::GET, Method::POST],
-                    Route::Fetch(object),
-                )),
+                "fetch" => Some(allow(method, &[Method::GET, Method::POST], Route::Fetch(object))),
                 _ => None,
             }
         }),
@@ -133,21 +125,11 @@ pub fn match_route(
     if let Some(route) = found {
         return route;
     }
-    if let Some(prefix) = passthrough_prefixes
-        .iter()
-        .find(|p| path.starts_with(p.as_str()))
-    {
-        let upstream = if prefix.starts_with("/api/") {
-            Upstream::App
-        } else {
-            Upstream::Api
-        };
+    if let Some(prefix) = passthrough_prefixes.iter().find(|p| path.starts_with(p.as_str())) {
+        let upstream = if prefix.starts_with("/api/") { Upstream::App } else { Upstream::Api };
         return Ok(Route::Passthrough(upstream));
     }
-    Err(GatewayError::RouteNotAllowed {
-        method: method.to_string(),
-        path: sanitize(path),
-    })
+    Err(GatewayError::RouteNotAllowed { method: method.to_string(), path: sanitize(path) })
 }
 
 fn object_type(segment: &str) -> Option<ObjectType> {
@@ -160,11 +142,7 @@ fn object_type(segment: &str) -> Option<ObjectType> {
 }
 
 fn allow(method: &Method, allowed: &[Method], route: Route) -> Result<Route, GatewayError> {
-    if allowed.contains(method) {
-        Ok(route)
-    } else {
-        Err(GatewayError::MethodNotAllowed(method.to_string()))
-    }
+    if allowed.contains(method) { Ok(route) } else { Err(GatewayError::MethodNotAllowed(method.to_string())) }
 }
 
 /// Paths echo back in errors: keep them short and printable.
@@ -183,10 +161,7 @@ mod tests {
     #[test]
     fn every_contract_route_matches() {
         assert_eq!(m(Method::POST, "/logs3").unwrap(), Route::Logs3);
-        assert_eq!(
-            m(Method::POST, "/logs3/overflow").unwrap(),
-            Route::Logs3Overflow
-        );
+        assert_eq!(m(Method::POST, "/logs3/overflow").unwrap(), Route::Logs3Overflow);
         assert_eq!(
             m(Method::POST, "/v1/project_logs/p1/insert").unwrap(),
             Route::Insert(ObjectRef::new(ObjectType::ProjectLog, "p1"))
@@ -203,69 +178,25 @@ mod tests {
             m(Method::POST, "/v1/dataset/d1/fetch").unwrap(),
             Route::Fetch(ObjectRef::new(ObjectType::Dataset, "d1"))
         );
-        assert_eq!(
-            m(Method::POST, "/v1/insert").unwrap(),
-            Route::CrossObjectInsert
-        );
+        assert_eq!(m(Method::POST, "/v1/insert").unwrap(), Route::CrossObjectInsert);
         assert_eq!(m(Method::POST, "/api/apikey/login").unwrap(), Route::Login);
         assert_eq!(m(Method::GET, "/version").unwrap(), Route::Version);
-        assert_eq!(
-            m(Method::POST, "/v1/project").unwrap(),
-            Route::ProjectCreate
-        );
-        assert_eq!(
-            m(Method::POST, "/api/project/register").unwrap(),
-            Route::ProjectRegister
-        );
-        assert_eq!(
-            m(Method::GET, "/v1/project/p1").unwrap(),
-            Route::ProjectGet("p1".into())
-        );
-        assert_eq!(
-            m(Method::GET, "/api/project").unwrap(),
-            Route::ProjectLookup
-        );
-        assert_eq!(
-            m(Method::POST, "/api/experiment/register").unwrap(),
-            Route::ExperimentRegister
-        );
-        assert_eq!(
-            m(Method::POST, "/api/dataset/register").unwrap(),
-            Route::DatasetRegister
-        );
-        assert_eq!(
-            m(Method::GET, "/api/extra/thing").unwrap(),
-            Route::Passthrough(Upstream::App)
-        );
+        assert_eq!(m(Method::POST, "/v1/project").unwrap(), Route::ProjectCreate);
+        assert_eq!(m(Method::POST, "/api/project/register").unwrap(), Route::ProjectRegister);
+        assert_eq!(m(Method::GET, "/v1/project/p1").unwrap(), Route::ProjectGet("p1".into()));
+        assert_eq!(m(Method::GET, "/api/project").unwrap(), Route::ProjectLookup);
+        assert_eq!(m(Method::POST, "/api/experiment/register").unwrap(), Route::ExperimentRegister);
+        assert_eq!(m(Method::POST, "/api/dataset/register").unwrap(), Route::DatasetRegister);
+        assert_eq!(m(Method::GET, "/api/extra/thing").unwrap(), Route::Passthrough(Upstream::App));
     }
 
     #[test]
     fn unknown_routes_and_methods_are_refused() {
-        assert_eq!(
-            m(Method::GET, "/v1/acl").unwrap_err().code(),
-            "route_not_allowed"
-        );
-        assert_eq!(
-            m(Method::POST, "/v1/prompt/x/insert").unwrap_err().code(),
-            "route_not_allowed"
-        );
-        assert_eq!(
-            m(Method::POST, "/v1/project_logs//insert")
-                .unwrap_err()
-                .code(),
-            "route_not_allowed"
-        );
-        assert_eq!(
-            m(Method::GET, "/logs3").unwrap_err().code(),
-            "method_not_allowed"
-        );
-        assert_eq!(
-            m(Method::DELETE, "/v1/project/p1").unwrap_err().code(),
-            "method_not_allowed"
-        );
-        assert_eq!(
-            m(Method::GET, "/healthz").unwrap_err().code(),
-            "route_not_allowed"
-        );
+        assert_eq!(m(Method::GET, "/v1/acl").unwrap_err().code(), "route_not_allowed");
+        assert_eq!(m(Method::POST, "/v1/prompt/x/insert").unwrap_err().code(), "route_not_allowed");
+        assert_eq!(m(Method::POST, "/v1/project_logs//insert").unwrap_err().code(), "route_not_allowed");
+        assert_eq!(m(Method::GET, "/logs3").unwrap_err().code(), "method_not_allowed");
+        assert_eq!(m(Method::DELETE, "/v1/project/p1").unwrap_err().code(), "method_not_allowed");
+        assert_eq!(m(Method::GET, "/healthz").unwrap_err().code(), "route_not_allowed");
     }
 }

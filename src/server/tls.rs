@@ -21,19 +21,13 @@ pub fn load_server_config(cert: &Path, key: &Path) -> anyhow::Result<ServerConfi
         .with_context(|| format!("server.tls_cert {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("server.tls_cert {}", cert.display()))?;
-    anyhow::ensure!(
-        !chain.is_empty(),
-        "server.tls_cert {}: no certificate found",
-        cert.display()
-    );
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("server.tls_key {}", key.display()))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .context("server.tls_cert and server.tls_key do not form a valid pair")?;
+    anyhow::ensure!(!chain.is_empty(), "server.tls_cert {}: no certificate found", cert.display());
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("server.tls_key {}", key.display()))?;
+    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("server.tls_cert and server.tls_key do not form a valid pair")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -47,10 +41,7 @@ pub struct ReloadingTls {
 }
 
 fn modified(paths: [&Path; 2]) -> Vec<Option<SystemTime>> {
-    paths
-        .iter()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
+    paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
 
 impl ReloadingTls {

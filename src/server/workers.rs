@@ -12,9 +12,7 @@
 //! connections and drain its own within `server.shutdown_grace`.
 
 use super::drain::Drain;
-use super::{
-    RequestIds, Shared, WorkerContext, http_builder, idle, serve_request, tls::ReloadingTls,
-};
+use super::{RequestIds, Shared, WorkerContext, http_builder, idle, serve_request, tls::ReloadingTls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -62,31 +60,19 @@ impl Workers {
                 .build()
                 .map_err(|e| anyhow::anyhow!("cannot start worker runtime: {e}"))?;
             let request_ids = RequestIds::new()?;
-            let worker = Worker {
-                shared: shared.clone(),
-                tls: tls.clone(),
-                live: live.clone(),
-            };
+            let worker = Worker { shared: shared.clone(), tls: tls.clone(), live: live.clone() };
             let thread = std::thread::Builder::new()
                 .name(format!("loggate-worker-{i}"))
                 .spawn(move || runtime.block_on(worker.run(incoming, request_ids)))
                 .map_err(|e| anyhow::anyhow!("cannot start worker thread: {e}"))?;
-            lanes.push(Lane {
-                conns,
-                live,
-                thread,
-            });
+            lanes.push(Lane { conns, live, thread });
         }
         Ok(Workers { lanes })
     }
 
     /// Hands `conn` to the least busy worker.
     pub fn dispatch(&self, conn: Accepted) {
-        let Some(lane) = self
-            .lanes
-            .iter()
-            .min_by_key(|l| l.live.load(Ordering::Relaxed))
-        else {
+        let Some(lane) = self.lanes.iter().min_by_key(|l| l.live.load(Ordering::Relaxed)) else {
             return;
         };
         lane.live.fetch_add(1, Ordering::Relaxed);
@@ -109,10 +95,7 @@ impl Workers {
             })
             .collect();
         let joined = tokio::task::spawn_blocking(move || {
-            threads
-                .into_iter()
-                .map(|t| t.join().unwrap_or(Drained::GraceElapsed))
-                .collect::<Vec<_>>()
+            threads.into_iter().map(|t| t.join().unwrap_or(Drained::GraceElapsed)).collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
@@ -129,11 +112,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(
-        self,
-        mut incoming: mpsc::UnboundedReceiver<Accepted>,
-        request_ids: RequestIds,
-    ) -> Drained {
+    async fn run(self, mut incoming: mpsc::UnboundedReceiver<Accepted>, request_ids: RequestIds) -> Drained {
         let context = Arc::new(WorkerContext::new(&self.shared, request_ids));
         let builder = Arc::new(http_builder());
         let drain = Drain::new();
@@ -159,11 +138,7 @@ impl Worker {
         builder: &Arc<auto::Builder<TokioExecutor>>,
         drain: &Drain,
     ) {
-        let Accepted {
-            stream,
-            client,
-            permit,
-        } = conn;
+        let Accepted { stream, client, permit } = conn;
         let live = LiveGuard(self.live.clone());
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(s) => s,
@@ -173,33 +148,19 @@ impl Worker {
             }
         };
         let config = &self.shared.gateway.config.server;
-        let timeouts = idle::Timeouts {
-            idle: config.idle_timeout,
-            header_read: config.header_read_timeout,
-        };
+        let timeouts = idle::Timeouts { idle: config.idle_timeout, header_read: config.header_read_timeout };
         let handshake_timeout = config.header_read_timeout;
         let activity = idle::Activity::new();
         let service = {
             let (context, activity) = (context.clone(), activity.clone());
             // Boxed: hyper moves the service future into its dispatcher.
-            service_fn(move |req| {
-                Box::pin(serve_request(
-                    context.clone(),
-                    req,
-                    client,
-                    activity.clone(),
-                ))
-            })
+            service_fn(move |req| Box::pin(serve_request(context.clone(), req, client, activity.clone())))
         };
         let builder = builder.clone();
         match &self.tls {
             None => {
                 let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
-                let conn = drain.watch(
-                    builder
-                        .serve_connection_with_upgrades(TokioIo::new(io), service)
-                        .into_owned(),
-                );
+                let conn = drain.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
                 tokio::spawn(async move {
                     let _held = (permit, live);
                     let _ = conn.await;
@@ -210,9 +171,7 @@ impl Worker {
                 let ticket = drain.ticket();
                 tokio::spawn(async move {
                     let _held = (permit, live);
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                    else {
+                    let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
                         return;
                     };
                     let protocol = match stream.get_ref().1.alpn_protocol() {
@@ -221,9 +180,7 @@ impl Worker {
                         None => idle::Protocol::Unknown,
                     };
                     let io = idle::TimedIo::new(stream, activity, timeouts, protocol);
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(io), service)
-                        .into_owned();
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                     let _ = ticket.watch(conn).await;
                 });
             }

@@ -155,9 +155,7 @@ struct Clock {
 
 impl Clock {
     fn now(&mut self) -> &str {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         if now.as_secs() != self.second || self.prefix.is_empty() {
             self.second = now.as_secs();
             self.prefix = chrono::DateTime::from_timestamp(now.as_secs() as i64, 0)
@@ -198,10 +196,7 @@ mod tests {
     fn the_line_is_one_json_object_with_every_field() {
         let mut line = String::new();
         record().write_json(&mut line, "2026-11-25T20:48:33.753353Z");
-        assert!(
-            line.ends_with('\n') && line.matches('\n').count() == 1,
-            "{line:?}"
-        );
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line:?}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["timestamp"], "2026-11-25T20:48:33.753353Z");
         assert_eq!(v["level"], "INFO");
@@ -220,10 +215,7 @@ mod tests {
         let mut clock = Clock::default();
         let first = clock.now().to_owned();
         assert_eq!(first.len(), "2026-11-25T20:48:33.753353Z".len(), "{first}");
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(&first).is_ok(),
-            "{first}"
-        );
+        assert!(chrono::DateTime::parse_from_rfc3339(&first).is_ok(), "{first}");
         let second = clock.now().to_owned();
         assert!(second >= first);
     }

@@ -3,13 +3,13 @@
 //! inputs as 400 naming the field, 401/404/405, and the end-to-end story of
 //! a revoked ACL and of a store that went away.
 
-use reqwest::{Client, Method, StatusCode};
-use serde_json::{Value, json};
-use std::time::Duration;
 use crate::support::gateway::{Gateway, GatewayBuilder};
 use crate::support::pg::{Relay, SpecSchemas, TestDb};
 use crate::support::policy::PolicyBuilder;
 use crate::support::upstream::Upstream;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
 
@@ -80,8 +80,10 @@ impl World {
     }
 
     async fn logs3(&self, token: &str, project_id: &str) -> (StatusCode, Value) {
-        let body = json!({"rows": [{"project_id": project_id, "log_id": "g", "id": "r1", "input": "hi"}], "api_version": 2});
-        let resp = self.http.post(format!("{}/logs3", self.gw.url)).bearer_auth(token).json(&body).send().await.unwrap();
+        let body =
+            json!({"rows": [{"project_id": project_id, "log_id": "g", "id": "r1", "input": "hi"}], "api_version": 2});
+        let resp =
+            self.http.post(format!("{}/logs3", self.gw.url)).bearer_auth(token).json(&body).send().await.unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -113,7 +115,8 @@ async fn acl_endpoints() {
     let f = fixture();
     let w = World::start(&f.policy, "").await;
     let s = &w.schemas;
-    let item = json!({"object_type": "project", "object_id": f.project, "user_id": f.writer.user_id, "permission": "read"});
+    let item =
+        json!({"object_type": "project", "object_id": f.project, "user_id": f.writer.user_id, "permission": "read"});
     let created = w.ok(Method::POST, "/v1/acl", Some(item.clone())).await;
     s.assert_component("Acl", &created);
     assert_eq!(created["_object_org_id"], f.org);
@@ -141,7 +144,13 @@ async fn acl_endpoints() {
         };
         for p in spec["components"]["schemas"]["Permission"]["enum"].as_array().unwrap() {
             let acl = w
-                .ok(Method::POST, "/v1/acl", Some(json!({"object_type": t, "object_id": object_id, "user_id": f.writer.user_id, "permission": p})))
+                .ok(
+                    Method::POST,
+                    "/v1/acl",
+                    Some(
+                        json!({"object_type": t, "object_id": object_id, "user_id": f.writer.user_id, "permission": p}),
+                    ),
+                )
                 .await;
             s.assert_component("Acl", &acl);
         }
@@ -151,7 +160,8 @@ async fn acl_endpoints() {
     let all = w.ok(Method::GET, "/v1/acl/list_org?org_name=acme", None).await;
     s.assert_valid(json!({"type": "array", "items": {"$ref": "#/components/schemas/Acl"}}), &all);
     assert!(all.as_array().unwrap().len() > 10);
-    let reads = w.ok(Method::POST, "/v1/acl/list_org", Some(json!({"permission": "read", "object_type": "project"}))).await;
+    let reads =
+        w.ok(Method::POST, "/v1/acl/list_org", Some(json!({"permission": "read", "object_type": "project"}))).await;
     assert!(reads.as_array().unwrap().iter().all(|a| a["permission"] == "read" && a["object_type"] == "project"));
     w.bad(Method::POST, "/v1/acl/list_org", json!({"org_name": "nope"}), "org_name").await;
 
@@ -183,15 +193,69 @@ async fn acl_endpoints() {
     let u = &f.writer.user_id;
     w.bad(Method::POST, "/v1/acl/batch_update", json!({"add_acls": [{"object_type": "project", "object_id": f.project, "user_id": u, "permission": "read"}, {"object_type": "project", "object_id": f.project, "group_id": "nope", "permission": "read"}]}), "add_acls[1].group_id").await;
     assert_eq!(revision(&c).await, before, "a failed batch writes nothing");
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": "nope", "user_id": u, "permission": "read"}), "object_id").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": f.project, "user_id": "nope", "permission": "read"}), "user_id").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": f.project, "user_id": u, "role_id": "nope"}), "role_id").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": f.project, "user_id": u, "permission": "write"}), "permission").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "projects", "object_id": f.project, "user_id": u, "permission": "read"}), "object_type").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": f.project, "permission": "read"}), "user_id").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": f.project, "user_id": u, "group_id": u, "permission": "read"}), "group_id").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": f.project, "user_id": u}), "permission").await;
-    w.bad(Method::POST, "/v1/acl", json!({"object_type": "project", "object_id": 7, "user_id": u, "permission": "read"}), "object_id").await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": "nope", "user_id": u, "permission": "read"}),
+        "object_id",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": f.project, "user_id": "nope", "permission": "read"}),
+        "user_id",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": f.project, "user_id": u, "role_id": "nope"}),
+        "role_id",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": f.project, "user_id": u, "permission": "write"}),
+        "permission",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "projects", "object_id": f.project, "user_id": u, "permission": "read"}),
+        "object_type",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": f.project, "permission": "read"}),
+        "user_id",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": f.project, "user_id": u, "group_id": u, "permission": "read"}),
+        "group_id",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": f.project, "user_id": u}),
+        "permission",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/acl",
+        json!({"object_type": "project", "object_id": 7, "user_id": u, "permission": "read"}),
+        "object_id",
+    )
+    .await;
     w.bad(Method::POST, "/v1/acl/batch_update", json!({"add_acls": {}}), "add_acls").await;
     let (st, v) = w.call(Method::POST, "/v1/acl", Some(json!([1]))).await;
     assert_eq!(st, 400, "{v}");
@@ -201,9 +265,18 @@ async fn acl_endpoints() {
     s.assert_component("Acl", &deleted);
     let (st, v) = w.call(Method::DELETE, &format!("/v1/acl/{}", f.writer_acl), None).await;
     assert_eq!((st, v["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));
-    for (m, p) in [(Method::PUT, "/v1/acl"), (Method::PATCH, "/v1/acl/x"), (Method::GET, "/v1/acl/batch_update"), (Method::PUT, "/v1/acl/list_org")] {
+    for (m, p) in [
+        (Method::PUT, "/v1/acl"),
+        (Method::PATCH, "/v1/acl/x"),
+        (Method::GET, "/v1/acl/batch_update"),
+        (Method::PUT, "/v1/acl/list_org"),
+    ] {
         let (st, v) = w.call(m.clone(), p, Some(json!({}))).await;
-        assert_eq!((st, v["error"]["code"].clone()), (StatusCode::METHOD_NOT_ALLOWED, json!("method_not_allowed")), "{m} {p}");
+        assert_eq!(
+            (st, v["error"]["code"].clone()),
+            (StatusCode::METHOD_NOT_ALLOWED, json!("method_not_allowed")),
+            "{m} {p}"
+        );
     }
 }
 
@@ -219,10 +292,20 @@ async fn group_role_token_and_project_endpoints() {
     s.assert_component("Group", &inner);
     let same = w.ok(Method::POST, "/v1/group", Some(json!({"name": "inner"}))).await;
     assert_eq!(same["id"], inner["id"], "an existing name returns that group");
-    let outer = w.ok(Method::POST, "/v1/group", Some(json!({"name": "outer", "member_groups": [inner["id"]], "org_name": "acme"}))).await;
+    let outer = w
+        .ok(
+            Method::POST,
+            "/v1/group",
+            Some(json!({"name": "outer", "member_groups": [inner["id"]], "org_name": "acme"})),
+        )
+        .await;
     let oid = outer["id"].as_str().unwrap();
     let patched = w
-        .ok(Method::PATCH, &format!("/v1/group/{oid}"), Some(json!({"add_member_users": [u], "remove_member_groups": [inner["id"]], "description": "d"})))
+        .ok(
+            Method::PATCH,
+            &format!("/v1/group/{oid}"),
+            Some(json!({"add_member_users": [u], "remove_member_groups": [inner["id"]], "description": "d"})),
+        )
         .await;
     s.assert_component("Group", &patched);
     assert_eq!(patched["member_users"], json!([u]));
@@ -233,7 +316,8 @@ async fn group_role_token_and_project_endpoints() {
     w.bad(Method::POST, "/v1/group", json!({"name": "x", "member_users": ["nope"]}), "member_users[0]").await;
     w.bad(Method::POST, "/v1/group", json!({"name": ""}), "name").await;
     w.bad(Method::POST, "/v1/group", json!({"name": "x", "org_name": "nope"}), "org_name").await;
-    w.bad(Method::PATCH, &format!("/v1/group/{oid}"), json!({"add_member_groups": ["nope"]}), "add_member_groups[0]").await;
+    w.bad(Method::PATCH, &format!("/v1/group/{oid}"), json!({"add_member_groups": ["nope"]}), "add_member_groups[0]")
+        .await;
     w.bad(Method::PATCH, &format!("/v1/group/{oid}"), json!({"add_member_users": "x"}), "add_member_users").await;
     s.assert_component("Group", &w.ok(Method::DELETE, &format!("/v1/group/{oid}"), None).await);
     for m in [Method::GET, Method::PATCH, Method::DELETE] {
@@ -252,24 +336,47 @@ async fn group_role_token_and_project_endpoints() {
     s.assert_component("Role", &patched);
     assert_eq!(patched["member_permissions"], json!([{"permission": "read", "restrict_object_type": null}]));
     assert_eq!(patched["name"], "top2");
-    let patched = w.ok(Method::PATCH, &format!("/v1/role/{tid}"), Some(json!({"remove_member_permissions": [{"permission": "read"}]}))).await;
+    let patched = w
+        .ok(
+            Method::PATCH,
+            &format!("/v1/role/{tid}"),
+            Some(json!({"remove_member_permissions": [{"permission": "read"}]})),
+        )
+        .await;
     assert_eq!(patched["member_permissions"], json!([]));
     s.assert_list("Role", &w.ok(Method::GET, "/v1/role", None).await);
-    w.bad(Method::POST, "/v1/role", json!({"name": "x", "member_permissions": [{"permission": "fly"}]}), "member_permissions[0].permission").await;
-    w.bad(Method::POST, "/v1/role", json!({"name": "x", "member_permissions": [{"permission": "read", "restrict_object_type": "moon"}]}), "member_permissions[0].restrict_object_type").await;
+    w.bad(
+        Method::POST,
+        "/v1/role",
+        json!({"name": "x", "member_permissions": [{"permission": "fly"}]}),
+        "member_permissions[0].permission",
+    )
+    .await;
+    w.bad(
+        Method::POST,
+        "/v1/role",
+        json!({"name": "x", "member_permissions": [{"permission": "read", "restrict_object_type": "moon"}]}),
+        "member_permissions[0].restrict_object_type",
+    )
+    .await;
     w.bad(Method::POST, "/v1/role", json!({"name": "x", "member_roles": ["nope"]}), "member_roles[0]").await;
     s.assert_component("Role", &w.ok(Method::DELETE, &format!("/v1/role/{tid}"), None).await);
     let (st, _) = w.call(Method::GET, &format!("/v1/role/{tid}"), None).await;
     assert_eq!(st, 404);
 
     // Service tokens: the raw key once, only its digest stored.
-    let created = w.ok(Method::POST, "/v1/service_token", Some(json!({"name": "new-writer", "service_account_id": u}))).await;
+    let created =
+        w.ok(Method::POST, "/v1/service_token", Some(json!({"name": "new-writer", "service_account_id": u}))).await;
     s.assert_component("CreateServiceTokenOutput", &created);
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with("bt-st-") && key.len() >= 38, "{key}");
     assert_eq!(created["preview_name"], format!("{}…", &key[..10]));
     let c = w._db.client().await;
-    let stored: String = c.query_one("SELECT token_sha256 FROM service_tokens WHERE id = $1", &[&created["id"].as_str().unwrap()]).await.unwrap().get(0);
+    let stored: String = c
+        .query_one("SELECT token_sha256 FROM service_tokens WHERE id = $1", &[&created["id"].as_str().unwrap()])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(stored, crate::support::policy::token_sha256(key));
     let dump: String = c.query_one("SELECT string_agg(t::text, ' ') FROM service_tokens t", &[]).await.unwrap().get(0);
     assert!(!dump.contains(&key[6..]), "the raw token is never stored");
@@ -281,9 +388,13 @@ async fn group_role_token_and_project_endpoints() {
     let own = w.ok(Method::POST, "/v1/service_token", Some(json!({"name": "fresh"}))).await;
     assert_eq!(own["service_account_name"], "fresh", "without service_account_id a service account is created");
     s.assert_list("ServiceToken", &w.ok(Method::GET, "/v1/service_token", None).await);
-    w.bad(Method::POST, "/v1/service_token", json!({"name": "x", "service_account_id": "nope"}), "service_account_id").await;
+    w.bad(Method::POST, "/v1/service_token", json!({"name": "x", "service_account_id": "nope"}), "service_account_id")
+        .await;
     w.bad(Method::POST, "/v1/service_token", json!({}), "name").await;
-    s.assert_component("ServiceToken", &w.ok(Method::DELETE, &format!("/v1/service_token/{}", created["id"].as_str().unwrap()), None).await);
+    s.assert_component(
+        "ServiceToken",
+        &w.ok(Method::DELETE, &format!("/v1/service_token/{}", created["id"].as_str().unwrap()), None).await,
+    );
     tokio::time::sleep(Duration::from_millis(250)).await; // no feed: cached identities live max_staleness
     assert_eq!(w.logs3(key, &f.project).await.0, 401, "a deleted token no longer authenticates");
     let (st, _) = w.call(Method::DELETE, &format!("/v1/service_token/{}", created["id"].as_str().unwrap()), None).await;
@@ -313,7 +424,13 @@ async fn group_role_token_and_project_endpoints() {
     assert!(deleted_at.is_some(), "soft delete keeps the row");
     let (st, _) = w.call(Method::GET, &format!("/v1/project/{}", f.project), None).await;
     assert_eq!(st, 404);
-    for (m, p) in [(Method::PUT, "/v1/project"), (Method::POST, "/v1/project/x"), (Method::PATCH, "/v1/service_token/x"), (Method::PUT, "/v1/group/x"), (Method::PUT, "/v1/role")] {
+    for (m, p) in [
+        (Method::PUT, "/v1/project"),
+        (Method::POST, "/v1/project/x"),
+        (Method::PATCH, "/v1/service_token/x"),
+        (Method::PUT, "/v1/group/x"),
+        (Method::PUT, "/v1/role"),
+    ] {
         let (st, _) = w.call(m.clone(), p, Some(json!({}))).await;
         assert_eq!(st, 405, "{m} {p}");
     }

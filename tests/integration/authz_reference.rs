@@ -5,13 +5,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use loggate_model::TokenDigest;
+use crate::support::reference::{arr, reference};
 use loggate_authz::{CompiledPolicy, Decision, DenyReason, Principal};
+use loggate_model::TokenDigest;
 use loggate_model::doc::*;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use crate::support::reference::{arr, reference};
 
 // ---------------------------------------------------------------------------
 // Random policies, from a tape of random numbers (shrinks towards zeros,

@@ -1,8 +1,8 @@
 //! Table tests: every rule of the permission model (design §3, seeds 000 and
 //! 004) on small hand-written policies.
 
-use loggate_model::TokenDigest;
 use loggate_authz::{CompiledPolicy, Decision, DenyReason, Principal};
+use loggate_model::TokenDigest;
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use serde_json::{Value, json};
@@ -249,7 +249,9 @@ fn roles_inherit_member_roles_transitively_and_cycles_terminate() {
     assert_allowed_exactly(&p, &u(), Delete, &[]);
     let e = p.explain(&u(), &obj(ProjectLog, "p1"), Update);
     assert!(
-        e.lines.iter().any(|l| l.starts_with("role chain: writer -> logger (role logger holds update restricted to project_log)")),
+        e.lines.iter().any(|l| l.starts_with(
+            "role chain: writer -> logger (role logger holds update restricted to project_log)"
+        )),
         "{:?}",
         e.lines
     );

@@ -3,14 +3,14 @@
 //! and credential swap (`check`/`serve` refuse a missing upstream token
 //! naming the variable; the data plane only ever sees loggate's token).
 
+use crate::support::gateway::{GatewayBuilder, loggate_bin, toml_escape};
+use crate::support::minimal::world;
+use crate::support::policy::{PolicyBuilder, token_sha256};
+use crate::support::upstream::Upstream;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use crate::support::gateway::{GatewayBuilder, loggate_bin, toml_escape};
-use crate::support::policy::{PolicyBuilder, token_sha256};
-use crate::support::upstream::Upstream;
-use crate::support::minimal::world;
 
 fn loggate(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(loggate_bin());
@@ -92,7 +92,18 @@ fn authz_explain_prints_the_decision_first_then_acl_group_chain_and_role() {
     let config = write_config(dir.path(), &w.policy, "");
     let object = format!("project_log:{}", w.project_id);
     let o = loggate(
-        &["authz", "--config", config.to_str().unwrap(), "--token-id", &w.writer_token_id, "--object", &object, "--permission", "update", "--explain"],
+        &[
+            "authz",
+            "--config",
+            config.to_str().unwrap(),
+            "--token-id",
+            &w.writer_token_id,
+            "--object",
+            &object,
+            "--permission",
+            "update",
+            "--explain",
+        ],
         &[],
     );
     let out = stdout(&o);
@@ -104,13 +115,25 @@ fn authz_explain_prints_the_decision_first_then_acl_group_chain_and_role() {
     assert!(!out.contains(&w.writer_raw), "the token leaked");
 
     // The raw token works too and is never printed.
-    let o = loggate(&["authz", "--config", config.to_str().unwrap(), "--token", &w.writer_raw, "--object", &object], &[]);
+    let o =
+        loggate(&["authz", "--config", config.to_str().unwrap(), "--token", &w.writer_raw, "--object", &object], &[]);
     assert_eq!(o.status.code(), Some(0));
     assert!(!stdout(&o).contains(&w.writer_raw) && !stderr(&o).contains(&w.writer_raw));
 
     // `delete` is held by nobody: deny, with what was found and what is missing.
     let o = loggate(
-        &["authz", "--config", config.to_str().unwrap(), "--token-id", &w.writer_token_id, "--object", &object, "--permission", "delete", "--explain"],
+        &[
+            "authz",
+            "--config",
+            config.to_str().unwrap(),
+            "--token-id",
+            &w.writer_token_id,
+            "--object",
+            &object,
+            "--permission",
+            "delete",
+            "--explain",
+        ],
         &[],
     );
     let out = stdout(&o);
@@ -130,7 +153,10 @@ fn authz_explain_prints_the_decision_first_then_acl_group_chain_and_role() {
         assert_eq!(o.status.code(), Some(2), "{full:?}: {}{}", stdout(&o), stderr(&o));
         assert!(!stderr(&o).is_empty());
     }
-    let o = loggate(&["authz", "--config", "/nonexistent/loggate.toml", "--token-id", "x", "--object", object.as_str()], &[]);
+    let o = loggate(
+        &["authz", "--config", "/nonexistent/loggate.toml", "--token-id", "x", "--object", object.as_str()],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -220,8 +246,8 @@ async fn swap_sends_loggate_token_upstream_never_the_callers() {
         assert_eq!(r.bearer(), Some(UPSTREAM_KEY), "{} {} carried another credential", r.method, r.path);
         let all: Vec<&[u8]> = r.headers.iter().map(|(_, v)| v.as_bytes()).collect();
         assert!(
-            !all.iter().any(|v| v.windows(w.writer.raw.len()).any(|s| s == w.writer.raw.as_bytes())) &&
-            !String::from_utf8_lossy(&r.body).contains(&w.writer.raw),
+            !all.iter().any(|v| v.windows(w.writer.raw.len()).any(|s| s == w.writer.raw.as_bytes()))
+                && !String::from_utf8_lossy(&r.body).contains(&w.writer.raw),
             "the caller's token reached the data plane on {}",
             r.path
         );
@@ -241,7 +267,9 @@ async fn healthcheck_probes_the_admin_listener() {
     let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &url], &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &format!("http://{free}/healthz"), "--timeout", "1s"], &[]));
+    let o = tokio::task::block_in_place(|| {
+        loggate(&["healthcheck", "--url", &format!("http://{free}/healthz"), "--timeout", "1s"], &[])
+    });
     assert_eq!(o.status.code(), Some(1));
     let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &format!("{}/nope", gw.admin_url)], &[]));
     assert_eq!(o.status.code(), Some(1), "a 404 is not healthy");

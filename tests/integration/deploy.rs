@@ -4,13 +4,13 @@
 //! has its contract lines; and every query of the Grafana dashboard names
 //! a series loggate really exports (checked against a live `/metrics`).
 
+use crate::support::gateway::GatewayBuilder;
+use crate::support::minimal::world;
+use crate::support::upstream::Upstream;
 use loggate::config::Config;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use crate::support::gateway::GatewayBuilder;
-use crate::support::upstream::Upstream;
-use crate::support::minimal::world;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo(path: &str) -> PathBuf {
@@ -88,10 +88,8 @@ fn sidecar_manifest_has_app_and_loggate_with_probes_config_and_policy() {
     check_loggate_pod(deployment);
     let spec = &deployment["spec"]["template"]["spec"];
     let app = list(&spec["containers"]).iter().find(|c| c["name"].as_str() == Some("app")).expect("app container");
-    let env: Vec<(&str, &str)> = list(&app["env"])
-        .iter()
-        .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
-        .collect();
+    let env: Vec<(&str, &str)> =
+        list(&app["env"]).iter().filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?))).collect();
     assert!(env.contains(&("BRAINTRUST_API_URL", "http://127.0.0.1:8787")), "{env:?}");
     assert!(env.contains(&("BRAINTRUST_APP_URL", "http://127.0.0.1:8787")), "{env:?}");
 
@@ -129,7 +127,9 @@ fn fleet_manifest_has_deployment_service_and_configmap() {
     let config = embedded_config(&docs, &[("LOGGATE_POLICY__POSTGRES_URL", "postgres://x@db/loggate")]);
     assert_eq!(config.policy.source, loggate::config::PolicySource::Postgres);
     assert_eq!(config.invalidation.feed, loggate::config::Feed::Redis);
-    for needed in ["LOGGATE_POLICY__POSTGRES_URL", config.upstream.upstream_token_env.as_str(), config.admin.token_env.as_str()] {
+    for needed in
+        ["LOGGATE_POLICY__POSTGRES_URL", config.upstream.upstream_token_env.as_str(), config.admin.token_env.as_str()]
+    {
         assert!(env_names.contains(&needed), "{needed} not set on the container: {env_names:?}");
     }
     let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap() as u64;
@@ -144,7 +144,10 @@ fn dockerfile_builds_a_non_root_image_with_healthcheck_and_ports() {
     assert!(has("FROM rust:1.95"), "builder stage");
     assert!(has("FROM debian:bookworm-slim"), "runtime stage");
     assert!(has("EXPOSE 8787 9787"));
-    assert!(lines.iter().any(|l| l.starts_with("USER ") && !l.contains("root") && !l.ends_with(" 0")), "runs as non-root");
+    assert!(
+        lines.iter().any(|l| l.starts_with("USER ") && !l.contains("root") && !l.ends_with(" 0")),
+        "runs as non-root"
+    );
     assert!(text.contains("HEALTHCHECK") && text.contains("\"healthcheck\"") && text.contains("9787/healthz"));
     assert!(has("ENTRYPOINT [\"loggate\", \"serve\", \"--config\", \"/etc/loggate/loggate.toml\"]"));
     // What the build needs besides src/: the embedded migrations, and a stub
@@ -198,7 +201,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_queries_only_name_series_loggate_exports() {
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/loggate.json")).unwrap()).unwrap();
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/loggate.json")).unwrap()).unwrap();
     assert!(dashboard["title"].is_string() && dashboard["panels"].is_array());
     let mut all = Vec::new();
     exprs(&dashboard["panels"], &mut all);

@@ -8,9 +8,9 @@
 //!   before — and `/readyz` 503;
 //! - both back: normal service, revisions flow through the feed again.
 
-use std::time::{Duration, Instant};
 use crate::support::fleet::{Fleet, FleetBuilder, row};
 use crate::support::policy::PolicyBuilder;
+use std::time::{Duration, Instant};
 
 const MAX_STALENESS: Duration = Duration::from_millis(500);
 

@@ -18,6 +18,9 @@
 //!
 //! Cases: `PROPTEST_CASES` (default 8, ~3 s each).
 
+use crate::support::fleet::{Fleet, FleetBuilder, row};
+use crate::support::policy::{PolicyBuilder, Token, token_sha256};
+use crate::support::reference::{reference, token_identity};
 use futures_util::StreamExt;
 use loggate_authz::Decision;
 use loggate_model::doc::PolicyDoc;
@@ -28,9 +31,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
-use crate::support::fleet::{Fleet, FleetBuilder, row};
-use crate::support::policy::{PolicyBuilder, Token, token_sha256};
-use crate::support::reference::{reference, token_identity};
 
 const PERMS: [&str; 4] = ["update", "delete", "read", "create"];
 const RESTRICTS: [&str; 5] = ["project_log", "experiment", "dataset", "project", "organization"];
@@ -135,13 +135,51 @@ type PermIdx = (usize, Option<usize>);
 
 #[derive(Debug, Clone)]
 enum Op {
-    CreateAcl { via: usize, group: bool, principal: usize, role: bool, grant: usize, restrict: Option<usize>, object: usize },
-    DeleteAcl { via: usize, acl: usize },
-    CreateGroup { via: usize, other_org: bool, users: Vec<usize>, groups: Vec<usize> },
-    PatchGroup { via: usize, group: usize, add_users: Vec<usize>, remove_users: Vec<usize>, add_groups: Vec<usize>, remove_groups: Vec<usize> },
-    CreateRole { via: usize, other_org: bool, perms: Vec<PermIdx>, roles: Vec<usize> },
-    PatchRole { via: usize, role: usize, add_perms: Vec<PermIdx>, remove_perms: Vec<PermIdx>, add_roles: Vec<usize>, remove_roles: Vec<usize> },
-    DeleteToken { via: usize, token: usize },
+    CreateAcl {
+        via: usize,
+        group: bool,
+        principal: usize,
+        role: bool,
+        grant: usize,
+        restrict: Option<usize>,
+        object: usize,
+    },
+    DeleteAcl {
+        via: usize,
+        acl: usize,
+    },
+    CreateGroup {
+        via: usize,
+        other_org: bool,
+        users: Vec<usize>,
+        groups: Vec<usize>,
+    },
+    PatchGroup {
+        via: usize,
+        group: usize,
+        add_users: Vec<usize>,
+        remove_users: Vec<usize>,
+        add_groups: Vec<usize>,
+        remove_groups: Vec<usize>,
+    },
+    CreateRole {
+        via: usize,
+        other_org: bool,
+        perms: Vec<PermIdx>,
+        roles: Vec<usize>,
+    },
+    PatchRole {
+        via: usize,
+        role: usize,
+        add_perms: Vec<PermIdx>,
+        remove_perms: Vec<PermIdx>,
+        add_roles: Vec<usize>,
+        remove_roles: Vec<usize>,
+    },
+    DeleteToken {
+        via: usize,
+        token: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -209,7 +247,9 @@ async fn run_op(fleet: &Fleet, base: &Base, live: &mut Live, op: &Op) -> Result<
             (*via, Method::POST, "/v1/acl".to_owned(), Some(acl))
         }
         Op::DeleteAcl { via, acl } => {
-            let Some(id) = pick(&live.acls, *acl).cloned() else { return Ok(None) };
+            let Some(id) = pick(&live.acls, *acl).cloned() else {
+                return Ok(None);
+            };
             live.acls.retain(|a| *a != id);
             (*via, Method::DELETE, format!("/v1/acl/{id}"), None)
         }
@@ -220,7 +260,9 @@ async fn run_op(fleet: &Fleet, base: &Base, live: &mut Live, op: &Op) -> Result<
             (*via, Method::POST, "/v1/group".to_owned(), Some(body))
         }
         Op::PatchGroup { via, group, add_users, remove_users, add_groups, remove_groups } => {
-            let Some(id) = pick(&live.groups, *group) else { return Ok(None) };
+            let Some(id) = pick(&live.groups, *group) else {
+                return Ok(None);
+            };
             let body = json!({"add_member_users": picks(&base.users, add_users), "remove_member_users": picks(&base.users, remove_users),
                               "add_member_groups": picks(&live.groups, add_groups), "remove_member_groups": picks(&live.groups, remove_groups)});
             (*via, Method::PATCH, format!("/v1/group/{id}"), Some(body))
@@ -232,13 +274,17 @@ async fn run_op(fleet: &Fleet, base: &Base, live: &mut Live, op: &Op) -> Result<
             (*via, Method::POST, "/v1/role".to_owned(), Some(body))
         }
         Op::PatchRole { via, role, add_perms, remove_perms, add_roles, remove_roles } => {
-            let Some(id) = pick(&live.roles, *role) else { return Ok(None) };
+            let Some(id) = pick(&live.roles, *role) else {
+                return Ok(None);
+            };
             let body = json!({"add_member_permissions": perm_items(add_perms), "remove_member_permissions": perm_items(remove_perms),
                               "add_member_roles": picks(&live.roles, add_roles), "remove_member_roles": picks(&live.roles, remove_roles)});
             (*via, Method::PATCH, format!("/v1/role/{id}"), Some(body))
         }
         Op::DeleteToken { via, token } => {
-            let Some(id) = pick(&live.tokens, *token).cloned() else { return Ok(None) };
+            let Some(id) = pick(&live.tokens, *token).cloned() else {
+                return Ok(None);
+            };
             live.tokens.retain(|t| *t != id);
             (*via, Method::DELETE, format!("/v1/service_token/{id}"), None)
         }
@@ -295,7 +341,8 @@ async fn store_says(fleet: &Fleet, policy: &Value, base: &Base, q: &Question) ->
     };
     let principal = loggate_authz::Principal { user_id, org_id };
     let object = loggate_model::types::ObjectRef::new(q.object_type.parse().unwrap(), q.id.as_str());
-    let permission = if q.delete { loggate_model::types::Permission::Delete } else { loggate_model::types::Permission::Update };
+    let permission =
+        if q.delete { loggate_model::types::Permission::Delete } else { loggate_model::types::Permission::Update };
     format!("store slice: {:?}", fleet.store.decide(&principal, &object, permission).await)
 }
 
@@ -309,7 +356,14 @@ struct Stats {
 /// Waits until every replica applied the store's revision, exports the
 /// policy, and asks every question on `replicas`: each answer must be the
 /// reference's on the exported policy. Leaves those replicas' caches warm.
-async fn check(fleet: &Fleet, base: &Base, replicas: &[usize], when: &str, log: &[String], stats: &Stats) -> Result<(), TestCaseError> {
+async fn check(
+    fleet: &Fleet,
+    base: &Base,
+    replicas: &[usize],
+    when: &str,
+    log: &[String],
+    stats: &Stats,
+) -> Result<(), TestCaseError> {
     let revision = fleet.converge(CONVERGE).await;
     let exported = fleet.store.load_doc().await.map_err(|e| TestCaseError::fail(format!("export: {e}")))?;
     let policy = serde_json::to_value(&exported).unwrap();
@@ -367,13 +421,16 @@ async fn run_case(fleet: &Fleet, base: &Base, ops: &[Op], stats: &Stats) -> Resu
     };
     let all: Vec<&Question> = base.questions.iter().collect();
     for (step, op) in ops.iter().enumerate() {
-        let Some(done) = run_op(fleet, base, &mut live, op).await? else { continue };
+        let Some(done) = run_op(fleet, base, &mut live, op).await? else {
+            continue;
+        };
         log.push(done);
         stats.ops.fetch_add(1, Relaxed);
         // Right after the commit, before or after its invalidation arrives
         // (by chance), some questions on one replica...
         let (checked, other) = (step % 2, 1 - step % 2);
-        let some: Vec<&Question> = all.iter().enumerate().filter(|(q, _)| (q + step) % 8 == 0).map(|(_, q)| *q).collect();
+        let some: Vec<&Question> =
+            all.iter().enumerate().filter(|(q, _)| (q + step) % 8 == 0).map(|(_, q)| *q).collect();
         ask(fleet, base, other, &some).await;
         // ...then, once converged, every question on the other one: each of
         // them was cached before this operation, so an invalidation this

@@ -12,10 +12,10 @@
 //! `postgres://postgres@127.0.0.1:5432`; Redis and NATS are private servers
 //! on free ports).
 
-use reqwest::Method;
-use std::time::{Duration, Instant};
 use crate::support::fleet::{Fleet, FleetBuilder};
 use crate::support::policy::{PolicyBuilder, Token};
+use reqwest::Method;
+use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 100;
 const LIMIT: Duration = Duration::from_secs(2);
@@ -57,7 +57,14 @@ impl Bench {
 
     /// Writes on replica 2 every `every` until it answers `want`; fails
     /// with `what` (and the last answer) once `limit` has passed since `since`.
-    async fn await_status_on_replica_2(&self, want: u16, since: Instant, limit: Duration, every: Duration, what: impl Fn() -> String) {
+    async fn await_status_on_replica_2(
+        &self,
+        want: u16,
+        since: Instant,
+        limit: Duration,
+        every: Duration,
+        what: impl Fn() -> String,
+    ) {
         loop {
             let status = self.write_on_replica_2().await;
             if status == want {

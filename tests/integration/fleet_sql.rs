@@ -4,9 +4,9 @@
 //! revoked with plain SQL — not the admin API — and both replicas must deny
 //! within 2 s. The measured lag (SQL commit -> both replicas deny) is printed.
 
-use std::time::Duration;
 use crate::support::fleet::FleetBuilder;
 use crate::support::policy::PolicyBuilder;
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(2);
 
@@ -46,7 +46,8 @@ async fn plain_sql_revocations_reach_both_replicas() {
         .until_all("DELETE FROM acls", LIMIT, |i| async move { fleet.log_write(i, &direct.raw, project).await == 403 })
         .await;
     for i in 0..2 {
-        let (status, body) = fleet.write(i, &direct.raw, &crate::support::fleet::row("project_log", project, false)).await;
+        let (status, body) =
+            fleet.write(i, &direct.raw, &crate::support::fleet::row("project_log", project, false)).await;
         assert_eq!((status, body["error"]["code"].as_str()), (403, Some("permission_denied")), "{body}");
         assert_eq!(fleet.log_write(i, &member.raw, project).await, 200, "the group's grant is untouched");
     }
@@ -72,7 +73,8 @@ async fn plain_sql_revocations_reach_both_replicas() {
         })
         .await;
     for i in 0..2 {
-        let (status, body) = fleet.write(i, &doomed.raw, &crate::support::fleet::row("project_log", project, false)).await;
+        let (status, body) =
+            fleet.write(i, &doomed.raw, &crate::support::fleet::row("project_log", project, false)).await;
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")), "{body}");
     }
 

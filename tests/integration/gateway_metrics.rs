@@ -30,13 +30,21 @@ async fn metrics_count_requests_denials_cache_and_rows_without_token_text() {
         1.0,
         "{text}"
     );
-    assert_eq!(m(&format!(r#"loggate_denials_total{{reason="unknown_object",object_type="project_log",org="{org}"}}"#)), 1.0);
+    assert_eq!(
+        m(&format!(r#"loggate_denials_total{{reason="unknown_object",object_type="project_log",org="{org}"}}"#)),
+        1.0
+    );
     assert_eq!(m(r#"loggate_denials_total{reason="unauthenticated",object_type="",org=""}"#), 1.0, "{text}");
     assert!(m(r#"loggate_decision_cache_total{result="hit"}"#) >= 1.0, "{text}");
     assert!(m(r#"loggate_decision_cache_total{result="miss"}"#) >= 1.0, "{text}");
     assert_eq!(m(r#"loggate_rows_total{outcome="forwarded"}"#), 3.0);
     assert_eq!(m(r#"loggate_rows_total{outcome="denied"}"#), 3.0, "2 rows of the denied batch + 1 unknown");
-    for name in ["loggate_request_seconds_bucket", "loggate_upstream_seconds_count", "loggate_decision_seconds_count", "loggate_policy_revision"] {
+    for name in [
+        "loggate_request_seconds_bucket",
+        "loggate_upstream_seconds_count",
+        "loggate_decision_seconds_count",
+        "loggate_policy_revision",
+    ] {
         assert!(text.contains(name), "missing {name}");
     }
     assert!(!text.contains("loggate_invalidation_feed_up"), "no feed configured");

@@ -3,15 +3,17 @@
 //! short story; most end by checking that the gateway still serves a good
 //! request and never printed a token.
 
+use crate::support::http::{self, assert_error_body, raw_exchange, raw_request};
+use crate::support::policy::new_id;
+use crate::support::upstream::Fault;
+use crate::support::world::{
+    DATASET_NAME, EXPERIMENT_NAME, ORG_NAME, PROJECT_NAME, World, dataset_row, experiment_row, log_row,
+};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};
-use crate::support::http::{self, assert_error_body, raw_exchange, raw_request};
-use crate::support::policy::new_id;
-use crate::support::upstream::Fault;
-use crate::support::world::{DATASET_NAME, EXPERIMENT_NAME, ORG_NAME, PROJECT_NAME, World, dataset_row, experiment_row, log_row};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
@@ -253,8 +255,13 @@ async fn malformed_json_bad_utf8_and_deep_nesting_are_400() {
 async fn content_type_must_be_json_or_absent() {
     let w = World::start().await;
     let body = || logs3_body(vec![log_row(&w.project)]);
-    for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"] {
-        let r = http::send(w.request(reqwest::Method::POST, "/logs3", &w.writer.raw).header("content-type", ct).body(body())).await;
+    for ct in
+        ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"]
+    {
+        let r = http::send(
+            w.request(reqwest::Method::POST, "/logs3", &w.writer.raw).header("content-type", ct).body(body()),
+        )
+        .await;
         w.error(&r, 415, "unsupported_media_type");
     }
     assert_eq!(w.forwarded("/logs3"), 0);
@@ -264,7 +271,9 @@ async fn content_type_must_be_json_or_absent() {
     let got = &w.upstream.requests_to("/logs3")[0];
     assert!(got.header("content-type").is_none(), "the gateway invented a Content-Type");
     let r = http::send(
-        w.request(reqwest::Method::POST, "/logs3", &w.writer.raw).header("content-type", "Application/JSON; charset=UTF-8").body(body()),
+        w.request(reqwest::Method::POST, "/logs3", &w.writer.raw)
+            .header("content-type", "Application/JSON; charset=UTF-8")
+            .body(body()),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -669,7 +678,8 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passthrough_prefixes_are_authenticated_and_forwarded_as_is() {
     let w = World::start_with(|b| b.passthrough_prefixes(&["/v1/function", "/api/extra/"])).await;
-    let r = http::send(w.request(reqwest::Method::POST, "/v1/function/abc/invoke?x=1", &w.nobody.raw).body("raw text")).await;
+    let r = http::send(w.request(reqwest::Method::POST, "/v1/function/abc/invoke?x=1", &w.nobody.raw).body("raw text"))
+        .await;
     // The fake does not know the path: its own 404 comes back unchanged.
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], "not found: /v1/function/abc/invoke");
@@ -756,7 +766,12 @@ async fn bad_credentials_are_401_json_and_never_echoed() {
     let b = body();
     let one = format!("Authorization: Bearer {}", w.writer.raw);
     let len = format!("Content-Length: {}", b.len());
-    let req = raw_request("POST", "/logs3", &[one.as_bytes(), one.as_bytes(), b"Content-Type: application/json", len.as_bytes()], &b);
+    let req = raw_request(
+        "POST",
+        "/logs3",
+        &[one.as_bytes(), one.as_bytes(), b"Content-Type: application/json", len.as_bytes()],
+        &b,
+    );
     let resp = raw_exchange(w.gw.addr, &req, Duration::from_secs(5)).await;
     let resp = resp.response();
     assert_error_body(resp.status, &resp.body, 401, "unauthenticated", &w.secrets());
@@ -785,7 +800,8 @@ async fn the_bearer_scheme_is_case_insensitive() {
 async fn sk_keys_are_off_by_default_and_unknown_ones_stay_401_when_on() {
     let w = World::start_with(|b| b.extra_toml("[auth]\naccept_api_keys = true")).await;
     let sk_key = format!("sk-{}", &w.unknown["bt-st-".len()..]);
-    let r = http::send(w.request(reqwest::Method::POST, "/logs3", &sk_key).body(logs3_body(vec![log_row(&w.project)]))).await;
+    let r = http::send(w.request(reqwest::Method::POST, "/logs3", &sk_key).body(logs3_body(vec![log_row(&w.project)])))
+        .await;
     let e = w.error(&r, 401, "unauthenticated");
     assert!(!e.to_string().contains(&sk_key));
     assert!(!w.gw.output().contains(&sk_key));

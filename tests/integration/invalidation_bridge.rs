@@ -5,13 +5,13 @@
 //! `pg_notify('loggate_policy', revision)`), read through the bridge's
 //! `ChangeSource` trait, exactly as `PgStore` will be.
 
+use crate::support::feeds::RedisServer;
+use crate::support::pg::TestDb;
 use futures_util::StreamExt;
 use loggate::invalidation::bridge::{Bridge, ChangeSource};
 use loggate::invalidation::redis::Publisher;
 use loggate::policy::StoreError;
 use std::time::{Duration, Instant};
-use crate::support::feeds::RedisServer;
-use crate::support::pg::TestDb;
 
 const CHANNEL: &str = "loggate.policy.bridge";
 

@@ -13,6 +13,10 @@
 //!   invalidation, and that a revocation published while the subscriber
 //!   was disconnected is not lost (flush on reconnect).
 
+use crate::support::feeds::{NatsServer, RedisServer, revision_message, sample};
+use crate::support::gateway::{Gateway, GatewayBuilder};
+use crate::support::policy::{PolicyBuilder, Token};
+use crate::support::upstream::Upstream;
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::Full;
@@ -22,10 +26,6 @@ use loggate::server::Shared;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::support::feeds::{NatsServer, RedisServer, revision_message, sample};
-use crate::support::gateway::{Gateway, GatewayBuilder};
-use crate::support::policy::{PolicyBuilder, Token};
-use crate::support::upstream::Upstream;
 
 const CHANNEL: &str = "loggate.policy.test";
 const FEED_TIMEOUT: Duration = Duration::from_secs(15);

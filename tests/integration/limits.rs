@@ -4,12 +4,12 @@
 //! caps (503 `overloaded`), and the connection clocks: `idle_timeout`,
 //! `header_read_timeout`, `body_read_timeout`, with thousands of idle sockets.
 
-use serde_json::Value;
-use std::time::{Duration, Instant};
 use crate::support::gateway::{Gateway, GatewayBuilder};
+use crate::support::minimal::{World, world};
 use crate::support::raw::RawConn;
 use crate::support::upstream::{Fault, Upstream};
-use crate::support::minimal::{World, world};
+use serde_json::Value;
+use std::time::{Duration, Instant};
 
 async fn start(w: &World, builder: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> (Upstream, Gateway) {
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
@@ -87,7 +87,10 @@ async fn org_rate_limit_is_shared_by_the_org_tokens() {
     assert!(passed >= 1, "the org burst of 2 was not granted");
     assert_eq!(metric(&gw.metrics().await, "loggate_rate_limited_total"), 1.0);
     let denials = gw.metrics().await;
-    assert!(denials.lines().any(|l| l.starts_with("loggate_denials_total{") && l.contains("reason=\"rate_limited\"")), "{denials}");
+    assert!(
+        denials.lines().any(|l| l.starts_with("loggate_denials_total{") && l.contains("reason=\"rate_limited\"")),
+        "{denials}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +115,14 @@ async fn request_cap_sheds_with_503_overloaded() {
     let slow = {
         let (url, token, body) = (gw.url.clone(), w.writer.raw.clone(), w.logs3_body());
         tokio::spawn(async move {
-            reqwest::Client::new().post(format!("{url}/logs3")).bearer_auth(token).body(body).send().await.unwrap().status()
+            reqwest::Client::new()
+                .post(format!("{url}/logs3"))
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
         })
     };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -155,10 +165,9 @@ async fn connection_cap_refuses_with_503_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_connections_live_until_idle_timeout_not_header_timeout() {
     let w = world();
-    let (_upstream, gw) = start(&w, |b| {
-        b.env("LOGGATE_SERVER__IDLE_TIMEOUT", "3s").env("LOGGATE_SERVER__HEADER_READ_TIMEOUT", "1s")
-    })
-    .await;
+    let (_upstream, gw) =
+        start(&w, |b| b.env("LOGGATE_SERVER__IDLE_TIMEOUT", "3s").env("LOGGATE_SERVER__HEADER_READ_TIMEOUT", "1s"))
+            .await;
     let mut c = RawConn::connect(gw.addr).await;
     c.get("/version", &w.writer.raw).await.unwrap();
     assert_eq!(c.response(Duration::from_secs(5)).await.unwrap().status, 200);
@@ -181,10 +190,9 @@ async fn keep_alive_connections_live_until_idle_timeout_not_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_request_head_is_cut_at_header_read_timeout() {
     let w = world();
-    let (_upstream, gw) = start(&w, |b| {
-        b.env("LOGGATE_SERVER__IDLE_TIMEOUT", "60s").env("LOGGATE_SERVER__HEADER_READ_TIMEOUT", "1s")
-    })
-    .await;
+    let (_upstream, gw) =
+        start(&w, |b| b.env("LOGGATE_SERVER__IDLE_TIMEOUT", "60s").env("LOGGATE_SERVER__HEADER_READ_TIMEOUT", "1s"))
+            .await;
     let mut c = RawConn::connect(gw.addr).await;
     let started = Instant::now();
     c.send(b"GET /version HTTP/1.1\r\nhost: loggate\r\n").await.unwrap();
@@ -229,7 +237,11 @@ async fn two_thousand_idle_sockets_are_held_and_requests_still_pass() {
     let started = Instant::now();
     let r = logs3(&gw, &w.writer.raw, &w.logs3_body()).await;
     assert_eq!(r.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(5), "a request behind {IDLE} idle sockets took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a request behind {IDLE} idle sockets took {:?}",
+        started.elapsed()
+    );
     assert_eq!(upstream.requests_to("/logs3").len(), 1);
     let mut b = [0u8; 1];
     let closed = idle

@@ -2,8 +2,8 @@
 //! input either loads or is refused with an error; nothing panics, and
 //! whatever loads is internally consistent.
 
-use loggate_authz::CompiledPolicy;
 use loggate::config::Config;
+use loggate_authz::CompiledPolicy;
 use loggate_model::doc::PolicyDoc;
 use proptest::prelude::*;
 
@@ -35,7 +35,9 @@ fn mutated(base: &'static str) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn load_config(bytes: &[u8]) {
-    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return;
+    };
     if let Ok(config) = Config::from_toml(text, std::iter::empty(), None) {
         assert!(config.server.max_body_bytes > 0);
         assert!(config.server.max_concurrent_requests > 0);
@@ -43,7 +45,9 @@ fn load_config(bytes: &[u8]) {
 }
 
 fn load_policy(bytes: &[u8]) {
-    let Ok(doc) = serde_json::from_slice::<PolicyDoc>(bytes) else { return };
+    let Ok(doc) = serde_json::from_slice::<PolicyDoc>(bytes) else {
+        return;
+    };
     if let Ok(policy) = CompiledPolicy::compile(doc.clone()) {
         // A policy that compiles validates, and keeps its document.
         assert!(loggate_model::validate::validate(&doc).is_ok());

@@ -3,8 +3,8 @@
 //! rename) or rewritten in place; a broken file is refused, counted in
 //! `/metrics`, and the last good policy keeps serving.
 
-use std::time::{Duration, Instant};
 use crate::support::world::{World, log_row};
+use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(50);
 const LIMIT: Duration = Duration::from_secs(1);

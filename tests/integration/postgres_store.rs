@@ -2,14 +2,14 @@
 //! by triggers, import/export, and decisions equal to the pure evaluator's
 //! on the whole policy.
 
-use loggate_model::TokenDigest;
-use loggate_authz::{CompiledPolicy, Principal};
-use loggate::policy::PolicyStore;
-use loggate_model::doc::PolicyDoc;
-use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
-use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use crate::support::pg::TestDb;
 use crate::support::policy::PolicyBuilder;
+use loggate::policy::PolicyStore;
+use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
+use loggate_authz::{CompiledPolicy, Principal};
+use loggate_model::TokenDigest;
+use loggate_model::doc::PolicyDoc;
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use std::time::Duration;
 
 async fn store(db: &TestDb) -> PgStore {
@@ -79,7 +79,8 @@ fn normalized(mut doc: PolicyDoc) -> PolicyDoc {
     }
     doc.roles.sort_by(|a, b| a.id.cmp(&b.id));
     for r in &mut doc.roles {
-        r.member_permissions.sort_by(|a, b| (&a.permission, &a.restrict_object_type).cmp(&(&b.permission, &b.restrict_object_type)));
+        r.member_permissions
+            .sort_by(|a, b| (&a.permission, &a.restrict_object_type).cmp(&(&b.permission, &b.restrict_object_type)));
         r.member_roles.sort();
     }
     doc.acls.sort_by(|a, b| a.id.cmp(&b.id));
@@ -164,9 +165,11 @@ async fn notify_fires_once_per_transaction_with_the_revision() {
     });
     listener.batch_execute("LISTEN loggate_policy").await.unwrap();
     let c = db.client().await;
-    c.batch_execute("BEGIN; INSERT INTO organizations VALUES ('a', 'a'), ('b', 'b'); INSERT INTO users VALUES ('u'); COMMIT;")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "BEGIN; INSERT INTO organizations VALUES ('a', 'a'), ('b', 'b'); INSERT INTO users VALUES ('u'); COMMIT;",
+    )
+    .await
+    .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
     assert_eq!(got, ("loggate_policy".to_string(), "1".to_string()));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -248,7 +251,12 @@ async fn decisions_match_the_evaluator_on_the_whole_policy() {
                 assert_eq!(got, expected, "{} {permission} {object}", t.name);
                 allows += usize::from(got.is_allow());
                 let explained = store.explain(&principal, object, permission).await.unwrap();
-                assert_eq!(explained, whole.explain(&principal, object, permission), "{} {permission} {object}", t.name);
+                assert_eq!(
+                    explained,
+                    whole.explain(&principal, object, permission),
+                    "{} {permission} {object}",
+                    t.name
+                );
             }
         }
     }

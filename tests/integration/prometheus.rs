@@ -6,13 +6,13 @@
 //!
 //! Without the binaries the tests are skipped locally and fail under CI.
 
+use crate::support::gateway::GatewayBuilder;
+use crate::support::minimal::world;
+use crate::support::upstream::Upstream;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use crate::support::gateway::GatewayBuilder;
-use crate::support::upstream::Upstream;
-use crate::support::minimal::world;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -34,8 +34,11 @@ fn tool(name: &str) -> Option<PathBuf> {
 
 #[test]
 fn alert_rules_pass_promtool() {
-    let Some(promtool) = tool("promtool") else { return };
-    let out = Command::new(promtool).args(["check", "rules"]).arg(repo("deploy/prometheus/alerts.yml")).output().unwrap();
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let out =
+        Command::new(promtool).args(["check", "rules"]).arg(repo("deploy/prometheus/alerts.yml")).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SUCCESS"), "{text}");
@@ -98,7 +101,10 @@ impl Prometheus {
 
     /// `(labels, value)` of every series an instant query returns.
     async fn query(&self, promql: &str) -> Vec<(Value, f64)> {
-        let q: String = promql.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+        let q: String = promql
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
         let data = self.api(&format!("/api/v1/query?query={q}")).await;
         data["result"]
             .as_array()
@@ -111,7 +117,9 @@ impl Prometheus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_denials_by_reason() {
-    let Some(binary) = tool("prometheus") else { return };
+    let Some(binary) = tool("prometheus") else {
+        return;
+    };
     let w = world();
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
     let gw = GatewayBuilder::new(&upstream.url).start(&w.policy).await;

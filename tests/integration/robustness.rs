@@ -3,14 +3,14 @@
 //! unchecked reaches the data plane, memory stays bounded, and the gateway
 //! keeps serving afterwards.
 
+use crate::support::http::{self, RawOutcome, assert_error_body, raw_exchange, raw_request, read_response};
+use crate::support::upstream::{Fault, GarbageUpstream};
+use crate::support::world::{World, log_row};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use crate::support::http::{self, RawOutcome, assert_error_body, raw_exchange, raw_request, read_response};
-use crate::support::upstream::{Fault, GarbageUpstream};
-use crate::support::world::{World, log_row};
 use tokio::io::AsyncWriteExt;
 
 fn logs3_body(rows: Vec<serde_json::Value>) -> Vec<u8> {
@@ -144,10 +144,7 @@ async fn a_gzip_bomb_is_413_fast_with_bounded_memory() {
     }
     let rss_after = w.gw.rss_bytes();
     println!("rss before {} MiB, after {} MiB", rss_before >> 20, rss_after >> 20);
-    assert!(
-        rss_after < rss_before + 64 * 1024 * 1024,
-        "memory grew from {rss_before} to {rss_after} bytes"
-    );
+    assert!(rss_after < rss_before + 64 * 1024 * 1024, "memory grew from {rss_before} to {rss_after} bytes");
     assert_eq!(w.forwarded("/logs3"), 0);
     w.still_serves().await;
 }
@@ -196,7 +193,12 @@ async fn invalid_authorization_headers_of_many_shapes_are_refused() {
     }
     // A header block beyond the parser's buffer: refused, never a 5xx.
     let enormous = format!("Authorization: Bearer bt-st-{}", "a".repeat(400 * 1024));
-    let out = raw_exchange(w.gw.addr, &raw_logs3_without_auth(&[enormous.as_bytes(), len.as_bytes()], &body), Duration::from_secs(5)).await;
+    let out = raw_exchange(
+        w.gw.addr,
+        &raw_logs3_without_auth(&[enormous.as_bytes(), len.as_bytes()], &body),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(refused_by_parser(&out), "{out:?}");
     assert_eq!(w.forwarded("/logs3"), 0);
     w.still_serves().await;

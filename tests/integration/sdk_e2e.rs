@@ -6,11 +6,11 @@
 //! prove the fake answers like Braintrust closely enough for the SDKs to
 //! finish, so that a failure of the gateway cases is loggate's.
 
-use serde_json::Value;
 use crate::support::gateway::{Gateway, GatewayBuilder};
 use crate::support::policy::{PolicyBuilder, Token, new_token};
 use crate::support::sdk::{self, Sdk, SdkRun};
 use crate::support::upstream::Upstream;
+use serde_json::Value;
 
 const PROJECT: &str = "checkout";
 
@@ -84,8 +84,13 @@ fn trace(run: &SdkRun, upstream: &Upstream) {
     }
     eprintln!("{}", run.describe());
     for r in upstream.requests() {
-        eprintln!(">> {} {}{} {}", r.method, r.path, r.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default(),
-            String::from_utf8_lossy(&r.body));
+        eprintln!(
+            ">> {} {}{} {}",
+            r.method,
+            r.path,
+            r.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default(),
+            String::from_utf8_lossy(&r.body)
+        );
     }
 }
 
@@ -297,8 +302,8 @@ async fn login_response_is_rewritten_to_the_public_url() {
 /// The fake's fault modes behave as later failure tests expect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_upstream_fault_modes() {
-    use std::time::{Duration, Instant};
     use crate::support::upstream::Fault;
+    use std::time::{Duration, Instant};
     let upstream = Upstream::start(world().policy.upstream_orgs()).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     let post = || client.post(format!("{}/logs3", upstream.url)).body(r#"{"rows":[],"api_version":2}"#).send();

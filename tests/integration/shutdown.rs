@@ -2,10 +2,10 @@
 //! SIGTERM `/readyz` turns 503 at once, new connections are refused, the
 //! request in flight completes, and the process exits 0 within the grace.
 
-use std::time::{Duration, Instant};
 use crate::support::gateway::GatewayBuilder;
-use crate::support::upstream::{Fault, Upstream};
 use crate::support::minimal::world;
+use crate::support::upstream::{Fault, Upstream};
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_request_in_flight_and_exits_0() {
@@ -16,7 +16,8 @@ async fn sigterm_drains_the_request_in_flight_and_exits_0() {
     let slow = {
         let (url, token, body) = (gw.url.clone(), w.writer.raw.clone(), w.logs3_body());
         tokio::spawn(async move {
-            let r = reqwest::Client::new().post(format!("{url}/logs3")).bearer_auth(token).body(body).send().await.unwrap();
+            let r =
+                reqwest::Client::new().post(format!("{url}/logs3")).bearer_auth(token).body(body).send().await.unwrap();
             (r.status(), r.text().await.unwrap())
         })
     };
@@ -63,7 +64,9 @@ async fn a_request_outliving_the_grace_does_not_hold_the_exit() {
     let mut gw = GatewayBuilder::new(&upstream.url).env("LOGGATE_SERVER__SHUTDOWN_GRACE", "1s").start(&w.policy).await;
     upstream.set_fault("/logs3", Fault::Delay(Duration::from_secs(60)));
     let (url, token, body) = (gw.url.clone(), w.writer.raw.clone(), w.logs3_body());
-    let _stuck = tokio::spawn(async move { reqwest::Client::new().post(format!("{url}/logs3")).bearer_auth(token).body(body).send().await });
+    let _stuck = tokio::spawn(async move {
+        reqwest::Client::new().post(format!("{url}/logs3")).bearer_auth(token).body(body).send().await
+    });
     while upstream.requests_to("/logs3").is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -5,14 +5,14 @@
 
 pub mod feeds;
 pub mod fleet;
-pub mod reference;
 pub mod gateway;
 pub mod http;
+pub mod minimal;
 pub mod pg;
 pub mod policy;
 pub mod raw;
+pub mod reference;
 pub mod sdk;
 pub mod tls;
 pub mod upstream;
-pub mod minimal;
 pub mod world;

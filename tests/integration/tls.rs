@@ -3,15 +3,15 @@
 //! no plain HTTP, `check` refuses a mismatched pair) and the data plane
 //! connection (`upstream.ca_file`, client certificates).
 
+use crate::support::gateway::{GatewayBuilder, loggate_bin};
+use crate::support::minimal::world;
+use crate::support::tls::{TestCa, get, https_request};
+use crate::support::upstream::Upstream;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use crate::support::gateway::{GatewayBuilder, loggate_bin};
-use crate::support::tls::{TestCa, get, https_request};
-use crate::support::upstream::Upstream;
-use crate::support::minimal::world;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn post_logs3(token: &str, body: &str) -> Request<Full<Bytes>> {
@@ -35,20 +35,23 @@ async fn listener_speaks_http2_and_http1_by_alpn_and_never_plain_http() {
         .start(&w.policy)
         .await;
 
-    let h2 = https_request(gw.addr, ca.client_config(&[b"h2", b"http/1.1"]), post_logs3(&w.writer.raw, &w.logs3_body()))
-        .await
-        .unwrap();
+    let h2 =
+        https_request(gw.addr, ca.client_config(&[b"h2", b"http/1.1"]), post_logs3(&w.writer.raw, &w.logs3_body()))
+            .await
+            .unwrap();
     assert_eq!(h2.alpn.as_deref(), Some(&b"h2"[..]));
     assert_eq!(h2.version, http::Version::HTTP_2);
     assert_eq!(h2.status, 200, "{:?}", h2.body);
 
-    let h1 = https_request(gw.addr, ca.client_config(&[b"http/1.1"]), get("/version", Some(&w.writer.raw))).await.unwrap();
+    let h1 =
+        https_request(gw.addr, ca.client_config(&[b"http/1.1"]), get("/version", Some(&w.writer.raw))).await.unwrap();
     assert_eq!(h1.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(h1.version, http::Version::HTTP_11);
     assert_eq!(h1.status, 200, "{:?}", h1.body);
 
     // Denials travel over TLS like any answer.
-    let denied = https_request(gw.addr, ca.client_config(&[b"h2"]), post_logs3(&w.reader.raw, &w.logs3_body())).await.unwrap();
+    let denied =
+        https_request(gw.addr, ca.client_config(&[b"h2"]), post_logs3(&w.reader.raw, &w.logs3_body())).await.unwrap();
     assert_eq!(denied.status, 403);
     assert_eq!(upstream.requests_to("/logs3").len(), 1, "only the writer's batch may arrive");
 
@@ -73,7 +76,9 @@ async fn certificate_reloads_within_10s_and_a_broken_pair_keeps_the_last_good_on
         .env("LOGGATE_SERVER__TLS_KEY", key.to_str().unwrap())
         .start(&w.policy)
         .await;
-    let served = || async { https_request(gw.addr, ca.client_config(&[b"h2"]), get("/version", Some(&w.writer.raw))).await.unwrap() };
+    let served = || async {
+        https_request(gw.addr, ca.client_config(&[b"h2"]), get("/version", Some(&w.writer.raw))).await.unwrap()
+    };
     assert_eq!(served().await.server_cert, first.der);
 
     let wait_for = |want: rustls_pki_types::CertificateDer<'static>| {

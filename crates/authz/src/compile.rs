@@ -40,9 +40,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
             let org = orgs.get(&p.org_id)?;
             let deleted = p.deleted_at.is_some();
             if !deleted {
-                project_names[org as usize]
-                    .entry(p.name.as_str().into())
-                    .or_insert(i as u32);
+                project_names[org as usize].entry(p.name.as_str().into()).or_insert(i as u32);
             }
             Some(ProjectInfo { org, deleted })
         })
@@ -54,12 +52,8 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let p = projects
-                .get(&e.project_id)
-                .filter(|_| e.deleted_at.is_none())?;
-            experiment_names[p as usize]
-                .entry(e.name.as_str().into())
-                .or_insert(i as u32);
+            let p = projects.get(&e.project_id).filter(|_| e.deleted_at.is_none())?;
+            experiment_names[p as usize].entry(e.name.as_str().into()).or_insert(i as u32);
             Some(p)
         })
         .collect();
@@ -69,12 +63,8 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let p = projects
-                .get(&d.project_id)
-                .filter(|_| d.deleted_at.is_none())?;
-            dataset_names[p as usize]
-                .entry(d.name.as_str().into())
-                .or_insert(i as u32);
+            let p = projects.get(&d.project_id).filter(|_| d.deleted_at.is_none())?;
+            dataset_names[p as usize].entry(d.name.as_str().into()).or_insert(i as u32);
             Some(p)
         })
         .collect();
@@ -83,21 +73,11 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
     // live groups only (a deleted group contains nobody).
     let mut user_direct_groups = vec![Vec::new(); doc.users.len()];
     let mut group_parents = vec![Vec::new(); doc.groups.len()];
-    for (g, group) in doc
-        .groups
-        .iter()
-        .enumerate()
-        .filter(|(g, _)| live_group[*g])
-    {
+    for (g, group) in doc.groups.iter().enumerate().filter(|(g, _)| live_group[*g]) {
         for u in group.member_users.iter().filter_map(|u| users.get(u)) {
             push_unique(&mut user_direct_groups[u as usize], g as u32);
         }
-        for h in group
-            .member_groups
-            .iter()
-            .filter_map(|h| groups.get(h))
-            .filter(|&h| live_group[h as usize])
-        {
+        for h in group.member_groups.iter().filter_map(|h| groups.get(h)).filter(|&h| live_group[h as usize]) {
             push_unique(&mut group_parents[h as usize], g as u32);
         }
     }
@@ -118,11 +98,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         .enumerate()
         .map(|(r, role)| {
             let own = role.member_permissions.iter().filter(|_| live_role[r]);
-            own.map(|mp| Grant {
-                permission: mp.permission,
-                restrict: mp.restrict_object_type,
-            })
-            .collect()
+            own.map(|mp| Grant { permission: mp.permission, restrict: mp.restrict_object_type }).collect()
         })
         .collect();
     let role_members: Vec<Vec<u32>> = doc
@@ -132,12 +108,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         .map(|(r, role)| {
             let mut m = Vec::new();
             if live_role[r] {
-                for x in role
-                    .member_roles
-                    .iter()
-                    .filter_map(|x| roles.get(x))
-                    .filter(|&x| live_role[x as usize])
-                {
+                for x in role.member_roles.iter().filter_map(|x| roles.get(x)).filter(|&x| live_role[x as usize]) {
                     push_unique(&mut m, x);
                 }
             }
@@ -165,17 +136,11 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
     for (i, acl) in doc.acls.iter().enumerate() {
         let principal = match acl.principal() {
             Some(DocPrincipal::User(u)) => users.get(u).map(AclPrincipal::User),
-            Some(DocPrincipal::Group(g)) => groups
-                .get(g)
-                .filter(|&g| live_group[g as usize])
-                .map(AclPrincipal::Group),
+            Some(DocPrincipal::Group(g)) => groups.get(g).filter(|&g| live_group[g as usize]).map(AclPrincipal::Group),
             None => None,
         };
         let masks = match acl.grant() {
-            Some(AclGrant::Permission {
-                permission,
-                restrict,
-            }) => {
+            Some(AclGrant::Permission { permission, restrict }) => {
                 let mut m = [0; ObjectType::ALL.len()];
                 add(&mut m, permission, restrict);
                 Some(m)
@@ -186,21 +151,13 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         let (Some(principal), Some(masks)) = (principal, masks) else {
             continue;
         };
-        let entry = AclEntry {
-            principal,
-            masks,
-            acl: i as u32,
-        };
+        let entry = AclEntry { principal, masks, acl: i as u32 };
         let object = acl.object_id.as_str();
         let list = match acl.object_type {
             ObjectType::Organization => orgs.get(object).map(|o| &mut org_acls[o as usize]),
             ObjectType::Project => projects.get(object).map(|p| &mut project_acls[p as usize]),
-            ObjectType::ProjectLog => projects
-                .get(object)
-                .map(|p| &mut project_log_acls[p as usize]),
-            ObjectType::Experiment => experiments
-                .get(object)
-                .map(|e| &mut experiment_acls[e as usize]),
+            ObjectType::ProjectLog => projects.get(object).map(|p| &mut project_log_acls[p as usize]),
+            ObjectType::Experiment => experiments.get(object).map(|e| &mut experiment_acls[e as usize]),
             ObjectType::Dataset => datasets.get(object).map(|d| &mut dataset_acls[d as usize]),
             // ACLs on objects the policy does not describe never apply to a
             // decision it can make.
@@ -216,10 +173,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
     let mut token_digests = Vec::with_capacity(doc.service_tokens.len());
     let mut token_identities = Vec::with_capacity(doc.service_tokens.len());
     for (i, t) in doc.service_tokens.iter().enumerate() {
-        token_buckets
-            .entry(t.token_sha256.bucket())
-            .or_default()
-            .push(i as u32);
+        token_buckets.entry(t.token_sha256.bucket()).or_default().push(i as u32);
         token_digests.push(t.token_sha256);
         token_identities.push(Identity {
             token_id: t.id.clone(),
@@ -255,10 +209,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         project_log_acls,
         experiment_acls,
         dataset_acls,
-        token_buckets: token_buckets
-            .into_iter()
-            .map(|(k, v)| (k, v.into_boxed_slice()))
-            .collect(),
+        token_buckets: token_buckets.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
         token_digests,
         token_identities,
         doc,

@@ -67,67 +67,43 @@ fn describe(
         acl.id, acl.object_type, acl.object_id
     ));
     match entry.principal {
-        AclPrincipal::User(u) => lines.push(format!(
-            "principal: user {} is named by the acl",
-            doc.users[u as usize].id
-        )),
+        AclPrincipal::User(u) => {
+            lines.push(format!("principal: user {} is named by the acl", doc.users[u as usize].id))
+        }
         AclPrincipal::Group(g) => {
-            let user = policy
-                .users
-                .get(&principal.user_id)
-                .expect("matched a group, so the user is known");
+            let user = policy.users.get(&principal.user_id).expect("matched a group, so the user is known");
             let start = &policy.user_direct_groups[user as usize];
-            let path = shortest_path(start, &policy.group_parents, |n| n == g)
-                .expect("group contains the user");
-            let chain: Vec<String> = path
-                .iter()
-                .map(|&n| named(&doc.groups[n as usize].name, &doc.groups[n as usize].id))
-                .collect();
-            lines.push(format!(
-                "group chain: {} -> {}",
-                principal.user_id,
-                chain.join(" -> ")
-            ));
+            let path = shortest_path(start, &policy.group_parents, |n| n == g).expect("group contains the user");
+            let chain: Vec<String> =
+                path.iter().map(|&n| named(&doc.groups[n as usize].name, &doc.groups[n as usize].id)).collect();
+            lines.push(format!("group chain: {} -> {}", principal.user_id, chain.join(" -> ")));
         }
     }
-    let restricted =
-        |t: Option<ObjectType>| t.map(|t| format!(" restricted to {t}")).unwrap_or_default();
+    let restricted = |t: Option<ObjectType>| t.map(|t| format!(" restricted to {t}")).unwrap_or_default();
     match (&acl.permission, &acl.role_id) {
-        (Some(p), _) => lines.push(format!(
-            "grant: permission {p}{} set on the acl",
-            restricted(acl.restrict_object_type)
-        )),
+        (Some(p), _) => {
+            lines.push(format!("grant: permission {p}{} set on the acl", restricted(acl.restrict_object_type)))
+        }
         (None, Some(r)) => {
             let role = policy.roles.get(r).expect("validated role");
             let holds = |n: u32| {
-                policy.role_own[n as usize].iter().any(|g| {
-                    g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type)
-                })
+                policy.role_own[n as usize]
+                    .iter()
+                    .any(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
             };
-            let path = shortest_path(&[role], &policy.role_members, holds)
-                .expect("role grants the permission");
-            let chain: Vec<String> = path
-                .iter()
-                .map(|&n| named(&doc.roles[n as usize].name, &doc.roles[n as usize].id))
-                .collect();
+            let path = shortest_path(&[role], &policy.role_members, holds).expect("role grants the permission");
+            let chain: Vec<String> =
+                path.iter().map(|&n| named(&doc.roles[n as usize].name, &doc.roles[n as usize].id)).collect();
             let holder = *path.last().expect("non-empty path");
             let grant = policy.role_own[holder as usize]
                 .iter()
-                .find(|g| {
-                    g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type)
-                })
+                .find(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
                 .expect("holder holds it");
-            let own = grant
-                .restrict
-                .map(|t: ObjectType| format!(" restricted to {t}"))
-                .unwrap_or_default();
+            let own = grant.restrict.map(|t: ObjectType| format!(" restricted to {t}")).unwrap_or_default();
             lines.push(format!(
                 "role chain: {} (role {} holds {permission}{own}){}",
                 chain.join(" -> "),
-                named(
-                    &doc.roles[holder as usize].name,
-                    &doc.roles[holder as usize].id
-                ),
+                named(&doc.roles[holder as usize].name, &doc.roles[holder as usize].id),
                 restricted(acl.restrict_object_type).replace(" restricted", "; acl restricted")
             ));
         }
@@ -137,20 +113,12 @@ fn describe(
 
 /// `name (id)`: names for people, ids for grep.
 fn named(name: &str, id: &str) -> String {
-    if name.is_empty() || name == id {
-        id.to_owned()
-    } else {
-        format!("{name} ({id})")
-    }
+    if name.is_empty() || name == id { id.to_owned() } else { format!("{name} ({id})") }
 }
 
 /// The shortest path from one of `start` to a node satisfying `goal` along
 /// `edges`, both ends included (breadth first, cycle-safe).
-fn shortest_path(
-    start: &[u32],
-    edges: &[Box<[u32]>],
-    goal: impl Fn(u32) -> bool,
-) -> Option<Vec<u32>> {
+fn shortest_path(start: &[u32], edges: &[Box<[u32]>], goal: impl Fn(u32) -> bool) -> Option<Vec<u32>> {
     let mut prev: Vec<Option<u32>> = vec![None; edges.len()];
     let mut seen = vec![false; edges.len()];
     let mut queue = VecDeque::new();

@@ -51,10 +51,7 @@ pub struct Principal {
 
 impl From<&Identity> for Principal {
     fn from(id: &Identity) -> Self {
-        Principal {
-            user_id: id.user_id.clone(),
-            org_id: id.org_id.clone(),
-        }
+        Principal { user_id: id.user_id.clone(), org_id: id.org_id.clone() }
     }
 }
 
@@ -214,20 +211,11 @@ impl CompiledPolicy {
     }
 
     /// Does `principal` hold `permission` on `object`?
-    pub fn decide(
-        &self,
-        principal: &Principal,
-        object: &ObjectRef,
-        permission: Permission,
-    ) -> Decision {
+    pub fn decide(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Decision {
         match self.confine(principal, object) {
             Err(reason) => Decision::Deny(reason),
             Ok(scope) => {
-                if self
-                    .granting(principal, object.object_type, permission, &scope)
-                    .next()
-                    .is_some()
-                {
+                if self.granting(principal, object.object_type, permission, &scope).next().is_some() {
                     Decision::Allow
                 } else {
                     Decision::Deny(DenyReason::MissingPermission)
@@ -237,12 +225,7 @@ impl CompiledPolicy {
     }
 
     /// `decide` with its evidence.
-    pub fn explain(
-        &self,
-        principal: &Principal,
-        object: &ObjectRef,
-        permission: Permission,
-    ) -> Explanation {
+    pub fn explain(&self, principal: &Principal, object: &ObjectRef, permission: Permission) -> Explanation {
         explain::explain(self, principal, object, permission)
     }
 
@@ -284,9 +267,7 @@ impl CompiledPolicy {
 
     fn live_project(&self, project_id: &str) -> Option<u32> {
         let p = self.projects.get(project_id)?;
-        self.project_info[p as usize]
-            .is_some_and(|i| !i.deleted)
-            .then_some(p)
+        self.project_info[p as usize].is_some_and(|i| !i.deleted).then_some(p)
     }
 
     /// The object's org and ACL chain; `None` for an unknown object or one
@@ -296,10 +277,7 @@ impl CompiledPolicy {
         match object.object_type {
             ObjectType::Organization => {
                 let o = self.orgs.get(id)?;
-                Some(Scope {
-                    org: o,
-                    chain: [&self.org_acls[o as usize], &[], &[]],
-                })
+                Some(Scope { org: o, chain: [&self.org_acls[o as usize], &[], &[]] })
             }
             ObjectType::Project => self.project_scope(self.projects.get(id)?, &[]),
             ObjectType::ProjectLog => {
@@ -325,15 +303,8 @@ impl CompiledPolicy {
         if info.deleted {
             return None;
         }
-        let chain = [
-            own,
-            &self.project_acls[p as usize],
-            &self.org_acls[info.org as usize],
-        ];
-        Some(Scope {
-            org: info.org,
-            chain,
-        })
+        let chain = [own, &self.project_acls[p as usize], &self.org_acls[info.org as usize]];
+        Some(Scope { org: info.org, chain })
     }
 
     /// Token confinement: the object must be known and in the principal's org.
@@ -378,13 +349,7 @@ mod tests {
             organizations: vec![Organization::new("o", "acme")],
             projects: vec![Project::new("p", "o", "checkout")],
             users: vec![User::new("u", "ci", true)],
-            acls: vec![Acl::user_permission(
-                "a",
-                ObjectType::ProjectLog,
-                "p",
-                "u",
-                Permission::Update,
-            )],
+            acls: vec![Acl::user_permission("a", ObjectType::ProjectLog, "p", "u", Permission::Update)],
             service_tokens: vec![ServiceToken::new("t", "ci", "o", "u", token)],
             ..PolicyDoc::default()
         });
@@ -399,41 +364,20 @@ mod tests {
         let p = policy();
         let shown = format!("{p:?}");
         assert!(shown.contains("acls: 1"), "{shown}");
-        assert!(
-            !shown.contains(&p.doc().service_tokens[0].token_sha256.to_hex()[..8]),
-            "{shown}"
-        );
+        assert!(!shown.contains(&p.doc().service_tokens[0].token_sha256.to_hex()[..8]), "{shown}");
     }
 
     #[test]
     fn decide_follows_the_scope_chain() {
         let p = policy();
-        let who = Principal {
-            user_id: "u".into(),
-            org_id: "o".into(),
-        };
+        let who = Principal { user_id: "u".into(), org_id: "o".into() };
         let log = ObjectRef::new(ObjectType::ProjectLog, "p");
         assert_eq!(p.decide(&who, &log, Permission::Update), Decision::Allow);
-        assert_eq!(
-            p.decide(&who, &log, Permission::Create),
-            Decision::Deny(DenyReason::MissingPermission)
-        );
+        assert_eq!(p.decide(&who, &log, Permission::Create), Decision::Deny(DenyReason::MissingPermission));
         let project = ObjectRef::new(ObjectType::Project, "p");
-        assert_eq!(
-            p.decide(&who, &project, Permission::Update),
-            Decision::Deny(DenyReason::MissingPermission)
-        );
-        let elsewhere = Principal {
-            user_id: "u".into(),
-            org_id: "x".into(),
-        };
-        assert_eq!(
-            p.decide(&elsewhere, &log, Permission::Update),
-            Decision::Deny(DenyReason::OtherOrganization)
-        );
-        assert!(
-            p.identity(&TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345"))
-                .is_some()
-        );
+        assert_eq!(p.decide(&who, &project, Permission::Update), Decision::Deny(DenyReason::MissingPermission));
+        let elsewhere = Principal { user_id: "u".into(), org_id: "x".into() };
+        assert_eq!(p.decide(&elsewhere, &log, Permission::Update), Decision::Deny(DenyReason::OtherOrganization));
+        assert!(p.identity(&TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345")).is_some());
     }
 }

@@ -28,9 +28,7 @@ impl<'a> Collector<'a> {
 
     #[inline]
     pub fn add(&mut self, object_type: ObjectType, id: Cow<'a, str>, permission: Permission) {
-        let same = |t: &Target| {
-            t.permission == permission && t.object.object_type == object_type && t.object.id == *id
-        };
+        let same = |t: &Target| t.permission == permission && t.object.object_type == object_type && t.object.id == *id;
         // Batches usually repeat the previous row's target.
         if self.targets.last().is_some_and(same) {
             return;
@@ -41,30 +39,19 @@ impl<'a> Collector<'a> {
             }
         } else {
             if self.seen.is_empty() {
-                let known = self.targets.iter().map(|t| {
-                    (
-                        t.object.object_type,
-                        t.permission,
-                        Cow::Owned(t.object.id.clone()),
-                    )
-                });
+                let known =
+                    self.targets.iter().map(|t| (t.object.object_type, t.permission, Cow::Owned(t.object.id.clone())));
                 self.seen.extend(known);
             }
             if !self.seen.insert((object_type, permission, id.clone())) {
                 return;
             }
         }
-        self.targets.push(Target {
-            object: ObjectRef::new(object_type, id.into_owned()),
-            permission,
-        });
+        self.targets.push(Target { object: ObjectRef::new(object_type, id.into_owned()), permission });
     }
 
     pub fn finish(self) -> Targets {
-        Targets {
-            targets: self.targets,
-            rows: self.rows,
-        }
+        Targets { targets: self.targets, rows: self.rows }
     }
 }
 
@@ -87,19 +74,8 @@ mod tests {
         }
         let t = c.finish();
         assert_eq!(t.rows, 5);
-        let got: Vec<String> = t
-            .targets
-            .iter()
-            .map(|t| format!("{}/{}", t.object, t.permission))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "experiment:e/update",
-                "dataset:d/update",
-                "experiment:e/delete"
-            ]
-        );
+        let got: Vec<String> = t.targets.iter().map(|t| format!("{}/{}", t.object, t.permission)).collect();
+        assert_eq!(got, ["experiment:e/update", "dataset:d/update", "experiment:e/delete"]);
     }
 
     #[test]
@@ -108,11 +84,7 @@ mod tests {
         let ids: Vec<String> = (0..40).map(|i| format!("id{}", i % 20)).collect();
         for id in &ids {
             c.row();
-            c.add(
-                ObjectType::Experiment,
-                Cow::Borrowed(id),
-                Permission::Update,
-            );
+            c.add(ObjectType::Experiment, Cow::Borrowed(id), Permission::Update);
         }
         let t = c.finish();
         assert_eq!(t.rows, 40);

@@ -21,11 +21,7 @@ const CHUNK: usize = 16 * 1024;
 /// `TooLarge`, reported as soon as byte `max + 1` appears, with never more
 /// than `max` bytes held. A body that is not valid gzip is `BadRequest`;
 /// any other encoding (including stacked ones) is `UnsupportedEncoding`.
-pub fn decode<'b>(
-    body: &'b [u8],
-    content_encoding: Option<&str>,
-    max: usize,
-) -> Result<Cow<'b, [u8]>, InspectError> {
+pub fn decode<'b>(body: &'b [u8], content_encoding: Option<&str>, max: usize) -> Result<Cow<'b, [u8]>, InspectError> {
     let encoding = content_encoding.map(str::trim).unwrap_or("");
     if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
         if body.len() > max {
@@ -42,15 +38,10 @@ pub fn decode<'b>(
 /// Inflates every gzip member of `body`, refusing more than `max` bytes.
 /// The output never has capacity beyond `max`.
 pub(crate) fn gunzip_capped(body: &[u8], max: usize) -> Result<Vec<u8>, InspectError> {
-    let corrupt = |e: std::io::Error| InspectError::BadRequest {
-        field: None,
-        message: format!("body is not valid gzip: {e}"),
-    };
+    let corrupt =
+        |e: std::io::Error| InspectError::BadRequest { field: None, message: format!("body is not valid gzip: {e}") };
     if body.is_empty() {
-        return Err(InspectError::BadRequest {
-            field: None,
-            message: "body is not valid gzip: empty".into(),
-        });
+        return Err(InspectError::BadRequest { field: None, message: "body is not valid gzip: empty".into() });
     }
     let mut decoder = MultiGzDecoder::new(body);
     let mut out: Vec<u8> = Vec::with_capacity(body.len().saturating_mul(4).max(CHUNK).min(max));

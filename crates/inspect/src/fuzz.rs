@@ -14,9 +14,7 @@ fn serde_valid(b: &[u8]) -> bool {
 
 fn is_syntax(e: &InspectError) -> bool {
     match e {
-        InspectError::BadRequest { message, .. } => {
-            message.starts_with("invalid JSON") || message.contains("UTF-8")
-        }
+        InspectError::BadRequest { message, .. } => message.starts_with("invalid JSON") || message.contains("UTF-8"),
         _ => false,
     }
 }
@@ -25,12 +23,7 @@ fn is_syntax(e: &InspectError) -> bool {
 /// refuses; refuses serde-valid input only for shape reasons.
 fn check_all(b: &[u8]) {
     let valid = serde_valid(b);
-    assert_eq!(
-        validate_json(b).is_ok(),
-        valid,
-        "validate_json vs serde on {:?}",
-        String::from_utf8_lossy(b)
-    );
+    assert_eq!(validate_json(b).is_ok(), valid, "validate_json vs serde on {:?}", String::from_utf8_lossy(b));
     let object = ObjectRef::new(ObjectType::Experiment, "e");
     let results = [
         logs3(b).map(|_| ()),
@@ -41,16 +34,8 @@ fn check_all(b: &[u8]) {
     ];
     for (i, r) in results.iter().enumerate() {
         match r {
-            Ok(()) => assert!(
-                valid,
-                "inspector {i} accepted invalid JSON {:?}",
-                String::from_utf8_lossy(b)
-            ),
-            Err(e) if valid => assert!(
-                !is_syntax(e),
-                "inspector {i}: {e} on valid {:?}",
-                String::from_utf8_lossy(b)
-            ),
+            Ok(()) => assert!(valid, "inspector {i} accepted invalid JSON {:?}", String::from_utf8_lossy(b)),
+            Err(e) if valid => assert!(!is_syntax(e), "inspector {i}: {e} on valid {:?}", String::from_utf8_lossy(b)),
             Err(_) => {}
         }
     }
@@ -62,9 +47,7 @@ fn value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         any::<String>().prop_map(Value::String),
         "[a-z_]{0,12}".prop_map(Value::String),
     ];

@@ -70,20 +70,12 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub fn new(src: &'a str) -> Self {
-        Scanner {
-            src,
-            b: src.as_bytes(),
-            pos: 0,
-            depth: 0,
-        }
+        Scanner { src, b: src.as_bytes(), pos: 0, depth: 0 }
     }
 
     #[inline]
     fn err(&self, kind: &'static str) -> JsonError {
-        JsonError {
-            pos: self.pos,
-            kind,
-        }
+        JsonError { pos: self.pos, kind }
     }
 
     #[inline]
@@ -100,10 +92,7 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn peek(&mut self) -> Result<u8, JsonError> {
         self.ws();
-        self.b
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| self.err("unexpected end of input"))
+        self.b.get(self.pos).copied().ok_or_else(|| self.err("unexpected end of input"))
     }
 
     /// The kind of the next value (whitespace skipped, nothing consumed).
@@ -122,11 +111,7 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn open(&mut self, c: u8) -> Result<(), JsonError> {
         if self.peek()? != c {
-            return Err(self.err(if c == b'{' {
-                "expected '{'"
-            } else {
-                "expected '['"
-            }));
+            return Err(self.err(if c == b'{' { "expected '{'" } else { "expected '['" }));
         }
         if self.depth >= MAX_DEPTH {
             return Err(self.err(TOO_DEEP));
@@ -229,10 +214,6 @@ impl<'a> Scanner<'a> {
     /// After the single top-level value: only whitespace may follow.
     pub fn end(&mut self) -> Result<(), JsonError> {
         self.ws();
-        if self.pos == self.b.len() {
-            Ok(())
-        } else {
-            Err(self.err("trailing characters after the JSON value"))
-        }
+        if self.pos == self.b.len() { Ok(()) } else { Err(self.err("trailing characters after the JSON value")) }
     }
 }

@@ -67,10 +67,7 @@ pub enum InspectError {
     /// wrongly typed target field, row without (or with several) targets.
     /// `field` is a path like `rows[3].project_id` when one applies.
     #[error("{message}")]
-    BadRequest {
-        field: Option<String>,
-        message: String,
-    },
+    BadRequest { field: Option<String>, message: String },
     /// The (decompressed) body exceeds the configured cap.
     #[error("body exceeds {limit} bytes")]
     TooLarge { limit: usize },
@@ -88,7 +85,5 @@ pub const MAX_DEPTH: usize = 128;
 /// [`MAX_DEPTH`] deep (for routes whose bodies are forwarded but not
 /// otherwise inspected).
 pub fn validate_json(body: &[u8]) -> Result<(), InspectError> {
-    walk::body(body, |sc| {
-        sc.skip_value().map_err(|e| path::Path::Root.syntax(e))
-    })
+    walk::body(body, |sc| sc.skip_value().map_err(|e| path::Path::Root.syntax(e)))
 }

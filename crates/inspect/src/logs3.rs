@@ -31,10 +31,9 @@ pub fn logs3(body: &[u8]) -> Result<Logs3, InspectError> {
                 Kind::Array => Logs3::Rows(self_addressed_rows(sc, &here)?),
                 Kind::Object => overflow_reference(sc, &here)?,
                 k => {
-                    return Err(here.bad(format!(
-                        "must be an array of rows or an overflow reference, not {}",
-                        k.name()
-                    )));
+                    return Err(
+                        here.bad(format!("must be an array of rows or an overflow reference, not {}", k.name()))
+                    );
                 }
             });
             Ok(())

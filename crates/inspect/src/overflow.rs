@@ -26,9 +26,7 @@ pub fn overflow_request(body: &[u8]) -> Result<Targets, InspectError> {
                 return sc.skip_value().at(&here);
             }
             once(&mut seen, &here)?;
-            elements(sc, &here, |sc, i| {
-                overflow_row(sc, &here.index(i), &mut acc)
-            })
+            elements(sc, &here, |sc, i| overflow_row(sc, &here.index(i), &mut acc))
         })?;
         if !seen {
             return Err(root.key("rows").bad("missing 'rows'"));
@@ -37,11 +35,7 @@ pub fn overflow_request(body: &[u8]) -> Result<Targets, InspectError> {
     })
 }
 
-fn overflow_row<'a>(
-    sc: &mut Scanner<'a>,
-    path: &Path<'_>,
-    acc: &mut Collector<'a>,
-) -> Result<(), InspectError> {
+fn overflow_row<'a>(sc: &mut Scanner<'a>, path: &Path<'_>, acc: &mut Collector<'a>) -> Result<(), InspectError> {
     let (mut target, mut seen_delete, mut is_delete) = (None, false, false);
     members(sc, path, |sc, key| {
         let here = path.key(&key);
@@ -61,17 +55,8 @@ fn overflow_row<'a>(
         }
         Ok(())
     })?;
-    let (object_type, id) =
-        target.ok_or_else(|| path.key("object_ids").bad("missing 'object_ids'"))?;
+    let (object_type, id) = target.ok_or_else(|| path.key("object_ids").bad("missing 'object_ids'"))?;
     acc.row();
-    acc.add(
-        object_type,
-        id,
-        if is_delete {
-            Permission::Delete
-        } else {
-            Permission::Update
-        },
-    );
+    acc.add(object_type, id, if is_delete { Permission::Delete } else { Permission::Update });
     Ok(())
 }

@@ -53,10 +53,7 @@ impl<'p> Path<'p> {
 
     /// A shape/semantic refusal at this place.
     pub fn bad(&self, message: impl Into<String>) -> InspectError {
-        InspectError::BadRequest {
-            field: self.render(),
-            message: message.into(),
-        }
+        InspectError::BadRequest { field: self.render(), message: message.into() }
     }
 
     /// A syntax error met while reading the value at this place.

@@ -37,10 +37,7 @@ fn slot(key: &str) -> Option<usize> {
 }
 
 /// Reads the row object at the cursor; `path` names the row.
-pub(crate) fn read_row<'a>(
-    sc: &mut Scanner<'a>,
-    path: &Path<'_>,
-) -> Result<RowFields<'a>, InspectError> {
+pub(crate) fn read_row<'a>(sc: &mut Scanner<'a>, path: &Path<'_>) -> Result<RowFields<'a>, InspectError> {
     expect_object(sc, path)?;
     sc.begin_object().at(path)?;
     let mut fields = RowFields::default();
@@ -91,10 +88,7 @@ pub(crate) fn expect_array(sc: &mut Scanner<'_>, path: &Path<'_>) -> Result<(), 
 }
 
 /// Reads a string value, refusing any other type.
-pub(crate) fn string_value<'a>(
-    sc: &mut Scanner<'a>,
-    path: &Path<'_>,
-) -> Result<Cow<'a, str>, InspectError> {
+pub(crate) fn string_value<'a>(sc: &mut Scanner<'a>, path: &Path<'_>) -> Result<Cow<'a, str>, InspectError> {
     match sc.kind().at(path)? {
         Kind::String => sc.string().at(path),
         k => Err(path.bad(format!("must be a string, not {}", k.name()))),

@@ -17,14 +17,9 @@ use super::row::RowFields;
 /// nothing; a `log_id` other than `"g"`, a `log_id` without `project_id`,
 /// or a `prompt_session_id` is refused, as is a row naming two targets or
 /// none.
-pub(crate) fn named_target<'a>(
-    f: RowFields<'a>,
-    path: &Path<'_>,
-) -> Result<(ObjectType, Cow<'a, str>), InspectError> {
+pub(crate) fn named_target<'a>(f: RowFields<'a>, path: &Path<'_>) -> Result<(ObjectType, Cow<'a, str>), InspectError> {
     if f.prompt_session_id.is_some() {
-        return Err(path
-            .key("prompt_session_id")
-            .bad("prompt session rows are not supported"));
+        return Err(path.key("prompt_session_id").bad("prompt session rows are not supported"));
     }
     let mut found: Option<(ObjectType, Cow<'a, str>)> = None;
     let mut count = 0;
@@ -39,9 +34,7 @@ pub(crate) fn named_target<'a>(
                 .bad("row has no recognizable target: log_id must be \"g\" for project logs"));
         }
         (None, Some(_)) => {
-            return Err(path
-                .key("log_id")
-                .bad("row has no recognizable target: log_id without project_id"));
+            return Err(path.key("log_id").bad("row has no recognizable target: log_id without project_id"));
         }
         _ => {}
     }
@@ -68,15 +61,8 @@ pub(crate) fn named_target<'a>(
 /// route's type must equal its id; `project_id` may name the parent project
 /// of an experiment or dataset; `log_id` is allowed (as `"g"`) only for
 /// project logs; ids of other object types are refused.
-pub(crate) fn check_against(
-    f: &RowFields<'_>,
-    object: &ObjectRef,
-    path: &Path<'_>,
-) -> Result<(), InspectError> {
-    let mismatch = |key: &str| {
-        path.key(key)
-            .bad(format!("names an object other than the route's {object}"))
-    };
+pub(crate) fn check_against(f: &RowFields<'_>, object: &ObjectRef, path: &Path<'_>) -> Result<(), InspectError> {
+    let mismatch = |key: &str| path.key(key).bad(format!("names an object other than the route's {object}"));
     if f.prompt_session_id.is_some() {
         return Err(mismatch("prompt_session_id"));
     }
@@ -107,9 +93,5 @@ pub(crate) fn check_against(
 
 /// `delete` for rows marked `_object_delete: true`, else `update`.
 pub(crate) fn permission(f: &RowFields<'_>) -> Permission {
-    if f.object_delete {
-        Permission::Delete
-    } else {
-        Permission::Update
-    }
+    if f.object_delete { Permission::Delete } else { Permission::Update }
 }

@@ -53,11 +53,7 @@ pub struct Organization {
 
 impl Organization {
     pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
-        Organization {
-            id: id.into(),
-            name: name.into(),
-            creator_grants: true,
-        }
+        Organization { id: id.into(), name: name.into(), creator_grants: true }
     }
 }
 
@@ -76,13 +72,7 @@ pub struct Project {
 
 impl Project {
     pub fn new(id: impl Into<String>, org_id: impl Into<String>, name: impl Into<String>) -> Self {
-        Project {
-            id: id.into(),
-            org_id: org_id.into(),
-            name: name.into(),
-            description: None,
-            deleted_at: None,
-        }
+        Project { id: id.into(), org_id: org_id.into(), name: name.into(), description: None, deleted_at: None }
     }
 }
 
@@ -97,17 +87,8 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    pub fn new(
-        id: impl Into<String>,
-        project_id: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
-        Experiment {
-            id: id.into(),
-            project_id: project_id.into(),
-            name: name.into(),
-            deleted_at: None,
-        }
+    pub fn new(id: impl Into<String>, project_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Experiment { id: id.into(), project_id: project_id.into(), name: name.into(), deleted_at: None }
     }
 }
 
@@ -122,17 +103,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn new(
-        id: impl Into<String>,
-        project_id: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
-        Dataset {
-            id: id.into(),
-            project_id: project_id.into(),
-            name: name.into(),
-            deleted_at: None,
-        }
+    pub fn new(id: impl Into<String>, project_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Dataset { id: id.into(), project_id: project_id.into(), name: name.into(), deleted_at: None }
     }
 }
 
@@ -148,11 +120,7 @@ pub struct User {
 
 impl User {
     pub fn new(id: impl Into<String>, name: impl Into<String>, service_account: bool) -> Self {
-        User {
-            id: id.into(),
-            name: name.into(),
-            service_account,
-        }
+        User { id: id.into(), name: name.into(), service_account }
     }
 }
 
@@ -261,10 +229,7 @@ pub enum AclPrincipal<'a> {
 /// What an ACL grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AclGrant<'a> {
-    Permission {
-        permission: Permission,
-        restrict: Option<ObjectType>,
-    },
+    Permission { permission: Permission, restrict: Option<ObjectType> },
     Role(&'a str),
 }
 
@@ -302,10 +267,7 @@ impl Acl {
     /// restriction (the Braintrust schema forbids one).
     pub fn grant(&self) -> Option<AclGrant<'_>> {
         match (self.permission, &self.role_id, self.restrict_object_type) {
-            (Some(permission), None, restrict) => Some(AclGrant::Permission {
-                permission,
-                restrict,
-            }),
+            (Some(permission), None, restrict) => Some(AclGrant::Permission { permission, restrict }),
             (None, Some(r), None) => Some(AclGrant::Role(r)),
             _ => None,
         }
@@ -349,8 +311,7 @@ impl ServiceToken {
 
     /// Whether the token may be used at `now_ms` (Unix milliseconds).
     pub fn valid_at(&self, now_ms: i64) -> bool {
-        self.not_before.is_none_or(|t| now_ms >= t.unix_ms())
-            && self.expires_at.is_none_or(|t| now_ms < t.unix_ms())
+        self.not_before.is_none_or(|t| now_ms >= t.unix_ms()) && self.expires_at.is_none_or(|t| now_ms < t.unix_ms())
     }
 }
 
@@ -398,23 +359,10 @@ impl Entry for Experiment {
     ];
 }
 impl Entry for Dataset {
-    const SCHEMA_ONLY: &'static [&'static str] = &[
-        "description",
-        "created",
-        "user_id",
-        "tags",
-        "metadata",
-        "url_slug",
-    ];
+    const SCHEMA_ONLY: &'static [&'static str] = &["description", "created", "user_id", "tags", "metadata", "url_slug"];
 }
 impl Entry for User {
-    const SCHEMA_ONLY: &'static [&'static str] = &[
-        "given_name",
-        "family_name",
-        "email",
-        "avatar_url",
-        "created",
-    ];
+    const SCHEMA_ONLY: &'static [&'static str] = &["given_name", "family_name", "email", "avatar_url", "created"];
 }
 impl Entry for Group {
     const SCHEMA_ONLY: &'static [&'static str] = &["created", "user_id"];
@@ -427,11 +375,6 @@ impl Entry for Acl {
     const SCHEMA_ONLY: &'static [&'static str] = &["_object_org_id", "created"];
 }
 impl Entry for ServiceToken {
-    const SCHEMA_ONLY: &'static [&'static str] = &[
-        "created",
-        "preview_name",
-        "service_account_email",
-        "service_account_name",
-        "user_id",
-    ];
+    const SCHEMA_ONLY: &'static [&'static str] =
+        &["created", "preview_name", "service_account_email", "service_account_name", "user_id"];
 }

@@ -27,7 +27,6 @@ impl Identity {
             return false;
         }
         let now = Timestamp::from_unix_ms(now_ms());
-        self.expires_at.is_some_and(|exp| now >= exp)
-            || self.not_before.is_some_and(|nbf| now < nbf)
+        self.expires_at.is_some_and(|exp| now >= exp) || self.not_before.is_some_and(|nbf| now < nbf)
     }
 }

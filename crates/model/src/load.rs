@@ -82,11 +82,7 @@ impl Loaded {
     /// The policy, or every violation when there is any: for an operator's
     /// explicit act (`policy import`, the admin API), which is refused whole.
     pub fn strict(self) -> Result<ValidPolicy, PolicyErrors> {
-        if self.left_out.is_empty() {
-            Ok(self.policy)
-        } else {
-            Err(PolicyErrors(self.left_out))
-        }
+        if self.left_out.is_empty() { Ok(self.policy) } else { Err(PolicyErrors(self.left_out)) }
     }
 }
 
@@ -158,11 +154,7 @@ pub fn from_doc(doc: PolicyDoc) -> Loaded {
 
 /// The entries of one collection that parse, each with its position in the
 /// file; the others are reported.
-fn entries<T: Entry>(
-    collection: &str,
-    raw: &[&RawValue],
-    errors: &mut Vec<PolicyError>,
-) -> Vec<(usize, T)> {
+fn entries<T: Entry>(collection: &str, raw: &[&RawValue], errors: &mut Vec<PolicyError>) -> Vec<(usize, T)> {
     let mut out = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
         let parsed = serde_json::from_str(entry.get()).and_then(|mut v: serde_json::Value| {
@@ -178,10 +170,7 @@ fn entries<T: Entry>(
         });
         match parsed {
             Ok(v) => out.push((i, v)),
-            Err(e) => errors.push(PolicyError {
-                field: format!("{collection}[{i}]"),
-                message: without_position(&e),
-            }),
+            Err(e) => errors.push(PolicyError { field: format!("{collection}[{i}]"), message: without_position(&e) }),
         }
     }
     out
@@ -215,10 +204,7 @@ struct Report(Vec<PolicyError>);
 
 impl Report {
     fn out(&mut self, collection: &str, i: usize, message: impl Into<String>) {
-        self.0.push(PolicyError {
-            field: format!("{collection}[{i}]"),
-            message: message.into(),
-        });
+        self.0.push(PolicyError { field: format!("{collection}[{i}]"), message: message.into() });
     }
 }
 
@@ -241,12 +227,7 @@ fn retain<T>(
 }
 
 /// Leaves out every entry whose id is empty or repeats an earlier one.
-fn unique_ids<T>(
-    report: &mut Report,
-    collection: &str,
-    v: &mut Vec<(usize, T)>,
-    id: impl Fn(&T) -> &str,
-) {
+fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>, id: impl Fn(&T) -> &str) {
     let mut first: HashMap<String, usize> = HashMap::new();
     v.retain(|(i, e)| {
         let id = id(e);
@@ -255,11 +236,7 @@ fn unique_ids<T>(
             return false;
         }
         if let Some(j) = first.get(id) {
-            report.out(
-                collection,
-                *i,
-                format!("duplicate id '{id}' (also {collection}[{j}])"),
-            );
+            report.out(collection, *i, format!("duplicate id '{id}' (also {collection}[{j}])"));
             return false;
         }
         first.insert(id.to_owned(), *i);
@@ -292,18 +269,14 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
             _ => {}
         }
         if a.role_id.is_some() && a.restrict_object_type.is_some() {
-            return Err(
-                "has role_id and restrict_object_type; a role grant carries no restriction".into(),
-            );
+            return Err("has role_id and restrict_object_type; a role grant carries no restriction".into());
         }
         if a.object_id.is_empty() {
             return Err("object_id must not be empty".into());
         }
         Ok(())
     });
-    unique_ids(&mut report, "organizations", &mut d.organizations, |o| {
-        &o.id
-    });
+    unique_ids(&mut report, "organizations", &mut d.organizations, |o| &o.id);
     unique_ids(&mut report, "projects", &mut d.projects, |p| &p.id);
     unique_ids(&mut report, "experiments", &mut d.experiments, |e| &e.id);
     unique_ids(&mut report, "datasets", &mut d.datasets, |x| &x.id);
@@ -311,25 +284,16 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     unique_ids(&mut report, "groups", &mut d.groups, |g| &g.id);
     unique_ids(&mut report, "roles", &mut d.roles, |r| &r.id);
     unique_ids(&mut report, "acls", &mut d.acls, |a| &a.id);
-    unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| {
-        &t.id
-    });
+    unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| &t.id);
     // Two tokens with one digest: the first is the one a request meets.
     let mut digests = HashMap::new();
-    retain(
-        &mut report,
-        "service_tokens",
-        &mut d.service_tokens,
-        |t| match digests.get(&t.token_sha256) {
-            Some(j) => Err(format!(
-                "token_sha256 is the same as service token '{j}''s; digests must be unique"
-            )),
-            None => {
-                digests.insert(t.token_sha256, t.id.clone());
-                Ok(())
-            }
-        },
-    );
+    retain(&mut report, "service_tokens", &mut d.service_tokens, |t| match digests.get(&t.token_sha256) {
+        Some(j) => Err(format!("token_sha256 is the same as service token '{j}''s; digests must be unique")),
+        None => {
+            digests.insert(t.token_sha256, t.id.clone());
+            Ok(())
+        }
+    });
 
     // 3. Principals crossing organizations, judged on the organizations the
     // entries name, before any reference is resolved: whether a crossing
@@ -341,23 +305,17 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     loop {
         let mut changed = false;
         let orgs: HashSet<String> = d.organizations.iter().map(|(_, o)| o.id.clone()).collect();
-        changed |= retain(&mut report, "projects", &mut d.projects, |p| {
-            known(&orgs, &p.org_id, "org_id", "organization")
-        });
-        let project_org: HashMap<String, String> = d
-            .projects
-            .iter()
-            .map(|(_, p)| (p.id.clone(), p.org_id.clone()))
-            .collect();
+        changed |=
+            retain(&mut report, "projects", &mut d.projects, |p| known(&orgs, &p.org_id, "org_id", "organization"));
+        let project_org: HashMap<String, String> =
+            d.projects.iter().map(|(_, p)| (p.id.clone(), p.org_id.clone())).collect();
         changed |= retain(&mut report, "experiments", &mut d.experiments, |e| {
             known_key(&project_org, &e.project_id, "project_id", "project")
         });
         changed |= retain(&mut report, "datasets", &mut d.datasets, |x| {
             known_key(&project_org, &x.project_id, "project_id", "project")
         });
-        changed |= retain(&mut report, "groups", &mut d.groups, |g| {
-            known(&orgs, &g.org_id, "org_id", "organization")
-        });
+        changed |= retain(&mut report, "groups", &mut d.groups, |g| known(&orgs, &g.org_id, "org_id", "organization"));
         changed |= retain(&mut report, "roles", &mut d.roles, |r| match &r.org_id {
             Some(org) => known(&orgs, org, "org_id", "organization"),
             None => Ok(()),
@@ -368,13 +326,8 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         let roles: HashSet<String> = d.roles.iter().map(|(_, r)| r.id.clone()).collect();
         // Mentions of what is missing are dropped; the list's holder stays.
         for (i, g) in &mut d.groups {
-            changed |= drop_missing(
-                &mut report,
-                &format!("groups[{i}].member_users"),
-                &mut g.member_users,
-                &users,
-                "user",
-            );
+            changed |=
+                drop_missing(&mut report, &format!("groups[{i}].member_users"), &mut g.member_users, &users, "user");
             changed |= drop_missing(
                 &mut report,
                 &format!("groups[{i}].member_groups"),
@@ -384,13 +337,8 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
             );
         }
         for (i, r) in &mut d.roles {
-            changed |= drop_missing(
-                &mut report,
-                &format!("roles[{i}].member_roles"),
-                &mut r.member_roles,
-                &roles,
-                "role",
-            );
+            changed |=
+                drop_missing(&mut report, &format!("roles[{i}].member_roles"), &mut r.member_roles, &roles, "role");
         }
 
         let experiments: HashSet<&str> = d.experiments.iter().map(|(_, e)| e.id.as_str()).collect();
@@ -429,9 +377,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         }
     }
 
-    report
-        .0
-        .sort_by(|a, b| natural(&a.field).cmp(&natural(&b.field)));
+    report.0.sort_by(|a, b| natural(&a.field).cmp(&natural(&b.field)));
     let doc = PolicyDoc {
         organizations: strip(d.organizations),
         projects: strip(d.projects),
@@ -443,10 +389,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         acls: strip(d.acls),
         service_tokens: strip(d.service_tokens),
     };
-    Loaded {
-        policy: ValidPolicy(doc),
-        left_out: report.0,
-    }
+    Loaded { policy: ValidPolicy(doc), left_out: report.0 }
 }
 
 /// The entries without their positions.
@@ -454,62 +397,35 @@ fn strip<T>(v: Vec<(usize, T)>) -> Vec<T> {
     v.into_iter().map(|(_, e)| e).collect()
 }
 
-const ORDER: [&str; 9] = [
-    "organizations",
-    "projects",
-    "experiments",
-    "datasets",
-    "users",
-    "groups",
-    "roles",
-    "acls",
-    "service_tokens",
-];
+const ORDER: [&str; 9] =
+    ["organizations", "projects", "experiments", "datasets", "users", "groups", "roles", "acls", "service_tokens"];
 
 /// Sort key of a field path: collection in document order, then position.
 fn natural(field: &str) -> (usize, usize, String) {
     let (collection, rest) = field.split_once('[').unwrap_or((field, ""));
     let (index, tail) = rest.split_once(']').unwrap_or(("", rest));
-    let c = ORDER
-        .iter()
-        .position(|o| *o == collection)
-        .unwrap_or(ORDER.len());
+    let c = ORDER.iter().position(|o| *o == collection).unwrap_or(ORDER.len());
     (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
 }
 
 fn known(set: &HashSet<String>, id: &str, field: &str, what: &str) -> Result<(), String> {
-    if set.contains(id) {
-        Ok(())
-    } else {
-        Err(format!("{field}: unknown {what} '{id}'"))
-    }
+    if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
 }
 
 fn known_key<V>(map: &HashMap<String, V>, id: &str, field: &str, what: &str) -> Result<(), String> {
-    if map.contains_key(id) {
-        Ok(())
-    } else {
-        Err(format!("{field}: unknown {what} '{id}'"))
-    }
+    if map.contains_key(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
 }
 
 /// Removes the ids of `list` that `known` lacks, reporting each.
-fn drop_missing(
-    report: &mut Report,
-    at: &str,
-    list: &mut Vec<String>,
-    known: &HashSet<String>,
-    what: &str,
-) -> bool {
+fn drop_missing(report: &mut Report, at: &str, list: &mut Vec<String>, known: &HashSet<String>, what: &str) -> bool {
     let before = list.len();
     let mut j = 0;
     list.retain(|id| {
         let keep = known.contains(id);
         if !keep {
-            report.0.push(PolicyError {
-                field: format!("{at}[{j}]"),
-                message: format!("unknown {what} '{id}' (removed)"),
-            });
+            report
+                .0
+                .push(PolicyError { field: format!("{at}[{j}]"), message: format!("unknown {what} '{id}' (removed)") });
         }
         j += 1;
         keep
@@ -521,47 +437,24 @@ fn drop_missing(
 /// another organization than the entry itself (a system role, with no
 /// organization, may be named anywhere).
 fn cross_organization(report: &mut Report, d: &mut Indexed) {
-    let group_org: HashMap<String, String> = d
-        .groups
-        .iter()
-        .map(|(_, g)| (g.id.clone(), g.org_id.clone()))
-        .collect();
-    let role_org: HashMap<String, Option<String>> = d
-        .roles
-        .iter()
-        .map(|(_, r)| (r.id.clone(), r.org_id.clone()))
-        .collect();
-    let project_org: HashMap<&str, &str> = d
-        .projects
-        .iter()
-        .map(|(_, p)| (p.id.as_str(), p.org_id.as_str()))
-        .collect();
+    let group_org: HashMap<String, String> = d.groups.iter().map(|(_, g)| (g.id.clone(), g.org_id.clone())).collect();
+    let role_org: HashMap<String, Option<String>> =
+        d.roles.iter().map(|(_, r)| (r.id.clone(), r.org_id.clone())).collect();
+    let project_org: HashMap<&str, &str> = d.projects.iter().map(|(_, p)| (p.id.as_str(), p.org_id.as_str())).collect();
     let experiment_org: HashMap<String, String> = d
         .experiments
         .iter()
-        .filter_map(|(_, e)| {
-            Some((
-                e.id.clone(),
-                (*project_org.get(e.project_id.as_str())?).to_owned(),
-            ))
-        })
+        .filter_map(|(_, e)| Some((e.id.clone(), (*project_org.get(e.project_id.as_str())?).to_owned())))
         .collect();
     let dataset_org: HashMap<String, String> = d
         .datasets
         .iter()
-        .filter_map(|(_, x)| {
-            Some((
-                x.id.clone(),
-                (*project_org.get(x.project_id.as_str())?).to_owned(),
-            ))
-        })
+        .filter_map(|(_, x)| Some((x.id.clone(), (*project_org.get(x.project_id.as_str())?).to_owned())))
         .collect();
     let object_org = |t: ObjectType, id: &str| -> Option<String> {
         match t {
             ObjectType::Organization => Some(id.to_owned()),
-            ObjectType::Project | ObjectType::ProjectLog => {
-                project_org.get(id).map(|o| (*o).to_owned())
-            }
+            ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).map(|o| (*o).to_owned()),
             ObjectType::Experiment => experiment_org.get(id).cloned(),
             ObjectType::Dataset => dataset_org.get(id).cloned(),
             _ => None,
@@ -577,44 +470,26 @@ fn cross_organization(report: &mut Report, d: &mut Indexed) {
             if let Some(AclPrincipal::Group(g)) = a.principal()
                 && group_org.get(g).is_some_and(|o| *o != org)
             {
-                return Err(format!(
-                    "group_id: group '{g}' belongs to another organization than the object"
-                ));
+                return Err(format!("group_id: group '{g}' belongs to another organization than the object"));
             }
             if let Some(AclGrant::Role(r)) = a.grant()
-                && role_org
-                    .get(r)
-                    .is_some_and(|o| o.as_ref().is_some_and(|o| *o != org))
+                && role_org.get(r).is_some_and(|o| o.as_ref().is_some_and(|o| *o != org))
             {
-                return Err(format!(
-                    "role_id: role '{r}' belongs to another organization than the object"
-                ));
+                return Err(format!("role_id: role '{r}' belongs to another organization than the object"));
             }
             Ok(())
         })
         .collect();
     let mut verdicts = acl_verdicts.into_iter();
-    retain(report, "acls", &mut d.acls, |_| {
-        verdicts.next().unwrap_or(Ok(()))
-    });
+    retain(report, "acls", &mut d.acls, |_| verdicts.next().unwrap_or(Ok(())));
     retain(report, "groups", &mut d.groups, |g| {
-        match g
-            .member_groups
-            .iter()
-            .find(|h| group_org.get(h.as_str()).is_some_and(|o| *o != g.org_id))
-        {
-            Some(h) => Err(format!(
-                "member group '{h}' belongs to another organization"
-            )),
+        match g.member_groups.iter().find(|h| group_org.get(h.as_str()).is_some_and(|o| *o != g.org_id)) {
+            Some(h) => Err(format!("member group '{h}' belongs to another organization")),
             None => Ok(()),
         }
     });
     retain(report, "roles", &mut d.roles, |r| {
-        match r.member_roles.iter().find(|m| {
-            role_org
-                .get(m.as_str())
-                .is_some_and(|o| o.is_some() && *o != r.org_id)
-        }) {
+        match r.member_roles.iter().find(|m| role_org.get(m.as_str()).is_some_and(|o| o.is_some() && *o != r.org_id)) {
             Some(m) => Err(format!("member role '{m}' belongs to another organization")),
             None => Ok(()),
         }

@@ -16,26 +16,18 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn from_unix_ms(ms: i64) -> Self {
-        Timestamp {
-            secs: ms.div_euclid(1000),
-            nanos: ms.rem_euclid(1000) as u32 * 1_000_000,
-        }
+        Timestamp { secs: ms.div_euclid(1000), nanos: ms.rem_euclid(1000) as u32 * 1_000_000 }
     }
 
     /// Milliseconds since the Unix epoch, rounded down.
     pub fn unix_ms(self) -> i64 {
-        self.secs
-            .saturating_mul(1000)
-            .saturating_add(i64::from(self.nanos / 1_000_000))
+        self.secs.saturating_mul(1000).saturating_add(i64::from(self.nanos / 1_000_000))
     }
 
     /// Parses an RFC 3339 timestamp (`2026-12-31T00:00:00Z`).
     pub fn parse_rfc3339(s: &str) -> Result<Self, InvalidTimestamp> {
         chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Timestamp {
-                secs: t.timestamp(),
-                nanos: t.timestamp_subsec_nanos(),
-            })
+            .map(|t| Timestamp { secs: t.timestamp(), nanos: t.timestamp_subsec_nanos() })
             .map_err(|_| InvalidTimestamp(s.to_owned()))
     }
 
@@ -83,10 +75,7 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-12-31T00:00:00Z");
         let offset = Timestamp::parse_rfc3339("2026-12-31T01:00:00.250+01:00").unwrap();
         assert_eq!(offset.unix_ms(), 1_798_675_200_250);
-        assert_eq!(
-            serde_json::to_string(&offset).unwrap(),
-            "\"2026-12-31T00:00:00.250Z\""
-        );
+        assert_eq!(serde_json::to_string(&offset).unwrap(), "\"2026-12-31T00:00:00.250Z\"");
     }
 
     #[test]

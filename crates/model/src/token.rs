@@ -141,9 +141,7 @@ where
     };
     let well_formed = token.len() <= MAX_TOKEN_LEN
         && secret.len() >= MIN_SECRET_LEN
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !well_formed {
         return Err(BearerError::Malformed);
     }
@@ -155,10 +153,7 @@ pub fn generate() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("OS random number generator unavailable");
-    format!(
-        "{SERVICE_TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{SERVICE_TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 #[cfg(test)]
@@ -168,10 +163,8 @@ mod tests {
     const GOOD: &str = "bt-st-abcdefghijklmnopqrstuvwxyz012345";
 
     fn parse(v: &[&str]) -> Result<(&'static str, TokenKind), BearerError> {
-        let owned: Vec<&'static [u8]> = v
-            .iter()
-            .map(|s| &*Box::leak(s.as_bytes().to_vec().into_boxed_slice()))
-            .collect();
+        let owned: Vec<&'static [u8]> =
+            v.iter().map(|s| &*Box::leak(s.as_bytes().to_vec().into_boxed_slice())).collect();
         parse_authorization(owned)
     }
 
@@ -185,24 +178,12 @@ mod tests {
     #[test]
     fn rejects_every_malformed_shape() {
         assert_eq!(parse(&[]), Err(BearerError::Missing));
-        assert_eq!(
-            parse(&[&format!("Bearer {GOOD}"), &format!("Bearer {GOOD}")]),
-            Err(BearerError::Repeated)
-        );
+        assert_eq!(parse(&[&format!("Bearer {GOOD}"), &format!("Bearer {GOOD}")]), Err(BearerError::Repeated));
         assert_eq!(parse(&[GOOD]), Err(BearerError::NotBearer));
-        assert_eq!(
-            parse(&[&format!("Basic {GOOD}")]),
-            Err(BearerError::NotBearer)
-        );
-        assert_eq!(
-            parse(&["Bearer xx-abcdefghijklmnopqrstuvwxyz012345"]),
-            Err(BearerError::WrongPrefix)
-        );
+        assert_eq!(parse(&[&format!("Basic {GOOD}")]), Err(BearerError::NotBearer));
+        assert_eq!(parse(&["Bearer xx-abcdefghijklmnopqrstuvwxyz012345"]), Err(BearerError::WrongPrefix));
         assert_eq!(parse(&["Bearer bt-st-short"]), Err(BearerError::Malformed));
-        assert_eq!(
-            parse(&["Bearer bt-st-abcdefghijklmnopqrstuvwxyz01234!"]),
-            Err(BearerError::Malformed)
-        );
+        assert_eq!(parse(&["Bearer bt-st-abcdefghijklmnopqrstuvwxyz01234!"]), Err(BearerError::Malformed));
         assert_eq!(parse(&["Bearer "]), Err(BearerError::NotBearer));
     }
 

@@ -53,10 +53,7 @@ impl Permission {
 impl FromStr for Permission {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Permission::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownName(s.to_owned()))
+        Permission::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownName(s.to_owned()))
     }
 }
 
@@ -121,10 +118,7 @@ impl ObjectType {
 impl FromStr for ObjectType {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ObjectType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownName(s.to_owned()))
+        ObjectType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownName(s.to_owned()))
     }
 }
 
@@ -177,10 +171,7 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     pub fn new(object_type: ObjectType, id: impl Into<String>) -> Self {
-        ObjectRef {
-            object_type,
-            id: id.into(),
-        }
+        ObjectRef { object_type, id: id.into() }
     }
 }
 

@@ -42,23 +42,9 @@ const WEIGHTED_PERMISSIONS: [&str; 16] = [
     "update_acls",
     "delete_acls",
 ];
-const RESTRICT_TYPES: [&str; 7] = [
-    "experiment",
-    "project",
-    "dataset",
-    "project_log",
-    "organization",
-    "prompt",
-    "org_project",
-];
-const UNTRACKED_TYPES: [&str; 6] = [
-    "prompt",
-    "prompt_session",
-    "group",
-    "role",
-    "org_member",
-    "org_project",
-];
+const RESTRICT_TYPES: [&str; 7] =
+    ["experiment", "project", "dataset", "project_log", "organization", "prompt", "org_project"];
+const UNTRACKED_TYPES: [&str; 6] = ["prompt", "prompt_session", "group", "role", "org_member", "org_project"];
 const CIDR_POOL: [&str; 9] = [
     "10.0.0.0/8",
     "192.168.1.0/24",
@@ -91,14 +77,7 @@ const MALFORMED_TIMES: [&str; 7] = [
     "2025-06-15",
     "1750000000",
 ];
-const UNKNOWN_FIELDS: [&str; 6] = [
-    "restrict_object_types",
-    "deleted",
-    "extra",
-    "is_deleted",
-    "org",
-    "permissions_v2",
-];
+const UNKNOWN_FIELDS: [&str; 6] = ["restrict_object_types", "deleted", "extra", "is_deleted", "org", "permissions_v2"];
 
 // ---------------------------------------------------------------------------
 
@@ -209,10 +188,8 @@ impl Gen<'_> {
             dt.to_rfc3339_opts(SecondsFormat::Secs, true)
         } else if r < 95 {
             let offset = *self.t.pick(&[7200, -19800, 0, 3600 * 14]);
-            let tz = FixedOffset::east_opt(offset)
-                .unwrap_or(FixedOffset::east_opt(0).expect("zero offset"));
-            dt.with_timezone(&tz)
-                .to_rfc3339_opts(SecondsFormat::Millis, false)
+            let tz = FixedOffset::east_opt(offset).unwrap_or(FixedOffset::east_opt(0).expect("zero offset"));
+            dt.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Millis, false)
         } else {
             let later = dt + chrono::Duration::microseconds(500);
             later.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -234,11 +211,7 @@ impl Gen<'_> {
                 "role" => self.roles.iter().map(|g| g.0.clone()).collect(),
                 _ => vec![format!("{ty}-0"), format!("{ty}-1")],
             };
-            let id = if ids.is_empty() {
-                format!("{ty}-0")
-            } else {
-                self.t.pick(&ids).clone()
-            };
+            let id = if ids.is_empty() { format!("{ty}-0") } else { self.t.pick(&ids).clone() };
             return (ty.to_string(), id);
         }
         let kind = match r {
@@ -249,11 +222,8 @@ impl Gen<'_> {
             _ => "dataset",
         };
         for kind in [kind, "project", "organization"] {
-            let in_org: Vec<&(&str, String, String)> = self
-                .objects
-                .iter()
-                .filter(|o| o.0 == kind && org.is_none_or(|org| o.2 == org))
-                .collect();
+            let in_org: Vec<&(&str, String, String)> =
+                self.objects.iter().filter(|o| o.0 == kind && org.is_none_or(|org| o.2 == org)).collect();
             if !in_org.is_empty() {
                 let o = *self.t.pick(&in_org);
                 return (o.0.to_string(), o.1.clone());
@@ -264,10 +234,7 @@ impl Gen<'_> {
     }
 
     fn object_org(&self, object_type: &str, object_id: &str) -> Option<String> {
-        self.objects
-            .iter()
-            .find(|o| o.0 == object_type && o.1 == object_id)
-            .map(|o| o.2.clone())
+        self.objects.iter().find(|o| o.0 == object_type && o.1 == object_id).map(|o| o.2.clone())
     }
 
     fn deleted_at(&mut self, e: &mut Map<String, Value>) {
@@ -338,20 +305,13 @@ impl Gen<'_> {
 
     fn unknown_field(&mut self, e: &mut Map<String, Value>) {
         let key = *self.t.pick(&UNKNOWN_FIELDS);
-        let value = self
-            .t
-            .pick(&[json!(true), json!("experiment"), json!(1), Value::Null])
-            .clone();
+        let value = self.t.pick(&[json!(true), json!("experiment"), json!(1), Value::Null]).clone();
         e.insert(key.into(), value);
     }
 
     fn dangling(&mut self, kind: &str, e: &mut Map<String, Value>) {
         let push = |e: &mut Map<String, Value>, key: &str, id: &str| {
-            let mut list = e
-                .get(key)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let mut list = e.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
             list.push(json!(id));
             e.insert(key.into(), Value::Array(list));
         };
@@ -377,9 +337,7 @@ impl Gen<'_> {
                 }
             }
             "acls" => {
-                let key = *self
-                    .t
-                    .pick(&["object_id", "user_id", "group_id", "role_id"]);
+                let key = *self.t.pick(&["object_id", "user_id", "group_id", "role_id"]);
                 if e.contains_key(key) {
                     e.insert(key.into(), json!(format!("{key}-missing")));
                 } else {
@@ -447,17 +405,9 @@ impl Gen<'_> {
     }
 
     fn experiments_or_datasets(&mut self, kind: &'static str) -> Vec<Value> {
-        let (array, prefix, most) = if kind == "experiment" {
-            ("experiments", "e", 3)
-        } else {
-            ("datasets", "d", 2)
-        };
-        let projects: Vec<(String, String)> = self
-            .objects
-            .iter()
-            .filter(|o| o.0 == "project")
-            .map(|o| (o.1.clone(), o.2.clone()))
-            .collect();
+        let (array, prefix, most) = if kind == "experiment" { ("experiments", "e", 3) } else { ("datasets", "d", 2) };
+        let projects: Vec<(String, String)> =
+            self.objects.iter().filter(|o| o.0 == "project").map(|o| (o.1.clone(), o.2.clone())).collect();
         let mut out = Vec::new();
         let mut ids = Vec::new();
         for (pid, org) in projects {
@@ -524,28 +474,14 @@ impl Gen<'_> {
             let name = *self.t.pick(&["admins", "writers", "admins"]);
             let mut e = obj(json!({"id": id, "org_id": org, "name": name}));
             if self.t.chance(80) {
-                let members: Vec<String> = (0..self.t.below(3))
-                    .map(|_| self.t.pick(&self.users).clone())
-                    .collect();
+                let members: Vec<String> = (0..self.t.below(3)).map(|_| self.t.pick(&self.users).clone()).collect();
                 e.insert("member_users".into(), json!(members));
             }
             if self.t.chance(45) {
-                let same: Vec<String> = self
-                    .groups
-                    .iter()
-                    .filter(|g| g.1 == org)
-                    .map(|g| g.0.clone())
-                    .collect();
-                let mut members: Vec<String> = (0..1 + self.t.below(2))
-                    .map(|_| self.t.pick(&same).clone())
-                    .collect();
+                let same: Vec<String> = self.groups.iter().filter(|g| g.1 == org).map(|g| g.0.clone()).collect();
+                let mut members: Vec<String> = (0..1 + self.t.below(2)).map(|_| self.t.pick(&same).clone()).collect();
                 if self.bad(10) {
-                    let other: Vec<String> = self
-                        .groups
-                        .iter()
-                        .filter(|g| g.1 != org)
-                        .map(|g| g.0.clone())
-                        .collect();
+                    let other: Vec<String> = self.groups.iter().filter(|g| g.1 != org).map(|g| g.0.clone()).collect();
                     if !other.is_empty() {
                         members.push(self.t.pick(&other).clone());
                     }
@@ -612,17 +548,11 @@ impl Gen<'_> {
                 let mut members: Vec<String> = if allowed.is_empty() {
                     Vec::new()
                 } else {
-                    (0..1 + self.t.below(2))
-                        .map(|_| self.t.pick(&allowed).clone())
-                        .collect()
+                    (0..1 + self.t.below(2)).map(|_| self.t.pick(&allowed).clone()).collect()
                 };
                 if self.bad(10) {
-                    let other: Vec<String> = self
-                        .roles
-                        .iter()
-                        .filter(|r| r.1.is_some() && r.1 != org)
-                        .map(|r| r.0.clone())
-                        .collect();
+                    let other: Vec<String> =
+                        self.roles.iter().filter(|r| r.1.is_some() && r.1 != org).map(|r| r.0.clone()).collect();
                     if !other.is_empty() {
                         members.push(self.t.pick(&other).clone());
                     }
@@ -683,10 +613,7 @@ impl Gen<'_> {
                 }
             }
             if self.t.chance(15) {
-                e.insert(
-                    "_object_org_id".into(),
-                    json!(org.clone().unwrap_or_default()),
-                );
+                e.insert("_object_org_id".into(), json!(org.clone().unwrap_or_default()));
                 e.insert("created".into(), json!("2024-04-01T00:00:00Z"));
             }
             if self.bad(7) {
@@ -703,10 +630,7 @@ impl Gen<'_> {
         match self.t.below(8) {
             0 => {
                 // role_id with a restrict_object_type
-                let role = self
-                    .roles
-                    .first()
-                    .map_or("r-0".to_string(), |r| r.0.clone());
+                let role = self.roles.first().map_or("r-0".to_string(), |r| r.0.clone());
                 e.remove("permission");
                 e.insert("role_id".into(), json!(role));
                 e.insert("restrict_object_type".into(), json!("experiment"));
@@ -714,10 +638,7 @@ impl Gen<'_> {
             1 => {
                 // both principals
                 let u = self.t.pick(&self.users).clone();
-                let g = self
-                    .groups
-                    .first()
-                    .map_or("g-0".to_string(), |g| g.0.clone());
+                let g = self.groups.first().map_or("g-0".to_string(), |g| g.0.clone());
                 e.insert("user_id".into(), json!(u));
                 e.insert("group_id".into(), json!(g));
             }
@@ -726,10 +647,7 @@ impl Gen<'_> {
                 e.remove("group_id");
             }
             3 => {
-                let role = self
-                    .roles
-                    .first()
-                    .map_or("r-0".to_string(), |r| r.0.clone());
+                let role = self.roles.first().map_or("r-0".to_string(), |r| r.0.clone());
                 e.insert("permission".into(), json!("read"));
                 e.insert("role_id".into(), json!(role));
             }
@@ -746,9 +664,7 @@ impl Gen<'_> {
             }
             _ => {
                 // the misspelling that must not widen an org-level grant
-                let r = e
-                    .remove("restrict_object_type")
-                    .unwrap_or(json!("experiment"));
+                let r = e.remove("restrict_object_type").unwrap_or(json!("experiment"));
                 e.insert("restrict_object_types".into(), r);
             }
         }
@@ -768,10 +684,7 @@ impl Gen<'_> {
             };
             let (org, sa) = match &parent {
                 Some(p) if !self.t.chance(20) => (p.1.clone(), p.2.clone()),
-                _ => (
-                    self.t.pick(&self.orgs).clone(),
-                    self.t.pick(&self.users).clone(),
-                ),
+                _ => (self.t.pick(&self.orgs).clone(), self.t.pick(&self.users).clone()),
             };
             let name = *self.t.pick(&["ci", "deploy", "ci"]);
             let mut e = obj(json!({
@@ -833,11 +746,7 @@ impl Gen<'_> {
     }
 
     fn break_token(&mut self, e: &mut Map<String, Value>) {
-        let d = e
-            .get("token_sha256")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let d = e.get("token_sha256").and_then(Value::as_str).unwrap_or("").to_string();
         match self.t.below(8) {
             0 => {
                 e.insert("token_sha256".into(), json!(d.to_uppercase()));
@@ -852,23 +761,17 @@ impl Gen<'_> {
                 e.insert("scope".into(), json!({"grants": [{"object_type": "organization", "object_id": "org-0", "permissions": ["write"]}]}));
             }
             4 => {
-                let c = *self.t.pick(&[
-                    "10.0.0.0/33",
-                    "10.0.0.0",
-                    "banana/8",
-                    "2001:db8::/129",
-                    "10.0.0.0/-1",
-                ]);
+                let c = *self.t.pick(&["10.0.0.0/33", "10.0.0.0", "banana/8", "2001:db8::/129", "10.0.0.0/-1"]);
                 e.insert("scope".into(), json!({"client_cidrs": [c]}));
             }
             5 => {
-                e.insert(
-                    "scope".into(),
-                    json!({"grants": [{"object_type": "organization", "object_id": "org-0"}]}),
-                );
+                e.insert("scope".into(), json!({"grants": [{"object_type": "organization", "object_id": "org-0"}]}));
             }
             6 => {
-                e.insert("scope".into(), json!({"grants": [{"object_type": "projects", "object_id": "p-0", "permissions": ["read"]}]}));
+                e.insert(
+                    "scope".into(),
+                    json!({"grants": [{"object_type": "projects", "object_id": "p-0", "permissions": ["read"]}]}),
+                );
             }
             _ => {
                 e.insert("scope".into(), json!("read-only"));
@@ -889,9 +792,7 @@ impl Gen<'_> {
                         let perms: Vec<&str> = if self.t.chance(30) {
                             vec!["read"]
                         } else {
-                            (0..1 + self.t.below(3))
-                                .map(|_| self.weighted_permission())
-                                .collect()
+                            (0..1 + self.t.below(3)).map(|_| self.weighted_permission()).collect()
                         };
                         json!({"object_type": ty, "object_id": oid, "permissions": perms})
                     })
@@ -903,9 +804,7 @@ impl Gen<'_> {
             let cidrs: Vec<&str> = if self.t.chance(10) {
                 Vec::new()
             } else {
-                (0..1 + self.t.below(2))
-                    .map(|_| *self.t.pick(&CIDR_POOL))
-                    .collect()
+                (0..1 + self.t.below(2)).map(|_| *self.t.pick(&CIDR_POOL)).collect()
             };
             scope.insert("client_cidrs".into(), json!(cidrs));
         }
@@ -976,10 +875,7 @@ pub fn policy(t: &mut Tape, opts: &GenOptions) -> Value {
 }
 
 fn array<'a>(policy: &'a Value, key: &str) -> &'a [Value] {
-    policy
-        .get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+    policy.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
 fn cidrs_of(tok: &Value) -> Vec<&str> {
@@ -999,21 +895,11 @@ fn inside(t: &mut Tape, cidr: &str) -> Option<IpAddr> {
     let (net, len) = parse_cidr(cidr)?;
     Some(match net {
         IpAddr::V4(n) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            IpAddr::V4(Ipv4Addr::from(
-                (u32::from(n) & mask) | (t.next_u32() & !mask),
-            ))
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            IpAddr::V4(Ipv4Addr::from((u32::from(n) & mask) | (t.next_u32() & !mask)))
         }
         IpAddr::V6(n) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
             let mut host = 0u128;
             for _ in 0..4 {
                 host = (host << 32) | u128::from(t.next_u32());
@@ -1048,18 +934,10 @@ pub fn requests(t: &mut Tape, policy: &Value, n: usize, opts: &GenOptions) -> Ve
         {
             cidrs.extend(cidrs_of(parent));
         }
-        tokens.push((
-            d,
-            field(tok, "org_id"),
-            field(tok, "service_account_id"),
-            cidrs,
-        ));
+        tokens.push((d, field(tok, "org_id"), field(tok, "service_account_id"), cidrs));
     }
     let project_org = |pid: &str| {
-        array(policy, "projects")
-            .iter()
-            .find(|p| field(p, "id") == Some(pid))
-            .and_then(|p| field(p, "org_id"))
+        array(policy, "projects").iter().find(|p| field(p, "id") == Some(pid)).and_then(|p| field(p, "org_id"))
     };
     // (object_type, id, org, project)
     type Object<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
@@ -1084,11 +962,7 @@ pub fn requests(t: &mut Tape, policy: &Value, n: usize, opts: &GenOptions) -> Ve
         }
     }
     let acls = array(policy, "acls");
-    let find = |key: &str, id: &str| {
-        array(policy, key)
-            .iter()
-            .find(|e| field(e, "id") == Some(id))
-    };
+    let find = |key: &str, id: &str| array(policy, key).iter().find(|e| field(e, "id") == Some(id));
 
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -1096,10 +970,7 @@ pub fn requests(t: &mut Tape, policy: &Value, n: usize, opts: &GenOptions) -> Ve
         let mut aimed: Option<(String, String, String)> = None;
         if !acls.is_empty() && t.chance(50) {
             let acl = t.pick(acls);
-            let on = (
-                field(acl, "object_type").unwrap_or(""),
-                field(acl, "object_id").unwrap_or(""),
-            );
+            let on = (field(acl, "object_type").unwrap_or(""), field(acl, "object_id").unwrap_or(""));
             let under: Vec<&Object> = objects
                 .iter()
                 .filter(|o| {
@@ -1134,10 +1005,8 @@ pub fn requests(t: &mut Tape, policy: &Value, n: usize, opts: &GenOptions) -> Ve
                     .unwrap_or_default(),
                 _ => Vec::new(),
             };
-            let holders: Vec<&TokenInfo> = tokens
-                .iter()
-                .filter(|tok| tok.2.is_some_and(|sa| members.contains(&sa)))
-                .collect();
+            let holders: Vec<&TokenInfo> =
+                tokens.iter().filter(|tok| tok.2.is_some_and(|sa| members.contains(&sa))).collect();
             if !holders.is_empty() {
                 token = Some(*t.pick(&holders));
             } else if !tokens.is_empty() {
@@ -1162,32 +1031,18 @@ pub fn requests(t: &mut Tape, policy: &Value, n: usize, opts: &GenOptions) -> Ve
                     let ty = *t.pick(&UNTRACKED_TYPES);
                     (ty.to_string(), format!("{ty}-0"))
                 } else if r >= 91 || objects.is_empty() {
-                    let ty = *t.pick(&[
-                        "experiment",
-                        "project",
-                        "dataset",
-                        "organization",
-                        "project_log",
-                    ]);
+                    let ty = *t.pick(&["experiment", "project", "dataset", "organization", "project_log"]);
                     (ty.to_string(), format!("{ty}-missing"))
                 } else {
                     let org = token.and_then(|tok| tok.1);
                     let same: Vec<&Object> = objects.iter().filter(|o| o.2 == org).collect();
-                    let o = if !same.is_empty() && !t.chance(20) {
-                        **t.pick(&same)
-                    } else {
-                        *t.pick(&objects)
-                    };
+                    let o = if !same.is_empty() && !t.chance(20) { **t.pick(&same) } else { *t.pick(&objects) };
                     (o.0.to_string(), o.1.to_string())
                 };
                 (ty, id, t.pick(&WEIGHTED_PERMISSIONS).to_string())
             }
         };
-        let now_ms = if t.chance(20) {
-            NOW_MS + *t.pick(&[1, -1, HOUR, -HOUR, DAY, -DAY, 2])
-        } else {
-            NOW_MS
-        };
+        let now_ms = if t.chance(20) { NOW_MS + *t.pick(&[1, -1, HOUR, -HOUR, DAY, -DAY, 2]) } else { NOW_MS };
         let cidrs = token.map(|tok| tok.3.as_slice()).unwrap_or(&[]);
         let client_addr = if !cidrs.is_empty() && !t.chance(35) {
             let c = *t.pick(cidrs);
@@ -1195,14 +1050,7 @@ pub fn requests(t: &mut Tape, policy: &Value, n: usize, opts: &GenOptions) -> Ve
         } else {
             *t.pick(&ADDR_POOL)
         };
-        out.push(Request {
-            token_sha256,
-            object_type,
-            object_id,
-            permission,
-            now_ms,
-            client_addr,
-        });
+        out.push(Request { token_sha256, object_type, object_id, permission, now_ms, client_addr });
     }
     out
 }

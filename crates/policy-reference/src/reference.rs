@@ -32,17 +32,8 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// The top-level arrays of a policy file, in this order throughout.
-pub const ARRAYS: [&str; 9] = [
-    "organizations",
-    "projects",
-    "experiments",
-    "datasets",
-    "users",
-    "groups",
-    "roles",
-    "acls",
-    "service_tokens",
-];
+pub const ARRAYS: [&str; 9] =
+    ["organizations", "projects", "experiments", "datasets", "users", "groups", "roles", "acls", "service_tokens"];
 const ORG: usize = 0;
 const PROJECT: usize = 1;
 const EXPERIMENT: usize = 2;
@@ -53,16 +44,8 @@ const ROLE: usize = 6;
 const ACL: usize = 7;
 const TOKEN: usize = 8;
 
-pub const PERMISSIONS: [&str; 8] = [
-    "create",
-    "read",
-    "update",
-    "delete",
-    "create_acls",
-    "read_acls",
-    "update_acls",
-    "delete_acls",
-];
+pub const PERMISSIONS: [&str; 8] =
+    ["create", "read", "update", "delete", "create_acls", "read_acls", "update_acls", "delete_acls"];
 
 pub const OBJECT_TYPES: [&str; 11] = [
     "organization",
@@ -106,35 +89,15 @@ struct Shape {
 
 const SHAPES: [Shape; 9] = [
     Shape {
-        fields: &[
-            ("id", Ty::Str, R),
-            ("name", Ty::Str, R),
-            ("creator_grants", Ty::Bool, O),
-        ],
-        ignored: &[
-            "api_url",
-            "is_universal_api",
-            "proxy_url",
-            "realtime_url",
-            "created",
-        ],
+        fields: &[("id", Ty::Str, R), ("name", Ty::Str, R), ("creator_grants", Ty::Bool, O)],
+        ignored: &["api_url", "is_universal_api", "proxy_url", "realtime_url", "created"],
     },
     Shape {
-        fields: &[
-            ("id", Ty::Str, R),
-            ("org_id", Ty::Str, R),
-            ("name", Ty::Str, R),
-            ("deleted_at", Ty::Time, O),
-        ],
+        fields: &[("id", Ty::Str, R), ("org_id", Ty::Str, R), ("name", Ty::Str, R), ("deleted_at", Ty::Time, O)],
         ignored: &["created", "user_id", "settings", "description"],
     },
     Shape {
-        fields: &[
-            ("id", Ty::Str, R),
-            ("project_id", Ty::Str, R),
-            ("name", Ty::Str, R),
-            ("deleted_at", Ty::Time, O),
-        ],
+        fields: &[("id", Ty::Str, R), ("project_id", Ty::Str, R), ("name", Ty::Str, R), ("deleted_at", Ty::Time, O)],
         ignored: &[
             "created",
             "description",
@@ -149,27 +112,12 @@ const SHAPES: [Shape; 9] = [
         ],
     },
     Shape {
-        fields: &[
-            ("id", Ty::Str, R),
-            ("project_id", Ty::Str, R),
-            ("name", Ty::Str, R),
-            ("deleted_at", Ty::Time, O),
-        ],
+        fields: &[("id", Ty::Str, R), ("project_id", Ty::Str, R), ("name", Ty::Str, R), ("deleted_at", Ty::Time, O)],
         ignored: &["created", "description", "user_id", "metadata"],
     },
     Shape {
-        fields: &[
-            ("id", Ty::Str, R),
-            ("name", Ty::Str, O),
-            ("service_account", Ty::Bool, O),
-        ],
-        ignored: &[
-            "given_name",
-            "family_name",
-            "email",
-            "avatar_url",
-            "created",
-        ],
+        fields: &[("id", Ty::Str, R), ("name", Ty::Str, O), ("service_account", Ty::Bool, O)],
+        ignored: &["given_name", "family_name", "email", "avatar_url", "created"],
     },
     Shape {
         fields: &[
@@ -255,19 +203,11 @@ pub fn cidr_contains(s: &str, addr: IpAddr) -> bool {
     };
     match (net, addr) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -308,11 +248,9 @@ fn check_value(ty: Ty, v: &Value) -> Result<(), String> {
         Ty::IdList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         Ty::Permission => v.as_str().is_some_and(|s| PERMISSIONS.contains(&s)),
         Ty::ObjectType => v.as_str().is_some_and(|s| OBJECT_TYPES.contains(&s)),
-        Ty::Digest => v.as_str().is_some_and(|s| {
-            s.len() == 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        }),
+        Ty::Digest => v
+            .as_str()
+            .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))),
         Ty::Scope => return check_scope(v),
         Ty::MemberPermissions => {
             let Some(items) = v.as_array() else {
@@ -321,10 +259,7 @@ fn check_value(ty: Ty, v: &Value) -> Result<(), String> {
             for (i, item) in items.iter().enumerate() {
                 check_object(
                     item,
-                    &[
-                        ("permission", Ty::Permission, R),
-                        ("restrict_object_type", Ty::ObjectType, O),
-                    ],
+                    &[("permission", Ty::Permission, R), ("restrict_object_type", Ty::ObjectType, O)],
                     &[],
                 )
                 .map_err(|e| format!("[{i}]: {e}"))?;
@@ -332,11 +267,7 @@ fn check_value(ty: Ty, v: &Value) -> Result<(), String> {
             true
         }
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("bad value {v}"))
-    }
+    if ok { Ok(()) } else { Err(format!("bad value {v}")) }
 }
 
 fn check_scope(v: &Value) -> Result<(), String> {
@@ -353,20 +284,11 @@ fn check_scope(v: &Value) -> Result<(), String> {
                     return Err("grants is not an array".to_string());
                 };
                 for (i, g) in grants.iter().enumerate() {
-                    check_object(
-                        g,
-                        &[
-                            ("object_type", Ty::ObjectType, R),
-                            ("object_id", Ty::Str, R),
-                        ],
-                        &["permissions"],
-                    )
-                    .map_err(|e| format!("grants[{i}]: {e}"))?;
+                    check_object(g, &[("object_type", Ty::ObjectType, R), ("object_id", Ty::Str, R)], &["permissions"])
+                        .map_err(|e| format!("grants[{i}]: {e}"))?;
                     let perms = g.get("permissions").and_then(Value::as_array);
                     let Some(perms) = perms else {
-                        return Err(format!(
-                            "grants[{i}]: `permissions` missing or not an array"
-                        ));
+                        return Err(format!("grants[{i}]: `permissions` missing or not an array"));
                     };
                     for p in perms {
                         if !p.as_str().is_some_and(|s| PERMISSIONS.contains(&s)) {
@@ -398,13 +320,11 @@ fn check_scope(v: &Value) -> Result<(), String> {
 fn check_entry(kind: usize, e: &Value) -> Result<(), String> {
     check_object(e, SHAPES[kind].fields, SHAPES[kind].ignored)?;
     if kind == ACL {
-        let users =
-            usize::from(s(e, "user_id").is_some()) + usize::from(s(e, "group_id").is_some());
+        let users = usize::from(s(e, "user_id").is_some()) + usize::from(s(e, "group_id").is_some());
         if users != 1 {
             return Err("not exactly one of user_id/group_id".to_string());
         }
-        let grants =
-            usize::from(s(e, "permission").is_some()) + usize::from(s(e, "role_id").is_some());
+        let grants = usize::from(s(e, "permission").is_some()) + usize::from(s(e, "role_id").is_some());
         if grants != 1 {
             return Err("not exactly one of permission/role_id".to_string());
         }
@@ -428,11 +348,7 @@ fn id(e: &Value) -> &str {
 }
 
 fn list<'a>(e: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
-    e.get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+    e.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
 }
 
 fn deleted(e: &Value) -> bool {
@@ -469,11 +385,7 @@ pub fn load(policy: &Value) -> Result<Loaded<'_>, String> {
         };
         arrays[i] = items;
     }
-    let mut l = Loaded {
-        arrays,
-        keep: std::array::from_fn(|k| vec![false; arrays[k].len()]),
-        left_out: Vec::new(),
-    };
+    let mut l = Loaded { arrays, keep: std::array::from_fn(|k| vec![false; arrays[k].len()]), left_out: Vec::new() };
 
     // 1. Each entry on its own; 2. later duplicates of a well-formed id.
     for kind in 0..9 {
@@ -481,8 +393,7 @@ pub fn load(policy: &Value) -> Result<Loaded<'_>, String> {
             if let Err(why) = check_entry(kind, e) {
                 l.left_out.push((kind, i, why));
             } else if (0..i).any(|j| l.keep[kind][j] && id(&l.arrays[kind][j]) == id(e)) {
-                l.left_out
-                    .push((kind, i, format!("duplicate id {:?}", id(e))));
+                l.left_out.push((kind, i, format!("duplicate id {:?}", id(e))));
             } else {
                 l.keep[kind][i] = true;
             }
@@ -496,11 +407,7 @@ pub fn load(policy: &Value) -> Result<Loaded<'_>, String> {
             if let Some(mg) = l.find(GROUP, m)
                 && s(mg, "org_id") != s(g, "org_id")
             {
-                crossing.push((
-                    GROUP,
-                    i,
-                    format!("member group {m:?} is of another organization"),
-                ));
+                crossing.push((GROUP, i, format!("member group {m:?} is of another organization")));
                 break;
             }
         }
@@ -511,42 +418,27 @@ pub fn load(policy: &Value) -> Result<Loaded<'_>, String> {
                 && let Some(member_org) = s(mr, "org_id")
                 && Some(member_org) != s(r, "org_id")
             {
-                crossing.push((
-                    ROLE,
-                    i,
-                    format!("member role {m:?} is of another organization"),
-                ));
+                crossing.push((ROLE, i, format!("member role {m:?} is of another organization")));
                 break;
             }
         }
     }
     for (i, a) in l.entries(ACL) {
-        let Some(object_org) = l.object_org(
-            s(a, "object_type").unwrap_or(""),
-            s(a, "object_id").unwrap_or(""),
-        ) else {
+        let Some(object_org) = l.object_org(s(a, "object_type").unwrap_or(""), s(a, "object_id").unwrap_or("")) else {
             continue;
         };
         if let Some(gid) = s(a, "group_id")
             && let Some(g) = l.find(GROUP, gid)
             && s(g, "org_id") != Some(object_org)
         {
-            crossing.push((
-                ACL,
-                i,
-                format!("group {gid:?} is of another organization than the object"),
-            ));
+            crossing.push((ACL, i, format!("group {gid:?} is of another organization than the object")));
         }
         if let Some(rid) = s(a, "role_id")
             && let Some(r) = l.find(ROLE, rid)
             && let Some(role_org) = s(r, "org_id")
             && role_org != object_org
         {
-            crossing.push((
-                ACL,
-                i,
-                format!("role {rid:?} is of another organization than the object"),
-            ));
+            crossing.push((ACL, i, format!("role {rid:?} is of another organization than the object")));
         }
     }
     for (kind, i, why) in crossing {
@@ -582,10 +474,7 @@ pub fn load(policy: &Value) -> Result<Loaded<'_>, String> {
 impl<'a> Loaded<'a> {
     /// The loaded entries of one array, with their positions.
     fn entries(&self, kind: usize) -> impl Iterator<Item = (usize, &'a Value)> + '_ {
-        self.arrays[kind]
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| self.keep[kind][*i])
+        self.arrays[kind].iter().enumerate().filter(move |(i, _)| self.keep[kind][*i])
     }
 
     /// The loaded entry of this kind with this id.
@@ -601,14 +490,8 @@ impl<'a> Loaded<'a> {
             "organization" => self.find(ORG, object_id).and_then(|o| s(o, "id")),
             "project" | "project_log" => project_org(object_id),
             "experiment" | "dataset" => {
-                let kind = if object_type == "experiment" {
-                    EXPERIMENT
-                } else {
-                    DATASET
-                };
-                self.find(kind, object_id)
-                    .and_then(|x| s(x, "project_id"))
-                    .and_then(project_org)
+                let kind = if object_type == "experiment" { EXPERIMENT } else { DATASET };
+                self.find(kind, object_id).and_then(|x| s(x, "project_id")).and_then(project_org)
             }
             _ => None,
         }
@@ -626,10 +509,8 @@ impl<'a> Loaded<'a> {
         match kind {
             PROJECT | GROUP | ROLE => need(ORG, "org_id"),
             EXPERIMENT | DATASET => need(PROJECT, "project_id"),
-            ACL => need(USER, "user_id")
-                .or_else(|| need(GROUP, "group_id"))
-                .or_else(|| need(ROLE, "role_id"))
-                .or_else(|| {
+            ACL => need(USER, "user_id").or_else(|| need(GROUP, "group_id")).or_else(|| need(ROLE, "role_id")).or_else(
+                || {
                     let target = match s(e, "object_type")? {
                         "organization" => ORG,
                         "project" | "project_log" => PROJECT,
@@ -638,10 +519,11 @@ impl<'a> Loaded<'a> {
                         _ => return None,
                     };
                     need(target, "object_id")
-                }),
-            TOKEN => need(ORG, "org_id")
-                .or_else(|| need(USER, "service_account_id"))
-                .or_else(|| need(TOKEN, "parent_id")),
+                },
+            ),
+            TOKEN => {
+                need(ORG, "org_id").or_else(|| need(USER, "service_account_id")).or_else(|| need(TOKEN, "parent_id"))
+            }
             _ => None,
         }
     }
@@ -649,10 +531,8 @@ impl<'a> Loaded<'a> {
     /// The decision for one request.
     pub fn decide(&self, req: &Request) -> Outcome {
         // 1. Authenticate.
-        let token = self
-            .entries(TOKEN)
-            .map(|(_, t)| t)
-            .find(|t| s(t, "token_sha256") == Some(req.token_sha256.as_str()));
+        let token =
+            self.entries(TOKEN).map(|(_, t)| t).find(|t| s(t, "token_sha256") == Some(req.token_sha256.as_str()));
         let Some(token) = token else {
             return Outcome::Unauthenticated;
         };
@@ -687,10 +567,7 @@ impl<'a> Loaded<'a> {
         for t in &chain {
             let cidrs = non_null(t, "scope").and_then(|sc| non_null(sc, "client_cidrs"));
             if let Some(cidrs) = cidrs.and_then(Value::as_array) {
-                let inside = cidrs
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|c| cidr_contains(c, req.client_addr));
+                let inside = cidrs.iter().filter_map(Value::as_str).any(|c| cidr_contains(c, req.client_addr));
                 if !inside {
                     return Outcome::ClientAddressDenied;
                 }
@@ -711,9 +588,7 @@ impl<'a> Loaded<'a> {
         let acl_allows = self.acl_allows(user, &ancestry, &req.permission, &req.object_type);
 
         // 5. Scopes of the token and all its parents.
-        let scope_passes = chain
-            .iter()
-            .all(|t| scope_passes(t, &ancestry, &req.permission));
+        let scope_passes = chain.iter().all(|t| scope_passes(t, &ancestry, &req.permission));
 
         // 6.
         match (acl_allows, scope_passes) {
@@ -726,11 +601,7 @@ impl<'a> Loaded<'a> {
     /// The requested object and its ancestors as (object_type, object_id),
     /// or None when the object is unknown (missing, deleted, in a deleted
     /// project, or of an untracked type).
-    fn ancestry<'r>(
-        &self,
-        object_type: &'r str,
-        object_id: &'r str,
-    ) -> Option<Vec<(&'r str, &'r str)>>
+    fn ancestry<'r>(&self, object_type: &'r str, object_id: &'r str) -> Option<Vec<(&'r str, &'r str)>>
     where
         'a: 'r,
     {
@@ -750,37 +621,20 @@ impl<'a> Loaded<'a> {
                 Some(v)
             }
             "experiment" | "dataset" => {
-                let kind = if object_type == "experiment" {
-                    EXPERIMENT
-                } else {
-                    DATASET
-                };
+                let kind = if object_type == "experiment" { EXPERIMENT } else { DATASET };
                 let x = self.find(kind, object_id).filter(|x| !deleted(x))?;
                 let pid = s(x, "project_id")?;
                 let p = self.find(PROJECT, pid).filter(|p| !deleted(p))?;
                 let org = s(p, "org_id")?;
-                Some(vec![
-                    (object_type, object_id),
-                    ("project", pid),
-                    ("organization", org),
-                ])
+                Some(vec![(object_type, object_id), ("project", pid), ("organization", org)])
             }
             _ => None,
         }
     }
 
-    fn acl_allows(
-        &self,
-        user: &str,
-        ancestry: &[(&str, &str)],
-        permission: &str,
-        object_type: &str,
-    ) -> bool {
+    fn acl_allows(&self, user: &str, ancestry: &[(&str, &str)], permission: &str, object_type: &str) -> bool {
         self.entries(ACL).any(|(_, acl)| {
-            let on = (
-                s(acl, "object_type").unwrap_or(""),
-                s(acl, "object_id").unwrap_or(""),
-            );
+            let on = (s(acl, "object_type").unwrap_or(""), s(acl, "object_id").unwrap_or(""));
             if !ancestry.contains(&on) {
                 return false;
             }
@@ -824,13 +678,7 @@ impl<'a> Loaded<'a> {
 
     /// Whether the live role `rid` grants `permission` on an object of
     /// `object_type`, itself or through live member roles.
-    fn role_grants<'v>(
-        &self,
-        rid: &'v str,
-        permission: &str,
-        object_type: &str,
-        visited: &mut HashSet<&'v str>,
-    ) -> bool
+    fn role_grants<'v>(&self, rid: &'v str, permission: &str, object_type: &str, visited: &mut HashSet<&'v str>) -> bool
     where
         'a: 'v,
     {
@@ -846,26 +694,17 @@ impl<'a> Loaded<'a> {
             .into_iter()
             .flatten()
             .any(|mp| s(mp, "permission") == Some(permission) && restrict_allows(mp, object_type));
-        direct
-            || list(r, "member_roles")
-                .any(|m| self.role_grants(m, permission, object_type, visited))
+        direct || list(r, "member_roles").any(|m| self.role_grants(m, permission, object_type, visited))
     }
 
     /// The entries left out, named like `acls[3]: ...`.
     pub fn left_out(&self) -> Vec<String> {
-        self.left_out
-            .iter()
-            .map(|(k, i, why)| format!("{}[{i}]: {why}", ARRAYS[*k]))
-            .collect()
+        self.left_out.iter().map(|(k, i, why)| format!("{}[{i}]: {why}", ARRAYS[*k])).collect()
     }
 
     /// Whether entry `index` of the top-level array `array` was loaded.
     pub fn is_loaded(&self, array: &str, index: usize) -> bool {
-        ARRAYS
-            .iter()
-            .position(|a| *a == array)
-            .and_then(|k| self.keep[k].get(index).copied())
-            .unwrap_or(false)
+        ARRAYS.iter().position(|a| *a == array).and_then(|k| self.keep[k].get(index).copied()).unwrap_or(false)
     }
 }
 
@@ -884,10 +723,7 @@ fn scope_passes(token: &Value, ancestry: &[(&str, &str)], permission: &str) -> b
         return true;
     };
     grants.iter().any(|g| {
-        let on = (
-            s(g, "object_type").unwrap_or(""),
-            s(g, "object_id").unwrap_or(""),
-        );
+        let on = (s(g, "object_type").unwrap_or(""), s(g, "object_id").unwrap_or(""));
         ancestry.contains(&on) && list(g, "permissions").any(|p| p == permission)
     })
 }

@@ -7,22 +7,10 @@ use loggate_policy_reference::{GenOptions, Outcome};
 use std::collections::HashMap;
 
 const ALL_OPTIONS: [GenOptions; 4] = [
-    GenOptions {
-        scopes: false,
-        invalid_entries: false,
-    },
-    GenOptions {
-        scopes: true,
-        invalid_entries: false,
-    },
-    GenOptions {
-        scopes: false,
-        invalid_entries: true,
-    },
-    GenOptions {
-        scopes: true,
-        invalid_entries: true,
-    },
+    GenOptions { scopes: false, invalid_entries: false },
+    GenOptions { scopes: true, invalid_entries: false },
+    GenOptions { scopes: false, invalid_entries: true },
+    GenOptions { scopes: true, invalid_entries: true },
 ];
 
 #[test]
@@ -51,10 +39,7 @@ fn deterministic_for_a_tape() {
             let pa = policy(&mut a, &opts);
             let pb = policy(&mut b, &opts);
             assert_eq!(pa, pb);
-            assert_eq!(
-                requests(&mut a, &pa, 40, &opts),
-                requests(&mut b, &pb, 40, &opts)
-            );
+            assert_eq!(requests(&mut a, &pa, 40, &opts), requests(&mut b, &pb, 40, &opts));
             assert_eq!(a.position(), b.position());
         }
     }
@@ -66,13 +51,7 @@ fn an_empty_tape_gives_the_smallest_valid_policy() {
         let mut t = Tape::new(Vec::new());
         let p = policy(&mut t, &opts);
         assert!(explain_invalid(&p).is_empty(), "{:?}", explain_invalid(&p));
-        for key in [
-            "organizations",
-            "projects",
-            "users",
-            "acls",
-            "service_tokens",
-        ] {
+        for key in ["organizations", "projects", "users", "acls", "service_tokens"] {
             assert_eq!(p[key].as_array().map(Vec::len), Some(1), "{key}: {p}");
         }
         let reqs = requests(&mut t, &p, 5, &opts);
@@ -100,9 +79,8 @@ fn policies_stay_small() {
         for seed in 0..300 {
             let mut t = Tape::from_seed(seed, 4000);
             let p = policy(&mut t, &opts);
-            let entries: usize = p.as_object().map_or(0, |o| {
-                o.values().filter_map(|v| v.as_array()).map(Vec::len).sum()
-            });
+            let entries: usize =
+                p.as_object().map_or(0, |o| o.values().filter_map(|v| v.as_array()).map(Vec::len).sum());
             most = most.max(entries);
         }
     }
@@ -110,11 +88,7 @@ fn policies_stay_small() {
     assert!(most <= 80, "{most}");
 }
 
-fn tally(
-    opts: &GenOptions,
-    tapes: u64,
-    per_policy: usize,
-) -> (HashMap<Outcome, usize>, usize, usize) {
+fn tally(opts: &GenOptions, tapes: u64, per_policy: usize) -> (HashMap<Outcome, usize>, usize, usize) {
     let mut mix: HashMap<Outcome, usize> = HashMap::new();
     let mut left_out = 0;
     let mut not_policies = 0;
@@ -151,26 +125,15 @@ fn every_outcome_over_a_few_hundred_tapes() {
         let expected: &[Outcome] = if opts.scopes {
             &Outcome::ALL
         } else {
-            &[
-                Outcome::Allow,
-                Outcome::Unauthenticated,
-                Outcome::UnknownObject,
-                Outcome::PermissionDenied,
-            ]
+            &[Outcome::Allow, Outcome::Unauthenticated, Outcome::UnknownObject, Outcome::PermissionDenied]
         };
         for o in expected {
             assert!(mix.get(o).copied().unwrap_or(0) > 0, "{opts:?}: no {o:?}");
         }
         if !opts.scopes {
-            assert!(
-                !mix.contains_key(&Outcome::ScopeDenied)
-                    && !mix.contains_key(&Outcome::ClientAddressDenied)
-            );
+            assert!(!mix.contains_key(&Outcome::ScopeDenied) && !mix.contains_key(&Outcome::ClientAddressDenied));
         }
-        assert!(
-            mix[&Outcome::Allow] * 25 >= total,
-            "{opts:?}: Allow under 4%"
-        );
+        assert!(mix[&Outcome::Allow] * 25 >= total, "{opts:?}: Allow under 4%");
         if opts.invalid_entries {
             assert!(left_out > 0 && not_policies > 0);
         } else {

@@ -29,13 +29,7 @@ pub(super) struct ProtocolError(pub &'static str);
 /// Appends the request head. `headers` must not frame the body: any
 /// Content-Length or Transfer-Encoding in them is left out and the length
 /// of the (whole, in-memory) body is written instead.
-pub(super) fn encode_head(
-    method: &Method,
-    target: &str,
-    headers: &HeaderMap,
-    body_len: usize,
-    out: &mut Vec<u8>,
-) {
+pub(super) fn encode_head(method: &Method, target: &str, headers: &HeaderMap, body_len: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
@@ -72,10 +66,7 @@ pub(super) struct Head {
 
 /// Parses the final response head at the front of `buf` and removes it
 /// (interim 1xx heads are dropped on the way); `None` until it is whole.
-pub(super) fn parse_head(
-    buf: &mut BytesMut,
-    method: &Method,
-) -> Result<Option<Head>, ProtocolError> {
+pub(super) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ProtocolError> {
     loop {
         let Some(head) = parse_one(buf, method)? else {
             return Ok(None);
@@ -91,11 +82,8 @@ pub(super) fn parse_head(
 fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ProtocolError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut response,
-        buf,
-        &mut slots,
-    ) {
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
             return Err(ProtocolError("response head too large"));
@@ -106,21 +94,15 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Protoc
         }
         Err(_) => return Err(ProtocolError("malformed response head")),
     };
-    let status = StatusCode::from_u16(response.code.unwrap_or(0))
-        .map_err(|_| ProtocolError("invalid status code"))?;
-    let version = if response.version == Some(0) {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
+    let status = StatusCode::from_u16(response.code.unwrap_or(0)).map_err(|_| ProtocolError("invalid status code"))?;
+    let version = if response.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
     // The head is copied out whole (one allocation) and the header values
     // share it, rather than pinning the connection's read buffer.
     let bytes = Bytes::copy_from_slice(&buf[..len]);
     // Room for the few headers the gateway adds (request id) without a rehash.
     let mut headers = HeaderMap::with_capacity(response.headers.len() + 4);
     for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| ProtocolError("invalid header name"))?;
+        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| ProtocolError("invalid header name"))?;
         let start = offset_of(buf, field.value);
         let value = HeaderValue::from_maybe_shared(bytes.slice(start..start + field.value.len()))
             .map_err(|_| ProtocolError("invalid header value"))?;
@@ -128,13 +110,7 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Protoc
     }
     buf.advance(len);
     let (framing, reusable) = framing_of(method, status, version, &headers)?;
-    Ok(Some(Head {
-        status,
-        version,
-        headers,
-        framing,
-        reusable,
-    }))
+    Ok(Some(Head { status, version, headers, framing, reusable }))
 }
 
 /// Where `part` (a slice of `buf`) starts in it.
@@ -154,36 +130,25 @@ fn framing_of(
         Version::HTTP_11 => !has_token(headers, header::CONNECTION, "close"),
         _ => has_token(headers, header::CONNECTION, "keep-alive"),
     };
-    if *method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Length(0), keep_alive));
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
         // A length beside it is ignored, and the connection not trusted again.
         let reusable = keep_alive && !headers.contains_key(header::CONTENT_LENGTH);
         return Ok(match last_token(headers, header::TRANSFER_ENCODING) {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => {
-                (Framing::Chunked(Chunked::default()), reusable)
-            }
+            Some(coding) if coding.eq_ignore_ascii_case("chunked") => (Framing::Chunked(Chunked::default()), reusable),
             _ => (Framing::UntilClose, false),
         });
     }
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value
-            .to_str()
-            .map_err(|_| ProtocolError("invalid content-length"))?
-            .split(',')
-        {
+        for item in value.to_str().map_err(|_| ProtocolError("invalid content-length"))?.split(',') {
             let item = item.trim();
             if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ProtocolError("invalid content-length"));
             }
-            let n: u64 = item
-                .parse()
-                .map_err(|_| ProtocolError("invalid content-length"))?;
+            let n: u64 = item.parse().map_err(|_| ProtocolError("invalid content-length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(ProtocolError("conflicting content-length values"));
             }
@@ -197,12 +162,7 @@ fn framing_of(
 }
 
 fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(name)
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+    headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim)
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -242,9 +202,7 @@ impl Framing {
                 if buf.is_empty() {
                     return Ok(Step::NeedMore);
                 }
-                let n = usize::try_from(*remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(buf.len());
+                let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(buf.len());
                 *remaining -= n as u64;
                 Ok(Step::Data(take(buf, n)))
             }
@@ -267,13 +225,7 @@ impl Framing {
 
     /// The body is known to be complete without reading further.
     pub fn is_end(&self) -> bool {
-        matches!(
-            self,
-            Framing::Length(0)
-                | Framing::Chunked(Chunked {
-                    state: ChunkState::Done
-                })
-        )
+        matches!(self, Framing::Length(0) | Framing::Chunked(Chunked { state: ChunkState::Done }))
     }
 
     /// The body's exact remaining length, when known.
@@ -325,25 +277,15 @@ impl Chunked {
                         return Ok(Step::NeedMore);
                     };
                     let size = chunk_size(&line)?;
-                    self.state = if size == 0 {
-                        ChunkState::Trailers(0)
-                    } else {
-                        ChunkState::Data(size)
-                    };
+                    self.state = if size == 0 { ChunkState::Trailers(0) } else { ChunkState::Data(size) };
                 }
                 ChunkState::Data(remaining) => {
                     if buf.is_empty() {
                         return Ok(Step::NeedMore);
                     }
-                    let n = usize::try_from(remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(buf.len());
+                    let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
                     let left = remaining - n as u64;
-                    self.state = if left == 0 {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left)
-                    };
+                    self.state = if left == 0 { ChunkState::DataEnd } else { ChunkState::Data(left) };
                     return Ok(Step::Data(take(buf, n)));
                 }
                 ChunkState::DataEnd => {
@@ -360,11 +302,8 @@ impl Chunked {
                     let Some(line) = line(buf, MAX_TRAILERS.saturating_sub(seen))? else {
                         return Ok(Step::NeedMore);
                     };
-                    self.state = if line.is_empty() {
-                        ChunkState::Done
-                    } else {
-                        ChunkState::Trailers(seen + line.len() + 2)
-                    };
+                    self.state =
+                        if line.is_empty() { ChunkState::Done } else { ChunkState::Trailers(seen + line.len() + 2) };
                 }
                 ChunkState::Done => return Ok(Step::End),
             }
@@ -390,13 +329,11 @@ fn line(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, ProtocolErro
 fn chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     let rest = &line[digits..];
-    let rest_ok =
-        rest.is_empty() || rest.iter().find(|b| !matches!(b, b' ' | b'\t')) == Some(&b';');
+    let rest_ok = rest.is_empty() || rest.iter().find(|b| !matches!(b, b' ' | b'\t')) == Some(&b';');
     if digits == 0 || digits > 16 || !rest_ok {
         return Err(ProtocolError("invalid chunk size"));
     }
-    let text =
-        std::str::from_utf8(&line[..digits]).map_err(|_| ProtocolError("invalid chunk size"))?;
+    let text = std::str::from_utf8(&line[..digits]).map_err(|_| ProtocolError("invalid chunk size"))?;
     u64::from_str_radix(text, 16).map_err(|_| ProtocolError("invalid chunk size"))
 }
 
@@ -409,11 +346,7 @@ mod tests {
     }
 
     /// The whole body of `framing` fed from `wire` in pieces of `step` bytes.
-    fn body(
-        mut framing: Framing,
-        wire: &[u8],
-        step: usize,
-    ) -> Result<(Vec<u8>, usize), ProtocolError> {
+    fn body(mut framing: Framing, wire: &[u8], step: usize) -> Result<(Vec<u8>, usize), ProtocolError> {
         let (mut buf, mut out, mut fed) = (BytesMut::new(), Vec::new(), 0);
         loop {
             match framing.decode(&mut buf)? {
@@ -436,10 +369,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("up:8000"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         headers.append("x-a", HeaderValue::from_static("1"));
         headers.append("x-a", HeaderValue::from_static("2"));
         let mut out = Vec::new();
@@ -461,15 +391,9 @@ mod tests {
         }
         let mut buf = BytesMut::from(&wire[..]);
         let h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
-        assert_eq!(
-            (h.status, h.version, h.reusable),
-            (StatusCode::CREATED, Version::HTTP_11, true)
-        );
+        assert_eq!((h.status, h.version, h.reusable), (StatusCode::CREATED, Version::HTTP_11, true));
         assert_eq!(h.headers["content-type"], "application/json");
-        assert_eq!(
-            h.headers.get_all("x-a").iter().collect::<Vec<_>>(),
-            ["1", "2"]
-        );
+        assert_eq!(h.headers.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
         assert!(matches!(h.framing, Framing::Length(2)));
         assert_eq!(&buf[..], b"{}");
     }
@@ -480,15 +404,9 @@ mod tests {
         let h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
         assert_eq!(h.status, StatusCode::OK);
         assert!(!h.headers.contains_key("link") && buf.is_empty());
-        assert!(
-            head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2")
-                .unwrap()
-                .is_none()
-        );
+        assert!(head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2").unwrap().is_none());
         assert_eq!(
-            head(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n")
-                .unwrap_err()
-                .0,
+            head(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n").unwrap_err().0,
             "protocol upgrades are not supported"
         );
     }
@@ -497,80 +415,32 @@ mod tests {
     fn malformed_or_oversized_heads_are_errors() {
         for (wire, why) in [
             (&b"HTTP/1.1 abc OK\r\n\r\n"[..], "malformed response head"),
-            (
-                b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
-                "malformed response head",
-            ),
+            (b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n", "malformed response head"),
             (b"SMTP 200 OK\r\n\r\n", "malformed response head"),
-            (
-                b"HTTP/1.1 200 OK\r\ncontent-length: 2, 3\r\n\r\n",
-                "conflicting content-length values",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n",
-                "conflicting content-length values",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
-                "invalid content-length",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\ncontent-length: +1\r\n\r\n",
-                "invalid content-length",
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n",
-                "invalid content-length",
-            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2, 3\r\n\r\n", "conflicting content-length values"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n", "conflicting content-length values"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", "invalid content-length"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: +1\r\n\r\n", "invalid content-length"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n", "invalid content-length"),
         ] {
-            assert_eq!(
-                head(wire).unwrap_err().0,
-                why,
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
+            assert_eq!(head(wire).unwrap_err().0, why, "{}", String::from_utf8_lossy(wire));
         }
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
-        assert_eq!(
-            head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes())
-                .unwrap_err()
-                .0,
-            "too many header fields"
-        );
+        assert_eq!(head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).unwrap_err().0, "too many header fields");
         let long = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
-        assert_eq!(
-            head(long.as_bytes()).unwrap_err().0,
-            "response head too large"
-        );
+        assert_eq!(head(long.as_bytes()).unwrap_err().0, "response head too large");
     }
 
     #[test]
     fn framing_follows_rfc_9112() {
         let parsed = |method: Method, wire: &[u8]| {
-            let h = parse_head(&mut BytesMut::from(wire), &method)
-                .unwrap()
-                .unwrap();
+            let h = parse_head(&mut BytesMut::from(wire), &method).unwrap().unwrap();
             (format!("{:?}", h.framing), h.reusable)
         };
         let cases: [(Method, &[u8], &str, bool); 10] = [
-            (
-                Method::HEAD,
-                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
-                "Length(0)",
-                true,
-            ),
-            (
-                Method::GET,
-                b"HTTP/1.1 204 No Content\r\n\r\n",
-                "Length(0)",
-                true,
-            ),
-            (
-                Method::GET,
-                b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
-                "Length(0)",
-                true,
-            ),
+            (Method::HEAD, b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", "Length(0)", true),
+            (Method::GET, b"HTTP/1.1 204 No Content\r\n\r\n", "Length(0)", true),
+            (Method::GET, b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n", "Length(0)", true),
             (
                 Method::GET,
                 b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n",
@@ -583,25 +453,10 @@ mod tests {
                 "Chunked(Chunked { state: Size })",
                 false,
             ),
-            (
-                Method::GET,
-                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
-                "UntilClose",
-                false,
-            ),
+            (Method::GET, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n", "UntilClose", false),
             (Method::GET, b"HTTP/1.1 200 OK\r\n\r\n", "UntilClose", false),
-            (
-                Method::GET,
-                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\n",
-                "Length(3)",
-                false,
-            ),
-            (
-                Method::GET,
-                b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\n",
-                "Length(3)",
-                false,
-            ),
+            (Method::GET, b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\n", "Length(3)", false),
+            (Method::GET, b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\n", "Length(3)", false),
             (
                 Method::GET,
                 b"HTTP/1.0 200 OK\r\ncontent-length: 3, 3\r\nconnection: Keep-Alive\r\n\r\n",
@@ -610,12 +465,7 @@ mod tests {
             ),
         ];
         for (method, wire, framing, reusable) in cases {
-            assert_eq!(
-                parsed(method, wire),
-                (framing.to_owned(), reusable),
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
+            assert_eq!(parsed(method, wire), (framing.to_owned(), reusable), "{}", String::from_utf8_lossy(wire));
         }
     }
 
@@ -623,58 +473,29 @@ mod tests {
     fn bodies_decode_the_same_whatever_the_read_sizes() {
         let chunked = b"4;name=\"v\"\r\nabcd\r\n3 ; x\r\nefg\r\n10\r\n0123456789abcdef\r\n0\r\ntrailer: t\r\n\r\nNEXT";
         for step in 1..=chunked.len() {
-            let (body_out, left) =
-                body(Framing::Chunked(Chunked::default()), chunked, step).unwrap();
+            let (body_out, left) = body(Framing::Chunked(Chunked::default()), chunked, step).unwrap();
             assert_eq!(body_out, b"abcdefg0123456789abcdef", "step {step}");
             assert_eq!(left, 4, "the next message's bytes stay unread");
             let (body_out, left) = body(Framing::Length(5), b"hello!", step).unwrap();
             assert_eq!((&body_out[..], left), (&b"hello"[..], 1));
         }
         let big = vec![7u8; 3 * COPY_AT_MOST];
-        assert_eq!(
-            body(Framing::Length(big.len() as u64), &big, big.len())
-                .unwrap()
-                .0,
-            big
-        );
+        assert_eq!(body(Framing::Length(big.len() as u64), &big, big.len()).unwrap().0, big);
     }
 
     #[test]
     fn broken_chunking_is_an_error() {
-        for wire in [
-            &b"x\r\n"[..],
-            b"\r\n",
-            b"4\r\nabcdXY",
-            b"4 x\r\nabcd\r\n",
-            b"11111111111111111\r\n",
-            b"-1\r\n",
-        ] {
-            assert!(
-                body(Framing::Chunked(Chunked::default()), wire, 64).is_err(),
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
+        for wire in [&b"x\r\n"[..], b"\r\n", b"4\r\nabcdXY", b"4 x\r\nabcd\r\n", b"11111111111111111\r\n", b"-1\r\n"] {
+            assert!(body(Framing::Chunked(Chunked::default()), wire, 64).is_err(), "{}", String::from_utf8_lossy(wire));
         }
         let long_ext = format!("1;{}\r\na\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE));
         assert_eq!(
-            body(
-                Framing::Chunked(Chunked::default()),
-                long_ext.as_bytes(),
-                64
-            )
-            .unwrap_err()
-            .0,
+            body(Framing::Chunked(Chunked::default()), long_ext.as_bytes(), 64).unwrap_err().0,
             "chunk line or trailers too long"
         );
         let trailers = format!("0\r\n{}\r\n", "t: v\r\n".repeat(MAX_TRAILERS / 3));
         assert_eq!(
-            body(
-                Framing::Chunked(Chunked::default()),
-                trailers.as_bytes(),
-                4096
-            )
-            .unwrap_err()
-            .0,
+            body(Framing::Chunked(Chunked::default()), trailers.as_bytes(), 4096).unwrap_err().0,
             "chunk line or trailers too long"
         );
     }
@@ -685,10 +506,7 @@ mod tests {
         buf.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
         let start = buf.as_ptr();
         let mut h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
-        assert_eq!(
-            h.framing.decode(&mut buf).unwrap(),
-            Step::Data(Bytes::from_static(b"{}"))
-        );
+        assert_eq!(h.framing.decode(&mut buf).unwrap(), Step::Data(Bytes::from_static(b"{}")));
         assert!(h.framing.is_end() && buf.is_empty());
         // The same allocation takes the next answer: nothing else holds it.
         buf.reserve(8192);

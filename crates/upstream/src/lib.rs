@@ -77,20 +77,9 @@ pub struct SendError(pub String);
 impl H1Pool {
     pub fn new(host: &str, port: u16, max_idle: usize, connect_timeout: Duration) -> Self {
         // `Uri::host` keeps an IPv6 literal's brackets; a socket address does not want them.
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let idle = Arc::new(Idle {
-            conns: Mutex::new(Vec::new()),
-            max: max_idle,
-        });
-        H1Pool {
-            host,
-            port,
-            idle,
-            connect_timeout,
-        }
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let idle = Arc::new(Idle { conns: Mutex::new(Vec::new()), max: max_idle });
+        H1Pool { host, port, idle, connect_timeout }
     }
 
     /// Sends a request (`target` in origin form, `headers` with `Host` and
@@ -130,11 +119,7 @@ impl H1Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        Ok(Box::new(Conn {
-            stream,
-            read: BytesMut::new(),
-            write: Vec::new(),
-        }))
+        Ok(Box::new(Conn { stream, read: BytesMut::new(), write: Vec::new() }))
     }
 }
 
@@ -172,37 +157,16 @@ impl Idle {
     /// The response, with a body that reads the rest from `conn`. A body
     /// that came whole with the head frees the connection at once.
     fn attach(self: &Arc<Self>, head: Head, mut conn: Box<Conn>) -> Response<UpstreamBody> {
-        let Head {
-            status,
-            version,
-            headers,
-            mut framing,
-            reusable,
-        } = head;
+        let Head { status, version, headers, mut framing, reusable } = head;
         match framing.take_whole(&mut conn.read) {
             Some(data) => {
                 self.checkin(conn, reusable);
-                response(
-                    status,
-                    version,
-                    headers,
-                    UpstreamBody(Inner::Whole((!data.is_empty()).then_some(data))),
-                )
+                response(status, version, headers, UpstreamBody(Inner::Whole((!data.is_empty()).then_some(data))))
             }
             // Not all here yet: the body reads the rest.
             None => {
-                let streaming = Streaming {
-                    conn: Some(conn),
-                    framing,
-                    reusable,
-                    idle: self.clone(),
-                };
-                response(
-                    status,
-                    version,
-                    headers,
-                    UpstreamBody(Inner::Streaming(streaming)),
-                )
+                let streaming = Streaming { conn: Some(conn), framing, reusable, idle: self.clone() };
+                response(status, version, headers, UpstreamBody(Inner::Streaming(streaming)))
             }
         }
     }
@@ -254,10 +218,7 @@ impl Conn {
             Ok(n) => n,
             Err(e) => return Err(Unsent::Nothing(e)),
         };
-        self.stream
-            .write_all(&self.write[first..])
-            .await
-            .map_err(Unsent::Part)?;
+        self.stream.write_all(&self.write[first..]).await.map_err(Unsent::Part)?;
         if !inline {
             self.stream.write_all(body).await.map_err(Unsent::Part)?;
         }
@@ -267,17 +228,14 @@ impl Conn {
     async fn read_head(&mut self, method: &Method) -> Result<Head, SendError> {
         loop {
             if !self.read.is_empty()
-                && let Some(head) = codec::parse_head(&mut self.read, method)
-                    .map_err(|e| SendError(e.to_string()))?
+                && let Some(head) = codec::parse_head(&mut self.read, method).map_err(|e| SendError(e.to_string()))?
             {
                 return Ok(head);
             }
             make_room(&mut self.read);
             match self.stream.read_buf(&mut self.read).await {
                 Ok(0) => {
-                    return Err(SendError(
-                        "connection closed before the response head".into(),
-                    ));
+                    return Err(SendError("connection closed before the response head".into()));
                 }
                 Ok(_) => {}
                 Err(e) => return Err(SendError(format!("reading the response head: {e}"))),
@@ -341,11 +299,7 @@ impl Streaming {
                 Err(e) => return self.fail(e.into()),
             }
             make_room(&mut conn.read);
-            match ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut conn.stream),
-                cx,
-                &mut conn.read
-            )) {
+            match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.read)) {
                 Ok(0) if matches!(self.framing, Framing::UntilClose) => {
                     self.conn = None;
                     return Poll::Ready(None);
@@ -373,10 +327,7 @@ impl Streaming {
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            Inner::Whole(data) => f
-                .debug_tuple("Whole")
-                .field(&data.as_ref().map(Bytes::len))
-                .finish(),
+            Inner::Whole(data) => f.debug_tuple("Whole").field(&data.as_ref().map(Bytes::len)).finish(),
             Inner::Streaming(s) => f.debug_tuple("Streaming").field(&s.framing).finish(),
             Inner::Hyper(inner) => f.debug_tuple("Hyper").field(inner).finish(),
         }
@@ -387,10 +338,7 @@ impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.0 {
             Inner::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Inner::Streaming(streaming) => streaming.poll_frame(cx),
@@ -409,10 +357,7 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             Inner::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Inner::Streaming(s) => s
-                .framing
-                .remaining()
-                .map_or_else(SizeHint::default, SizeHint::with_exact),
+            Inner::Streaming(s) => s.framing.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
             Inner::Hyper(inner) => inner.size_hint(),
         }
     }
@@ -477,10 +422,7 @@ mod tests {
 
     async fn get(pool: &H1Pool, port: u16) -> Result<Response<UpstreamBody>, SendError> {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::HOST,
-            format!("127.0.0.1:{port}").parse().unwrap(),
-        );
+        headers.insert(http::header::HOST, format!("127.0.0.1:{port}").parse().unwrap());
         pool.send(&Method::GET, "/x", &headers, &Bytes::new()).await
     }
 
@@ -519,25 +461,14 @@ mod tests {
         let response = get(&pool, port).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         // The upstream's accept loop and its one connection; none for ours.
-        assert_eq!(
-            metrics.num_alive_tasks(),
-            2,
-            "no task for the client side of the connection"
-        );
-        assert_eq!(
-            &response.into_body().collect().await.unwrap().to_bytes()[..],
-            b"ok"
-        );
+        assert_eq!(metrics.num_alive_tasks(), 2, "no task for the client side of the connection");
+        assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
     }
 
     #[tokio::test]
     async fn a_body_arriving_in_pieces_is_read_whole_and_frees_its_connection() {
         for parts in [
-            vec![
-                &b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nab"[..],
-                b"cd",
-                b"ef",
-            ],
+            vec![&b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nab"[..], b"cd", b"ef"],
             vec![
                 &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"[..],
                 b"3\r\ndef\r\n",
@@ -551,11 +482,7 @@ mod tests {
                 // Each later piece wakes the reader through the connection it polls.
                 assert_eq!(&read_all(&pool, port).await[..], b"abcdef");
             }
-            assert_eq!(
-                accepted.load(Ordering::SeqCst),
-                1,
-                "one connection, reused after each whole body"
-            );
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused after each whole body");
         }
     }
 
@@ -564,11 +491,7 @@ mod tests {
         // Many frames, each read as the reader polls for it.
         let body: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
         let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
-        let (port, accepted) = scripted_upstream(
-            vec![Bytes::from(head), Bytes::from(body.clone())],
-            usize::MAX,
-        )
-        .await;
+        let (port, accepted) = scripted_upstream(vec![Bytes::from(head), Bytes::from(body.clone())], usize::MAX).await;
         let pool = pool_on(port);
         for _ in 0..2 {
             let response = get(&pool, port).await.unwrap();
@@ -586,21 +509,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_dropped_before_its_end_closes_its_connection() {
-        let (port, accepted) = upstream(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
-            usize::MAX,
-        )
-        .await;
+        let (port, accepted) = upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", usize::MAX).await;
         let pool = pool_on(port);
         for _ in 0..2 {
             let response = get(&pool, port).await.unwrap();
             drop(response);
         }
-        assert_eq!(
-            accepted.load(Ordering::SeqCst),
-            2,
-            "a half-read connection is never reused"
-        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a half-read connection is never reused");
     }
 
     #[tokio::test]
@@ -647,19 +562,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, "up".parse().unwrap());
         headers.insert(http::header::AUTHORIZATION, "Bearer t".parse().unwrap());
-        let response = pool
-            .send(
-                &Method::POST,
-                "/logs3?a=1",
-                &headers,
-                &Bytes::from_static(b"{\"rows\":[]}"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            &response.into_body().collect().await.unwrap().to_bytes()[..],
-            b"ok"
-        );
+        let response =
+            pool.send(&Method::POST, "/logs3?a=1", &headers, &Bytes::from_static(b"{\"rows\":[]}")).await.unwrap();
+        assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
         let wire = received.await.unwrap();
         assert_eq!(
             String::from_utf8(wire).unwrap(),
@@ -673,66 +578,37 @@ mod tests {
         let pool = pool_on(port);
         let first = get(&pool, port).await.unwrap();
         let second = get(&pool, port).await.unwrap();
-        assert_eq!(
-            accepted.load(Ordering::SeqCst),
-            1,
-            "the first answer's connection took the second request"
-        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "the first answer's connection took the second request");
         for response in [first, second] {
             assert_eq!(response.body().size_hint().exact(), Some(2));
-            assert_eq!(
-                &response.into_body().collect().await.unwrap().to_bytes()[..],
-                b"ok"
-            );
+            assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
         }
     }
 
     #[tokio::test]
     async fn answers_that_end_their_connection_are_read_whole_and_it_is_not_reused() {
         for (answer, body) in [
-            (
-                &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..],
-                &b"ok"[..],
-            ),
+            (&b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..], &b"ok"[..]),
             // Framed by the close itself; the upstream closes after one answer.
             (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", b"until the end"),
             (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok", b"ok"),
             // More than the framing said: the next answer would be garbage.
-            (
-                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA",
-                b"ok",
-            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA", b"ok"),
         ] {
             let (port, accepted) = upstream(answer, 1).await;
             let pool = pool_on(port);
             for _ in 0..2 {
-                assert_eq!(
-                    &read_all(&pool, port).await[..],
-                    body,
-                    "{}",
-                    String::from_utf8_lossy(answer)
-                );
+                assert_eq!(&read_all(&pool, port).await[..], body, "{}", String::from_utf8_lossy(answer));
             }
-            assert_eq!(
-                accepted.load(Ordering::SeqCst),
-                2,
-                "{}",
-                String::from_utf8_lossy(answer)
-            );
+            assert_eq!(accepted.load(Ordering::SeqCst), 2, "{}", String::from_utf8_lossy(answer));
         }
     }
 
     #[tokio::test]
     async fn a_broken_answer_is_a_send_error_and_the_next_request_gets_a_fresh_connection() {
         for (answer, error) in [
-            (
-                &b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..],
-                "invalid response: invalid content-length",
-            ),
-            (
-                b"garbage\r\n\r\n",
-                "invalid response: malformed response head",
-            ),
+            (&b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..], "invalid response: invalid content-length"),
+            (b"garbage\r\n\r\n", "invalid response: malformed response head"),
             (b"HTTP/1.1 20", "connection closed before the response head"),
             (b"", "connection closed before the response head"),
         ] {
@@ -752,17 +628,11 @@ mod tests {
         let pool = pool_on(port);
         let body = get(&pool, port).await.unwrap().into_body();
         let e = body.collect().await.unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "connection closed before the end of the body"
-        );
+        assert_eq!(e.to_string(), "connection closed before the end of the body");
     }
 
     #[test]
     fn ipv6_literals_lose_their_brackets() {
-        assert_eq!(
-            H1Pool::new("[::1]", 80, 1, Duration::from_secs(1)).host,
-            "::1"
-        );
+        assert_eq!(H1Pool::new("[::1]", 80, 1, Duration::from_secs(1)).host, "::1");
     }
 }

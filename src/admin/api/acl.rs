@@ -2,8 +2,8 @@
 //! content), `batch_update`, `list_org`.
 
 use super::{
-    ApiRequest, Fields, Filter, Query, bad, body_object, in_transaction, limit_sql, lock_name,
-    new_id, not_allowed, not_found, resolve_org, truncate, ts,
+    ApiRequest, Fields, Filter, Query, bad, body_object, in_transaction, limit_sql, lock_name, new_id, not_allowed,
+    not_found, resolve_org, truncate, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -12,7 +12,8 @@ use loggate_model::types::{ObjectType, Permission};
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 
-const COLUMNS: &str = "id, object_type, object_id, user_id, group_id, permission, role_id, restrict_object_type, object_org_id, created";
+const COLUMNS: &str =
+    "id, object_type, object_id, user_id, group_id, permission, role_id, restrict_object_type, object_org_id, created";
 
 fn to_json(r: &Row) -> Value {
     json!({
@@ -52,43 +53,27 @@ impl Item {
         let group_id = f.opt_nonempty("group_id")?;
         let permission = f.opt_enum::<Permission>("permission", "Permission")?;
         let role_id = f.opt_nonempty("role_id")?;
-        let restrict_object_type =
-            f.opt_enum::<ObjectType>("restrict_object_type", "AclObjectType")?;
+        let restrict_object_type = f.opt_enum::<ObjectType>("restrict_object_type", "AclObjectType")?;
         match (&user_id, &group_id) {
             (Some(_), Some(_)) => {
-                return Err(bad(
-                    f.field("group_id"),
-                    "exactly one of user_id and group_id is allowed; both are set",
-                ));
+                return Err(bad(f.field("group_id"), "exactly one of user_id and group_id is allowed; both are set"));
             }
             (None, None) => {
-                return Err(bad(
-                    f.field("user_id"),
-                    "exactly one of user_id and group_id is required",
-                ));
+                return Err(bad(f.field("user_id"), "exactly one of user_id and group_id is required"));
             }
             _ => {}
         }
         match (&permission, &role_id) {
             (Some(_), Some(_)) => {
-                return Err(bad(
-                    f.field("role_id"),
-                    "exactly one of permission and role_id is allowed; both are set",
-                ));
+                return Err(bad(f.field("role_id"), "exactly one of permission and role_id is allowed; both are set"));
             }
             (None, None) => {
-                return Err(bad(
-                    f.field("permission"),
-                    "exactly one of permission and role_id is required",
-                ));
+                return Err(bad(f.field("permission"), "exactly one of permission and role_id is required"));
             }
             _ => {}
         }
         if role_id.is_some() && restrict_object_type.is_some() {
-            return Err(bad(
-                f.field("restrict_object_type"),
-                "restrict_object_type cannot be set alongside role_id",
-            ));
+            return Err(bad(f.field("restrict_object_type"), "restrict_object_type cannot be set alongside role_id"));
         }
         Ok(Item {
             object_type,
@@ -117,10 +102,9 @@ impl Item {
         let field = |name: &str| format!("{}{name}", self.prefix);
         let id = &self.object_id;
         let org_sql = match self.object_type {
-            ObjectType::Organization
-            | ObjectType::OrgMember
-            | ObjectType::OrgProject
-            | ObjectType::OrgAuditLogs => Some("SELECT id FROM organizations WHERE id = $1"),
+            ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs => {
+                Some("SELECT id FROM organizations WHERE id = $1")
+            }
             ObjectType::Project | ObjectType::ProjectLog => {
                 Some("SELECT org_id FROM projects WHERE id = $1 AND deleted_at IS NULL")
             }
@@ -140,10 +124,7 @@ impl Item {
         let org = match org_sql {
             Some(sql) => {
                 let row = c.query_opt(sql, &[id]).await?.ok_or_else(|| {
-                    bad(
-                        field("object_id"),
-                        format!("unknown {} '{}'", self.object_type, truncate(id)),
-                    )
+                    bad(field("object_id"), format!("unknown {} '{}'", self.object_type, truncate(id)))
                 })?;
                 Some(row.get::<_, String>(0)).filter(|o| !o.is_empty())
             }
@@ -155,14 +136,9 @@ impl Item {
             ("role_id", "roles", &self.role_id),
         ] {
             if let Some(v) = value
-                && c.query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[v])
-                    .await?
-                    .is_none()
+                && c.query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[v]).await?.is_none()
             {
-                return Err(bad(
-                    field(name),
-                    format!("unknown {} '{}'", &name[..name.len() - 3], truncate(v)),
-                ));
+                return Err(bad(field(name), format!("unknown {} '{}'", &name[..name.len() - 3], truncate(v))));
             }
         }
         Ok(org)
@@ -179,15 +155,7 @@ impl Item {
                    AND restrict_object_type IS NOT DISTINCT FROM $7
                  ORDER BY created, id"
             ),
-            &[
-                &self.object_type.as_str(),
-                &self.object_id,
-                &u,
-                &g,
-                &p,
-                &r,
-                &t,
-            ],
+            &[&self.object_type.as_str(), &self.object_id, &u, &g, &p, &r, &t],
         )
         .await?)
     }
@@ -226,11 +194,7 @@ impl Item {
     }
 }
 
-pub async fn route(
-    pg: &PgStore,
-    req: &ApiRequest<'_>,
-    rest: &[&str],
-) -> Result<Value, GatewayError> {
+pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -243,37 +207,23 @@ pub async fn route(
             let body = body_object(&req.body)?;
             let item = Item::parse(&Fields::new(&body))?;
             let removed = in_transaction(pg, async |tx| item.remove(tx).await).await?;
-            removed
-                .into_iter()
-                .next()
-                .ok_or_else(|| GatewayError::NotFound("no such ACL".into()))
+            removed.into_iter().next().ok_or_else(|| GatewayError::NotFound("no such ACL".into()))
         }
         ["batch_update"] if m == Method::POST => batch_update(pg, &req.body).await,
         ["list_org"] if m == Method::GET || m == Method::POST => {
-            let body = if m == Method::POST {
-                body_object(&req.body)?
-            } else {
-                Default::default()
-            };
+            let body = if m == Method::POST { body_object(&req.body)? } else { Default::default() };
             list_org(pg, &req.query, &Fields::new(&body)).await
         }
         ["batch_update" | "list_org"] => Err(not_allowed(m)),
         [id] if m == Method::GET => {
             let conn = pg.conn().await?;
-            let row = conn
-                .query_opt(&format!("SELECT {COLUMNS} FROM acls WHERE id = $1"), &[id])
-                .await?;
+            let row = conn.query_opt(&format!("SELECT {COLUMNS} FROM acls WHERE id = $1"), &[id]).await?;
             conn.release();
             row.map(|r| to_json(&r)).ok_or_else(|| not_found("acl", id))
         }
         [id] if m == Method::DELETE => {
             let conn = pg.conn().await?;
-            let row = conn
-                .query_opt(
-                    &format!("DELETE FROM acls WHERE id = $1 RETURNING {COLUMNS}"),
-                    &[id],
-                )
-                .await?;
+            let row = conn.query_opt(&format!("DELETE FROM acls WHERE id = $1 RETURNING {COLUMNS}"), &[id]).await?;
             conn.release();
             row.map(|r| to_json(&r)).ok_or_else(|| not_found("acl", id))
         }
@@ -287,15 +237,10 @@ fn filters(f: &mut Filter, q: &Query) -> Result<(), GatewayError> {
     f.eq("user_id", q.get("user_id").map(str::to_owned));
     f.eq("group_id", q.get("group_id").map(str::to_owned));
     f.eq("role_id", q.get("role_id").map(str::to_owned));
-    f.eq(
-        "permission",
-        q.opt_enum::<Permission>("permission", "Permission")?
-            .map(|p| p.as_str().to_owned()),
-    );
+    f.eq("permission", q.opt_enum::<Permission>("permission", "Permission")?.map(|p| p.as_str().to_owned()));
     f.eq(
         "restrict_object_type",
-        q.opt_enum::<ObjectType>("restrict_object_type", "AclObjectType")?
-            .map(|t| t.as_str().to_owned()),
+        q.opt_enum::<ObjectType>("restrict_object_type", "AclObjectType")?.map(|t| t.as_str().to_owned()),
     );
     f.ids("id", q.all("ids"));
     Ok(())
@@ -314,11 +259,7 @@ async fn list(pg: &PgStore, q: &Query) -> Result<Value, GatewayError> {
     f.eq("object_type", Some(object_type.as_str().to_owned()));
     f.eq("object_id", Some(object_id.to_owned()));
     filters(&mut f, q)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM acls WHERE {} ORDER BY created, id{}",
-        f.sql(),
-        limit_sql(q.limit()?)
-    );
+    let sql = format!("SELECT {COLUMNS} FROM acls WHERE {} ORDER BY created, id{}", f.sql(), limit_sql(q.limit()?));
     let conn = pg.conn().await?;
     let rows = conn.query(&sql, &f.params()).await?;
     conn.release();
@@ -330,16 +271,9 @@ async fn list(pg: &PgStore, q: &Query) -> Result<Value, GatewayError> {
 /// or from a JSON body for `POST`.
 async fn list_org(pg: &PgStore, q: &Query, body: &Fields<'_>) -> Result<Value, GatewayError> {
     let mut pairs = Vec::new();
-    for key in [
-        "org_name",
-        "object_type",
-        "object_id",
-        "user_id",
-        "group_id",
-        "permission",
-        "restrict_object_type",
-        "role_id",
-    ] {
+    for key in
+        ["org_name", "object_type", "object_id", "user_id", "group_id", "permission", "restrict_object_type", "role_id"]
+    {
         if let Some(v) = body.opt_str(key)? {
             pairs.push((key.to_owned(), v));
         }
@@ -348,31 +282,17 @@ async fn list_org(pg: &PgStore, q: &Query, body: &Fields<'_>) -> Result<Value, G
         pairs.push(("ids".to_owned(), id));
     }
     if let Some(limit) = body.map.get("limit").filter(|v| !v.is_null()) {
-        pairs.push((
-            "limit".to_owned(),
-            limit
-                .as_u64()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "invalid".into()),
-        ));
+        pairs.push(("limit".to_owned(), limit.as_u64().map(|n| n.to_string()).unwrap_or_else(|| "invalid".into())));
     }
     let q = if pairs.is_empty() { q } else { &Query(pairs) };
     let conn = pg.conn().await?;
     let (org, _) = resolve_org(&*conn, q.get("org_name")).await?;
     let mut f = Filter::default();
     f.eq("object_org_id", Some(org));
-    f.eq(
-        "object_type",
-        q.opt_enum::<ObjectType>("object_type", "AclObjectType")?
-            .map(|t| t.as_str().to_owned()),
-    );
+    f.eq("object_type", q.opt_enum::<ObjectType>("object_type", "AclObjectType")?.map(|t| t.as_str().to_owned()));
     f.eq("object_id", q.get("object_id").map(str::to_owned));
     filters(&mut f, q)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM acls WHERE {} ORDER BY created, id{}",
-        f.sql(),
-        limit_sql(q.limit()?)
-    );
+    let sql = format!("SELECT {COLUMNS} FROM acls WHERE {} ORDER BY created, id{}", f.sql(), limit_sql(q.limit()?));
     let rows = conn.query(&sql, &f.params()).await?;
     conn.release();
     Ok(Value::Array(rows.iter().map(to_json).collect()))

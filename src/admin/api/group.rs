@@ -3,8 +3,8 @@
 //! delete.
 
 use super::{
-    ApiRequest, Fields, Filter, body_object, check_ids, existing_or_insert, in_transaction,
-    limit_sql, not_allowed, not_found, org_filter, resolve_org, ts,
+    ApiRequest, Fields, Filter, body_object, check_ids, existing_or_insert, in_transaction, limit_sql, not_allowed,
+    not_found, org_filter, resolve_org, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -32,9 +32,7 @@ fn to_json(r: &Row) -> Value {
 }
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
-    Ok(c.query_opt(&format!("{SELECT} WHERE g.id = $1"), &[&id])
-        .await?
-        .map(|r| to_json(&r)))
+    Ok(c.query_opt(&format!("{SELECT} WHERE g.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
 }
 
 async fn add_members(
@@ -56,11 +54,7 @@ async fn add_members(
     Ok(())
 }
 
-pub async fn route(
-    pg: &PgStore,
-    req: &ApiRequest<'_>,
-    rest: &[&str],
-) -> Result<Value, GatewayError> {
+pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -74,22 +68,8 @@ pub async fn route(
             in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
                 let id = existing_or_insert(tx, "groups", &org, &name, &description, async |id| {
-                    check_ids(
-                        tx,
-                        "users",
-                        &users,
-                        |i| format!("member_users[{i}]"),
-                        "user",
-                    )
-                    .await?;
-                    check_ids(
-                        tx,
-                        "groups",
-                        &groups,
-                        |i| format!("member_groups[{i}]"),
-                        "group",
-                    )
-                    .await?;
+                    check_ids(tx, "users", &users, |i| format!("member_users[{i}]"), "user").await?;
+                    check_ids(tx, "groups", &groups, |i| format!("member_groups[{i}]"), "group").await?;
                     add_members(tx, id, &users, &groups).await
                 })
                 .await?;
@@ -103,11 +83,7 @@ pub async fn route(
             f.eq("g.org_id", org_filter(&*conn, &req.query).await?);
             f.eq("g.name", req.query.get("group_name").map(str::to_owned));
             f.ids("g.id", req.query.all("ids"));
-            let sql = format!(
-                "{SELECT} WHERE {} ORDER BY g.created, g.id{}",
-                f.sql(),
-                limit_sql(req.query.limit()?)
-            );
+            let sql = format!("{SELECT} WHERE {} ORDER BY g.created, g.id{}", f.sql(), limit_sql(req.query.limit()?));
             let rows = conn.query(&sql, &f.params()).await?;
             conn.release();
             Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))
@@ -139,8 +115,11 @@ pub async fn route(
                 if body.contains_key("description") {
                     tx.execute("UPDATE groups SET description = $2 WHERE id = $1", &[id, &description]).await?;
                 }
-                tx.execute("DELETE FROM group_member_users WHERE group_id = $1 AND user_id = ANY ($2::text[])", &[id, &remove_users])
-                    .await?;
+                tx.execute(
+                    "DELETE FROM group_member_users WHERE group_id = $1 AND user_id = ANY ($2::text[])",
+                    &[id, &remove_users],
+                )
+                .await?;
                 tx.execute(
                     "DELETE FROM group_member_groups WHERE group_id = $1 AND member_group_id = ANY ($2::text[])",
                     &[id, &remove_groups],
@@ -154,8 +133,7 @@ pub async fn route(
         [id] if m == Method::DELETE => {
             in_transaction(pg, async |tx| {
                 let group = get(tx, id).await?.ok_or_else(|| not_found("group", id))?;
-                tx.execute("DELETE FROM groups WHERE id = $1", &[id])
-                    .await?;
+                tx.execute("DELETE FROM groups WHERE id = $1", &[id]).await?;
                 Ok(group)
             })
             .await

@@ -4,8 +4,8 @@
 //! gone for the API: their ids answer 404.
 
 use super::{
-    ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, lock_name, new_id,
-    not_allowed, not_found, org_filter, resolve_org, ts,
+    ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, lock_name, new_id, not_allowed, not_found,
+    org_filter, resolve_org, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -13,8 +13,7 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 
-const SELECT: &str =
-    "SELECT p.id, p.org_id, p.name, p.description, p.created, p.deleted_at FROM projects p";
+const SELECT: &str = "SELECT p.id, p.org_id, p.name, p.description, p.created, p.deleted_at FROM projects p";
 
 fn to_json(r: &Row) -> Value {
     json!({
@@ -28,25 +27,14 @@ fn to_json(r: &Row) -> Value {
     })
 }
 
-async fn get_live(
-    c: &impl GenericClient,
-    id: &str,
-    lock: bool,
-) -> Result<Option<Value>, GatewayError> {
+async fn get_live(c: &impl GenericClient, id: &str, lock: bool) -> Result<Option<Value>, GatewayError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    Ok(c.query_opt(
-        &format!("{SELECT} WHERE p.id = $1 AND p.deleted_at IS NULL{lock}"),
-        &[&id],
-    )
-    .await?
-    .map(|r| to_json(&r)))
+    Ok(c.query_opt(&format!("{SELECT} WHERE p.id = $1 AND p.deleted_at IS NULL{lock}"), &[&id])
+        .await?
+        .map(|r| to_json(&r)))
 }
 
-pub async fn route(
-    pg: &PgStore,
-    req: &ApiRequest<'_>,
-    rest: &[&str],
-) -> Result<Value, GatewayError> {
+pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -88,11 +76,7 @@ pub async fn route(
             f.eq("p.org_id", org_filter(&*conn, &req.query).await?);
             f.eq("p.name", req.query.get("project_name").map(str::to_owned));
             f.ids("p.id", req.query.all("ids"));
-            let sql = format!(
-                "{SELECT} WHERE {} ORDER BY p.created, p.id{}",
-                f.sql(),
-                limit_sql(req.query.limit()?)
-            );
+            let sql = format!("{SELECT} WHERE {} ORDER BY p.created, p.id{}", f.sql(), limit_sql(req.query.limit()?));
             let rows = conn.query(&sql, &f.params()).await?;
             conn.release();
             Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))
@@ -141,8 +125,7 @@ pub async fn route(
                 )
                 .await?;
             conn.release();
-            row.map(|r| to_json(&r))
-                .ok_or_else(|| not_found("project", id))
+            row.map(|r| to_json(&r)).ok_or_else(|| not_found("project", id))
         }
         [] | [_] => Err(not_allowed(m)),
         _ => Err(GatewayError::NotFound("no such admin API route".into())),

@@ -3,8 +3,8 @@
 //! roles), delete.
 
 use super::{
-    ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction,
-    limit_sql, not_allowed, not_found, org_filter, resolve_org, ts,
+    ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction, limit_sql,
+    not_allowed, not_found, org_filter, resolve_org, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -40,16 +40,11 @@ fn to_json(r: &Row) -> Value {
 }
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
-    Ok(c.query_opt(&format!("{SELECT} WHERE x.id = $1"), &[&id])
-        .await?
-        .map(|r| to_json(&r)))
+    Ok(c.query_opt(&format!("{SELECT} WHERE x.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
 }
 
 /// `[(permission, restrict_object_type)]` from a list of objects.
-fn permissions(
-    f: &Fields<'_>,
-    name: &str,
-) -> Result<(Vec<String>, Vec<Option<String>>), GatewayError> {
+fn permissions(f: &Fields<'_>, name: &str) -> Result<(Vec<String>, Vec<Option<String>>), GatewayError> {
     let mut out = (Vec::new(), Vec::new());
     for (i, m) in f.object_list(name)?.into_iter().enumerate() {
         let item = Fields::nested(m, format!("{name}[{i}]."));
@@ -84,11 +79,7 @@ async fn add_members(
     Ok(())
 }
 
-pub async fn route(
-    pg: &PgStore,
-    req: &ApiRequest<'_>,
-    rest: &[&str],
-) -> Result<Value, GatewayError> {
+pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -102,14 +93,7 @@ pub async fn route(
             in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
                 let id = existing_or_insert(tx, "roles", &org, &name, &description, async |id| {
-                    check_ids(
-                        tx,
-                        "roles",
-                        &roles,
-                        |i| format!("member_roles[{i}]"),
-                        "role",
-                    )
-                    .await?;
+                    check_ids(tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
                     add_members(tx, id, &perms, &roles).await
                 })
                 .await?;
@@ -126,11 +110,7 @@ pub async fn route(
             }
             f.eq("x.name", req.query.get("role_name").map(str::to_owned));
             f.ids("x.id", req.query.all("ids"));
-            let sql = format!(
-                "{SELECT} WHERE {} ORDER BY x.created, x.id{}",
-                f.sql(),
-                limit_sql(req.query.limit()?)
-            );
+            let sql = format!("{SELECT} WHERE {} ORDER BY x.created, x.id{}", f.sql(), limit_sql(req.query.limit()?));
             let rows = conn.query(&sql, &f.params()).await?;
             conn.release();
             Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))
@@ -168,8 +148,11 @@ pub async fn route(
                     &[id, &remove_perms.0, &remove_perms.1],
                 )
                 .await?;
-                tx.execute("DELETE FROM role_member_roles WHERE role_id = $1 AND member_role_id = ANY ($2::text[])", &[id, &remove_roles])
-                    .await?;
+                tx.execute(
+                    "DELETE FROM role_member_roles WHERE role_id = $1 AND member_role_id = ANY ($2::text[])",
+                    &[id, &remove_roles],
+                )
+                .await?;
                 add_members(tx, id, &add_perms, &add_roles).await?;
                 Ok(get(tx, id).await?.expect("locked"))
             })

@@ -8,8 +8,8 @@
 //! way to get one through the API).
 
 use super::{
-    ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, new_id, not_allowed,
-    not_found, org_filter, resolve_org, ts,
+    ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, new_id, not_allowed, not_found,
+    org_filter, resolve_org, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -18,8 +18,7 @@ use loggate_model::TokenDigest;
 use serde_json::{Value, json};
 use tokio_postgres::{GenericClient, Row};
 
-const SELECT: &str =
-    "SELECT t.id, t.created, t.name, t.preview_name, t.service_account_id, u.name, t.org_id
+const SELECT: &str = "SELECT t.id, t.created, t.name, t.preview_name, t.service_account_id, u.name, t.org_id
    FROM service_tokens t JOIN users u ON u.id = t.service_account_id";
 
 fn to_json(r: &Row) -> Value {
@@ -36,18 +35,13 @@ fn to_json(r: &Row) -> Value {
 }
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
-    Ok(c.query_opt(&format!("{SELECT} WHERE t.id = $1"), &[&id])
-        .await?
-        .map(|r| to_json(&r)))
+    Ok(c.query_opt(&format!("{SELECT} WHERE t.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
 }
 
 async fn delete(pg: &PgStore, id: &str) -> Result<Value, GatewayError> {
     in_transaction(pg, async |tx| {
-        let token = get(tx, id)
-            .await?
-            .ok_or_else(|| not_found("service_token", id))?;
-        tx.execute("DELETE FROM service_tokens WHERE id = $1", &[&id])
-            .await?;
+        let token = get(tx, id).await?.ok_or_else(|| not_found("service_token", id))?;
+        tx.execute("DELETE FROM service_tokens WHERE id = $1", &[&id]).await?;
         Ok(token)
     })
     .await
@@ -58,11 +52,7 @@ pub fn preview_name(token: &str) -> String {
     format!("{}…", token.chars().take(10).collect::<String>())
 }
 
-pub async fn route(
-    pg: &PgStore,
-    req: &ApiRequest<'_>,
-    rest: &[&str],
-) -> Result<Value, GatewayError> {
+pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
         [] if m == Method::POST => {
@@ -84,7 +74,11 @@ pub async fn route(
                     }
                     None => {
                         let id = new_id();
-                        tx.execute("INSERT INTO users (id, name, service_account) VALUES ($1, $2, true)", &[&id, &name]).await?;
+                        tx.execute(
+                            "INSERT INTO users (id, name, service_account) VALUES ($1, $2, true)",
+                            &[&id, &name],
+                        )
+                        .await?;
                         id
                     }
                 };
@@ -105,16 +99,9 @@ pub async fn route(
             let conn = pg.conn().await?;
             let mut f = Filter::default();
             f.eq("t.org_id", org_filter(&*conn, &req.query).await?);
-            f.eq(
-                "t.name",
-                req.query.get("service_token_name").map(str::to_owned),
-            );
+            f.eq("t.name", req.query.get("service_token_name").map(str::to_owned));
             f.ids("t.id", req.query.all("ids"));
-            let sql = format!(
-                "{SELECT} WHERE {} ORDER BY t.created, t.id{}",
-                f.sql(),
-                limit_sql(req.query.limit()?)
-            );
+            let sql = format!("{SELECT} WHERE {} ORDER BY t.created, t.id{}", f.sql(), limit_sql(req.query.limit()?));
             let rows = conn.query(&sql, &f.params()).await?;
             conn.release();
             Ok(json!({ "objects": rows.iter().map(to_json).collect::<Vec<_>>() }))
@@ -140,9 +127,6 @@ pub async fn route(
 mod tests {
     #[test]
     fn preview_is_the_first_ten_characters() {
-        assert_eq!(
-            super::preview_name("bt-st-abcdefghijklmnopqrstuvwxyz0123456789"),
-            "bt-st-abcd…"
-        );
+        assert_eq!(super::preview_name("bt-st-abcdefghijklmnopqrstuvwxyz0123456789"), "bt-st-abcd…");
     }
 }

@@ -15,13 +15,7 @@ pub struct Parsed<T>(pub T);
 impl<'a, T: FromStr> FromSql<'a> for Parsed<T> {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
         let s = <&str as FromSql>::from_sql(ty, raw)?;
-        s.parse().map(Parsed).map_err(|_| {
-            format!(
-                "unexpected value in a {} column",
-                std::any::type_name::<T>()
-            )
-            .into()
-        })
+        s.parse().map(Parsed).map_err(|_| format!("unexpected value in a {} column", std::any::type_name::<T>()).into())
     }
 
     fn accepts(ty: &Type) -> bool {

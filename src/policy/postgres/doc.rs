@@ -22,33 +22,12 @@ pub enum ImportError {
 
 /// Reads the whole policy in one REPEATABLE READ snapshot.
 pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
     let mut doc = PolicyDoc::default();
-    for r in tx
-        .query(
-            "SELECT id, name, creator_grants FROM organizations ORDER BY id",
-            &[],
-        )
-        .await?
-    {
-        doc.organizations.push(Organization {
-            id: r.get(0),
-            name: r.get(1),
-            creator_grants: r.get(2),
-        });
+    for r in tx.query("SELECT id, name, creator_grants FROM organizations ORDER BY id", &[]).await? {
+        doc.organizations.push(Organization { id: r.get(0), name: r.get(1), creator_grants: r.get(2) });
     }
-    for r in tx
-        .query(
-            "SELECT id, org_id, name, description, deleted_at FROM projects ORDER BY id",
-            &[],
-        )
-        .await?
-    {
+    for r in tx.query("SELECT id, org_id, name, description, deleted_at FROM projects ORDER BY id", &[]).await? {
         doc.projects.push(Project {
             id: r.get(0),
             org_id: r.get(1),
@@ -57,13 +36,7 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
             deleted_at: instant(r.get(4)),
         });
     }
-    for r in tx
-        .query(
-            "SELECT id, project_id, name, deleted_at FROM experiments ORDER BY id",
-            &[],
-        )
-        .await?
-    {
+    for r in tx.query("SELECT id, project_id, name, deleted_at FROM experiments ORDER BY id", &[]).await? {
         doc.experiments.push(Experiment {
             id: r.get(0),
             project_id: r.get(1),
@@ -71,13 +44,7 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
             deleted_at: instant(r.get(3)),
         });
     }
-    for r in tx
-        .query(
-            "SELECT id, project_id, name, deleted_at FROM datasets ORDER BY id",
-            &[],
-        )
-        .await?
-    {
+    for r in tx.query("SELECT id, project_id, name, deleted_at FROM datasets ORDER BY id", &[]).await? {
         doc.datasets.push(Dataset {
             id: r.get(0),
             project_id: r.get(1),
@@ -85,18 +52,8 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
             deleted_at: instant(r.get(3)),
         });
     }
-    for r in tx
-        .query(
-            "SELECT id, name, service_account FROM users ORDER BY id",
-            &[],
-        )
-        .await?
-    {
-        doc.users.push(User {
-            id: r.get(0),
-            name: r.get(1),
-            service_account: r.get(2),
-        });
+    for r in tx.query("SELECT id, name, service_account FROM users ORDER BY id", &[]).await? {
+        doc.users.push(User { id: r.get(0), name: r.get(1), service_account: r.get(2) });
     }
     let groups = tx
         .query(
@@ -183,10 +140,7 @@ pub(super) fn role_permissions(
     permissions
         .into_iter()
         .zip(restricts)
-        .map(|(p, t)| RolePermission {
-            permission: p.0,
-            restrict_object_type: t.map(|t| t.0),
-        })
+        .map(|(p, t)| RolePermission { permission: p.0, restrict_object_type: t.map(|t| t.0) })
         .collect()
 }
 
@@ -315,9 +269,7 @@ impl<'a> Rows<'a> {
             for p in &x.member_permissions {
                 r.role_perm.0.push(&x.id);
                 r.role_perm.1.push(p.permission.as_str());
-                r.role_perm
-                    .2
-                    .push(p.restrict_object_type.map(ObjectType::as_str));
+                r.role_perm.2.push(p.restrict_object_type.map(ObjectType::as_str));
             }
             for m in &x.member_roles {
                 r.role_roles[0].push(&x.id);
@@ -376,19 +328,12 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
          ON CONFLICT (id) DO UPDATE SET org_id = EXCLUDED.org_id, name = EXCLUDED.name,
              description = EXCLUDED.description, deleted_at = EXCLUDED.deleted_at",
-        &[
-            &r.project[0],
-            &r.project[1],
-            &r.project[2],
-            &r.project_description,
-            &r.project_deleted,
-        ],
+        &[&r.project[0], &r.project[1], &r.project[2], &r.project_description, &r.project_deleted],
     )
     .await?;
-    for (table, cols, deleted) in [
-        ("experiments", &r.experiment, &r.experiment_deleted),
-        ("datasets", &r.dataset, &r.dataset_deleted),
-    ] {
+    for (table, cols, deleted) in
+        [("experiments", &r.experiment, &r.experiment_deleted), ("datasets", &r.dataset, &r.dataset_deleted)]
+    {
         tx.execute(
             &format!(
                 "INSERT INTO {table} (id, project_id, name, deleted_at)
@@ -488,11 +433,7 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
     .await?;
     if replace {
         // Tokens first: a replaced token may reuse a digest of the file.
-        tx.execute(
-            "DELETE FROM service_tokens WHERE id NOT IN (SELECT unnest($1::text[]))",
-            &[&r.token[0]],
-        )
-        .await?;
+        tx.execute("DELETE FROM service_tokens WHERE id NOT IN (SELECT unnest($1::text[]))", &[&r.token[0]]).await?;
     }
     tx.execute(
         "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, expires_at, not_before)
@@ -514,17 +455,10 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
             ("users", &r.user[0]),
             ("organizations", &r.org[0]),
         ] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE id NOT IN (SELECT unnest($1::text[]))"),
-                &[ids],
-            )
-            .await?;
+            tx.execute(&format!("DELETE FROM {table} WHERE id NOT IN (SELECT unnest($1::text[]))"), &[ids]).await?;
         }
     }
-    let revision: i64 = tx
-        .query_one("SELECT revision FROM policy_revision WHERE singleton", &[])
-        .await?
-        .get(0);
+    let revision: i64 = tx.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?.get(0);
     tx.commit().await?;
     Ok(revision)
 }

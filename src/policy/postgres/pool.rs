@@ -34,12 +34,7 @@ pub struct Conn {
 impl Pool {
     pub fn new(config: Config, size: usize) -> Self {
         let home = tokio::runtime::Handle::try_current().ok();
-        Pool {
-            config,
-            idle: Arc::default(),
-            permits: Arc::new(Semaphore::new(size.max(1))),
-            home,
-        }
+        Pool { config, idle: Arc::default(), permits: Arc::new(Semaphore::new(size.max(1))), home }
     }
 
     pub fn config(&self) -> &Config {
@@ -48,12 +43,7 @@ impl Pool {
 
     /// A live connection: an idle one, or a new one.
     pub async fn get(&self) -> Result<Conn, tokio_postgres::Error> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("pool semaphore is never closed");
+        let permit = self.permits.clone().acquire_owned().await.expect("pool semaphore is never closed");
         let reused = {
             let mut idle = self.idle.lock();
             let mut found = None;
@@ -77,11 +67,7 @@ impl Pool {
             }
             (None, None) => connect(&self.config).await?,
         };
-        Ok(Conn {
-            client: Some(client),
-            idle: self.idle.clone(),
-            _permit: permit,
-        })
+        Ok(Conn { client: Some(client), idle: self.idle.clone(), _permit: permit })
     }
 }
 

@@ -10,9 +10,7 @@ use super::doc::{acl, role_permissions};
 use chrono::{DateTime, Utc};
 use loggate_authz::Principal;
 use loggate_model::Timestamp;
-use loggate_model::doc::{
-    Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, User,
-};
+use loggate_model::doc::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, User};
 use loggate_model::types::{ObjectRef, ObjectType};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::{Client, Error};
@@ -28,15 +26,8 @@ struct Located {
 /// Loads the slice for `(principal, object)`. An unknown object (or a type
 /// the policy does not describe) gives a document without it, which the
 /// evaluator denies as unknown.
-pub async fn load(
-    client: &Client,
-    principal: &Principal,
-    object: &ObjectRef,
-) -> Result<PolicyDoc, Error> {
-    let (located, edges) = tokio::try_join!(
-        locate(client, object),
-        group_edges(client, &principal.user_id)
-    )?;
+pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) -> Result<PolicyDoc, Error> {
+    let (located, edges) = tokio::try_join!(locate(client, object), group_edges(client, &principal.user_id))?;
     let Some(located) = located else {
         return Ok(PolicyDoc::default());
     };
@@ -71,26 +62,13 @@ pub async fn load(
             }
         });
     };
-    for GroupRow {
-        group: g,
-        member: child,
-        ..
-    } in &edges
-    {
+    for GroupRow { group: g, member: child, .. } in &edges {
         group(&mut groups, g);
         match child {
-            None => groups
-                .get_mut(g)
-                .expect("inserted")
-                .member_users
-                .push(principal.user_id.clone()),
+            None => groups.get_mut(g).expect("inserted").member_users.push(principal.user_id.clone()),
             Some(h) => {
                 group(&mut groups, h);
-                groups
-                    .get_mut(g)
-                    .expect("inserted")
-                    .member_groups
-                    .push(h.clone());
+                groups.get_mut(g).expect("inserted").member_groups.push(h.clone());
             }
         }
     }
@@ -109,17 +87,10 @@ pub async fn load(
         .await?;
     let acls: Vec<Acl> = rows.iter().map(acl).collect::<Result<_, _>>()?;
     let role_ids: BTreeSet<&str> = acls.iter().filter_map(|a| a.role_id.as_deref()).collect();
-    let roles = if role_ids.is_empty() {
-        Vec::new()
-    } else {
-        roles(client, &role_ids.into_iter().collect::<Vec<_>>()).await?
-    };
+    let roles =
+        if role_ids.is_empty() { Vec::new() } else { roles(client, &role_ids.into_iter().collect::<Vec<_>>()).await? };
 
-    let Located {
-        org,
-        project,
-        child,
-    } = located;
+    let Located { org, project, child } = located;
     // Groups and roles of other organizations come with their organization,
     // so that the loader's organization rules see them for what they are
     // (and leave out what crosses), as they would in the whole policy.
@@ -130,18 +101,10 @@ pub async fn load(
         .chain(roles.iter().filter_map(|r| r.org_id.clone()))
         .filter(|o| *o != org_id)
         .collect();
-    organizations.extend(foreign.into_iter().map(|o| Organization {
-        name: o.clone(),
-        id: o,
-        creator_grants: true,
-    }));
+    organizations.extend(foreign.into_iter().map(|o| Organization { name: o.clone(), id: o, creator_grants: true }));
     let mut doc = PolicyDoc {
         organizations,
-        users: vec![User {
-            id: principal.user_id.clone(),
-            name: String::new(),
-            service_account: true,
-        }],
+        users: vec![User { id: principal.user_id.clone(), name: String::new(), service_account: true }],
         groups: groups.into_values().collect(),
         roles,
         acls,
@@ -151,18 +114,8 @@ pub async fn load(
         if let Some((id, name, deleted_at)) = child {
             let project_id = project.id.clone();
             match object.object_type {
-                ObjectType::Experiment => doc.experiments.push(Experiment {
-                    id,
-                    project_id,
-                    name,
-                    deleted_at,
-                }),
-                _ => doc.datasets.push(Dataset {
-                    id,
-                    project_id,
-                    name,
-                    deleted_at,
-                }),
+                ObjectType::Experiment => doc.experiments.push(Experiment { id, project_id, name, deleted_at }),
+                _ => doc.datasets.push(Dataset { id, project_id, name, deleted_at }),
             }
         }
         doc.projects.push(project);
@@ -176,16 +129,18 @@ async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, 
     let project_cols = "p.id, p.name, p.description, p.deleted_at, o.id, o.name, o.creator_grants";
     let (sql, child) = match object.object_type {
         ObjectType::Organization => {
-            let row = client.query_opt("SELECT id, name, creator_grants FROM organizations WHERE id = $1", &[id]).await?;
+            let row =
+                client.query_opt("SELECT id, name, creator_grants FROM organizations WHERE id = $1", &[id]).await?;
             return Ok(row.map(|r| Located {
                 org: Organization { id: r.get(0), name: r.get(1), creator_grants: r.get(2) },
                 project: None,
                 child: None,
             }));
         }
-        ObjectType::Project | ObjectType::ProjectLog => {
-            (format!("SELECT {project_cols} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = $1"), false)
-        }
+        ObjectType::Project | ObjectType::ProjectLog => (
+            format!("SELECT {project_cols} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = $1"),
+            false,
+        ),
         ObjectType::Experiment => (
             format!(
                 "SELECT {project_cols}, c.name, c.deleted_at FROM experiments c JOIN projects p ON p.id = c.project_id
@@ -205,11 +160,7 @@ async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, 
     let Some(r) = client.query_opt(&sql, &[id]).await? else {
         return Ok(None);
     };
-    let org = Organization {
-        id: r.get(4),
-        name: r.get(5),
-        creator_grants: r.get(6),
-    };
+    let org = Organization { id: r.get(4), name: r.get(5), creator_grants: r.get(6) };
     let project = Project {
         id: r.get(0),
         org_id: org.id.clone(),
@@ -217,18 +168,9 @@ async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, 
         description: r.get(2),
         deleted_at: instant(r.get(3)),
     };
-    let child = child.then(|| {
-        (
-            object.id.clone(),
-            r.get::<_, String>(7),
-            instant(r.get::<_, Option<DateTime<Utc>>>(8)),
-        )
-    });
-    Ok(Some(Located {
-        org,
-        project: Some(project),
-        child,
-    }))
+    let child =
+        child.then(|| (object.id.clone(), r.get::<_, String>(7), instant(r.get::<_, Option<DateTime<Utc>>>(8))));
+    Ok(Some(Located { org, project: Some(project), child }))
 }
 
 /// One edge upwards from the user: `group` contains `member` (`None`: the

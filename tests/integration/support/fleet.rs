@@ -247,7 +247,11 @@ impl Fleet {
         let deadline = Instant::now() + limit;
         for (i, gw) in self.replicas.iter().enumerate() {
             while gw.metric("loggate_invalidation_feed_up").await != want {
-                assert!(Instant::now() < deadline, "replica {i}: feed_up never became {want}; output:\n{}", gw.output());
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {i}: feed_up never became {want}; output:\n{}",
+                    gw.output()
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

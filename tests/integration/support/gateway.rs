@@ -448,11 +448,8 @@ fn split_series(series: &str) -> (&str, Vec<String>) {
         None => (series.trim(), Vec::new()),
         Some((name, rest)) => {
             let inner = rest.trim_end().trim_end_matches('}');
-            let labels = inner
-                .split("\",")
-                .filter(|l| !l.is_empty())
-                .map(|l| l.trim_end_matches('"').to_owned())
-                .collect();
+            let labels =
+                inner.split("\",").filter(|l| !l.is_empty()).map(|l| l.trim_end_matches('"').to_owned()).collect();
             (name, labels)
         }
     }
@@ -499,7 +496,10 @@ mod tests {
     #[test]
     fn metric_values_match_labels_in_any_order() {
         let text = "# HELP x\nloggate_denials_total{object_type=\"project_log\",org=\"o1\",reason=\"permission_denied\"} 3\nloggate_rows_total{outcome=\"denied\"} 2\nplain 7\n";
-        let v = super::metric_value(text, r#"loggate_denials_total{reason="permission_denied",object_type="project_log",org="o1"}"#);
+        let v = super::metric_value(
+            text,
+            r#"loggate_denials_total{reason="permission_denied",object_type="project_log",org="o1"}"#,
+        );
         assert_eq!(v, 3.0);
         assert_eq!(super::metric_value(text, r#"loggate_rows_total{outcome="denied"}"#), 2.0);
         assert_eq!(super::metric_value(text, r#"loggate_rows_total{outcome="forwarded"}"#), 0.0);

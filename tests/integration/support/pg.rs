@@ -51,7 +51,8 @@ impl Drop for TestDb {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let _ = admin_client().await.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let _ =
+                    admin_client().await.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
             });
         })
         .join();
@@ -75,7 +76,9 @@ impl Relay {
         let (target, down2, cut2) = (target.to_owned(), down.clone(), cut.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
                 if down2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
@@ -83,7 +86,9 @@ impl Relay {
                 let target = target.clone();
                 let mut cut_rx = cut2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut_rx.changed() => {}
@@ -107,7 +112,8 @@ impl Relay {
 /// The admin API's part of the Braintrust OpenAPI spec
 /// (`tests/fixtures/braintrust-openapi-admin.json`, see the README there).
 pub fn openapi_spec() -> Value {
-    serde_json::from_str(include_str!("../../fixtures/braintrust-openapi-admin.json")).expect("the spec fixture is JSON")
+    serde_json::from_str(include_str!("../../fixtures/braintrust-openapi-admin.json"))
+        .expect("the spec fixture is JSON")
 }
 
 /// OpenAPI 3.0 -> JSON Schema: `nullable: true` becomes "or null".
@@ -150,7 +156,8 @@ impl SpecSchemas {
         let mut root = to_json_schema(&schema);
         root["components"] = self.components.clone();
         let validator = jsonschema::validator_for(&root).expect("schema compiles");
-        let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{instance} does not match {schema}: {errors:#?}");
     }
 

@@ -108,12 +108,16 @@ impl PolicyBuilder {
     }
 
     /// A role: `perms` are `(permission, restrict_object_type)`.
-    pub fn role(&mut self, org_id: Option<&str>, name: &str, perms: &[(&str, Option<&str>)], member_roles: &[&str]) -> String {
+    pub fn role(
+        &mut self,
+        org_id: Option<&str>,
+        name: &str,
+        perms: &[(&str, Option<&str>)],
+        member_roles: &[&str],
+    ) -> String {
         let id = new_id();
-        let perms: Vec<Value> = perms
-            .iter()
-            .map(|(p, r)| json!({"permission": p, "restrict_object_type": r}))
-            .collect();
+        let perms: Vec<Value> =
+            perms.iter().map(|(p, r)| json!({"permission": p, "restrict_object_type": r})).collect();
         self.roles.push(json!({
             "id": id, "org_id": org_id, "name": name,
             "member_permissions": perms, "member_roles": member_roles,

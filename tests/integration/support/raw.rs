@@ -57,7 +57,9 @@ impl RawConn {
                 let status = head.split(' ').nth(1)?.parse().ok()?;
                 let len: usize = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                    })
                     .unwrap_or(0);
                 while self.buf.len() < end + 4 + len {
                     if !self.fill().await {
@@ -88,11 +90,7 @@ impl RawConn {
     /// Whether the peer closes the connection within `timeout` (bytes it
     /// sends meanwhile are kept for `response`).
     pub async fn closed_within(&mut self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, async {
-            while self.fill().await {}
-        })
-        .await
-        .is_ok()
+        tokio::time::timeout(timeout, async { while self.fill().await {} }).await.is_ok()
     }
 
     /// Whether the connection is still open right now (no EOF pending).

@@ -25,7 +25,9 @@ fn group_contains(policy: &Value, group: &str, user: &str, visited: &mut HashSet
     if !visited.insert(group.to_string()) {
         return false;
     }
-    let Some(g) = find(policy, "groups", group) else { return false };
+    let Some(g) = find(policy, "groups", group) else {
+        return false;
+    };
     if arr(g, "member_users").iter().any(|u| u == user) {
         return true;
     }
@@ -38,7 +40,9 @@ fn role_grants(policy: &Value, role: &str, permission: &str, object_type: &str, 
     if !visited.insert(role.to_string()) {
         return false;
     }
-    let Some(r) = find(policy, "roles", role) else { return false };
+    let Some(r) = find(policy, "roles", role) else {
+        return false;
+    };
     for mp in arr(r, "member_permissions") {
         let restrict = &mp["restrict_object_type"];
         if mp["permission"] == permission && (restrict.is_null() || restrict == object_type) {
@@ -50,7 +54,14 @@ fn role_grants(policy: &Value, role: &str, permission: &str, object_type: &str, 
 
 /// The decision of design §3 for (user, org) asking `permission` on
 /// (object_type, object_id).
-pub fn reference(policy: &Value, user: &str, org: &str, object_type: &str, object_id: &str, permission: &str) -> Decision {
+pub fn reference(
+    policy: &Value,
+    user: &str,
+    org: &str,
+    object_type: &str,
+    object_id: &str,
+    permission: &str,
+) -> Decision {
     // The object, its organization, and the (type, id) pairs whose ACLs apply.
     let live_project = |id: &str| find(policy, "projects", id).filter(|p| p["deleted_at"].is_null());
     let (object_org, scopes): (String, Vec<(&str, String)>) = match object_type {

@@ -50,11 +50,7 @@ impl SdkRun {
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         files.sort();
-        files
-            .iter()
-            .filter_map(|p| std::fs::read(p).ok())
-            .filter_map(|b| serde_json::from_slice(&b).ok())
-            .collect()
+        files.iter().filter_map(|p| std::fs::read(p).ok()).filter_map(|b| serde_json::from_slice(&b).ok()).collect()
     }
 
     /// The rows the script logged: `[{"id", "input", "output"?}]`.
@@ -73,9 +69,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn python() -> PathBuf {
-    std::env::var_os("LOGGATE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+    std::env::var_os("LOGGATE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
 fn node_modules() -> PathBuf {
@@ -133,7 +127,9 @@ fn available(sdk: Sdk) -> Result<(), String> {
 pub fn require(sdk: Sdk) -> bool {
     match available(sdk) {
         Ok(()) => true,
-        Err(why) if std::env::var_os("CI").is_some() => panic!("{why} (CI is set: SDK tests must run)"),
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("{why} (CI is set: SDK tests must run)")
+        }
         Err(why) => {
             eprintln!("SKIPPED: {why}");
             false

@@ -85,7 +85,8 @@ impl TestCa {
     /// A server config for `leaf`, HTTP/1.1 only; with `require_client_certs`
     /// the handshake fails unless the client presents a certificate of this CA.
     pub fn server_config(&self, leaf: &Leaf, require_client_certs: bool) -> rustls::ServerConfig {
-        let builder = rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().unwrap();
+        let builder =
+            rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().unwrap();
         let builder = if require_client_certs {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(self.issuer.der().clone()).unwrap();

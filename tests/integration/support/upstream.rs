@@ -145,11 +145,7 @@ impl Upstream {
         let listener = TcpListener::bind(addr).await.expect("bind fake upstream");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State {
-            orgs,
-            payload_max_bytes: Some(5 * 1024 * 1024),
-            ..State::default()
-        }));
+        let state = Arc::new(Mutex::new(State { orgs, payload_max_bytes: Some(5 * 1024 * 1024), ..State::default() }));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
         let base = url.clone();
@@ -251,11 +247,7 @@ impl Upstream {
     }
 
     fn push_fault(&self, path_prefix: &str, fault: Fault, remaining: Option<usize>) {
-        self.state.lock().unwrap().faults.push(FaultRule {
-            path_prefix: path_prefix.to_owned(),
-            fault,
-            remaining,
-        });
+        self.state.lock().unwrap().faults.push(FaultRule { path_prefix: path_prefix.to_owned(), fault, remaining });
     }
 
     /// Projects the fake created because a register call named an unknown
@@ -321,8 +313,10 @@ async fn handle(
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::Reset) => return Err(ResetConnection),
         Some(Fault::StallBody) => {
-            let stream = futures_util::stream::once(async { Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"partial\":"))) })
-                .chain(futures_util::stream::pending());
+            let stream = futures_util::stream::once(async {
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{\"partial\":")))
+            })
+            .chain(futures_util::stream::pending());
             let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
             resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return Ok(resp);
@@ -390,10 +384,7 @@ impl State {
                 return Some((o.id.clone(), n.clone()));
             }
         }
-        self.created_projects
-            .iter()
-            .find(|(_, i, _)| i == id)
-            .map(|(o, _, n)| (o.clone(), n.clone()))
+        self.created_projects.iter().find(|(_, i, _)| i == id).map(|(o, _, n)| (o.clone(), n.clone()))
     }
 }
 
@@ -431,7 +422,9 @@ fn route(state: &Arc<Mutex<State>>, base: &str, rec: &Recorded) -> Response<Body
                 Some(n) => st.org_by_name(n).cloned(),
                 None => st.orgs.first().cloned(),
             };
-            let Some(org) = org else { return not_found("org_name") };
+            let Some(org) = org else {
+                return not_found("org_name");
+            };
             let id = st.register_project(&org.id, &name);
             ok(project_json(&org.id, &id, &name))
         }

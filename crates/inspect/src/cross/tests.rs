@@ -10,10 +10,7 @@ fn field(body: &str) -> Option<String> {
 }
 
 fn t(object_type: ObjectType, id: &str, permission: Permission) -> Target {
-    Target {
-        object: ObjectRef::new(object_type, id),
-        permission,
-    }
+    Target { object: ObjectRef::new(object_type, id), permission }
 }
 
 #[test]
@@ -55,30 +52,15 @@ fn refusals() {
         (r#"{"experiment":[]}"#, Some("experiment")),
         (r#"{"experiment":{"e":[]}}"#, Some("experiment.e")),
         (r#"{"experiment":{"e":{},"e":{}}}"#, Some("experiment.e")),
-        (
-            r#"{"experiment":{"e":{"events":[],"events":[]}}}"#,
-            Some("experiment.e.events"),
-        ),
-        (
-            r#"{"experiment":{"e":{"events":{}}}}"#,
-            Some("experiment.e.events"),
-        ),
-        (
-            r#"{"experiment":{"e":{"events":[1]}}}"#,
-            Some("experiment.e.events[0]"),
-        ),
+        (r#"{"experiment":{"e":{"events":[],"events":[]}}}"#, Some("experiment.e.events")),
+        (r#"{"experiment":{"e":{"events":{}}}}"#, Some("experiment.e.events")),
+        (r#"{"experiment":{"e":{"events":[1]}}}"#, Some("experiment.e.events[0]")),
         (
             r#"{"experiment":{"e":{"events":[{},{"_object_delete":"yes"}]}}}"#,
             Some("experiment.e.events[1]._object_delete"),
         ),
-        (
-            r#"{"dataset":{"d":{"feedback":[{"dataset_id":"other"}]}}}"#,
-            Some("dataset.d.feedback[0].dataset_id"),
-        ),
-        (
-            r#"{"project_logs":{"p":{"events":[{"project_id":"q"}]}}}"#,
-            Some("project_logs.p.events[0].project_id"),
-        ),
+        (r#"{"dataset":{"d":{"feedback":[{"dataset_id":"other"}]}}}"#, Some("dataset.d.feedback[0].dataset_id")),
+        (r#"{"project_logs":{"p":{"events":[{"project_id":"q"}]}}}"#, Some("project_logs.p.events[0].project_id")),
         (r#"{"dataset":{"d":{"x":[1,2,]}}}"#, Some("dataset.d.x")),
         (r#"[]"#, None),
         (r#"{} {}"#, None),

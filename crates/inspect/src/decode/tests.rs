@@ -18,10 +18,7 @@ fn identity_passes_through() {
         assert!(matches!(out, Cow::Borrowed(b"{}")), "{enc:?}");
     }
     assert_eq!(decode(b"12345", None, 5).unwrap().as_ref(), b"12345");
-    assert_eq!(
-        decode(b"123456", None, 5),
-        Err(InspectError::TooLarge { limit: 5 })
-    );
+    assert_eq!(decode(b"123456", None, 5), Err(InspectError::TooLarge { limit: 5 }));
 }
 
 #[test]
@@ -29,18 +26,9 @@ fn gzip_ok() {
     let body = br#"{"rows":[{"project_id":"p","log_id":"g"}]}"#;
     let z = gzip(body);
     for enc in ["gzip", "x-gzip", "GZIP", " gzip"] {
-        assert_eq!(
-            decode(&z, Some(enc), body.len()).unwrap().as_ref(),
-            body,
-            "{enc}"
-        );
+        assert_eq!(decode(&z, Some(enc), body.len()).unwrap().as_ref(), body, "{enc}");
     }
-    assert_eq!(
-        decode(&z, Some("gzip"), body.len() - 1),
-        Err(InspectError::TooLarge {
-            limit: body.len() - 1
-        })
-    );
+    assert_eq!(decode(&z, Some("gzip"), body.len() - 1), Err(InspectError::TooLarge { limit: body.len() - 1 }));
     // Concatenated members are all inflated (as the data plane would).
     let mut two = gzip(b"[1,");
     two.extend(gzip(b"2]"));
@@ -63,18 +51,10 @@ fn gzip_output_never_exceeds_cap() {
 fn gzip_bomb_is_too_large_quickly() {
     // 1 MiB of zeros compresses to ~1 KiB; 4096 members = 4 GiB inflated.
     let member = gzip(&vec![0u8; 1 << 20]);
-    let bomb: Vec<u8> = member
-        .iter()
-        .copied()
-        .cycle()
-        .take(member.len() * 4096)
-        .collect();
+    let bomb: Vec<u8> = member.iter().copied().cycle().take(member.len() * 4096).collect();
     assert!(bomb.len() < 8 << 20);
     let started = std::time::Instant::now();
-    assert_eq!(
-        decode(&bomb, Some("gzip"), 2 << 20),
-        Err(InspectError::TooLarge { limit: 2 << 20 })
-    );
+    assert_eq!(decode(&bomb, Some("gzip"), 2 << 20), Err(InspectError::TooLarge { limit: 2 << 20 }));
     // Stops at the cap: only ~2 MiB inflated, not 4 GiB.
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
@@ -89,32 +69,15 @@ fn corrupt_gzip_is_bad_request() {
     truncated.truncate(z.len() - 4);
     let mut trailing = z.clone();
     trailing.extend_from_slice(b"garbage");
-    for bad in [
-        &b"{\"rows\":[]}"[..],
-        b"",
-        &flipped,
-        &truncated,
-        &trailing,
-        &z[..5],
-    ] {
+    for bad in [&b"{\"rows\":[]}"[..], b"", &flipped, &truncated, &trailing, &z[..5]] {
         let r = decode(bad, Some("gzip"), 1 << 20);
-        assert!(
-            matches!(r, Err(InspectError::BadRequest { .. })),
-            "{bad:?}: {r:?}"
-        );
+        assert!(matches!(r, Err(InspectError::BadRequest { .. })), "{bad:?}: {r:?}");
     }
 }
 
 #[test]
 fn other_encodings_unsupported() {
-    for enc in [
-        "br",
-        "deflate",
-        "zstd",
-        "gzip, gzip",
-        "compress",
-        "gzip;q=1",
-    ] {
+    for enc in ["br", "deflate", "zstd", "gzip, gzip", "compress", "gzip;q=1"] {
         assert_eq!(
             decode(b"x", Some(enc), 100),
             Err(InspectError::UnsupportedEncoding(enc.trim().to_string())),

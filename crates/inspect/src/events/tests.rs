@@ -20,21 +20,14 @@ fn perms(t: &Targets) -> Vec<Permission> {
 #[test]
 fn events_update_and_delete_on_the_route_object() {
     let o = obj(ObjectType::ProjectLog, "p1");
-    let b =
-        br#"{"events":[{"input":1},{"id":"x","_object_delete":true},{"_object_delete":false},{}]}"#;
+    let b = br#"{"events":[{"input":1},{"id":"x","_object_delete":true},{"_object_delete":false},{}]}"#;
     let got = events(b, &o).unwrap();
     assert_eq!(got.rows, 4);
     assert_eq!(
         got.targets,
         [
-            Target {
-                object: o.clone(),
-                permission: Permission::Update
-            },
-            Target {
-                object: o.clone(),
-                permission: Permission::Delete
-            },
+            Target { object: o.clone(), permission: Permission::Update },
+            Target { object: o.clone(), permission: Permission::Delete },
         ]
     );
     assert_eq!(events(br#"{"events":[]}"#, &o).unwrap(), Targets::default());
@@ -46,46 +39,22 @@ fn events_update_and_delete_on_the_route_object() {
 fn events_shape() {
     let o = obj(ObjectType::Experiment, "e");
     assert_eq!(field(events(br#"{}"#, &o)).as_deref(), Some("events"));
-    assert_eq!(
-        field(events(br#"{"feedback":[]}"#, &o)).as_deref(),
-        Some("events")
-    );
-    assert_eq!(
-        field(events(br#"{"events":{}}"#, &o)).as_deref(),
-        Some("events")
-    );
-    assert_eq!(
-        field(events(br#"{"events":[],"events":[]}"#, &o)).as_deref(),
-        Some("events")
-    );
-    assert_eq!(
-        field(events(br#"{"events":[{},1]}"#, &o)).as_deref(),
-        Some("events[1]")
-    );
+    assert_eq!(field(events(br#"{"feedback":[]}"#, &o)).as_deref(), Some("events"));
+    assert_eq!(field(events(br#"{"events":{}}"#, &o)).as_deref(), Some("events"));
+    assert_eq!(field(events(br#"{"events":[],"events":[]}"#, &o)).as_deref(), Some("events"));
+    assert_eq!(field(events(br#"{"events":[{},1]}"#, &o)).as_deref(), Some("events[1]"));
     assert_eq!(field(events(br#"[{"events":[]}]"#, &o)), None);
     assert_eq!(field(events(br#"{"events":[]} x"#, &o)), None);
-    assert_eq!(
-        field(events(br#"{"events":[{"a":[1,}]}"#, &o)).as_deref(),
-        Some("events[0].a")
-    );
+    assert_eq!(field(events(br#"{"events":[{"a":[1,}]}"#, &o)).as_deref(), Some("events[0].a"));
 }
 
 #[test]
 fn events_typed_and_duplicate_target_fields() {
     let o = obj(ObjectType::Dataset, "d");
     for (b, f) in [
-        (
-            r#"{"events":[{"_object_delete":"true"}]}"#,
-            "events[0]._object_delete",
-        ),
-        (
-            r#"{"events":[{},{"_object_delete":true,"_object_delete":true}]}"#,
-            "events[1]._object_delete",
-        ),
-        (
-            r#"{"events":[{"dataset_id":"d","dataset_id":"d"}]}"#,
-            "events[0].dataset_id",
-        ),
+        (r#"{"events":[{"_object_delete":"true"}]}"#, "events[0]._object_delete"),
+        (r#"{"events":[{},{"_object_delete":true,"_object_delete":true}]}"#, "events[1]._object_delete"),
+        (r#"{"events":[{"dataset_id":"d","dataset_id":"d"}]}"#, "events[0].dataset_id"),
         (r#"{"events":[{"project_id":5}]}"#, "events[0].project_id"),
     ] {
         assert_eq!(field(events(b.as_bytes(), &o)).as_deref(), Some(f), "{b}");
@@ -106,19 +75,11 @@ fn events_may_not_name_another_object() {
         (&pl, r#"{"project_id":"other"}"#, "events[0].project_id"),
         (&pl, r#"{"log_id":"x"}"#, "events[0].log_id"),
         (&pl, r#"{"experiment_id":"e"}"#, "events[0].experiment_id"),
-        (
-            &ex,
-            r#"{"experiment_id":"other"}"#,
-            "events[0].experiment_id",
-        ),
+        (&ex, r#"{"experiment_id":"other"}"#, "events[0].experiment_id"),
         (&ex, r#"{"dataset_id":"d"}"#, "events[0].dataset_id"),
         (&ex, r#"{"log_id":"g"}"#, "events[0].log_id"),
         (&ds, r#"{"dataset_id":"e"}"#, "events[0].dataset_id"),
-        (
-            &ds,
-            r#"{"prompt_session_id":"s"}"#,
-            "events[0].prompt_session_id",
-        ),
+        (&ds, r#"{"prompt_session_id":"s"}"#, "events[0].prompt_session_id"),
     ] {
         assert_eq!(field(one(o, row)).as_deref(), Some(f), "{o} {row}");
     }
@@ -127,43 +88,17 @@ fn events_may_not_name_another_object() {
 #[test]
 fn feedback_items() {
     let o = obj(ObjectType::Experiment, "e");
-    let got = feedback(
-        br#"{"feedback":[{"id":"r1","scores":{"a":1}},{"id":"r2","comment":"c"}]}"#,
-        &o,
-    )
-    .unwrap();
+    let got = feedback(br#"{"feedback":[{"id":"r1","scores":{"a":1}},{"id":"r2","comment":"c"}]}"#, &o).unwrap();
     assert_eq!(got.rows, 2);
     assert_eq!(perms(&got), [Permission::Update]);
+    assert_eq!(field(feedback(br#"{"feedback":["r1"]}"#, &o)).as_deref(), Some("feedback[0]"));
+    assert_eq!(field(feedback(br#"{"events":[]}"#, &o)).as_deref(), Some("feedback"));
     assert_eq!(
-        field(feedback(br#"{"feedback":["r1"]}"#, &o)).as_deref(),
-        Some("feedback[0]")
-    );
-    assert_eq!(
-        field(feedback(br#"{"events":[]}"#, &o)).as_deref(),
-        Some("feedback")
-    );
-    assert_eq!(
-        field(feedback(
-            br#"{"feedback":[{"id":"r","experiment_id":"x"}]}"#,
-            &o
-        ))
-        .as_deref(),
+        field(feedback(br#"{"feedback":[{"id":"r","experiment_id":"x"}]}"#, &o)).as_deref(),
         Some("feedback[0].experiment_id")
     );
     let nested = "[".repeat(126) + &"]".repeat(126);
-    assert!(
-        feedback(
-            format!(r#"{{"feedback":[{{"m":{nested}}}]}}"#).as_bytes(),
-            &o
-        )
-        .is_err()
-    );
+    assert!(feedback(format!(r#"{{"feedback":[{{"m":{nested}}}]}}"#).as_bytes(), &o).is_err());
     let nested = "[".repeat(125) + &"]".repeat(125);
-    assert!(
-        feedback(
-            format!(r#"{{"feedback":[{{"m":{nested}}}]}}"#).as_bytes(),
-            &o
-        )
-        .is_ok()
-    );
+    assert!(feedback(format!(r#"{{"feedback":[{{"m":{nested}}}]}}"#).as_bytes(), &o).is_ok());
 }

@@ -32,10 +32,7 @@ impl Scanner<'_> {
             }
             self.required_digits()?;
         }
-        if (exponent || self.pos - start > LONG)
-            && !self.src[start..self.pos]
-                .parse::<f64>()
-                .is_ok_and(f64::is_finite)
+        if (exponent || self.pos - start > LONG) && !self.src[start..self.pos].parse::<f64>().is_ok_and(f64::is_finite)
         {
             self.pos = start;
             return Err(self.err("number out of range"));

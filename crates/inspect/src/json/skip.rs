@@ -70,11 +70,7 @@ impl Scanner<'_> {
                         level -= 1;
                     }
                     _ => {
-                        return Err(self.err(if is_object {
-                            "expected ',' or '}'"
-                        } else {
-                            "expected ',' or ']'"
-                        }));
+                        return Err(self.err(if is_object { "expected ',' or '}'" } else { "expected ',' or ']'" }));
                     }
                 }
             }

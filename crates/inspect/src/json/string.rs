@@ -24,10 +24,7 @@ pub fn find_special(b: &[u8], mut i: usize) -> usize {
             let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
             let q = w ^ (LO * b'"' as u64);
             let s = w ^ (LO * b'\\' as u64);
-            let flags = ((q.wrapping_sub(LO) & !q)
-                | (s.wrapping_sub(LO) & !s)
-                | (w.wrapping_sub(LO * 0x20) & !w))
-                & HI;
+            let flags = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s) | (w.wrapping_sub(LO * 0x20) & !w)) & HI;
             if flags != 0 {
                 return i + (flags.trailing_zeros() / 8) as usize;
             }

@@ -14,12 +14,7 @@ fn serde_ok(s: &str) -> bool {
 
 /// Same verdict as serde_json's `Value` parser.
 fn agree(s: &str) {
-    assert_eq!(
-        ok(s),
-        serde_ok(s),
-        "disagreement on {s:?}: ours={:?}",
-        validate_json(s.as_bytes())
-    );
+    assert_eq!(ok(s), serde_ok(s), "disagreement on {s:?}: ours={:?}", validate_json(s.as_bytes()));
 }
 
 fn arrays(depth: usize) -> String {
@@ -37,10 +32,7 @@ fn depth_edges_arrays() {
     }
     for d in [129, 130, 10_000] {
         let err = validate_json(arrays(d).as_bytes()).unwrap_err();
-        assert!(
-            format!("{err}").contains("nesting deeper than 128"),
-            "{err}"
-        );
+        assert!(format!("{err}").contains("nesting deeper than 128"), "{err}");
     }
 }
 
@@ -245,9 +237,7 @@ fn huge_strings() {
 
 #[test]
 fn find_special_matches_naive_scan() {
-    let alphabet = [
-        b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00, b'!', b'#', b'[', 0xdf,
-    ];
+    let alphabet = [b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00, b'!', b'#', b'[', 0xdf];
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..2000 {
         let len = (seed % 40) as usize;
@@ -260,9 +250,7 @@ fn find_special_matches_naive_scan() {
             })
             .collect();
         for start in 0..=len {
-            let naive = (start..len)
-                .find(|&i| buf[i] == b'"' || buf[i] == b'\\' || buf[i] < 0x20)
-                .unwrap_or(len);
+            let naive = (start..len).find(|&i| buf[i] == b'"' || buf[i] == b'\\' || buf[i] < 0x20).unwrap_or(len);
             assert_eq!(find_special(&buf, start), naive, "{buf:?} from {start}");
         }
     }
@@ -283,8 +271,5 @@ fn error_positions() {
     let err = validate_json(b"[1,2,]").unwrap_err();
     assert_eq!(format!("{err}"), "invalid JSON at byte 5: expected a value");
     let err = validate_json(b"[1] x").unwrap_err();
-    assert_eq!(
-        format!("{err}"),
-        "invalid JSON at byte 4: trailing characters after the JSON value"
-    );
+    assert_eq!(format!("{err}"), "invalid JSON at byte 4: trailing characters after the JSON value");
 }

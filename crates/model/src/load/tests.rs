@@ -51,14 +51,7 @@ fn the_fixture_loads_whole() {
 
 #[test]
 fn what_is_not_a_policy_fails_whole() {
-    for bad in [
-        "",
-        "[]",
-        "{\"acls\": {}}",
-        "{\"aclz\": []}",
-        "{\"acls\": [1,",
-        "null",
-    ] {
+    for bad in ["", "[]", "{\"acls\": {}}", "{\"aclz\": []}", "{\"acls\": [1,", "null"] {
         assert!(from_json(bad).is_err(), "{bad}");
     }
 }
@@ -66,24 +59,13 @@ fn what_is_not_a_policy_fails_whole() {
 #[test]
 fn an_unknown_field_leaves_its_entry_out_and_names_it() {
     let mut v = base();
-    v["acls"].as_array_mut().unwrap().push(
-        json!({"id": "a9", "object_type": "organization", "object_id": "o1",
-        "user_id": "u1", "permission": "update", "restrict_object_types": "experiment"}),
-    );
+    v["acls"].as_array_mut().unwrap().push(json!({"id": "a9", "object_type": "organization", "object_id": "o1",
+        "user_id": "u1", "permission": "update", "restrict_object_types": "experiment"}));
     let out = left_out(&v);
     assert_eq!(out.len(), 1, "{out:?}");
-    assert!(
-        out[0].starts_with("acls[3]: unknown field `restrict_object_types`"),
-        "{out:?}"
-    );
-    assert!(
-        !out[0].contains("line"),
-        "no position inside the entry: {out:?}"
-    );
-    assert_eq!(
-        ids(&load(&v).policy.doc().acls, |a| &a.id),
-        ["a1", "a2", "a3"]
-    );
+    assert!(out[0].starts_with("acls[3]: unknown field `restrict_object_types`"), "{out:?}");
+    assert!(!out[0].contains("line"), "no position inside the entry: {out:?}");
+    assert_eq!(ids(&load(&v).policy.doc().acls, |a| &a.id), ["a1", "a2", "a3"]);
 }
 
 #[test]
@@ -105,26 +87,11 @@ fn wrong_types_and_vocabularies_leave_the_entry_out() {
     v["roles"][0]["member_permissions"][0]["permission"] = json!("updte");
     v["service_tokens"][0]["expires_at"] = json!("next year");
     let out = left_out(&v);
-    assert!(
-        out.iter().any(|e| e.starts_with("users[1]: invalid type")),
-        "{out:?}"
-    );
-    assert!(
-        out.iter()
-            .any(|e| e.starts_with("roles[0]: unknown permission 'updte'")),
-        "{out:?}"
-    );
-    assert!(
-        out.iter()
-            .any(|e| e.starts_with("service_tokens[0]: 'next year' is not an RFC 3339")),
-        "{out:?}"
-    );
+    assert!(out.iter().any(|e| e.starts_with("users[1]: invalid type")), "{out:?}");
+    assert!(out.iter().any(|e| e.starts_with("roles[0]: unknown permission 'updte'")), "{out:?}");
+    assert!(out.iter().any(|e| e.starts_with("service_tokens[0]: 'next year' is not an RFC 3339")), "{out:?}");
     // r1 went, so the ACL granting it goes too.
-    assert!(
-        out.iter()
-            .any(|e| e == "acls[1]: role_id: unknown role 'r1'"),
-        "{out:?}"
-    );
+    assert!(out.iter().any(|e| e == "acls[1]: role_id: unknown role 'r1'"), "{out:?}");
 }
 
 #[test]
@@ -132,10 +99,7 @@ fn a_role_names_its_organization_or_null() {
     let mut v = base();
     v["roles"][1].as_object_mut().unwrap().remove("org_id");
     let out = left_out(&v);
-    assert_eq!(
-        out,
-        ["roles[1]: missing field `org_id` (write null for none)"]
-    );
+    assert_eq!(out, ["roles[1]: missing field `org_id` (write null for none)"]);
 }
 
 #[test]
@@ -154,14 +118,8 @@ fn a_removed_user_takes_its_token_and_acls_with_it() {
     let l = load(&v);
     let out: Vec<String> = l.left_out.iter().map(|e| e.to_string()).collect();
     assert!(l.policy.doc().service_tokens.is_empty(), "{out:?}");
-    assert!(
-        out.contains(&"service_tokens[0]: service_account_id: unknown user 'u1'".to_string()),
-        "{out:?}"
-    );
-    assert!(
-        out.contains(&"groups[0].member_users[0]: unknown user 'u1' (removed)".to_string()),
-        "{out:?}"
-    );
+    assert!(out.contains(&"service_tokens[0]: service_account_id: unknown user 'u1'".to_string()), "{out:?}");
+    assert!(out.contains(&"groups[0].member_users[0]: unknown user 'u1' (removed)".to_string()), "{out:?}");
     assert_eq!(ids(&l.policy.doc().acls, |a| &a.id), ["a2"]);
     // The group stays, with its other members.
     assert_eq!(ids(&l.policy.doc().groups, |g| &g.id), ["g1", "g2"]);
@@ -171,29 +129,28 @@ fn a_removed_user_takes_its_token_and_acls_with_it() {
 fn principals_never_cross_organizations() {
     let mut v = base();
     let acls = v["acls"].as_array_mut().unwrap();
-    acls.push(json!({"id": "x1", "object_type": "project", "object_id": "p1", "group_id": "g2", "permission": "delete"}));
+    acls.push(
+        json!({"id": "x1", "object_type": "project", "object_id": "p1", "group_id": "g2", "permission": "delete"}),
+    );
     acls.push(json!({"id": "x2", "object_type": "project", "object_id": "p1", "user_id": "u1", "role_id": "r3"}));
     acls.push(json!({"id": "x3", "object_type": "project", "object_id": "p1", "user_id": "u1", "role_id": "r2"}));
     v["groups"][0]["member_groups"] = json!(["g2"]);
     v["roles"][0]["member_roles"] = json!(["r3"]);
     let l = load(&v);
     let out: Vec<String> = l.left_out.iter().map(|e| e.to_string()).collect();
-    assert!(out.iter().any(|e| e.starts_with("acls[3]: group_id: group 'g2' belongs to another organization")), "{out:?}");
     assert!(
-        out.iter()
-            .any(|e| e.starts_with("acls[4]: role_id: role 'r3' belongs to another organization")),
+        out.iter().any(|e| e.starts_with("acls[3]: group_id: group 'g2' belongs to another organization")),
         "{out:?}"
     );
     assert!(
-        out.iter()
-            .any(|e| e.starts_with("groups[0]: member group 'g2' belongs to another organization")),
+        out.iter().any(|e| e.starts_with("acls[4]: role_id: role 'r3' belongs to another organization")),
         "{out:?}"
     );
     assert!(
-        out.iter()
-            .any(|e| e.starts_with("roles[0]: member role 'r3' belongs to another organization")),
+        out.iter().any(|e| e.starts_with("groups[0]: member group 'g2' belongs to another organization")),
         "{out:?}"
     );
+    assert!(out.iter().any(|e| e.starts_with("roles[0]: member role 'r3' belongs to another organization")), "{out:?}");
     // g1 and r1 went, and with them a2 (which needs both); the system role
     // r2 is usable anywhere.
     assert_eq!(ids(&l.policy.doc().acls, |a| &a.id), ["a1", "a3", "x3"]);
@@ -204,10 +161,7 @@ fn a_role_grant_carries_no_restriction() {
     let mut v = base();
     v["acls"][1]["restrict_object_type"] = json!("project_log");
     let out = left_out(&v);
-    assert_eq!(
-        out,
-        ["acls[1]: has role_id and restrict_object_type; a role grant carries no restriction"]
-    );
+    assert_eq!(out, ["acls[1]: has role_id and restrict_object_type; a role grant carries no restriction"]);
 }
 
 #[test]
@@ -228,23 +182,13 @@ fn acls_need_exactly_one_principal_and_one_grant() {
 #[test]
 fn ids_are_unique_and_digests_too() {
     let mut v = base();
-    v["projects"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"id": "p1", "org_id": "o1", "name": "again"}));
+    v["projects"].as_array_mut().unwrap().push(json!({"id": "p1", "org_id": "o1", "name": "again"}));
     let tokens = v["service_tokens"].as_array_mut().unwrap();
     tokens.push(json!({"id": "t2", "name": "dup", "org_id": "o1", "service_account_id": "u2", "token_sha256": DIGEST}));
     tokens.push(json!({"id": "t3", "name": "ok", "org_id": "o1", "service_account_id": "u2", "token_sha256": DIGEST2}));
     let out = left_out(&v);
-    assert!(
-        out.contains(&"projects[2]: duplicate id 'p1' (also projects[0])".to_string()),
-        "{out:?}"
-    );
-    assert!(
-        out.iter()
-            .any(|e| e.starts_with("service_tokens[1]: token_sha256 is the same")),
-        "{out:?}"
-    );
+    assert!(out.contains(&"projects[2]: duplicate id 'p1' (also projects[0])".to_string()), "{out:?}");
+    assert!(out.iter().any(|e| e.starts_with("service_tokens[1]: token_sha256 is the same")), "{out:?}");
     assert_eq!(out.len(), 2, "{out:?}");
 }
 
@@ -260,21 +204,12 @@ fn missing_parents_take_their_children() {
 #[test]
 fn deleted_entries_stay_loaded_with_their_time() {
     let mut v = base();
-    for (k, i) in [
-        ("groups", 0),
-        ("roles", 0),
-        ("experiments", 0),
-        ("datasets", 0),
-        ("projects", 1),
-    ] {
+    for (k, i) in [("groups", 0), ("roles", 0), ("experiments", 0), ("datasets", 0), ("projects", 1)] {
         v[k][i]["deleted_at"] = json!("2026-11-01T00:00:00Z");
     }
     let l = load(&v);
     assert!(l.left_out.is_empty(), "{:?}", l.left_out);
-    assert!(
-        l.policy.doc().groups[0].deleted_at.is_some()
-            && l.policy.doc().experiments[0].deleted_at.is_some()
-    );
+    assert!(l.policy.doc().groups[0].deleted_at.is_some() && l.policy.doc().experiments[0].deleted_at.is_some());
 }
 
 #[test]
@@ -282,9 +217,6 @@ fn strict_refuses_any_left_out_entry() {
     let mut v = base();
     v["acls"][0]["user_id"] = json!("nobody");
     let errors = load(&v).strict().unwrap_err();
-    assert_eq!(
-        errors.to_string(),
-        "acls[0]: user_id: unknown user 'nobody'"
-    );
+    assert_eq!(errors.to_string(), "acls[0]: user_id: unknown user 'nobody'");
     assert!(load(&base()).strict().is_ok());
 }
