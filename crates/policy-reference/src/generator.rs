@@ -704,7 +704,7 @@ impl Gen<'_> {
                     e.insert("expires_at".into(), json!(ts));
                 }
             }
-            if self.opts.scopes {
+            if self.opts.scopes || self.opts.not_before {
                 if self.t.chance(35) {
                     if self.t.chance(15) {
                         e.insert("not_before".into(), Value::Null);
@@ -718,6 +718,8 @@ impl Gen<'_> {
                         e.insert("not_before".into(), json!(ts));
                     }
                 }
+            }
+            if self.opts.scopes {
                 if self.t.chance(55) {
                     let scope = self.scope(&org);
                     e.insert("scope".into(), scope);

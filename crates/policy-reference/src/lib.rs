@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! An independent reference evaluator of loggate's permission contract and a
 //! random raw-JSON policy generator, for differential property tests against
 //! loggate's fast path.
@@ -57,6 +56,8 @@ pub struct GenOptions {
     /// Generate `scope` (grants, client_cidrs), `not_before` and derived
     /// (`parent_id`) tokens.
     pub scopes: bool,
+    /// Generate `not_before` on tokens (implied by `scopes`).
+    pub not_before: bool,
     /// Generate rule-breaking entries (unknown fields, wrong types, dangling
     /// and cross-organization references, duplicate ids, ...), and now and
     /// then a file that is not a policy at all.

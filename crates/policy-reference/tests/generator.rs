@@ -7,10 +7,10 @@ use loggate_policy_reference::{GenOptions, Outcome};
 use std::collections::HashMap;
 
 const ALL_OPTIONS: [GenOptions; 4] = [
-    GenOptions { scopes: false, invalid_entries: false },
-    GenOptions { scopes: true, invalid_entries: false },
-    GenOptions { scopes: false, invalid_entries: true },
-    GenOptions { scopes: true, invalid_entries: true },
+    GenOptions { scopes: false, invalid_entries: false, not_before: false },
+    GenOptions { scopes: true, invalid_entries: false, not_before: false },
+    GenOptions { scopes: false, invalid_entries: true, not_before: false },
+    GenOptions { scopes: true, invalid_entries: true, not_before: false },
 ];
 
 #[test]
