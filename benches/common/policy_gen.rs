@@ -13,6 +13,7 @@ use loggate_model::TokenDigest;
 use loggate_model::doc::{
     Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, ServiceToken, User,
 };
+use loggate_model::types::{ObjectType, Permission};
 
 /// Sizes of a generated policy.
 #[derive(Debug, Clone, Copy)]
@@ -96,8 +97,9 @@ impl Rng {
     }
 }
 
-const PERMISSIONS: [&str; 4] = ["create", "read", "update", "delete"];
-const RESTRICT: [Option<&str>; 4] = [None, Some("project_log"), Some("experiment"), Some("dataset")];
+const PERMISSIONS: [Permission; 4] = [Permission::Create, Permission::Read, Permission::Update, Permission::Delete];
+const RESTRICT: [Option<ObjectType>; 4] =
+    [None, Some(ObjectType::ProjectLog), Some(ObjectType::Experiment), Some(ObjectType::Dataset)];
 
 /// Builds the policy. Every token's service account gets `update` on the
 /// project log of project `token % projects` through the full group chain
@@ -108,7 +110,7 @@ pub fn generate(shape: Shape) -> Generated {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let per_level = shape.groups / GROUP_DEPTH;
     assert!(per_level >= 2, "need at least {} groups", 2 * GROUP_DEPTH);
-    let organizations = vec![Organization { id: ORG_ID.into(), name: "bench".into() }];
+    let organizations = vec![Organization::new(ORG_ID, "bench")];
     let projects = (0..shape.projects)
         .map(|i| Project {
             id: project_id(i),
@@ -119,15 +121,9 @@ pub fn generate(shape: Shape) -> Generated {
         })
         .collect();
     let experiments = (0..shape.projects * 2)
-        .map(|i| Experiment {
-            id: experiment_id(i),
-            project_id: project_id(i % shape.projects),
-            name: format!("exp-{i}"),
-        })
+        .map(|i| Experiment::new(experiment_id(i), project_id(i % shape.projects), format!("exp-{i}")))
         .collect();
-    let datasets = (0..shape.projects)
-        .map(|i| Dataset { id: dataset_id(i), project_id: project_id(i), name: format!("ds-{i}") })
-        .collect();
+    let datasets = (0..shape.projects).map(|i| Dataset::new(dataset_id(i), project_id(i), format!("ds-{i}"))).collect();
     let users =
         (0..shape.users).map(|i| User { id: user_id(i), name: format!("svc-{i}"), service_account: true }).collect();
 
@@ -141,6 +137,7 @@ pub fn generate(shape: Shape) -> Generated {
             description: None,
             member_users: vec![],
             member_groups: vec![],
+            deleted_at: None,
         })
         .collect();
     for l in 0..GROUP_DEPTH - 1 {
@@ -163,14 +160,11 @@ pub fn generate(shape: Shape) -> Generated {
             name: format!("role-{r}"),
             description: None,
             member_permissions: vec![RolePermission {
-                permission: if r == 0 { "update".into() } else { PERMISSIONS[rng.below(4)].into() },
-                restrict_object_type: if r == 0 {
-                    Some("project_log".into())
-                } else {
-                    RESTRICT[rng.below(4)].map(Into::into)
-                },
+                permission: if r == 0 { Permission::Update } else { PERMISSIONS[rng.below(4)] },
+                restrict_object_type: if r == 0 { Some(ObjectType::ProjectLog) } else { RESTRICT[rng.below(4)] },
             }],
             member_roles: if r > 0 && (r <= 5 || r % 5 == 0) { vec![role_id(r - 1)] } else { vec![] },
+            deleted_at: None,
         })
         .collect();
 
@@ -185,7 +179,7 @@ pub fn generate(shape: Shape) -> Generated {
         let top = top_ancestor(p % per_level);
         acls.push(Acl {
             id: acl_id(acls.len()),
-            object_type: "project_log".into(),
+            object_type: ObjectType::ProjectLog,
             object_id: project_id(p),
             user_id: None,
             group_id: Some(group_id(level(0, top))),
@@ -197,21 +191,21 @@ pub fn generate(shape: Shape) -> Generated {
     while acls.len() < shape.acls {
         let i = acls.len();
         let (object_type, object_id) = match rng.below(10) {
-            0 => ("organization", ORG_ID.to_string()),
-            1..=3 => ("project", project_id(rng.below(shape.projects))),
-            4..=5 => ("project_log", project_id(rng.below(shape.projects))),
-            6..=7 => ("experiment", experiment_id(rng.below(shape.projects * 2))),
-            _ => ("dataset", dataset_id(rng.below(shape.projects))),
+            0 => (ObjectType::Organization, ORG_ID.to_string()),
+            1..=3 => (ObjectType::Project, project_id(rng.below(shape.projects))),
+            4..=5 => (ObjectType::ProjectLog, project_id(rng.below(shape.projects))),
+            6..=7 => (ObjectType::Experiment, experiment_id(rng.below(shape.projects * 2))),
+            _ => (ObjectType::Dataset, dataset_id(rng.below(shape.projects))),
         };
         let by_group = rng.below(4) != 0;
         let by_role = rng.below(2) == 0;
         acls.push(Acl {
             id: acl_id(i),
-            object_type: object_type.into(),
+            object_type,
             object_id,
             user_id: (!by_group).then(|| user_id(rng.below(shape.users))),
             group_id: by_group.then(|| group_id(rng.below(shape.groups))),
-            permission: (!by_role).then(|| PERMISSIONS[rng.below(2)].into()), // create/read: noise never grants update
+            permission: (!by_role).then(|| PERMISSIONS[rng.below(2)]), // create/read: noise never grants update
             role_id: by_role.then(|| role_id(1 + rng.below(shape.roles - 1))),
             restrict_object_type: None,
         });
@@ -226,8 +220,9 @@ pub fn generate(shape: Shape) -> Generated {
             name: format!("token-{i}"),
             org_id: ORG_ID.into(),
             service_account_id: user_id(i % shape.users),
-            token_sha256: TokenDigest::of(raw).to_hex(),
+            token_sha256: TokenDigest::of(raw),
             expires_at: None,
+            not_before: None,
         })
         .collect();
 

@@ -3,7 +3,6 @@
 
 use loggate_authz::{CompiledPolicy, Decision, DenyReason, Principal};
 use loggate_model::TokenDigest;
-use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use serde_json::{Value, json};
 
@@ -47,8 +46,14 @@ fn policy(groups: Value, roles: Value, acls: Value) -> CompiledPolicy {
     doc["groups"] = groups;
     doc["roles"] = roles;
     doc["acls"] = acls;
-    let doc: PolicyDoc = serde_json::from_value(doc).expect("policy shape");
-    CompiledPolicy::compile(doc).expect("valid policy")
+    compiled(&doc)
+}
+
+/// Loads a policy file's JSON that keeps every rule.
+fn compiled(doc: &Value) -> CompiledPolicy {
+    let loaded = loggate_model::load::from_json(&doc.to_string()).expect("a policy");
+    assert!(loaded.left_out.is_empty(), "{:?}", loaded.left_out);
+    CompiledPolicy::compile(loaded.policy)
 }
 
 /// A policy whose only ACL is `acl` (principal user `u` unless it says).
@@ -362,13 +367,13 @@ fn identities_by_token_digest() {
         {"id": "t2", "name": "forever", "org_id": "o2", "service_account_id": "v",
          "token_sha256": TokenDigest::of(other).to_hex()}
     ]);
-    let p = CompiledPolicy::compile(serde_json::from_value(doc).unwrap()).unwrap();
+    let p = compiled(&doc);
     let id = p.identity(&TokenDigest::of(token)).expect("known token");
     assert_eq!((id.token_id.as_str(), id.token_name.as_str()), ("t1", "ci"));
     assert_eq!((id.org_id.as_str(), id.user_id.as_str()), ("o1", "u"));
-    assert_eq!(id.expires_at_ms, Some(1_893_456_001_000 - 3_600_000));
+    assert_eq!(id.expires_at.map(|t| t.unix_ms()), Some(1_893_456_001_000 - 3_600_000));
     let id2 = p.identity(&TokenDigest::of(other)).expect("known token");
-    assert_eq!((id2.token_id.as_str(), id2.org_id.as_str(), id2.expires_at_ms), ("t2", "o2", None));
+    assert_eq!((id2.token_id.as_str(), id2.org_id.as_str(), id2.expires_at), ("t2", "o2", None));
     assert_eq!(p.identity(&TokenDigest::of("bt-st-unknownunknownunknownunknown00")), None);
     // same bucket (first 8 bytes), different digest
     let mut near = TokenDigest::of(token);
@@ -396,13 +401,20 @@ fn name_lookups() {
 }
 
 #[test]
-fn compile_rejects_an_invalid_policy_with_every_violation() {
+fn invalid_entries_are_left_out_and_named() {
     let mut doc = base();
     doc["acls"] = json!([
         {"id": "a1", "object_type": "project_log", "object_id": "p1", "user_id": "u", "group_id": "g", "permission": "update"},
         {"id": "a2", "object_type": "project_log", "object_id": "p9", "user_id": "u"}
     ]);
-    let err = CompiledPolicy::compile(serde_json::from_value(doc).unwrap()).unwrap_err();
-    let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, vec!["acls[0]", "acls[0].group_id", "acls[1]", "acls[1].object_id"]);
+    let loaded = loggate_model::load::from_json(&doc.to_string()).expect("a policy");
+    let named: Vec<String> = loaded.left_out.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        named,
+        [
+            "acls[0]: has both user_id and group_id; exactly one is allowed",
+            "acls[1]: has neither permission nor role_id; exactly one is required"
+        ]
+    );
+    assert!(CompiledPolicy::compile(loaded.policy).doc().acls.is_empty());
 }

@@ -4,7 +4,6 @@
 
 use loggate::config::Config;
 use loggate_authz::CompiledPolicy;
-use loggate_model::doc::PolicyDoc;
 use proptest::prelude::*;
 
 const EXAMPLE_CONFIG: &str = include_str!("../../config/loggate.toml");
@@ -44,15 +43,16 @@ fn load_config(bytes: &[u8]) {
     }
 }
 
+/// Any text either is not a policy or loads, entry by entry; what loads
+/// keeps every rule (loading it again leaves nothing out) and compiles.
 fn load_policy(bytes: &[u8]) {
-    let Ok(doc) = serde_json::from_slice::<PolicyDoc>(bytes) else {
-        return;
-    };
-    if let Ok(policy) = CompiledPolicy::compile(doc.clone()) {
-        // A policy that compiles validates, and keeps its document.
-        assert!(loggate_model::validate::validate(&doc).is_ok());
-        assert_eq!(policy.doc(), &doc);
-    }
+    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    let Ok(loaded) = loggate_model::load::from_json(text) else { return };
+    let again = loggate_model::load::from_doc(loaded.policy.doc().clone());
+    assert!(again.left_out.is_empty(), "{:?}", again.left_out);
+    assert_eq!(again.policy, loaded.policy);
+    let policy = CompiledPolicy::compile(loaded.policy);
+    assert_eq!(policy.doc(), again.policy.doc());
 }
 
 proptest! {
@@ -91,6 +91,7 @@ proptest! {
 #[test]
 fn the_examples_load() {
     load_config(EXAMPLE_CONFIG.as_bytes());
-    let doc: PolicyDoc = serde_json::from_str(EXAMPLE_POLICY).unwrap();
-    CompiledPolicy::compile(doc).unwrap();
+    let loaded = loggate_model::load::from_json(EXAMPLE_POLICY).unwrap();
+    assert!(loaded.left_out.is_empty(), "{:?}", loaded.left_out);
+    CompiledPolicy::compile(loaded.policy);
 }

@@ -6,7 +6,6 @@
 mod support;
 
 mod admin_api;
-mod authz_reference;
 mod authz_rules;
 mod cli;
 mod deploy;

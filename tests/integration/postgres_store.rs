@@ -7,9 +7,9 @@ use crate::support::policy::PolicyBuilder;
 use loggate::policy::PolicyStore;
 use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
 use loggate_authz::{CompiledPolicy, Principal};
-use loggate_model::TokenDigest;
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
+use loggate_model::{Timestamp, TokenDigest};
 use std::time::Duration;
 
 async fn store(db: &TestDb) -> PgStore {
@@ -183,7 +183,7 @@ async fn import_is_idempotent_and_export_round_trips() {
     let store = store(&db).await;
     let (p, _, _) = world();
     let mut doc = doc_of(&p);
-    doc.projects[2].deleted_at = Some("2024-01-01T00:00:00Z".into());
+    doc.projects[2].deleted_at = Some(Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap());
     let r1 = store.import(&doc, false).await.unwrap();
     assert_eq!(r1, 1, "one import, one revision");
     let (_, changes) = store.changes(1).await.unwrap();
@@ -235,9 +235,10 @@ async fn decisions_match_the_evaluator_on_the_whole_policy() {
     let store = store(&db).await;
     let (p, tokens, objects) = world();
     let mut doc = doc_of(&p);
-    doc.projects[2].deleted_at = Some("2024-01-01T00:00:00Z".into());
+    doc.projects[2].deleted_at = Some(Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap());
     store.import(&doc, false).await.unwrap();
-    let whole = CompiledPolicy::compile(doc).unwrap();
+    let (whole, left_out) = CompiledPolicy::from_doc(doc);
+    assert!(left_out.is_empty(), "{left_out:?}");
     let mut allows = 0;
     for t in &tokens {
         let digest = TokenDigest::of(&t.raw);
