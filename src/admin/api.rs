@@ -255,6 +255,11 @@ impl Filter {
         self.clauses.push(clause(self.params.len()));
     }
 
+    /// A condition without a parameter.
+    fn always(&mut self, clause: &str) {
+        self.clauses.push(clause.to_owned());
+    }
+
     fn eq(&mut self, column: &str, value: Option<String>) {
         if let Some(v) = value {
             self.push(|n| format!("{column} = ${n}"), v);
@@ -341,7 +346,9 @@ async fn existing_by_name(
     name: &str,
 ) -> Result<Option<String>, GatewayError> {
     lock_name(client, &format!("{table}:{org}:{name}")).await?;
-    let sql = format!("SELECT id FROM {table} WHERE org_id = $1 AND name = $2 ORDER BY created, id LIMIT 1");
+    let sql = format!(
+        "SELECT id FROM {table} WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL ORDER BY created, id LIMIT 1"
+    );
     Ok(client.query_opt(&sql, &[&org, &name]).await?.map(|r| r.get(0)))
 }
 
@@ -364,6 +371,41 @@ async fn existing_or_insert(
     tx.execute(&sql, &[&id, &org, &name, description]).await?;
     add_members(&id).await?;
     Ok(id)
+}
+
+/// Checks that every id in `ids` is a live group or role (`table`) that may
+/// be a member of one in organization `org`: of the same organization, or,
+/// for roles, a system role. Names the first one that is not by `field(i)`.
+async fn check_members(
+    client: &impl GenericClient,
+    table: &str,
+    org: &str,
+    ids: &[String],
+    field: impl Fn(usize) -> String,
+    what: &str,
+) -> Result<(), GatewayError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("SELECT id, org_id FROM {table} WHERE id = ANY ($1::text[]) AND deleted_at IS NULL");
+    let rows = client.query(&sql, &[&ids]).await?;
+    let found: std::collections::HashMap<String, Option<String>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (i, id) in ids.iter().enumerate() {
+        match found.get(id) {
+            None => return Err(bad(field(i), format!("unknown {what} '{}'", truncate(id)))),
+            Some(Some(other)) if other != org => {
+                return Err(bad(field(i), format!("{what} '{}' belongs to another organization", truncate(id))));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Soft-deletes a live group or role (`table`); false when there is none.
+async fn soft_delete(client: &impl GenericClient, table: &str, id: &str) -> Result<bool, GatewayError> {
+    let sql = format!("UPDATE {table} SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL");
+    Ok(client.execute(&sql, &[&id]).await? == 1)
 }
 
 /// Checks that every id in `ids` exists in `table`; names the first

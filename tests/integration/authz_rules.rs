@@ -168,22 +168,23 @@ fn org_level_update_restricted_to_project_log() {
                            "restrict_object_type": "project_log"}));
     assert_allowed_exactly(&p, &u(), Update, &logs);
     // the same restriction on the role's permission entry
-    let roles = json!([{"id": "r", "name": "logger",
+    let roles = json!([{"id": "r", "org_id": null, "name": "logger",
         "member_permissions": [{"permission": "update", "restrict_object_type": "project_log"}]}]);
     let acls = json!([{"id": "a", "object_type": "organization", "object_id": "o1", "user_id": "u", "role_id": "r"}]);
     let p = policy(json!([]), roles.clone(), acls);
     assert_allowed_exactly(&p, &u(), Update, &logs);
-    // on both the ACL and the role, both must match the object's type
-    let acls = json!([
+    // a role grant carries no restriction of its own: such an ACL is left
+    // out (it grants nothing), whatever it would have restricted to
+    let mut doc = base();
+    doc["roles"] = roles;
+    doc["acls"] = json!([
         {"id": "a", "object_type": "organization", "object_id": "o1", "user_id": "u", "role_id": "r",
-         "restrict_object_type": "project_log"},
-        {"id": "b", "object_type": "organization", "object_id": "o1", "user_id": "v", "role_id": "r",
-         "restrict_object_type": "experiment"}
+         "restrict_object_type": "project_log"}
     ]);
-    let p = policy(json!([]), roles, acls);
-    assert_allowed_exactly(&p, &u(), Update, &logs);
-    let v = Principal { user_id: "v".into(), org_id: "o1".into() };
-    assert_allowed_exactly(&p, &v, Update, &[]);
+    let loaded = loggate_model::load::from_json(&doc.to_string()).unwrap();
+    assert_eq!(loaded.left_out.len(), 1, "{:?}", loaded.left_out);
+    let p = CompiledPolicy::compile(loaded.policy);
+    assert_allowed_exactly(&p, &u(), Update, &[]);
 }
 
 #[test]
@@ -241,10 +242,11 @@ fn group_cycles_terminate_and_share_members() {
 #[test]
 fn roles_inherit_member_roles_transitively_and_cycles_terminate() {
     let roles = json!([
-        {"id": "writer", "name": "writer", "member_roles": ["logger"]},
-        {"id": "logger", "name": "logger", "member_roles": ["base", "writer"],
+        {"id": "writer", "org_id": null, "name": "writer", "member_roles": ["logger"]},
+        {"id": "logger", "org_id": null, "name": "logger", "member_roles": ["base", "writer"],
          "member_permissions": [{"permission": "update", "restrict_object_type": "project_log"}]},
-        {"id": "base", "name": "base", "member_roles": ["base"], "member_permissions": [{"permission": "read"}]},
+        {"id": "base", "org_id": null, "name": "base", "member_roles": ["base"],
+         "member_permissions": [{"permission": "read"}]},
     ]);
     let acls = json!([{"id": "a1", "object_type": "project", "object_id": "p1", "user_id": "u", "role_id": "writer"}]);
     let p = policy(json!([]), roles, acls);

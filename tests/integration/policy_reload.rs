@@ -64,13 +64,15 @@ async fn a_broken_policy_file_keeps_the_last_good_policy_serving() {
     let w = World::start().await;
     let failures = "loggate_policy_reload_failures_total";
     let mut last = w.gw.metric(failures).await;
-    let mut invalid = w.policy.to_json();
-    // Valid JSON, invalid policy: an ACL with both a user and a group.
-    invalid["acls"][0]["group_id"] = serde_json::json!("00000000-0000-4000-8000-000000000000");
+    // Valid JSON that is not a policy: a misspelled top-level key. (An
+    // entry that breaks a rule is left out instead; see policy_integrity.)
+    let mut not_a_policy = w.policy.to_json();
+    let acls = not_a_policy.as_object_mut().unwrap().remove("acls").unwrap();
+    not_a_policy["acl"] = acls;
     let broken: Vec<(&str, Vec<u8>)> = vec![
         ("truncated JSON", w.policy.to_bytes()[..100].to_vec()),
         ("empty file", Vec::new()),
-        ("invalid ACL", serde_json::to_vec(&invalid).unwrap()),
+        ("misspelled top-level key", serde_json::to_vec(&not_a_policy).unwrap()),
     ];
     for (i, (story, bytes)) in broken.into_iter().enumerate() {
         if i % 2 == 0 {

@@ -201,7 +201,7 @@ async fn import_is_idempotent_and_export_round_trips() {
     let mut invalid = doc.clone();
     invalid.acls[0].user_id = Some("nobody".into());
     match store.import(&invalid, false).await {
-        Err(ImportError::Invalid(e)) => assert!(e.to_string().contains("acls[0].user_id"), "{e}"),
+        Err(ImportError::Invalid(e)) => assert!(e.to_string().contains("acls[0]: user_id"), "{e}"),
         other => panic!("expected invalid, got {other:?}"),
     }
     assert_eq!(store.revision().await.unwrap(), 2);

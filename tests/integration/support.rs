@@ -11,7 +11,6 @@ pub mod minimal;
 pub mod pg;
 pub mod policy;
 pub mod raw;
-pub mod reference;
 pub mod sdk;
 pub mod tls;
 pub mod upstream;

@@ -39,6 +39,9 @@ struct Item {
     permission: Option<Permission>,
     role_id: Option<String>,
     restrict_object_type: Option<ObjectType>,
+    /// The organization an ACL on an untracked object type (a prompt…) is
+    /// stored under; may be omitted when the store holds one organization.
+    org_name: Option<String>,
     /// `add_acls[3].` etc.
     prefix: String,
 }
@@ -83,6 +86,7 @@ impl Item {
             permission,
             role_id,
             restrict_object_type,
+            org_name: f.opt_str("org_name")?,
             prefix: f.prefix.clone(),
         })
     }
@@ -110,14 +114,14 @@ impl Item {
             }
             ObjectType::Experiment => Some(
                 "SELECT p.org_id FROM experiments e JOIN projects p ON p.id = e.project_id
-                  WHERE e.id = $1 AND p.deleted_at IS NULL",
+                  WHERE e.id = $1 AND e.deleted_at IS NULL AND p.deleted_at IS NULL",
             ),
             ObjectType::Dataset => Some(
                 "SELECT p.org_id FROM datasets d JOIN projects p ON p.id = d.project_id
-                  WHERE d.id = $1 AND p.deleted_at IS NULL",
+                  WHERE d.id = $1 AND d.deleted_at IS NULL AND p.deleted_at IS NULL",
             ),
-            ObjectType::Group => Some("SELECT org_id FROM groups WHERE id = $1"),
-            ObjectType::Role => Some("SELECT coalesce(org_id, '') FROM roles WHERE id = $1"),
+            ObjectType::Group => Some("SELECT org_id FROM groups WHERE id = $1 AND deleted_at IS NULL"),
+            ObjectType::Role => Some("SELECT coalesce(org_id, '') FROM roles WHERE id = $1 AND deleted_at IS NULL"),
             // Prompts are not described by the policy: any id is accepted.
             ObjectType::Prompt | ObjectType::PromptSession => None,
         };
@@ -128,17 +132,32 @@ impl Item {
                 })?;
                 Some(row.get::<_, String>(0)).filter(|o| !o.is_empty())
             }
-            None => resolve_org(c, None).await.ok().map(|(id, _)| id),
+            // Untracked objects are stored under the named (or only) org.
+            None => Some(resolve_org(c, self.org_name.as_deref()).await?.0),
         };
-        for (name, table, value) in [
-            ("user_id", "users", &self.user_id),
-            ("group_id", "groups", &self.group_id),
-            ("role_id", "roles", &self.role_id),
-        ] {
-            if let Some(v) = value
-                && c.query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[v]).await?.is_none()
+        if let Some(u) = &self.user_id
+            && c.query_opt("SELECT 1 FROM users WHERE id = $1", &[u]).await?.is_none()
+        {
+            return Err(bad(field("user_id"), format!("unknown user '{}'", truncate(u))));
+        }
+        // A group or a (non-system) role grants only in its own
+        // organization: naming one of another is refused, as the loader
+        // leaves such an ACL out.
+        for (name, table, value) in [("group_id", "groups", &self.group_id), ("role_id", "roles", &self.role_id)] {
+            let Some(v) = value else { continue };
+            let what = &name[..name.len() - 3];
+            let row = c
+                .query_opt(&format!("SELECT org_id FROM {table} WHERE id = $1 AND deleted_at IS NULL"), &[v])
+                .await?
+                .ok_or_else(|| bad(field(name), format!("unknown {what} '{}'", truncate(v))))?;
+            let owner: Option<String> = row.get(0);
+            if let (Some(owner), Some(org)) = (&owner, &org)
+                && owner != org
             {
-                return Err(bad(field(name), format!("unknown {} '{}'", &name[..name.len() - 3], truncate(v))));
+                return Err(bad(
+                    field(name),
+                    format!("{what} '{}' belongs to another organization than the object", truncate(v)),
+                ));
             }
         }
         Ok(org)

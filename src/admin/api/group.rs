@@ -3,8 +3,8 @@
 //! delete.
 
 use super::{
-    ApiRequest, Fields, Filter, body_object, check_ids, existing_or_insert, in_transaction, limit_sql, not_allowed,
-    not_found, org_filter, resolve_org, ts,
+    ApiRequest, Fields, Filter, body_object, check_ids, check_members, existing_or_insert, in_transaction, limit_sql,
+    not_allowed, not_found, org_filter, resolve_org, soft_delete, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -14,7 +14,8 @@ use tokio_postgres::{GenericClient, Row};
 
 const SELECT: &str = "SELECT g.id, g.org_id, g.created, g.name, g.description,
         ARRAY(SELECT m.user_id FROM group_member_users m WHERE m.group_id = g.id ORDER BY 1),
-        ARRAY(SELECT m.member_group_id FROM group_member_groups m WHERE m.group_id = g.id ORDER BY 1)
+        ARRAY(SELECT m.member_group_id FROM group_member_groups m WHERE m.group_id = g.id ORDER BY 1),
+        g.deleted_at
    FROM groups g";
 
 fn to_json(r: &Row) -> Value {
@@ -25,13 +26,19 @@ fn to_json(r: &Row) -> Value {
         "created": ts(r.get(2)),
         "name": r.get::<_, String>(3),
         "description": r.get::<_, Option<String>>(4),
-        "deleted_at": null,
+        "deleted_at": ts(r.get(7)),
         "member_users": r.get::<_, Vec<String>>(5),
         "member_groups": r.get::<_, Vec<String>>(6),
     })
 }
 
+/// A live group.
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
+    Ok(c.query_opt(&format!("{SELECT} WHERE g.id = $1 AND g.deleted_at IS NULL"), &[&id]).await?.map(|r| to_json(&r)))
+}
+
+/// A group, deleted or not.
+async fn get_any(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
     Ok(c.query_opt(&format!("{SELECT} WHERE g.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
 }
 
@@ -69,7 +76,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
                 let id = existing_or_insert(tx, "groups", &org, &name, &description, async |id| {
                     check_ids(tx, "users", &users, |i| format!("member_users[{i}]"), "user").await?;
-                    check_ids(tx, "groups", &groups, |i| format!("member_groups[{i}]"), "group").await?;
+                    check_members(tx, "groups", &org, &groups, |i| format!("member_groups[{i}]"), "group").await?;
                     add_members(tx, id, &users, &groups).await
                 })
                 .await?;
@@ -80,6 +87,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
         [] if m == Method::GET => {
             let conn = pg.conn().await?;
             let mut f = Filter::default();
+            f.always("g.deleted_at IS NULL");
             f.eq("g.org_id", org_filter(&*conn, &req.query).await?);
             f.eq("g.name", req.query.get("group_name").map(str::to_owned));
             f.ids("g.id", req.query.all("ids"));
@@ -104,11 +112,15 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let add_groups = f.str_list("add_member_groups")?;
             let remove_groups = f.str_list("remove_member_groups")?;
             in_transaction(pg, async |tx| {
-                if tx.query_opt("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", &[id]).await?.is_none() {
+                let Some(row) = tx
+                    .query_opt("SELECT org_id FROM groups WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", &[id])
+                    .await?
+                else {
                     return Err(not_found("group", id));
-                }
+                };
+                let org: String = row.get(0);
                 check_ids(tx, "users", &add_users, |i| format!("add_member_users[{i}]"), "user").await?;
-                check_ids(tx, "groups", &add_groups, |i| format!("add_member_groups[{i}]"), "group").await?;
+                check_members(tx, "groups", &org, &add_groups, |i| format!("add_member_groups[{i}]"), "group").await?;
                 if let Some(name) = &name {
                     tx.execute("UPDATE groups SET name = $2 WHERE id = $1", &[id, name]).await?;
                 }
@@ -131,10 +143,12 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             .await
         }
         [id] if m == Method::DELETE => {
+            // Soft deletion: a deleted group contains nobody and grants nothing.
             in_transaction(pg, async |tx| {
-                let group = get(tx, id).await?.ok_or_else(|| not_found("group", id))?;
-                tx.execute("DELETE FROM groups WHERE id = $1", &[id]).await?;
-                Ok(group)
+                if !soft_delete(tx, "groups", id).await? {
+                    return Err(not_found("group", id));
+                }
+                Ok(get_any(tx, id).await?.expect("locked by the update"))
             })
             .await
         }

@@ -3,8 +3,8 @@
 //! roles), delete.
 
 use super::{
-    ApiRequest, Fields, Filter, bad, body_object, check_ids, existing_or_insert, in_transaction, limit_sql,
-    not_allowed, not_found, org_filter, resolve_org, ts,
+    ApiRequest, Fields, Filter, bad, body_object, check_members, existing_or_insert, in_transaction, limit_sql,
+    not_allowed, not_found, org_filter, resolve_org, soft_delete, ts,
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
@@ -18,7 +18,8 @@ const SELECT: &str = "SELECT x.id, x.org_id, x.created, x.name, x.description,
                ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
         ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
                ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
-        ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
+        ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1),
+        x.deleted_at
    FROM roles x";
 
 fn to_json(r: &Row) -> Value {
@@ -31,7 +32,7 @@ fn to_json(r: &Row) -> Value {
         "created": ts(r.get(2)),
         "name": r.get::<_, String>(3),
         "description": r.get::<_, Option<String>>(4),
-        "deleted_at": null,
+        "deleted_at": ts(r.get(8)),
         "member_permissions": permissions.into_iter().zip(restricts)
             .map(|(p, t)| json!({"permission": p, "restrict_object_type": t}))
             .collect::<Vec<_>>(),
@@ -39,7 +40,13 @@ fn to_json(r: &Row) -> Value {
     })
 }
 
+/// A live role.
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
+    Ok(c.query_opt(&format!("{SELECT} WHERE x.id = $1 AND x.deleted_at IS NULL"), &[&id]).await?.map(|r| to_json(&r)))
+}
+
+/// A role, deleted or not.
+async fn get_any(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
     Ok(c.query_opt(&format!("{SELECT} WHERE x.id = $1"), &[&id]).await?.map(|r| to_json(&r)))
 }
 
@@ -93,7 +100,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
                 let id = existing_or_insert(tx, "roles", &org, &name, &description, async |id| {
-                    check_ids(tx, "roles", &roles, |i| format!("member_roles[{i}]"), "role").await?;
+                    check_members(tx, "roles", &org, &roles, |i| format!("member_roles[{i}]"), "role").await?;
                     add_members(tx, id, &perms, &roles).await
                 })
                 .await?;
@@ -104,6 +111,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
         [] if m == Method::GET => {
             let conn = pg.conn().await?;
             let mut f = Filter::default();
+            f.always("x.deleted_at IS NULL");
             if let Some(org) = org_filter(&*conn, &req.query).await? {
                 // System roles (no org) are assignable in every organization.
                 f.push(|n| format!("(x.org_id = ${n} OR x.org_id IS NULL)"), org);
@@ -131,10 +139,16 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let add_roles = f.str_list("add_member_roles")?;
             let remove_roles = f.str_list("remove_member_roles")?;
             in_transaction(pg, async |tx| {
-                if tx.query_opt("SELECT 1 FROM roles WHERE id = $1 FOR UPDATE", &[id]).await?.is_none() {
+                let Some(row) = tx
+                    .query_opt("SELECT org_id FROM roles WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", &[id])
+                    .await?
+                else {
                     return Err(not_found("role", id));
-                }
-                check_ids(tx, "roles", &add_roles, |i| format!("add_member_roles[{i}]"), "role").await?;
+                };
+                // A system role (no org) may only list system roles.
+                let org: Option<String> = row.get(0);
+                let org = org.unwrap_or_default();
+                check_members(tx, "roles", &org, &add_roles, |i| format!("add_member_roles[{i}]"), "role").await?;
                 if let Some(name) = &name {
                     tx.execute("UPDATE roles SET name = $2 WHERE id = $1", &[id, name]).await?;
                 }
@@ -159,10 +173,12 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             .await
         }
         [id] if m == Method::DELETE => {
+            // Soft deletion: a deleted role grants nothing, also as a member.
             in_transaction(pg, async |tx| {
-                let role = get(tx, id).await?.ok_or_else(|| not_found("role", id))?;
-                tx.execute("DELETE FROM roles WHERE id = $1", &[id]).await?;
-                Ok(role)
+                if !soft_delete(tx, "roles", id).await? {
+                    return Err(not_found("role", id));
+                }
+                Ok(get_any(tx, id).await?.expect("locked by the update"))
             })
             .await
         }

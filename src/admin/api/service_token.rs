@@ -2,10 +2,8 @@
 //! `key`; only its SHA-256 is stored), list, get, delete (by id in the
 //! path, or `{"id"}` in the body).
 //!
-//! Without `service_account_id`, a service-account user named after the
-//! token is created in the same transaction (the spec requires the field;
-//! loggate has no endpoint to create service accounts, so this is the one
-//! way to get one through the API).
+//! `name` and `service_account_id` are required, as the spec says; service
+//! accounts themselves come with the policy (`loggate policy import`).
 
 use super::{
     ApiRequest, Fields, Filter, bad, body_object, in_transaction, limit_sql, new_id, not_allowed, not_found,
@@ -60,28 +58,14 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let f = Fields::new(&body);
             let name = f.req_str("name")?;
             let org_name = f.opt_str("org_name")?;
-            let account = f.opt_nonempty("service_account_id")?;
+            let account = f.req_str("service_account_id")?;
             let token = loggate_model::token::generate();
             let digest = TokenDigest::of(&token).to_hex();
             let mut created = in_transaction(pg, async |tx| {
                 let (org, _) = resolve_org(tx, org_name.as_deref()).await?;
-                let account = match account {
-                    Some(id) => {
-                        if tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&id]).await?.is_none() {
-                            return Err(bad("service_account_id", format!("unknown user '{}'", super::truncate(&id))));
-                        }
-                        id
-                    }
-                    None => {
-                        let id = new_id();
-                        tx.execute(
-                            "INSERT INTO users (id, name, service_account) VALUES ($1, $2, true)",
-                            &[&id, &name],
-                        )
-                        .await?;
-                        id
-                    }
-                };
+                if tx.query_opt("SELECT 1 FROM users WHERE id = $1", &[&account]).await?.is_none() {
+                    return Err(bad("service_account_id", format!("unknown user '{}'", super::truncate(&account))));
+                }
                 let id = new_id();
                 tx.execute(
                     "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, preview_name)

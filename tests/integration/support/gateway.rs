@@ -174,9 +174,18 @@ impl GatewayBuilder {
     /// Writes the config and the policy into a temp dir, starts `loggate
     /// serve`, and waits until it is ready.
     pub async fn start(self, policy: &PolicyBuilder) -> Gateway {
+        self.start_with_policy_bytes(&policy.to_bytes()).await
+    }
+
+    /// [`start`](Self::start) with a policy file of exactly these bytes, for
+    /// documents a [`PolicyBuilder`] cannot express (`deleted_at`, unknown
+    /// fields, `not_before`, cross-organization references).
+    pub async fn start_with_policy_bytes(self, policy: &[u8]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let policy_path = dir.path().join("policy.json");
-        policy.write(&policy_path);
+        let tmp = policy_path.with_extension("json.tmp");
+        std::fs::write(&tmp, policy).expect("write policy");
+        std::fs::rename(&tmp, &policy_path).expect("rename policy");
 
         let (listen, public_url) = if self.reserve_port {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
