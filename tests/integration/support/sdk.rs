@@ -72,6 +72,12 @@ fn python() -> PathBuf {
     std::env::var_os("LOGGATE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
+/// A command-line tool installed beside the test Python (the venv's `bin`),
+/// e.g. `schemathesis`.
+pub fn venv_tool(name: &str) -> PathBuf {
+    python().with_file_name(name)
+}
+
 fn node_modules() -> PathBuf {
     std::env::var_os("LOGGATE_TEST_NODE_MODULES")
         .map(PathBuf::from)
