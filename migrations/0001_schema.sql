@@ -1,4 +1,4 @@
--- loggate policy schema (design §7). Ids are text: policy files may use any
+-- loggate policy schema (contract: Policy file). Ids are text: policy files may use any
 -- non-empty string; the admin API generates UUIDs.
 
 CREATE TABLE organizations (

@@ -1,4 +1,4 @@
--- Revisions by triggers (design §8): every change, by any writer, counts.
+-- Revisions by triggers (docs/operations.md, caching and invalidation): every change, by any writer, counts.
 -- One transaction = one revision; every changed row is listed in
 -- policy_changes under that revision; NOTIFY loggate_policy '<revision>'.
 

@@ -1,4 +1,4 @@
-//! The decision cache (design §8): (token digest, object, permission) ->
+//! The decision cache (docs/operations.md, caching and invalidation): (token digest, object, permission) ->
 //! decision (`decisions`: a compact sharded map, see there why not moka),
 //! and token digest -> identity, in moka. Misses for one key are computed
 //! once (single flight); denials live `negative_ttl`, allows `ttl`.

@@ -1,4 +1,4 @@
-//! The command line (design §9): `serve`, `check`, `token new`, `authz`,
+//! The command line (contract: Configuration): `serve`, `check`, `token new`, `authz`,
 //! `migrate`, `policy export|import`.
 //! Each command returns an exit code; `main.rs` only calls `run`.
 
@@ -90,7 +90,7 @@ enum PolicyCommand {
     Import {
         #[arg(long, default_value = "config/loggate.toml")]
         config: PathBuf,
-        /// The policy file (design §7 shape).
+        /// The policy file (contract: Policy file shape).
         file: PathBuf,
         /// Also delete everything the file does not contain.
         #[arg(long)]

@@ -1,4 +1,4 @@
-//! Typed configuration (design §9), parsed once at start-up: TOML file, then
+//! Typed configuration (contract: Configuration), parsed once at start-up: TOML file, then
 //! `LOGGATE_<SECTION>__<KEY>` environment overrides, then validation. Nothing
 //! reads the environment after this.
 

@@ -1,6 +1,6 @@
 //! Every way a request can fail, one variant per condition, and the one
 //! place (`GatewayError::to_response`) that maps them to a status and the
-//! JSON body of design §5. Handlers never build error responses by hand.
+//! JSON body of contract: Errors. Handlers never build error responses by hand.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};

@@ -1,4 +1,4 @@
-//! The invalidation feed (design §8): subscribers that receive one message
+//! The invalidation feed (docs/operations.md, caching and invalidation): subscribers that receive one message
 //! per policy revision and drop exactly what changed from the decision
 //! cache, and the bridge that publishes those messages for the postgres
 //! store.

@@ -1,6 +1,6 @@
 //! loggate: a log-ingestion gateway that enforces the Braintrust permission
 //! model in front of a data plane. The module tree follows the request flow
-//! of design §1.
+//! of contract: Request flow.
 
 pub mod admin;
 pub mod cache;

@@ -1,4 +1,4 @@
-//! Rate limits (design §9 `[limits]`): per token and per organization
+//! Rate limits (contract: Configuration `[limits]`): per token and per organization
 //! (governor keyed GCRA limiters), and a per-client-address budget of failed
 //! authentications so tokens cannot be brute-forced. Keyed state is pruned
 //! periodically (`retain_recent`), so it does not grow without bound.

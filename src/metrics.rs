@@ -1,4 +1,4 @@
-//! Every Prometheus series loggate exports (design §10), in one place. Label
+//! Every Prometheus series loggate exports (contract: Metrics), in one place. Label
 //! values are closed vocabularies (routes, error codes, object types, org
 //! ids); never a token or other caller-controlled free text.
 

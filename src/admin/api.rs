@@ -1,4 +1,4 @@
-//! The admin API (design §11): Braintrust-shaped CRUD over the postgres
+//! The admin API (contract: Admin API): Braintrust-shaped CRUD over the postgres
 //! policy store, under `/v1/` on the admin listener. Every write is one
 //! transaction, hence one policy revision (the triggers announce it).
 //!

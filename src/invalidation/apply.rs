@@ -1,4 +1,4 @@
-//! The applier: turns feed messages into cache invalidations (design §8).
+//! The applier: turns feed messages into cache invalidations (docs/operations.md, caching and invalidation).
 //! No I/O and no clock of its own (the caller passes "now"), so every rule
 //! is unit-tested with data.
 //!

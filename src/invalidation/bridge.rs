@@ -1,4 +1,4 @@
-//! The bridge: Postgres change log -> invalidation feed (design §8).
+//! The bridge: Postgres change log -> invalidation feed (docs/operations.md, caching and invalidation).
 //!
 //! The postgres store's triggers give every transaction one revision,
 //! record `(revision, kind, id, committed_at)` in `policy_changes`, and

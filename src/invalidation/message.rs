@@ -1,4 +1,4 @@
-//! The invalidation message (design §8, contract):
+//! The invalidation message (docs/operations.md, caching and invalidation, contract):
 //! `{"revision":N,"committed_at_ms":T,"changes":[{"kind":"…","id":"…"}]}`.
 //! Extra fields are ignored; an unknown kind or anything that does not parse
 //! is an error the applier answers with a flush.

@@ -1,4 +1,4 @@
-//! The `postgres` policy store (design §7, §8).
+//! The `postgres` policy store (contract: Policy file, §8).
 //!
 //! Tables for every object of the policy document, created by the embedded
 //! migrations (`migrations/*.sql`). Triggers give every transaction that
@@ -148,7 +148,7 @@ impl PgStore {
     }
 
     /// What revision `revision` changed: `(committed_at_ms, [(kind, id)])`,
-    /// kinds as in design §8, sorted. An unknown revision gives `(0, [])`.
+    /// kinds as in docs/operations.md, caching and invalidation, sorted. An unknown revision gives `(0, [])`.
     /// `committed_at_ms` is the time of the transaction's last change
     /// (triggers cannot see the commit itself; it follows within the
     /// transaction's remaining run time).

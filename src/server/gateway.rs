@@ -1,4 +1,4 @@
-//! The request pipeline of design §1, phase by phase:
+//! The request pipeline of contract: Request flow, phase by phase:
 //! route -> size limit -> authenticate -> inspect body -> authorize every
 //! target -> rate limit -> forward -> stream back. Every phase returns a
 //! `GatewayError`; `error.rs` alone turns those into responses.
@@ -91,7 +91,7 @@ impl Gateway {
             body::check_json_content_type(&parts.headers)?;
         }
         // A declared oversize body is refused before authentication reads
-        // anything else (design §1 order: size limit, then authenticate).
+        // anything else (contract: Request flow order: size limit, then authenticate).
         body::check_declared_length(&parts.headers, server.max_body_bytes)?;
         #[cfg(feature = "bench-authz-off")]
         if cfg!(feature = "bench-authz-off") {

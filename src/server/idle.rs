@@ -1,4 +1,4 @@
-//! Connection timing (design §9 `server.idle_timeout`, `header_read_timeout`).
+//! Connection timing (contract: Configuration `server.idle_timeout`, `header_read_timeout`).
 //!
 //! Every accepted connection's IO is wrapped in [`TimedIo`], which closes it
 //! (the next read fails with `TimedOut`) when

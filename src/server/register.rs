@@ -1,4 +1,4 @@
-//! Lookup-or-create routes (design §4): projects by name, experiments and
+//! Lookup-or-create routes (contract: Routes): projects by name, experiments and
 //! datasets by name within a project. An existing object needs a grant on
 //! it; a new one needs `create` on its parent. Other organizations: 403.
 

@@ -20,7 +20,7 @@ pub fn login_response(body: &[u8], public_url: &str) -> Option<Vec<u8>> {
 
 /// Removes `logs3_payload_max_bytes`: loggate does not mediate overflow
 /// uploads, and the SDKs treat any advertised limit as "overflow available"
-/// (design §6).
+/// (contract: Large batches).
 pub fn version_response(body: &[u8]) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     v.as_object_mut()?.remove("logs3_payload_max_bytes");

@@ -1,4 +1,4 @@
-//! Route matching (design §4): from method and path to what the gateway
+//! Route matching (contract: Routes): from method and path to what the gateway
 //! must check. Unknown paths are 404 unless a passthrough prefix covers them.
 
 use crate::error::GatewayError;

@@ -1,4 +1,4 @@
-//! The admin API (design §11) on a real gateway over a real Postgres: every
+//! The admin API (contract: Admin API) on a real gateway over a real Postgres: every
 //! endpoint, Braintrust shapes checked against the OpenAPI schemas, bad
 //! inputs as 400 naming the field, 401/404/405, and the end-to-end story of
 //! a revoked ACL and of a store that went away.

@@ -1,4 +1,4 @@
-//! Table tests: every rule of the permission model (design §3, seeds 000 and
+//! Table tests: every rule of the permission model (contract: Permission model, seeds 000 and
 //! 004) on small hand-written policies.
 
 use loggate_authz::{CompiledPolicy, Decision, DenyReason, Principal};

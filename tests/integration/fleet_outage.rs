@@ -1,4 +1,4 @@
-//! The feed and the store going away in postgres mode (design §8):
+//! The feed and the store going away in postgres mode (docs/operations.md, caching and invalidation):
 //! - feed down alone: `/readyz` stays 200; a revocation committed meanwhile
 //!   (plain SQL: nothing can announce it) takes effect once
 //!   `max_staleness` has passed, because decisions are re-checked against

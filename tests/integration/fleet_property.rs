@@ -1,5 +1,5 @@
 //! Random admin API operation sequences against one Postgres store, one
-//! private Redis feed and two replicas (design §3, §8, §11).
+//! private Redis feed and two replicas (contract: Permission model, §8, §11).
 //!
 //! Each case resets the store to a base policy (one `import --replace`
 //! revision), warms both replicas' caches with a fixed set of questions,

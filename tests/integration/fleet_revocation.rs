@@ -1,4 +1,4 @@
-//! Two-replica revocation lag (design §8 goal: a revoked grant stops
+//! Two-replica revocation lag (docs/operations.md, caching and invalidation goal: a revoked grant stops
 //! working on every replica within 250 ms, p99).
 //!
 //! Two `loggate` processes share one Postgres policy store and one feed.

@@ -1,4 +1,4 @@
-//! Plain SQL reaches every replica (design §7: "triggers, so that changes
+//! Plain SQL reaches every replica (contract: Policy file: "triggers, so that changes
 //! made by any writer count"; §8). Two replicas share one Postgres store and
 //! a private Redis feed. Writers are allowed on both (answers cached), then
 //! revoked with plain SQL — not the admin API — and both replicas must deny

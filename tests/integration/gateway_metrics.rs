@@ -1,4 +1,4 @@
-//! `/metrics` after real traffic (design §10): request, denial, cache and
+//! `/metrics` after real traffic (contract: Metrics): request, denial, cache and
 //! row counters carry the contract names and closed label values; no token
 //! text ever appears.
 

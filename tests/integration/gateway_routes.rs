@@ -1,4 +1,4 @@
-//! Every route of design §4 and every error code of §5, over real HTTP
+//! Every route of contract: Routes and every error code of §5, over real HTTP
 //! against the real binary and a recording fake data plane. Each test is a
 //! short story; most end by checking that the gateway still serves a good
 //! request and never printed a token.
@@ -327,7 +327,7 @@ async fn a_declared_oversize_body_is_413_before_it_is_sent() {
     let resp = out.response();
     assert_error_body(resp.status, &resp.body, 413, "payload_too_large", &w.secrets());
     assert!(resp.after < Duration::from_secs(3), "413 took {:?}", resp.after);
-    // Also without credentials: the size check comes first (design §1).
+    // Also without credentials: the size check comes first (contract: Request flow).
     let req = raw_request("POST", "/logs3", &[b"Content-Length: 50000000"], b"");
     assert_eq!(raw_exchange(w.gw.addr, &req, Duration::from_secs(5)).await.status(), 413);
     assert_eq!(w.forwarded("/logs3"), 0);

@@ -1,4 +1,4 @@
-//! The invalidation feed (design §8) against real Redis and NATS servers
+//! The invalidation feed (docs/operations.md, caching and invalidation) against real Redis and NATS servers
 //! each test starts on a port of its own.
 //!
 //! Two kinds of stories:

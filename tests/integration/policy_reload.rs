@@ -1,4 +1,4 @@
-//! Hot reload of the file policy store (design §7): a changed file takes
+//! Hot reload of the file policy store (contract: Policy file): a changed file takes
 //! effect within a second, whether it is replaced atomically (temp file +
 //! rename) or rewritten in place; a broken file is refused, counted in
 //! `/metrics`, and the last good policy keeps serving.

@@ -115,7 +115,7 @@ async fn fake_upstream_satisfies(sdk: Sdk) {
     };
     assert!(paths.contains(&register.to_owned()), "{paths:?}");
     assert!(upstream.created_projects().is_empty(), "the SDK looked up an unknown project name");
-    // What loggate must accept (design §4): Python posts /logs3 without a
+    // What loggate must accept (contract: Routes): Python posts /logs3 without a
     // Content-Type, JS with application/json; JS's login has a JSON type.
     let logs3 = upstream.requests_to("/logs3");
     let ct = logs3[0].header("content-type");

@@ -1,4 +1,4 @@
-//! Graceful shutdown of the real binary (design §9 `shutdown_grace`): on
+//! Graceful shutdown of the real binary (contract: Configuration `shutdown_grace`): on
 //! SIGTERM `/readyz` turns 503 at once, new connections are refused, the
 //! request in flight completes, and the process exits 0 within the grace.
 

@@ -1,4 +1,4 @@
-//! Authorization: the Braintrust permission model (design §3) as a pure,
+//! Authorization: the Braintrust permission model (contract: Permission model) as a pure,
 //! synchronous evaluator over a compiled policy. No I/O, no clock, no async:
 //! everything here is a function of its arguments, so it is tested with data
 //! alone (see `tests/authz_reference.rs` for the independent reference).

@@ -1,5 +1,5 @@
 //! Body inspection: reads a request body once, checks it against the
-//! "Bodies" rules of design §4, and lists every object it writes to with the
+//! "Bodies" rules of contract: Routes, and lists every object it writes to with the
 //! permission each needs. The original bytes are forwarded unchanged; this
 //! module never re-serializes.
 //!

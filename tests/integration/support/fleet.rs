@@ -1,4 +1,4 @@
-//! A fleet for tests (design §7, §8): one postgres policy store (a fresh
+//! A fleet for tests (contract: Policy file, §8): one postgres policy store (a fresh
 //! database), one private feed server (Redis or NATS), N `loggate`
 //! replicas sharing both — optionally reaching Postgres through a cuttable
 //! [`Relay`] — and the fake data plane. Plus what fleet tests do with it:
@@ -166,7 +166,7 @@ fn user_part(url: &str) -> String {
 }
 
 /// A `/logs3` row aimed at one object (`project_log`, `experiment` or
-/// `dataset`), a delete row when `delete` (design §3/§4: `update` vs `delete`).
+/// `dataset`), a delete row when `delete` (contract: Permission model/§4: `update` vs `delete`).
 pub fn row(object_type: &str, id: &str, delete: bool) -> Value {
     let mut row = match object_type {
         "project_log" => json!({"id": "r", "project_id": id, "log_id": "g"}),

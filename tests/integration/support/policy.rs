@@ -1,4 +1,4 @@
-//! Builds a policy file (design §7 shape) in which the test knows every raw
+//! Builds a policy file (contract: Policy file shape) in which the test knows every raw
 //! service token. Written as plain JSON so that it checks the file contract,
 //! not the crate's own model types.
 
