@@ -33,6 +33,10 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub shadow: ShadowConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +268,49 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// Where audit records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSink {
+    #[default]
+    None,
+    Stderr,
+    File,
+}
+
+/// `[audit]`: one JSON record per request that reached authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub sink: AuditSink,
+    /// `sink = "file"`: appended to, reopened on SIGHUP (logrotate).
+    pub path: Option<PathBuf>,
+    /// Records buffered between requests and the writer; when full, new
+    /// records are dropped and counted, never waited for.
+    pub queue: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { sink: AuditSink::None, path: None, queue: 65536 }
+    }
+}
+
+/// `[shadow]`: organizations whose policy denials are logged and counted,
+/// not enforced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShadowConfig {
+    /// Organization ids, or `"*"` for every organization.
+    pub orgs: Vec<String>,
+}
+
+impl ShadowConfig {
+    pub fn covers(&self, org_id: &str) -> bool {
+        self.orgs.iter().any(|o| o == "*" || o == org_id)
+    }
+}
+
 /// Why a configuration could not be loaded. Messages name the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -357,6 +404,15 @@ impl Config {
         if self.server.max_connections == 0 || self.server.max_concurrent_requests == 0 {
             return invalid("server.max_concurrent_requests", "connection and request caps must be positive");
         }
+        if self.audit.sink == AuditSink::File && self.audit.path.is_none() {
+            return invalid("audit.path", "required when audit.sink = \"file\"");
+        }
+        if self.audit.queue == 0 {
+            return invalid("audit.queue", "must be positive");
+        }
+        if self.shadow.orgs.iter().any(|o| o.is_empty()) {
+            return invalid("shadow.orgs", "an organization id must not be empty (\"*\" means every organization)");
+        }
         for p in &self.upstream.passthrough_prefixes {
             if !p.starts_with('/') {
                 return invalid("upstream.passthrough_prefixes", "each prefix must start with '/'");
@@ -387,6 +443,15 @@ impl Config {
     pub fn admin_token(&self, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
         lookup(&self.admin.token_env).filter(|v| !v.trim().is_empty())
     }
+}
+
+/// Which upstream base a route goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// `upstream.api_url`: /logs3, /version, /v1/…
+    Api,
+    /// `upstream.app_url`: /api/… (login, register).
+    App,
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! of contract: Request flow.
 
 pub mod admin;
+pub mod audit;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod forward;

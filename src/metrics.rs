@@ -25,6 +25,10 @@ pub struct Metrics {
     pub policy_reload_failures: IntCounter,
     pub policy_invalid_entries: IntGauge,
     pub rate_limited: IntCounter,
+    /// Policy denials forwarded anyway for a shadowed organization.
+    pub shadow_denials: IntCounterVec,
+    pub audit_records: IntCounter,
+    pub audit_dropped: IntCounter,
     pub revocation_lag_seconds: Histogram,
     /// Registered only when an invalidation feed is configured (§10).
     pub invalidation_feed_up: IntGauge,
@@ -92,6 +96,19 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(policy_reload_failures.clone())).expect("unique metric");
+        let shadow_denials = counter_vec(
+            "loggate_shadow_denials_total",
+            "Policy denials not enforced (shadow mode), by reason, object type and organization.",
+            &["reason", "object_type", "org"],
+        );
+        let plain_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let audit_records = plain_counter("loggate_audit_records_total", "Audit records written.");
+        let audit_dropped =
+            plain_counter("loggate_audit_dropped_total", "Audit records dropped (queue full or sink failing).");
         let policy_invalid_entries = gauge(
             "loggate_policy_invalid_entries",
             "Entries of the policy in force that break a rule and were left out.",
@@ -120,6 +137,9 @@ impl Metrics {
             policy_reload_failures,
             policy_invalid_entries,
             rate_limited,
+            shadow_denials,
+            audit_records,
+            audit_dropped,
             revocation_lag_seconds,
             invalidation_feed_up,
         };
@@ -147,13 +167,13 @@ impl Metrics {
     /// Records that the policy was (re)loaded or advanced to a new revision now.
     pub fn policy_loaded(&self, revision: u64) {
         self.policy_revision.set(revision as i64);
-        self.policy_last_load_unix.set(now_ms());
+        self.policy_last_load_unix.set(crate::clock::now_ms());
     }
 
     /// Records that the policy was reloaded now without changing the
     /// revision gauge (which the invalidation feed owns when configured).
     pub fn policy_refreshed(&self) {
-        self.policy_last_load_unix.set(now_ms());
+        self.policy_last_load_unix.set(crate::clock::now_ms());
     }
 
     /// The Prometheus text exposition of every series.
@@ -235,10 +255,6 @@ impl Collector for RequestMetrics {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// A collector that reports the policy's age at scrape time.
 struct PolicyAge {
     gauge: prometheus::core::GenericGauge<prometheus::core::AtomicF64>,
@@ -251,7 +267,7 @@ impl prometheus::core::Collector for PolicyAge {
     }
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
         let last = self.last_load_ms.get();
-        let age = if last == 0 { 0.0 } else { (now_ms() - last).max(0) as f64 / 1000.0 };
+        let age = if last == 0 { 0.0 } else { (crate::clock::now_ms().saturating_sub(last)).max(0) as f64 / 1000.0 };
         self.gauge.set(age);
         self.gauge.collect()
     }

@@ -5,8 +5,8 @@
 
 mod body;
 mod drain;
-pub mod gateway;
 mod idle;
+pub mod pipeline;
 mod register;
 mod rewrite;
 pub mod routes;
@@ -14,6 +14,7 @@ pub mod tls;
 mod workers;
 
 use crate::admin::Admin;
+use crate::audit::{Audit, AuditRecord};
 use crate::cache::{DecisionCache, WorkerCache};
 use crate::config::{Config, Feed};
 use crate::error::GatewayError;
@@ -23,11 +24,11 @@ use crate::metrics::Metrics;
 use crate::policy::Store;
 use crate::policy::file::{FileStore, Reload};
 use crate::policy::postgres::PgStore;
-use gateway::{Gateway, RequestFacts};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use pipeline::{Gateway, RequestFacts};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub struct Shared {
     pub inflight: Arc<Semaphore>,
     pub connections: Arc<Semaphore>,
     /// False once shutdown began: `/readyz` turns not-ready at once.
-    pub accepting: AtomicBool,
+    pub accepting: Arc<AtomicBool>,
 }
 
 /// What the requests of one worker thread use: its own gateway (upstream
@@ -146,6 +147,8 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
     }
     let forwarder = Forwarder::new(&config.upstream, upstream_token.as_deref())?;
     let limits = Arc::new(Limits::new(&config.limits));
+    let audit = Audit::start(&config.audit, metrics.audit_records.clone(), metrics.audit_dropped.clone())
+        .map_err(|e| anyhow::anyhow!("starting the audit writer: {e}"))?;
     Ok(Arc::new(Shared {
         inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
@@ -158,8 +161,9 @@ pub async fn build(config: Config, upstream_token: Option<String>) -> anyhow::Re
             request_metrics: metrics.request.clone(),
             metrics,
             limits,
+            audit,
         },
-        accepting: AtomicBool::new(true),
+        accepting: Arc::new(AtomicBool::new(true)),
     }))
 }
 
@@ -202,6 +206,26 @@ async fn serve_request(
             .inc();
     }
     let identity = facts.identity.as_deref();
+    if facts.reached_auth && gw.audit.enabled() {
+        gw.audit.record(AuditRecord {
+            ts: std::time::SystemTime::now(),
+            request_id: request_id.to_owned(),
+            route: label,
+            client_addr: client.ip(),
+            token_id: identity.map(|i| i.token_id.clone()),
+            org_id: identity.map(|i| i.org_id.clone()),
+            decision: match facts.decision {
+                "allow" | "shadow_allow" if result.is_ok() => facts.decision,
+                _ => "deny",
+            },
+            status: status.as_u16(),
+            reason: error_code.or(facts.shadow_reason),
+            targets: std::mem::take(&mut facts.targets),
+            rows: facts.rows,
+            policy_revision: crate::policy::PolicyStore::revision(&*gw.store),
+            latency_us: elapsed.as_micros() as u64,
+        });
+    }
     crate::telemetry::AccessRecord {
         request_id,
         method: method.as_str(),
@@ -429,7 +453,14 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
             "admin API is off: its env var is unset or empty (health and metrics stay on)"
         );
     }
-    let admin = Arc::new(Admin::new(shared.clone(), admin_token));
+    let gw = &shared.gateway;
+    let admin = Arc::new(Admin::new(
+        gw.store.clone(),
+        gw.metrics.clone(),
+        gw.config.invalidation.feed,
+        shared.accepting.clone(),
+        admin_token,
+    ));
     spawn_invalidation(&shared).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -439,6 +470,9 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
         "listening"
     );
     spawn_upkeep(&shared, tls.clone());
+    if gw.config.audit.sink == crate::config::AuditSink::File {
+        spawn_audit_reopen(gw.audit.clone())?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     // The admin listener keeps answering while the gateway drains, so that
     // probes see `/readyz` 503 rather than a refused connection.
@@ -454,6 +488,19 @@ pub async fn run(config: Config, upstream_token: Option<String>, admin_token: Op
     let _ = admin_stop_tx.send(true);
     admin_task.abort();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP (logrotate's `postrotate`) reopens the audit file.
+fn spawn_audit_reopen(audit: Audit) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| anyhow::anyhow!("SIGHUP handler: {e}"))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening the audit file");
+            audit.reopen();
+        }
+    });
     Ok(())
 }
 

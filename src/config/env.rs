@@ -4,7 +4,8 @@
 use super::ConfigError;
 
 const PREFIX: &str = "LOGGATE_";
-const SECTIONS: &[&str] = &["server", "upstream", "policy", "invalidation", "cache", "limits", "admin", "auth", "log"];
+const SECTIONS: &[&str] =
+    &["server", "upstream", "policy", "invalidation", "cache", "limits", "admin", "auth", "log", "audit", "shadow"];
 
 pub(super) fn apply_overrides(
     table: &mut toml::Table,

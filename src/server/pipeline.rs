@@ -7,6 +7,7 @@ use super::body;
 use super::register;
 use super::rewrite;
 use super::routes::{self, Route};
+use crate::audit::{Audit, AuditTarget};
 use crate::cache::{DecisionCache, DecisionKey, Lookup, WorkerCache};
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -24,7 +25,7 @@ use loggate_model::types::{ObjectRef, Permission};
 use loggate_model::{Identity, TokenDigest, TokenKind, parse_authorization};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Upstream answers loggate reads whole (login, version, register) are small.
 const MAX_REWRITTEN_RESPONSE: usize = 4 * 1024 * 1024;
@@ -40,15 +41,22 @@ pub struct Gateway {
     /// This worker's copy of the per-request series.
     pub request_metrics: RequestMetrics,
     pub limits: Arc<Limits>,
+    pub audit: Audit,
 }
 
-/// What one request did, for its log line.
+/// What one request did, for its log line and audit record.
 #[derive(Default)]
 pub struct RequestFacts {
+    /// Whether the request got as far as authentication (it is audited).
+    pub reached_auth: bool,
     /// The authenticated caller (token id and name, org), once known.
     pub identity: Option<Arc<Identity>>,
     pub rows: usize,
     pub decision: &'static str,
+    /// The decision on each target, when the audit trail is on.
+    pub targets: Vec<AuditTarget>,
+    /// The error code of a policy denial forwarded anyway (shadow mode).
+    pub shadow_reason: Option<&'static str>,
 }
 
 /// An authenticated caller.
@@ -70,6 +78,7 @@ impl Gateway {
             metrics: self.metrics.clone(),
             request_metrics: self.metrics.worker_copy(),
             limits: self.limits.clone(),
+            audit: self.audit.clone(),
         }
     }
 
@@ -98,18 +107,27 @@ impl Gateway {
             let _ = client;
             return self.forward_unchecked(route, parts, incoming).await;
         }
+        facts.reached_auth = true;
         let caller = self.authenticate(&parts.headers, client).await?;
         facts.identity = Some(caller.identity.clone());
 
         let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
-        let targets = self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await?;
+        // The lookup routes decide inside inspection; their denials are
+        // policy denials like any other (and so can be shadowed).
+        let targets = match self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await {
+            Ok(targets) => targets,
+            Err(e) if self.shadow(&caller, &e, facts) => Targets::default(),
+            Err(e) => return Err(e),
+        };
         facts.rows = targets.rows;
-        if let Err(e) = self.authorize(&caller, &targets.targets).await {
+        facts.decision = "allow";
+        if let Err(e) = self.authorize(&caller, &targets.targets, facts).await
+            && !self.shadow(&caller, &e, facts)
+        {
             self.request_metrics.rows_denied.inc_by(targets.rows as u64);
             facts.decision = "deny";
             return Err(e);
         }
-        facts.decision = "allow";
         self.rate_limit(&caller)?;
 
         let forwarded =
@@ -171,7 +189,7 @@ impl Gateway {
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
         let identity = identity.ok_or(GatewayError::Unauthenticated("unknown token"))?;
-        if identity.expired(now_ms) {
+        if identity.expired(crate::clock::now_ms) {
             return Err(GatewayError::Unauthenticated("token expired"));
         }
         Ok(Caller { digest, identity })
@@ -237,14 +255,34 @@ impl Gateway {
 
     /// Phase: authorize. All targets must pass; the first failure names the
     /// missing permission and the object.
-    pub(super) async fn authorize(&self, caller: &Caller, targets: &[Target]) -> Result<(), GatewayError> {
+    /// With the audit trail on, every target is decided and recorded;
+    /// otherwise the first denial ends the phase.
+    pub(super) async fn authorize(
+        &self,
+        caller: &Caller,
+        targets: &[Target],
+        facts: &mut RequestFacts,
+    ) -> Result<(), GatewayError> {
         let started = Instant::now();
+        let audited = self.audit.enabled();
         let mut result = Ok(());
         for target in targets {
             let decision = self.decide(caller, &target.object, target.permission).await?;
+            if audited {
+                facts.targets.push(AuditTarget {
+                    object_type: target.object.object_type,
+                    object_id: target.object.id.clone(),
+                    permission: target.permission,
+                    decision: if decision.is_allow() { "allow" } else { "deny" },
+                });
+            }
             if let Decision::Deny(reason) = decision {
-                result = Err(self.denial(caller, target, reason));
-                break;
+                if result.is_ok() {
+                    result = Err(self.denial(caller, target, reason));
+                }
+                if !audited {
+                    break;
+                }
             }
         }
         self.request_metrics.decision_seconds.observe(started.elapsed().as_secs_f64());
@@ -282,6 +320,23 @@ impl Gateway {
                 object: target.object.clone(),
             },
         }
+    }
+
+    /// Shadow mode: a policy denial for a shadowed organization is counted
+    /// and recorded, and the request goes on. Authentication, bad input,
+    /// rate limits and everything else are always enforced.
+    fn shadow(&self, caller: &Caller, e: &GatewayError, facts: &mut RequestFacts) -> bool {
+        let (GatewayError::PermissionDenied { object, .. } | GatewayError::UnknownObject { object, .. }) = e else {
+            return false;
+        };
+        let org = caller.identity.org_id.as_str();
+        if !self.config.shadow.covers(org) {
+            return false;
+        }
+        self.metrics.shadow_denials.with_label_values(&[e.code(), object.object_type.as_str(), org]).inc();
+        facts.decision = "shadow_allow";
+        facts.shadow_reason.get_or_insert(e.code());
+        true
     }
 
     /// Phase: rate limit, per token and per organization.
@@ -412,10 +467,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(i64::MAX)
 }
 
 impl From<inspect::InspectError> for GatewayError {

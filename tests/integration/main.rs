@@ -6,6 +6,7 @@
 mod support;
 
 mod admin_api;
+mod audit_shadow;
 mod authz_rules;
 mod cli;
 mod deploy;

@@ -129,7 +129,11 @@ impl World {
 
     /// The standard world; `configure` adjusts the gateway's config.
     pub async fn start_with(configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> World {
-        let c = cast();
+        World::start_cast(cast(), configure).await
+    }
+
+    /// The world of `c` (whose ids the caller already knows).
+    pub async fn start_cast(c: Cast, configure: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> World {
         let upstream = Upstream::start(c.policy.upstream_orgs()).await;
         let gw = configure(GatewayBuilder::new(&upstream.url)).start(&c.policy).await;
         World {
