@@ -2,6 +2,29 @@
 //! head written, the response head parsed (by `httparse`), and how the
 //! response body is framed and de-chunked. Pure: bytes in, bytes out; the
 //! pool does the I/O.
+//!
+//! The framing is strict, since a caller's server frames the answer again
+//! from what is passed on, and a wrong framing hands one answer's bytes to
+//! another. An answer is refused ([`ProtocolError`]; the connection is
+//! closed) when its framing is anything but plain:
+//!
+//! - `Transfer-Encoding` other than exactly one field `chunked` (any case,
+//!   trimmed): other codings, `chunked` not last or twice, or in an
+//!   HTTP/1.0 answer, where RFC 9112 §6.1 calls the framing faulty;
+//! - `Transfer-Encoding` and `Content-Length` together (RFC 9112 §6.3
+//!   allows dropping the length; refusing is safer, as nginx does);
+//! - a `Content-Length` that is not digits, or a list (or several fields)
+//!   whose values differ (RFC 9110 §8.6).
+//!
+//! These hold for answers without a body (to HEAD, 204, 304) as well,
+//! whose headers are passed on all the same. What is passed on is framed
+//! the way the body is handed over: `Transfer-Encoding` is removed (the
+//! body is de-chunked), and a `Content-Length` list of one value or with
+//! leading zeros becomes one plain number. Chunk sizes and extensions
+//! follow RFC 9112 §7.1 to the letter (no whitespace but the BWS the
+//! grammar allows); trailer fields are read and dropped. Interim 1xx heads
+//! are skipped (101 is refused), and every head of an answer, interim ones
+//! included, counts toward one limit of [`MAX_HEAD_BYTES`].
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -10,7 +33,8 @@ use std::mem::MaybeUninit;
 
 /// Most header fields a response head may carry (hyper's limit too).
 const MAX_HEADERS: usize = 100;
-/// Largest response head accepted.
+/// Largest response head accepted: the final head and any interim heads
+/// before it, together.
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Longest chunk-size line (size and extensions).
 const MAX_CHUNK_LINE: usize = 4 * 1024;
@@ -28,14 +52,16 @@ pub(super) struct ProtocolError(pub &'static str);
 
 /// Appends the request head. `headers` must not frame the body: any
 /// Content-Length or Transfer-Encoding in them is left out and the length
-/// of the (whole, in-memory) body is written instead.
+/// of the (whole, in-memory) body is written instead. `Expect` is left out
+/// too: the body is already whole and goes out with the head, and a
+/// `100 Continue` asked for would only come as an interim answer.
 pub(super) fn encode_head(method: &Method, target: &str, headers: &HeaderMap, body_len: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::EXPECT {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -66,35 +92,57 @@ pub(super) struct Head {
 
 /// Parses the final response head at the front of `buf` and removes it
 /// (interim 1xx heads are dropped on the way); `None` until it is whole.
-pub(super) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ProtocolError> {
+/// `interim` counts the bytes of the interim heads this answer had so far
+/// (start at 0 for each answer), so that all its heads together keep
+/// within [`MAX_HEAD_BYTES`] however they arrive.
+pub(super) fn parse_head(
+    buf: &mut BytesMut,
+    method: &Method,
+    interim: &mut usize,
+) -> Result<Option<Head>, ProtocolError> {
     loop {
-        let Some(head) = parse_one(buf, method)? else {
-            return Ok(None);
-        };
-        match head.status.as_u16() {
-            101 => return Err(ProtocolError("protocol upgrades are not supported")),
-            100..=199 => continue,
-            _ => return Ok(Some(head)),
+        match parse_one(buf, method, *interim)? {
+            Parsed::Partial => return Ok(None),
+            Parsed::Interim(len) => {
+                buf.advance(len);
+                *interim += len;
+            }
+            Parsed::Final(head) => return Ok(Some(head)),
         }
     }
 }
 
-fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ProtocolError> {
+enum Parsed {
+    Partial,
+    /// A 1xx head (not 101) this long.
+    Interim(usize),
+    Final(Head),
+}
+
+fn parse_one(buf: &mut BytesMut, method: &Method, before: usize) -> Result<Parsed, ProtocolError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots)
     {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+        Ok(httparse::Status::Complete(len)) if before + len <= MAX_HEAD_BYTES => len,
+        Ok(httparse::Status::Complete(_)) => return Err(ProtocolError("response head too large")),
+        // All of `buf` is head so far, and there is more to come.
+        Ok(httparse::Status::Partial) if before + buf.len() >= MAX_HEAD_BYTES => {
             return Err(ProtocolError("response head too large"));
         }
-        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(ProtocolError("too many header fields"));
         }
         Err(_) => return Err(ProtocolError("malformed response head")),
     };
     let status = StatusCode::from_u16(response.code.unwrap_or(0)).map_err(|_| ProtocolError("invalid status code"))?;
+    match status.as_u16() {
+        101 => return Err(ProtocolError("protocol upgrades are not supported")),
+        // Interim: no body, and nothing of it is passed on.
+        100..=199 => return Ok(Parsed::Interim(len)),
+        _ => {}
+    }
     let version = if response.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
     // The head is copied out whole (one allocation) and the header values
     // share it, rather than pinning the connection's read buffer.
@@ -109,8 +157,8 @@ fn parse_one(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Protoc
         headers.append(name, value);
     }
     buf.advance(len);
-    let (framing, reusable) = framing_of(method, status, version, &headers)?;
-    Ok(Some(Head { status, version, headers, framing, reusable }))
+    let (framing, reusable) = framing_of(method, status, version, &mut headers)?;
+    Ok(Parsed::Final(Head { status, version, headers, framing, reusable }))
 }
 
 /// Where `part` (a slice of `buf`) starts in it.
@@ -119,46 +167,84 @@ fn offset_of(buf: &[u8], part: &[u8]) -> usize {
 }
 
 /// How the response body ends (RFC 9112 §6.3), and whether the connection
-/// outlives it.
+/// outlives it. Refuses framing that is not plain (see the module docs);
+/// leaves `headers` framed as the body is handed over: no
+/// `Transfer-Encoding`, at most one plain `Content-Length`.
 fn framing_of(
     method: &Method,
     status: StatusCode,
     version: Version,
-    headers: &HeaderMap,
+    headers: &mut HeaderMap,
 ) -> Result<(Framing, bool), ProtocolError> {
     let keep_alive = match version {
         Version::HTTP_11 => !has_token(headers, header::CONNECTION, "close"),
         _ => has_token(headers, header::CONNECTION, "keep-alive"),
     };
-    if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok((Framing::Length(0), keep_alive));
+    let chunked = chunked(headers)?;
+    if chunked && version != Version::HTTP_11 {
+        return Err(ProtocolError("transfer-encoding in an HTTP/1.0 response"));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        // A length beside it is ignored, and the connection not trusted again.
-        let reusable = keep_alive && !headers.contains_key(header::CONTENT_LENGTH);
-        return Ok(match last_token(headers, header::TRANSFER_ENCODING) {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => (Framing::Chunked(Chunked::default()), reusable),
-            _ => (Framing::UntilClose, false),
-        });
+    let length = content_length(headers)?;
+    if chunked {
+        if length.is_some() {
+            return Err(ProtocolError("both content-length and transfer-encoding"));
+        }
+        headers.remove(header::TRANSFER_ENCODING);
     }
-    let mut length = None;
+    Ok(if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        (Framing::Length(0), keep_alive)
+    } else if chunked {
+        (Framing::Chunked(Chunked::default()), keep_alive)
+    } else {
+        match length {
+            Some(n) => (Framing::Length(n), keep_alive),
+            None => (Framing::UntilClose, false),
+        }
+    })
+}
+
+/// Whether the answer is chunked: no `Transfer-Encoding`, or exactly one
+/// field that is `chunked` alone; anything else is refused.
+fn chunked(headers: &HeaderMap) -> Result<bool, ProtocolError> {
+    let mut fields = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let Some(first) = fields.next() else {
+        return Ok(false);
+    };
+    let plain = first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
+    if !plain || fields.next().is_some() {
+        return Err(ProtocolError("unsupported transfer-encoding"));
+    }
+    Ok(true)
+}
+
+/// The body length the `Content-Length` fields give, if any: each field a
+/// comma-separated list of digits (leading zeros allowed), all of the same
+/// value. Unless they were one plain number already, the fields are
+/// replaced by one that is.
+fn content_length(headers: &mut HeaderMap) -> Result<Option<u64>, ProtocolError> {
+    let (mut length, mut fields, mut plain) = (None, 0, true);
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.to_str().map_err(|_| ProtocolError("invalid content-length"))?.split(',') {
-            let item = item.trim();
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+        fields += 1;
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
                 return Err(ProtocolError("invalid content-length"));
             }
-            let n: u64 = item.parse().map_err(|_| ProtocolError("invalid content-length"))?;
+            let n = item.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+            let n = n.ok_or(ProtocolError("invalid content-length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(ProtocolError("conflicting content-length values"));
             }
+            plain &= item.len() == value.len() && (item[0] != b'0' || item.len() == 1);
             length = Some(n);
         }
     }
-    Ok(match length {
-        Some(n) => (Framing::Length(n), keep_alive),
-        None => (Framing::UntilClose, false),
-    })
+    if let Some(n) = length
+        && (fields > 1 || !plain)
+    {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(length)
 }
 
 fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
@@ -167,10 +253,6 @@ fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
-}
-
-fn last_token(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
-    tokens(headers, name).filter(|t| !t.is_empty()).last()
 }
 
 /// How much of the response body is still to come.
@@ -325,16 +407,71 @@ fn line(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, ProtocolErro
     }
 }
 
-/// `1*HEXDIG [ BWS ";" chunk-ext ]`.
+/// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): hex digits, leading zeros
+/// allowed, for a size within u64; then the extensions (ignored, but they
+/// must follow their grammar: no stray bytes, no bare CR or LF).
 fn chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    let rest = &line[digits..];
-    let rest_ok = rest.is_empty() || rest.iter().find(|b| !matches!(b, b' ' | b'\t')) == Some(&b';');
-    if digits == 0 || digits > 16 || !rest_ok {
-        return Err(ProtocolError("invalid chunk size"));
+    let size = line[..digits].iter().try_fold(0u64, |n, &b| {
+        let digit = (b as char).to_digit(16)?;
+        n.checked_mul(16)?.checked_add(u64::from(digit))
+    });
+    match size {
+        Some(size) if digits > 0 && extensions_valid(&line[digits..]) => Ok(size),
+        _ => Err(ProtocolError("invalid chunk size")),
     }
-    let text = std::str::from_utf8(&line[..digits]).map_err(|_| ProtocolError("invalid chunk size"))?;
-    u64::from_str_radix(text, 16).map_err(|_| ProtocolError("invalid chunk size"))
+}
+
+/// `*( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`, a name a token, a
+/// value a token or a quoted-string.
+fn extensions_valid(mut rest: &[u8]) -> bool {
+    while !rest.is_empty() {
+        let Some(after) = skip_ws(rest).strip_prefix(b";") else {
+            return false;
+        };
+        let after = skip_ws(after);
+        let name = token_len(after);
+        if name == 0 {
+            return false;
+        }
+        rest = &after[name..];
+        if let Some(value) = skip_ws(rest).strip_prefix(b"=") {
+            let value = skip_ws(value);
+            let len = if value.first() == Some(&b'"') { quoted_len(value) } else { token_len(value) };
+            if len == 0 {
+                return false;
+            }
+            rest = &value[len..];
+        }
+    }
+    true
+}
+
+fn skip_ws(bytes: &[u8]) -> &[u8] {
+    let n = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &bytes[n..]
+}
+
+/// The length of the token at the start of `bytes` (RFC 9110 §5.6.2).
+fn token_len(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|&&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)).count()
+}
+
+/// The length of the quoted-string at the start of `bytes` (RFC 9110
+/// §5.6.4), or 0 if there is none.
+fn quoted_len(bytes: &[u8]) -> usize {
+    let text = |b: u8| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+    let mut i = 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => return i + 1,
+            b'\\' if bytes.get(i + 1).is_some_and(|&q| text(q)) => i += 2,
+            b'\\' => return 0,
+            _ if text(b) => i += 1,
+            _ => return 0,
+        }
+    }
+    0
 }
 
 #[cfg(test)]
@@ -342,7 +479,7 @@ mod tests {
     use super::*;
 
     fn head(bytes: &[u8]) -> Result<Option<Head>, ProtocolError> {
-        parse_head(&mut BytesMut::from(bytes), &Method::POST)
+        parse_head(&mut BytesMut::from(bytes), &Method::POST, &mut 0)
     }
 
     /// The whole body of `framing` fed from `wire` in pieces of `step` bytes.
@@ -390,7 +527,7 @@ mod tests {
             assert!(head(&wire[..cut]).unwrap().is_none(), "partial at {cut}");
         }
         let mut buf = BytesMut::from(&wire[..]);
-        let h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
+        let h = parse_head(&mut buf, &Method::POST, &mut 0).unwrap().unwrap();
         assert_eq!((h.status, h.version, h.reusable), (StatusCode::CREATED, Version::HTTP_11, true));
         assert_eq!(h.headers["content-type"], "application/json");
         assert_eq!(h.headers.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
@@ -401,7 +538,7 @@ mod tests {
     #[test]
     fn interim_answers_are_skipped_and_upgrades_refused() {
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..]);
-        let h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
+        let h = parse_head(&mut buf, &Method::POST, &mut 0).unwrap().unwrap();
         assert_eq!(h.status, StatusCode::OK);
         assert!(!h.headers.contains_key("link") && buf.is_empty());
         assert!(head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2").unwrap().is_none());
@@ -422,6 +559,24 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", "invalid content-length"),
             (b"HTTP/1.1 200 OK\r\ncontent-length: +1\r\n\r\n", "invalid content-length"),
             (b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n", "invalid content-length"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2,\r\n\r\n", "invalid content-length"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length:\r\n\r\n", "invalid content-length"),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n",
+                "both content-length and transfer-encoding",
+            ),
+            (b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n", "unsupported transfer-encoding"),
+            (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n", "unsupported transfer-encoding"),
+            (b"HTTP/1.1 200 OK\r\ntransfer-encoding: identity\r\n\r\n", "unsupported transfer-encoding"),
+            (b"HTTP/1.1 200 OK\r\ntransfer-encoding:\r\n\r\n", "unsupported transfer-encoding"),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n",
+                "unsupported transfer-encoding",
+            ),
+            (b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", "transfer-encoding in an HTTP/1.0 response"),
+            // Headers of answers without a body are passed on: the same rules.
+            (b"HTTP/1.1 304 Not Modified\r\ncontent-length: 1, 2\r\n\r\n", "conflicting content-length values"),
+            (b"HTTP/1.1 204 No Content\r\ntransfer-encoding: gzip\r\n\r\n", "unsupported transfer-encoding"),
         ] {
             assert_eq!(head(wire).unwrap_err().0, why, "{}", String::from_utf8_lossy(wire));
         }
@@ -432,28 +587,79 @@ mod tests {
     }
 
     #[test]
+    fn the_head_limit_is_hard_and_counts_interim_heads() {
+        let padded = |status: &str, pad: usize| format!("HTTP/1.1 {status}\r\nx: {}\r\n\r\n", "a".repeat(pad));
+        let fixed = padded("200 OK", 0).len();
+        // Whole at once, at the limit and one byte over it.
+        assert!(head(padded("200 OK", MAX_HEAD_BYTES - fixed).as_bytes()).unwrap().is_some());
+        assert_eq!(
+            head(padded("200 OK", MAX_HEAD_BYTES - fixed + 1).as_bytes()).unwrap_err().0,
+            "response head too large"
+        );
+        // Interim heads count: in the same buffer, and across calls.
+        let interim = padded("103 Early Hints", 40 * 1024);
+        let both = interim.clone() + &padded("200 OK", 40 * 1024);
+        assert_eq!(head(both.as_bytes()).unwrap_err().0, "response head too large");
+        let (mut buf, mut seen) = (BytesMut::from(interim.as_bytes()), 0);
+        assert!(parse_head(&mut buf, &Method::GET, &mut seen).unwrap().is_none());
+        assert_eq!((buf.len(), seen), (0, interim.len()));
+        buf.extend_from_slice(&padded("200 OK", 30 * 1024).as_bytes()[..20 * 1024]);
+        assert!(parse_head(&mut buf, &Method::GET, &mut seen).unwrap().is_none(), "partial, still under");
+        buf.extend_from_slice(&padded("200 OK", 30 * 1024).as_bytes()[20 * 1024..]);
+        assert_eq!(parse_head(&mut buf, &Method::GET, &mut seen).unwrap_err().0, "response head too large");
+    }
+
+    #[test]
+    fn framing_headers_are_passed_on_as_the_body_is_handed_over() {
+        for (wire, length) in [
+            (&b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"[..], Some("2")),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\n", Some("2")),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 002\r\n\r\n", Some("2")),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 000\r\n\r\n", Some("0")),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Some("0")),
+            (b"HTTP/1.1 304 Not Modified\r\ncontent-length: 07, 7\r\n\r\n", Some("7")),
+            (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", None),
+            (b"HTTP/1.1 200 OK\r\n\r\n", None),
+        ] {
+            let h = head(wire).unwrap().unwrap();
+            let lengths: Vec<_> = h.headers.get_all(header::CONTENT_LENGTH).iter().collect();
+            assert_eq!(lengths, length.into_iter().collect::<Vec<_>>(), "{}", String::from_utf8_lossy(wire));
+            assert!(!h.headers.contains_key(header::TRANSFER_ENCODING));
+        }
+    }
+
+    #[test]
+    fn expect_is_left_out_of_the_request_head() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        let mut out = Vec::new();
+        encode_head(&Method::POST, "/", &headers, 2, &mut out);
+        assert_eq!(out, b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n");
+    }
+
+    #[test]
     fn framing_follows_rfc_9112() {
         let parsed = |method: Method, wire: &[u8]| {
-            let h = parse_head(&mut BytesMut::from(wire), &method).unwrap().unwrap();
+            let h = parse_head(&mut BytesMut::from(wire), &method, &mut 0).unwrap().unwrap();
             (format!("{:?}", h.framing), h.reusable)
         };
-        let cases: [(Method, &[u8], &str, bool); 10] = [
+        let cases: [(Method, &[u8], &str, bool); 11] = [
             (Method::HEAD, b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", "Length(0)", true),
+            (Method::HEAD, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", "Length(0)", true),
             (Method::GET, b"HTTP/1.1 204 No Content\r\n\r\n", "Length(0)", true),
             (Method::GET, b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n", "Length(0)", true),
             (
                 Method::GET,
-                b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n",
                 "Chunked(Chunked { state: Size })",
                 true,
             ),
             (
                 Method::GET,
-                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
                 "Chunked(Chunked { state: Size })",
                 false,
             ),
-            (Method::GET, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n", "UntilClose", false),
             (Method::GET, b"HTTP/1.1 200 OK\r\n\r\n", "UntilClose", false),
             (Method::GET, b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\n", "Length(3)", false),
             (Method::GET, b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\n", "Length(3)", false),
@@ -463,6 +669,7 @@ mod tests {
                 "Length(3)",
                 true,
             ),
+            (Method::GET, b"HTTP/1.1 200 OK\r\ncontent-length: 0003\r\n\r\n", "Length(3)", true),
         ];
         for (method, wire, framing, reusable) in cases {
             assert_eq!(parsed(method, wire), (framing.to_owned(), reusable), "{}", String::from_utf8_lossy(wire));
@@ -471,7 +678,7 @@ mod tests {
 
     #[test]
     fn bodies_decode_the_same_whatever_the_read_sizes() {
-        let chunked = b"4;name=\"v\"\r\nabcd\r\n3 ; x\r\nefg\r\n10\r\n0123456789abcdef\r\n0\r\ntrailer: t\r\n\r\nNEXT";
+        let chunked = b"4;name=\"v\"\r\nabcd\r\n3 ; x\t;y = \"a;\\\"b\"\r\nefg\r\n00000000000000000010;z=1\r\n0123456789abcdef\r\n0;last\r\ntrailer: t\r\n\r\nNEXT";
         for step in 1..=chunked.len() {
             let (body_out, left) = body(Framing::Chunked(Chunked::default()), chunked, step).unwrap();
             assert_eq!(body_out, b"abcdefg0123456789abcdef", "step {step}");
@@ -485,7 +692,26 @@ mod tests {
 
     #[test]
     fn broken_chunking_is_an_error() {
-        for wire in [&b"x\r\n"[..], b"\r\n", b"4\r\nabcdXY", b"4 x\r\nabcd\r\n", b"11111111111111111\r\n", b"-1\r\n"] {
+        for wire in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b"4\r\nabcdXY",
+            b"4 x\r\nabcd\r\n",
+            b"11111111111111111\r\n",
+            b"-1\r\n",
+            b" 4\r\nabcd\r\n",
+            b"4 \r\nabcd\r\n",
+            b"4;\r\nabcd\r\n",
+            b"4;a \r\nabcd\r\n",
+            b"4;a=\r\nabcd\r\n",
+            b"4;=b\r\nabcd\r\n",
+            b"4;a=b c\r\nabcd\r\n",
+            b"4;a=\"b\r\nabcd\r\n",
+            b"4;a=\"b\\\x01\"\r\nabcd\r\n",
+            b"4;a\nb\r\nabcd\r\n",
+            b"4\rx\r\nabcd\r\n",
+            b"4\nabcd\r\n0\r\n\r\n",
+        ] {
             assert!(body(Framing::Chunked(Chunked::default()), wire, 64).is_err(), "{}", String::from_utf8_lossy(wire));
         }
         let long_ext = format!("1;{}\r\na\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE));
@@ -505,7 +731,7 @@ mod tests {
         let mut buf = BytesMut::with_capacity(8192);
         buf.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
         let start = buf.as_ptr();
-        let mut h = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
+        let mut h = parse_head(&mut buf, &Method::POST, &mut 0).unwrap().unwrap();
         assert_eq!(h.framing.decode(&mut buf).unwrap(), Step::Data(Bytes::from_static(b"{}")));
         assert!(h.framing.is_end() && buf.is_empty());
         // The same allocation takes the next answer: nothing else holds it.

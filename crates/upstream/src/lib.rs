@@ -2,20 +2,28 @@
 //!
 //! hyper-util's general client (kept for https, where ALPN may pick HTTP/2)
 //! costs per request a pool keyed by scheme and authority, a connector
-//! clone and a boxed 6.8 KiB future; under it, hyper's connection state
-//! machine takes each request through a channel, answers through a
-//! callback, with a dispatcher in between. perf put 12% of loggate's CPU
-//! at 20,000 req/s there (about 4 µs per request), the largest single part
-//! of what it spent in user space; with this pool the CPU per request fell
-//! by 2.1 µs (22.4 -> 20.3, paired closed-loop runs). A proxy that forwards
-//! whole, already read bodies needs none of that.
+//! clone and a boxed future; under it, hyper's connection state machine
+//! takes each request through a channel, answers through a callback, with
+//! a dispatcher in between. A proxy that forwards whole, already read
+//! bodies needs none of that. (What was measured is in
+//! docs/decisions/upstream-h1-codec.md.)
 //!
 //! A request here takes the most recently used idle connection of its
 //! worker (or opens one), writes its head and body in one write, and reads
 //! the answer's head on the same task; the body is read by whoever reads
 //! the response, and a connection whose body is complete goes back to the
 //! pool. The message format itself is in `codec` (heads parsed by
-//! `httparse`).
+//! `httparse`); it refuses any answer whose framing is not plain, and
+//! passes headers on framed as the body is handed over (see its docs).
+//!
+//! A connection carries one answer at a time and never hands one answer's
+//! bytes to the next caller: it goes back to the pool only when its answer
+//! was whole, kept it open, and was followed by nothing; and a connection
+//! taken from the pool is first asked, with a peek at its socket that does
+//! not wait, whether the data plane closed it or sent anything while it sat
+//! idle. The event loop's last word on the socket is not enough: bytes or a
+//! close that came since may not have been seen by it yet. Such a
+//! connection is closed and the request goes to another.
 //!
 //! A request that a reused connection could not even start (not a byte
 //! was written) is retried on another connection; one that was sent is
@@ -66,6 +74,10 @@ struct Idle {
 /// One upstream connection and its buffers, kept for the next request.
 struct Conn {
     stream: TcpStream,
+    /// The same socket (a duplicate descriptor, non-blocking as well), to
+    /// peek at it directly: tokio's own reads go by the readiness its
+    /// event loop last saw, and may not reach the socket at all.
+    probe: std::net::TcpStream,
     read: BytesMut,
     write: Vec<u8>,
 }
@@ -83,7 +95,11 @@ impl H1Pool {
     }
 
     /// Sends a request (`target` in origin form, `headers` with `Host` and
-    /// without framing) and waits for the response head.
+    /// without framing; any `Expect` is not sent) and waits for the final
+    /// response head. The response's headers are the data plane's, but for
+    /// framing: no `Transfer-Encoding` (the body is decoded) and at most one
+    /// plain `Content-Length`. An answer whose framing is not plain is an
+    /// error (see `codec`), and its connection is closed.
     pub async fn send(
         &self,
         method: &Method,
@@ -119,12 +135,27 @@ impl H1Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        Ok(Box::new(Conn { stream, read: BytesMut::new(), write: Vec::new() }))
+        let probe = probe_of(&stream).map_err(|e| SendError(format!("connect: {e}")))?;
+        Ok(Box::new(Conn { stream, probe, read: BytesMut::new(), write: Vec::new() }))
     }
 }
 
+/// A second descriptor of `stream`'s socket, for [`Conn::quiet`].
+#[cfg(unix)]
+fn probe_of(stream: &TcpStream) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    Ok(std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(windows)]
+fn probe_of(stream: &TcpStream) -> io::Result<std::net::TcpStream> {
+    use std::os::windows::io::AsSocket;
+    Ok(std::net::TcpStream::from(stream.as_socket().try_clone_to_owned()?))
+}
+
 impl Idle {
-    /// The most recently used connection still open.
+    /// The most recently used connection still open and silent; the others
+    /// on the way are closed.
     fn checkout(&self) -> Option<Box<Conn>> {
         loop {
             let conn = self.conns.lock().pop()?;
@@ -193,11 +224,14 @@ enum Unsent {
 
 impl Conn {
     /// An idle connection the data plane has neither closed nor written
-    /// to. The socket's readiness says so without a system call: the last
-    /// read, short of its buffer, cleared it (tokio), so only a close or
-    /// unasked bytes since then make this read the socket.
+    /// to, asked of the socket itself: a peek (one system call) that finds
+    /// nothing to read and does not wait. Data (an answer nobody asked
+    /// for), a close (0) or an error all mean the connection is done.
+    /// tokio's `try_read` would not do: a short read cleared the socket's
+    /// readiness, and until the event loop turns again it answers
+    /// "would block" without asking the socket.
     fn quiet(&self) -> bool {
-        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(self.probe.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     async fn write_request(
@@ -226,9 +260,12 @@ impl Conn {
     }
 
     async fn read_head(&mut self, method: &Method) -> Result<Head, SendError> {
+        // Bytes of the interim heads so far: all heads count toward one limit.
+        let mut interim = 0;
         loop {
             if !self.read.is_empty()
-                && let Some(head) = codec::parse_head(&mut self.read, method).map_err(|e| SendError(e.to_string()))?
+                && let Some(head) =
+                    codec::parse_head(&mut self.read, method, &mut interim).map_err(|e| SendError(e.to_string()))?
             {
                 return Ok(head);
             }
@@ -629,6 +666,312 @@ mod tests {
         let body = get(&pool, port).await.unwrap().into_body();
         let e = body.collect().await.unwrap_err();
         assert_eq!(e.to_string(), "connection closed before the end of the body");
+    }
+
+    /// What a caller got: the status, every Content-Length value, whether
+    /// a Transfer-Encoding came along, and the body; or the error.
+    async fn outcome(
+        pool: &H1Pool,
+        method: Method,
+        headers: &HeaderMap,
+    ) -> Result<(u16, Vec<String>, bool, Bytes), String> {
+        let response = pool.send(&method, "/x", headers, &Bytes::new()).await.map_err(|e| e.0)?;
+        let status = response.status().as_u16();
+        let lengths = response.headers().get_all(http::header::CONTENT_LENGTH).iter();
+        let lengths = lengths.map(|v| v.to_str().unwrap().to_owned()).collect();
+        let te = response.headers().contains_key(http::header::TRANSFER_ENCODING);
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, lengths, te, body))
+    }
+
+    fn host(port: u16) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, format!("127.0.0.1:{port}").parse().unwrap());
+        headers
+    }
+
+    /// Every request on a connection that stays open gets `answer`: a
+    /// connection the pool must not reuse shows as a new one.
+    async fn refused_on_every_connection(answer: String, error: &str) {
+        let (port, accepted) = scripted_upstream(vec![Bytes::from(answer.clone())], usize::MAX).await;
+        let pool = pool_on(port);
+        for round in 1..=2 {
+            let got = outcome(&pool, Method::GET, &host(port)).await;
+            assert_eq!(got, Err(error.to_owned()), "{answer:?}");
+            assert_eq!(accepted.load(Ordering::SeqCst), round, "never reused: {answer:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_framed_both_by_length_and_by_chunks_is_refused_and_its_connection_dropped() {
+        for head in [
+            "content-length: 3\r\ntransfer-encoding: chunked",
+            "transfer-encoding: chunked\r\ncontent-length: 100",
+            "Transfer-Encoding: chunked\r\nContent-Length: 3, 3",
+        ] {
+            let answer = format!("HTTP/1.1 200 OK\r\n{head}\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+            refused_on_every_connection(answer, "invalid response: both content-length and transfer-encoding").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_content_length_list_of_one_value_or_with_leading_zeros_passes_on_as_one_plain_number() {
+        for lengths in ["2, 2", "2,2", "002", " 2 ,  02 ", "2\r\ncontent-length: 2", "2\r\nContent-Length: 0002, 2"] {
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {lengths}\r\n\r\nok");
+            let (port, accepted) = scripted_upstream(vec![Bytes::from(answer)], usize::MAX).await;
+            let pool = pool_on(port);
+            for _ in 0..2 {
+                let got = outcome(&pool, Method::GET, &host(port)).await;
+                assert_eq!(got, Ok((200, vec!["2".to_owned()], false, Bytes::from_static(b"ok"))), "{lengths:?}");
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "a valid length keeps the connection: {lengths:?}");
+        }
+        // A plain value is passed on as it came (no new header value made).
+        let (port, _) = upstream(OK, usize::MAX).await;
+        let got = outcome(&pool_on(port), Method::HEAD, &host(port)).await;
+        assert_eq!(got, Ok((200, vec!["2".to_owned()], false, Bytes::new())));
+    }
+
+    #[tokio::test]
+    async fn content_lengths_that_differ_or_are_not_numbers_are_refused() {
+        for (lengths, error) in [
+            ("2, 3", "conflicting content-length values"),
+            ("2\r\ncontent-length: 3", "conflicting content-length values"),
+            ("2, 02, 3", "conflicting content-length values"),
+            ("2,", "invalid content-length"),
+            (", 2", "invalid content-length"),
+            ("2, , 2", "invalid content-length"),
+            ("", "invalid content-length"),
+            ("2 2", "invalid content-length"),
+            ("0x2", "invalid content-length"),
+            ("+2", "invalid content-length"),
+            ("2\r\ncontent-length: x", "invalid content-length"),
+            ("18446744073709551616", "invalid content-length"),
+        ] {
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {lengths}\r\n\r\nok");
+            refused_on_every_connection(answer, &format!("invalid response: {error}")).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn transfer_codings_other_than_chunked_alone_are_refused() {
+        let body = "3\r\nabc\r\n0\r\n\r\n";
+        for (head, error) in [
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked", "unsupported transfer-encoding"),
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip", "unsupported transfer-encoding"),
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip", "unsupported transfer-encoding"),
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: identity", "unsupported transfer-encoding"),
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, chunked", "unsupported transfer-encoding"),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked",
+                "unsupported transfer-encoding",
+            ),
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: ", "unsupported transfer-encoding"),
+            ("HTTP/1.1 204 No Content\r\ntransfer-encoding: gzip", "unsupported transfer-encoding"),
+            ("HTTP/1.0 200 OK\r\ntransfer-encoding: chunked", "transfer-encoding in an HTTP/1.0 response"),
+        ] {
+            refused_on_every_connection(format!("{head}\r\n\r\n{body}"), &format!("invalid response: {error}")).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_passes_on_decoded_and_without_its_transfer_encoding() {
+        for coding in ["chunked", "Chunked", "CHUNKED  "] {
+            let answer =
+                format!("HTTP/1.1 200 OK\r\ntransfer-encoding: {coding}\r\n\r\n3;a=b\r\nabc\r\n0\r\nt: 1\r\n\r\n");
+            let (port, accepted) = scripted_upstream(vec![Bytes::from(answer)], usize::MAX).await;
+            let pool = pool_on(port);
+            for _ in 0..2 {
+                let got = outcome(&pool, Method::GET, &host(port)).await;
+                assert_eq!(got, Ok((200, vec![], false, Bytes::from_static(b"abc"))), "{coding:?}");
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    /// Reads one request head from a blocking socket (requests here have
+    /// no body); false once the client closed it.
+    fn read_request_blocking(s: &mut std::net::TcpStream) -> bool {
+        let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match std::io::Read::read(s, &mut buf) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+
+    /// The first connection answers once, then (once the client has read
+    /// that answer) either sends an unrequested answer or closes; later
+    /// connections answer every request with "right". The upstream runs on
+    /// a thread of its own, so that the client can wait for it without its
+    /// runtime's event loop turning: the pool then learns of those bytes
+    /// (or that close) only by asking the socket.
+    #[tokio::test(flavor = "current_thread")]
+    async fn bytes_or_a_close_while_idle_are_seen_at_checkout_even_before_the_event_loop_sees_them() {
+        for close in [false, true] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+            let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let count = accepted.clone();
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                for s in listener.incoming() {
+                    let mut s = s.unwrap();
+                    s.set_nodelay(true).unwrap();
+                    if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                        assert!(read_request_blocking(&mut s));
+                        std::io::Write::write_all(&mut s, b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst")
+                            .unwrap();
+                        read_rx.recv().unwrap();
+                        if close {
+                            drop(s);
+                        } else {
+                            let wrong = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nWRONG";
+                            std::io::Write::write_all(&mut s, wrong).unwrap();
+                            kept.push(s);
+                        }
+                        sent_tx.send(()).unwrap();
+                    } else {
+                        std::thread::spawn(move || {
+                            while read_request_blocking(&mut s) {
+                                let right = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nright";
+                                if std::io::Write::write_all(&mut s, right).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                }
+            });
+            let pool = pool_on(port);
+            assert_eq!(&read_all(&pool, port).await[..], b"first");
+            read_tx.send(()).unwrap();
+            // Blocking on purpose: the runtime does not turn meanwhile.
+            sent_rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let got = outcome(&pool, Method::GET, &host(port)).await;
+            assert_eq!(got, Ok((200, vec!["5".to_owned()], false, Bytes::from_static(b"right"))), "close: {close}");
+            assert_eq!(accepted.load(Ordering::SeqCst), 2, "close: {close}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_after_a_whole_answer_poison_its_connection() {
+        for (method, answer, body) in [
+            (Method::GET, &b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA"[..], &b"ok"[..]),
+            (Method::GET, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n\r\n", b"ok"),
+            // A body after answers that have none.
+            (Method::HEAD, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", b""),
+            (Method::GET, b"HTTP/1.1 204 No Content\r\ncontent-length: 2\r\n\r\nok", b""),
+            (Method::GET, b"HTTP/1.1 304 Not Modified\r\ncontent-length: 2\r\n\r\nok", b""),
+        ] {
+            // Sent whole, and sent with the extra bytes a moment later.
+            for parts in [vec![Bytes::from_static(answer)], {
+                let at = answer.len() - 2;
+                vec![Bytes::from_static(&answer[..at]), Bytes::from_static(&answer[at..])]
+            }] {
+                let (port, accepted) = scripted_upstream(parts, usize::MAX).await;
+                let pool = pool_on(port);
+                for round in 1..=2 {
+                    let (_, _, _, got) = outcome(&pool, method.clone(), &host(port)).await.unwrap();
+                    assert_eq!(&got[..], body, "{}", String::from_utf8_lossy(answer));
+                    // Let the rest arrive before the next request.
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                    assert_eq!(accepted.load(Ordering::SeqCst), round, "{}", String::from_utf8_lossy(answer));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_response_head_over_the_limit_is_refused_however_it_arrives() {
+        let big = |n: usize| format!("x-pad: {}\r\n", "a".repeat(n));
+        let final_head = |pad: &str| format!("HTTP/1.1 200 OK\r\n{pad}content-length: 2\r\n\r\n");
+        // Exactly at the limit: passes.
+        let fixed = final_head("").len() + big(0).len();
+        let at_limit = final_head(&big(codec::MAX_HEAD_BYTES - fixed));
+        assert_eq!(at_limit.len(), codec::MAX_HEAD_BYTES);
+        let (port, _) = scripted_upstream(vec![Bytes::from(at_limit + "ok")], usize::MAX).await;
+        assert_eq!(&read_all(&pool_on(port), port).await[..], b"ok");
+        let over = final_head(&big(100 * 1024));
+        let interim = format!("HTTP/1.1 103 Early Hints\r\n{}\r\n", big(40 * 1024));
+        for parts in [
+            // In one write; and most of it first, then the rest in one read.
+            vec![over.clone() + "ok"],
+            vec![over[..61 * 1024].to_owned(), over[61 * 1024..].to_owned() + "ok"],
+            // Each head under the limit, together over it.
+            vec![interim.clone() + &final_head(&big(40 * 1024)) + "ok"],
+            vec![interim, final_head(&big(40 * 1024)) + "ok"],
+        ] {
+            let (port, accepted) = scripted_upstream(parts.into_iter().map(Bytes::from).collect(), usize::MAX).await;
+            let pool = pool_on(port);
+            for round in 1..=2 {
+                let got = outcome(&pool, Method::GET, &host(port)).await;
+                assert_eq!(got, Err("invalid response: response head too large".to_owned()));
+                assert_eq!(accepted.load(Ordering::SeqCst), round);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn expect_is_not_forwarded() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+            while !got.ends_with(b"{}") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(OK).await.unwrap();
+            got
+        });
+        let pool = pool_on(port);
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "up".parse().unwrap());
+        headers.insert(http::header::EXPECT, "100-continue".parse().unwrap());
+        let response = pool.send(&Method::POST, "/logs3", &headers, &Bytes::from_static(b"{}")).await.unwrap();
+        assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"ok");
+        let wire = received.await.unwrap();
+        assert_eq!(String::from_utf8(wire).unwrap(), "POST /logs3 HTTP/1.1\r\nhost: up\r\ncontent-length: 2\r\n\r\n{}");
+    }
+
+    #[tokio::test]
+    async fn interim_answers_are_skipped_however_they_arrive_and_upgrades_refused() {
+        let final_answer = &b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"[..];
+        let interim = &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"[..];
+        let whole = [interim, final_answer].concat();
+        for cut in [0, 10, 25, 30, interim.len() - 2, interim.len(), interim.len() + 5] {
+            let parts = vec![Bytes::copy_from_slice(&whole[..cut]), Bytes::copy_from_slice(&whole[cut..])];
+            let (port, accepted) = scripted_upstream(parts, usize::MAX).await;
+            let pool = pool_on(port);
+            for _ in 0..2 {
+                let got = outcome(&pool, Method::POST, &host(port)).await;
+                assert_eq!(got, Ok((200, vec!["2".to_owned()], false, Bytes::from_static(b"ok"))), "cut at {cut}");
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        }
+        let upgrade = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n";
+        refused_on_every_connection(upgrade.to_owned(), "invalid response: protocol upgrades are not supported").await;
+    }
+
+    #[tokio::test]
+    async fn a_close_delimited_body_is_read_to_its_end_and_its_connection_not_reused() {
+        let parts =
+            vec![Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\nab"), Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n")];
+        let (port, accepted) = scripted_upstream(parts, 1).await;
+        let pool = pool_on(port);
+        for round in 1..=2 {
+            let got = outcome(&pool, Method::GET, &host(port)).await;
+            assert_eq!(got, Ok((200, vec![], false, Bytes::from_static(b"abHTTP/1.1 200 OK\r\n\r\n"))));
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+        }
     }
 
     #[test]
