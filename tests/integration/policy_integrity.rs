@@ -1,4 +1,4 @@
-//! Policy integrity over HTTP (design §3 "Deletion", "Organization",
+//! Policy integrity over HTTP (contract: Permission model "Deletion", "Organization",
 //! "Validity", "Creators"; contract "Policy file": invalid entries fail
 //! closed one at a time). Each test starts the real `loggate` against a policy
 //! file, some of it raw JSON the builder cannot express, with the recording
@@ -203,8 +203,11 @@ async fn policy_integrity_a_deleted_group_grants_nothing() {
     assert_eq!(s.readyz().await.1["policy_invalid_entries"], 0);
     s.no_token_printed();
 
-    // Control: the same policy without deleted_at.
-    let s = Story::start(&c.policy, &c.policy.to_json(), &[&c.direct, &c.nested]).await;
+    // Control: the same policy without deleted_at (written as null).
+    let mut live = c.policy.to_json();
+    entry(&mut live, "groups", &c.writers)["deleted_at"] = Value::Null;
+    entry(&mut live, "groups", &c.inner)["deleted_at"] = Value::Null;
+    let s = Story::start(&c.policy, &live, &[&c.direct, &c.nested]).await;
     s.accepted(&c.direct, vec![log_row(&c.project)]).await;
     s.accepted(&c.nested, vec![log_row(&c.project)]).await;
     s.no_token_printed();
@@ -260,6 +263,7 @@ async fn policy_integrity_deleted_experiments_and_datasets_are_unknown_objects()
     let dataset = p.dataset(&project, "golden");
     let live_experiment = p.experiment(&project, "candidate");
     let live_dataset = p.dataset(&project, "silver");
+    let orphan = p.experiment(&gone_project, "in-retired-project");
     let w = p.service_token(&org, "ci-writer");
     // Update everywhere in the organization, and on the deleted objects by name.
     p.grant_user(&w.user_id, "update", "organization", &org);
@@ -278,6 +282,8 @@ async fn policy_integrity_deleted_experiments_and_datasets_are_unknown_objects()
     assert_eq!(e["object_id"], dataset.as_str());
     let e = s.refused(&w, vec![log_row(&gone_project)], 403, "unknown_object").await;
     assert_eq!(e["object_id"], gone_project.as_str());
+    let e = s.refused(&w, vec![experiment_row(&orphan)], 403, "unknown_object").await;
+    assert_eq!(e["object_id"], orphan.as_str());
     // One deleted target refuses the whole batch.
     s.refused(
         &w,
@@ -445,6 +451,8 @@ async fn policy_integrity_tokens_outside_their_validity_window_are_denied_by_aut
     let (code, text) = authz_explain(&config, &valid, &project);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(text.split_whitespace().next(), Some("allow"), "{text}");
+    let (code, text) = authz_explain(&config, &windowed, &project);
+    assert_eq!((code, text.split_whitespace().next()), (Some(0), Some("allow")), "inside its window: {text}");
     for (story, token) in [("expired", &expired), ("not yet valid", &early)] {
         let (code, text) = authz_explain(&config, token, &project);
         assert_eq!(code, Some(1), "{story}: {text}");
@@ -504,11 +512,26 @@ async fn policy_integrity_removing_the_user_but_not_its_token_revokes_the_token(
     // Its ACL and its token were left out, and reported.
     let (status, ready) = s.readyz().await;
     assert_eq!((status, &ready["policy_invalid_entries"]), (200, &json!(2)), "{ready}");
+    assert_eq!(s.gw.metric("loggate_policy_invalid_entries").await, 2.0);
 
     let o = loggate(&["check", "--config", s.gw.config_path().to_str().unwrap()]);
     let (stdout, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("service_tokens[0]"), "check does not name service_tokens[0]:\n{stderr}");
+
+    // Putting the user back restores the token, and the count.
+    s.gw.write_policy(&p);
+    let started = Instant::now();
+    loop {
+        let r = s.logs3(&w, vec![log_row(&project)]).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < RELOAD_DEADLINE, "still {} after {RELOAD_DEADLINE:?}", r.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.readyz().await.1["policy_invalid_entries"], 0);
+    assert_eq!(s.gw.metric("loggate_policy_invalid_entries").await, 0.0);
     s.no_token_printed();
 }
 
@@ -569,9 +592,26 @@ async fn policy_integrity_creators_own_what_they_create_unless_the_organization_
     let (project, experiment) = register_both(&s, &c).await;
     s.accepted(&c.creator, vec![log_row(&project)]).await;
     s.accepted(&c.project_creator, vec![experiment_row(&experiment)]).await;
+    // Every permission: a delete row too.
+    let mut owner_delete = log_row(&project);
+    owner_delete["_object_delete"] = json!(true);
+    s.accepted(&c.creator, vec![owner_delete]).await;
     // The owner grant is on what was created, nothing more.
     s.refused(&c.project_creator, vec![log_row(&c.project)], 403, "permission_denied").await;
     s.refused(&c.creator, vec![experiment_row(&experiment)], 403, "permission_denied").await;
+    // What was learned (objects and owner grants) outlives a reload of the
+    // file, which never mentions it.
+    let revision = s.readyz().await.1["policy_revision"].as_u64().unwrap();
+    let mut edited = c.policy.clone();
+    edited.project(&c.org, "unrelated");
+    s.gw.write_policy(&edited);
+    let started = Instant::now();
+    while s.readyz().await.1["policy_revision"].as_u64().unwrap() <= revision {
+        assert!(started.elapsed() < RELOAD_DEADLINE, "the edited file was not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.accepted(&c.creator, vec![log_row(&project)]).await;
+    s.accepted(&c.project_creator, vec![experiment_row(&experiment)]).await;
     s.no_token_printed();
 
     // creator_grants: false: the same sequence ends in 403 for the writes.
@@ -635,4 +675,42 @@ async fn policy_integrity_check_names_left_out_entries_and_refuses_what_is_not_a
         assert!(stderr.contains("not a policy"), "{story}: {stderr}");
         assert!(!stdout.starts_with("ok:"), "{story}: {stdout}");
     }
+}
+
+/// Known race (reported, not fixed here): a register answer teaches the file
+/// store the new project and swaps the policy in `FileStore::learn`
+/// (`src/policy/file.rs`, `self.bump()`), but the decision cache is flushed
+/// later by the upkeep task (`src/server.rs`, `cache.invalidate_all()` on
+/// `changes.changed()`), after the register response may already be on its
+/// way. A denial cached just before (here: a write to the id the data plane
+/// is about to hand out) can then answer the caller's first write after the
+/// register: 403 `unknown_object` for a project loggate has just learned.
+/// On a 2-core machine with 3 busy loops running, 5 runs out of 5 failed
+/// (1 to 8 of the 100 writes refused); unloaded it passes. Reproduce with
+/// `--run-ignored only` under CPU load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "race: the cache flush after discovery is asynchronous (src/policy/file.rs learn -> src/server.rs upkeep)"]
+async fn policy_integrity_a_write_right_after_register_sees_the_discovered_project() {
+    let c = creator_cast();
+    let s = Story::start(&c.policy, &c.policy.to_json(), &[&c.creator]).await;
+    let mut stale = Vec::new();
+    for i in 1..=100u64 {
+        // The fake data plane's ids are sequential: this is the next one.
+        let next = format!("proj-{i:08}-0000-4000-8000-{i:012}");
+        s.refused(&c.creator, vec![log_row(&next)], 403, "unknown_object").await;
+        let body = json!({"project_name": format!("project-{i}"), "org_id": c.org});
+        let r = s.post("/api/project/register", &c.creator, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["project"]["id"], next.as_str());
+        let r = s.logs3(&c.creator, vec![log_row(&next)]).await;
+        if r.status != 200 {
+            stale.push(format!("register {i}: {} {}", r.status, r.text()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of 100 first writes after a register were refused:\n{}",
+        stale.len(),
+        stale.join("\n")
+    );
 }
