@@ -1,11 +1,13 @@
 //! The command line (contract: Configuration): `serve`, `check`, `token new`, `authz`,
-//! `migrate`, `policy export|import`.
+//! `migrate`, `policy export|import|test|diff`.
 //! Each command returns an exit code; `main.rs` only calls `run`.
 
 mod authz;
 mod check;
 mod healthcheck;
 mod policy;
+pub mod policy_diff;
+mod policy_test;
 mod serve;
 mod token;
 
@@ -38,7 +40,7 @@ enum Command {
         #[arg(long, default_value = "config/loggate.toml")]
         config: PathBuf,
     },
-    /// Export or import the policy.
+    /// Export, import, test or diff the policy.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -96,6 +98,27 @@ enum PolicyCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Check expectations against the configured store: one `FAIL` line
+    /// per expectation that does not hold, then a summary.
+    /// Exit 0 all hold, 1 some fail, 2 error.
+    Test {
+        #[arg(long, default_value = "config/loggate.toml")]
+        config: PathBuf,
+        /// A JSON array of `{"token_id"|"user_id": "…", "object": "TYPE:ID",
+        /// "permission": "…", "expect": "allow"|"deny"}`.
+        expectations: PathBuf,
+    },
+    /// Every (token, object, permission) whose decision differs between two
+    /// policies: `OLD.json NEW.json`, or `--config C NEW.json` (the configured
+    /// store against a file). Exit 0 nothing differs, 1 something does, 2 error.
+    Diff {
+        /// Compare the store this config names (instead of OLD.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `OLD.json NEW.json`, or `NEW.json` with `--config`.
+        #[arg(num_args = 1..=2, required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +143,12 @@ pub fn run() -> ExitCode {
         Command::Policy { command: PolicyCommand::Export { config } } => policy::export(&config),
         Command::Policy { command: PolicyCommand::Import { config, file, replace } } => {
             policy::import(&config, &file, replace)
+        }
+        Command::Policy { command: PolicyCommand::Test { config, expectations } } => {
+            policy_test::policy_test(&config, &expectations)
+        }
+        Command::Policy { command: PolicyCommand::Diff { config, files } } => {
+            policy_diff::policy_diff(config.as_deref(), &files)
         }
         Command::Token { command: TokenCommand::New { name, org_id, service_account_id } } => {
             token::token_new(&name, &org_id, &service_account_id)

@@ -1,10 +1,14 @@
-//! `loggate authz … --explain`: one decision and its evidence.
+//! `loggate authz … --explain`: one decision and its evidence; and the
+//! pieces `policy test` and `policy diff` decide with too (the configured
+//! store's policy, a token by id, the validity window, a verdict for a token).
 
 use super::load_config;
 use super::policy::with_pg;
-use crate::config::PolicySource;
-use loggate_authz::{CompiledPolicy, Decision, Principal};
-use loggate_model::TokenDigest;
+use crate::config::{Config, PolicySource};
+use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_model::doc::ServiceToken;
+use loggate_model::types::{ObjectRef, Permission};
+use loggate_model::{Identity, PolicyError, TokenDigest};
 use std::process::ExitCode;
 
 pub(super) fn authz(
@@ -35,22 +39,12 @@ pub(super) fn authz(
             return fail(format!("--permission '{permission}' is not a known permission"));
         }
     };
-    // Decided on what `serve` would load: entries that break a rule are
-    // left out here too.
-    let policy: CompiledPolicy = match config.policy.source {
-        PolicySource::File => match crate::policy::file::load(&config.policy.file) {
-            Ok(loaded) => loaded.policy,
-            Err(e) => return fail(e.to_string()),
-        },
-        PolicySource::Postgres => match with_pg(&config, async |store| store.load_doc().await) {
-            Ok(doc) => CompiledPolicy::from_doc(doc).0,
-            Err(e) => return fail(e),
-        },
+    let policy = match configured_policy(&config) {
+        Ok((policy, _)) => policy,
+        Err(e) => return fail(e),
     };
     let identity = match (token_id, token) {
-        (Some(id), _) => {
-            policy.doc().service_tokens.iter().find(|t| t.id == id).and_then(|t| policy.identity(&t.token_sha256))
-        }
+        (Some(id), _) => token_identity(&policy, id),
         (None, Some(raw)) => policy.identity(&TokenDigest::of(raw)),
         (None, None) => None,
     };
@@ -58,12 +52,11 @@ pub(super) fn authz(
         return fail("no such service token in the policy".into());
     };
     // The token's own validity applies first, as it does when serving.
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    if identity.expired(|| now_ms) {
+    if let Some(window) = outside_validity(&identity, now_ms()) {
         println!("deny");
         if explain {
             println!("token {} ({}) is outside its validity window", identity.token_id, identity.token_name);
-            println!("  denied by: validity ({})", validity_window(&identity));
+            println!("  denied by: validity ({window})");
         }
         return ExitCode::from(1);
     }
@@ -86,8 +79,40 @@ pub(super) fn authz(
     if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-/// `not before …, expires …` in RFC 3339.
-fn validity_window(identity: &loggate_model::Identity) -> String {
+/// The configured store's policy as `serve` would load it (entries that
+/// break a rule left out, and returned beside it).
+pub(super) fn configured_policy(config: &Config) -> Result<(CompiledPolicy, Vec<PolicyError>), String> {
+    match config.policy.source {
+        PolicySource::File => match crate::policy::file::load(&config.policy.file) {
+            Ok(loaded) => Ok((loaded.policy, loaded.left_out)),
+            Err(e) => Err(e.to_string()),
+        },
+        PolicySource::Postgres => with_pg(config, async |store| store.load_doc().await).map(CompiledPolicy::from_doc),
+    }
+}
+
+/// The identity of the service token with id `token_id`, as a request
+/// bearing that token would be recognised.
+pub(super) fn token_identity(policy: &CompiledPolicy, token_id: &str) -> Option<Identity> {
+    recognised(policy, policy.doc().service_tokens.iter().find(|t| t.id == token_id)?)
+}
+
+/// The identity a request bearing `token` (an entry of `policy`) acts as.
+pub(super) fn recognised(policy: &CompiledPolicy, token: &ServiceToken) -> Option<Identity> {
+    policy.identity(&token.token_sha256).filter(|i| i.token_id == token.id)
+}
+
+/// The wall clock, in Unix milliseconds.
+pub(super) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// When the token is outside its validity window at `now_ms`: the window
+/// (`not before …, expires …` in RFC 3339).
+pub(super) fn outside_validity(identity: &Identity, now_ms: i64) -> Option<String> {
+    if !identity.expired(|| now_ms) {
+        return None;
+    }
     let mut parts = Vec::new();
     if let Some(t) = identity.not_before {
         parts.push(format!("not before {t}"));
@@ -95,5 +120,60 @@ fn validity_window(identity: &loggate_model::Identity) -> String {
     if let Some(t) = identity.expires_at {
         parts.push(format!("expires {t}"));
     }
-    parts.join(", ")
+    Some(parts.join(", "))
+}
+
+/// `name (id)`, or the id alone when the name adds nothing.
+pub(super) fn token_label(name: &str, id: &str) -> String {
+    if name.is_empty() || name == id { id.to_owned() } else { format!("{name} ({id})") }
+}
+
+/// A decision and its evidence, lines as `CompiledPolicy::explain` words
+/// them (the first says `allow: …` or `deny: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub lines: Vec<String>,
+}
+
+impl Verdict {
+    /// The evidence on one line.
+    pub fn because(&self) -> String {
+        self.lines.join("; ")
+    }
+
+    /// A service token with this id is not in the policy.
+    pub(super) fn no_token(token_id: &str) -> Verdict {
+        Verdict { allowed: false, lines: vec![format!("deny: no service token {token_id} in the policy")] }
+    }
+
+    /// The token is refused before the policy is asked.
+    pub(super) fn outside_validity(identity: &Identity, window: &str) -> Verdict {
+        let label = token_label(&identity.token_name, &identity.token_id);
+        Verdict {
+            allowed: false,
+            lines: vec![format!("deny: validity: token {label} is outside its validity window ({window})")],
+        }
+    }
+}
+
+impl From<Explanation> for Verdict {
+    fn from(e: Explanation) -> Self {
+        Verdict { allowed: e.decision.is_allow(), lines: e.lines }
+    }
+}
+
+/// One question for a service token, answered as `serve` answers it: the
+/// token's validity window first, then the policy.
+pub(super) fn token_verdict(
+    policy: &CompiledPolicy,
+    identity: &Identity,
+    object: &ObjectRef,
+    permission: Permission,
+    now_ms: i64,
+) -> Verdict {
+    match outside_validity(identity, now_ms) {
+        Some(window) => Verdict::outside_validity(identity, &window),
+        None => policy.explain(&Principal::from(identity), object, permission).into(),
+    }
 }

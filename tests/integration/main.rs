@@ -20,6 +20,7 @@ mod invalidation_bridge;
 mod invalidation_feed;
 mod limits;
 mod loader_fuzz;
+mod policy_cli;
 mod policy_integrity;
 mod policy_reload;
 mod postgres_store;
