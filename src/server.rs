@@ -4,7 +4,6 @@
 //! shutdown on SIGTERM.
 
 mod body;
-mod drain;
 mod idle;
 pub mod pipeline;
 mod register;

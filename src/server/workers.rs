@@ -9,13 +9,14 @@
 //! (admin API, invalidation feeds, reloads, Postgres connections).
 //!
 //! Shutdown: closing the hand-off channels tells each worker to stop taking
-//! connections and drain its own within `server.shutdown_grace`.
+//! connections and drain its own within `server.shutdown_grace` (hyper-util's
+//! `GracefulShutdown`, one per worker; docs/decisions/graceful-drain.md).
 
-use super::drain::Drain;
 use super::{RequestIds, Shared, WorkerContext, http_builder, idle, serve_request, tls::ReloadingTls};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,14 +116,13 @@ impl Worker {
     async fn run(self, mut incoming: mpsc::UnboundedReceiver<Accepted>, request_ids: RequestIds) -> Drained {
         let context = Arc::new(WorkerContext::new(&self.shared, request_ids));
         let builder = Arc::new(http_builder());
-        let drain = Drain::new();
+        let graceful = GracefulShutdown::new();
         while let Some(conn) = incoming.recv().await {
-            self.serve(conn, &context, &builder, &drain);
+            self.serve(conn, &context, &builder, &graceful);
         }
-        drain.start();
         let grace = self.shared.gateway.config.server.shutdown_grace;
         tokio::select! {
-            _ = drain.drained() => Drained::All,
+            _ = graceful.shutdown() => Drained::All,
             _ = tokio::time::sleep(grace) => {
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace elapsed; closing remaining connections");
                 Drained::GraceElapsed
@@ -136,7 +136,7 @@ impl Worker {
         conn: Accepted,
         context: &Arc<WorkerContext>,
         builder: &Arc<auto::Builder<TokioExecutor>>,
-        drain: &Drain,
+        graceful: &GracefulShutdown,
     ) {
         let Accepted { stream, client, permit } = conn;
         let live = LiveGuard(self.live.clone());
@@ -160,7 +160,7 @@ impl Worker {
         match &self.tls {
             None => {
                 let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
-                let conn = drain.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+                let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
                 tokio::spawn(async move {
                     let _held = (permit, live);
                     let _ = conn.await;
@@ -168,7 +168,8 @@ impl Worker {
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
-                let ticket = drain.ticket();
+                // Watched from before the handshake: the drain waits for it.
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _held = (permit, live);
                     let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await else {
@@ -181,7 +182,7 @@ impl Worker {
                     };
                     let io = idle::TimedIo::new(stream, activity, timeouts, protocol);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-                    let _ = ticket.watch(conn).await;
+                    let _ = watcher.watch(conn).await;
                 });
             }
         }
