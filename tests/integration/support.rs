@@ -3,6 +3,7 @@
 //! builder.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod feeds;
 pub mod fleet;
 pub mod gateway;
@@ -14,4 +15,5 @@ pub mod raw;
 pub mod sdk;
 pub mod tls;
 pub mod upstream;
+pub mod wait;
 pub mod world;

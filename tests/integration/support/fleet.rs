@@ -5,6 +5,7 @@
 //! admin API calls, plain SQL, one-row writes, and waiting until every
 //! replica has applied the store's revision.
 
+use super::admin::AdminApi;
 use super::feeds::{NatsServer, RedisServer};
 use super::gateway::{Gateway, GatewayBuilder};
 use super::pg::{Relay, TestDb};
@@ -14,7 +15,7 @@ use loggate::policy::postgres::PgStore;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-pub const ADMIN_TOKEN: &str = "fleet-test-admin-token-0123456789abcdef";
+pub use super::admin::ADMIN_TOKEN;
 pub const CHANNEL: &str = "loggate.policy.fleet";
 
 /// The private feed server of a fleet.
@@ -129,11 +130,11 @@ impl FleetBuilder {
         };
         let upstream = Upstream::start(policy.upstream_orgs()).await;
         let relay = match self.relay {
-            true => Some(Relay::start(&host_port(&super::pg::server_url())).await),
+            true => Some(Relay::to_server().await),
             false => None,
         };
         let store_url = match &relay {
-            Some(r) => format!("postgres://{}127.0.0.1:{}/{}", user_part(&db.url), r.port, db.name),
+            Some(r) => db.url_via(r),
             None => db.url.clone(),
         };
         let builder = GatewayBuilder::new(&upstream.url)
@@ -150,19 +151,6 @@ impl FleetBuilder {
         fleet.wait_feed_up(Duration::from_secs(15)).await;
         fleet
     }
-}
-
-/// `host:port` of a `postgres://user@host:port` URL.
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest).to_owned()
-}
-
-/// `user@` (or `user:password@`) of a `postgres://` URL, or "".
-fn user_part(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or("").rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default()
 }
 
 /// A `/logs3` row aimed at one object (`project_log`, `experiment` or
@@ -203,21 +191,18 @@ impl Fleet {
 
     /// One admin API call on replica `i`: `(status, body)`.
     pub async fn admin(&self, i: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(method, format!("{}{path}", self.replicas[i].admin_url)).bearer_auth(ADMIN_TOKEN);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("admin API");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let (status, v) = self.admin_api(i).call(method, path, body).await;
+        (status.as_u16(), v)
     }
 
-    /// An admin API call that must answer 200; its body.
+    /// An admin API call on replica `i` that must answer 200; its body.
     pub async fn admin_ok(&self, i: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let (status, v) = self.admin(i, method.clone(), path, body.clone()).await;
-        assert_eq!(status, 200, "{method} {path} {}: {v}", body.unwrap_or(Value::Null));
-        v
+        self.admin_api(i).ok(method, path, body).await
+    }
+
+    /// The admin API of replica `i`.
+    pub fn admin_api(&self, i: usize) -> AdminApi<'_> {
+        AdminApi::new(&self.http, &self.replicas[i].admin_url, ADMIN_TOKEN)
     }
 
     /// `GET /readyz` of replica `i`: `(status, body)`.

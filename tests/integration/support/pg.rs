@@ -36,6 +36,11 @@ impl TestDb {
         TestDb { url: format!("{}/{name}", server_url()), name }
     }
 
+    /// This database's URL through `relay` (which a test can cut).
+    pub fn url_via(&self, relay: &Relay) -> String {
+        format!("postgres://{}127.0.0.1:{}/{}", user_part(&self.url), relay.port, self.name)
+    }
+
     /// A plain client on this database (for SQL a test runs itself).
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.expect("connect");
@@ -67,7 +72,25 @@ pub struct Relay {
     cut: watch::Sender<u64>,
 }
 
+/// `host:port` of a `postgres://user@host:port` URL.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// `user@` (or `user:password@`) of a `postgres://` URL, or "".
+fn user_part(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or("").rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default()
+}
+
 impl Relay {
+    /// A relay to the test server ([`server_url`]); databases reach it with [`TestDb::url_via`].
+    pub async fn to_server() -> Relay {
+        Relay::start(&host_port(&server_url())).await
+    }
+
     pub async fn start(target: &str) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
