@@ -3,10 +3,9 @@
 //! and credential swap (`check`/`serve` refuse a missing upstream token
 //! naming the variable; the data plane only ever sees loggate's token).
 
-use crate::support::gateway::{GatewayBuilder, loggate_bin, toml_escape};
-use crate::support::minimal::world;
+use crate::support::gateway::{loggate_bin, toml_escape};
 use crate::support::policy::{PolicyBuilder, token_sha256};
-use crate::support::upstream::Upstream;
+use crate::support::world::{World, cast};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -187,7 +186,7 @@ fn token_new_prints_a_token_whose_hash_matches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swap_without_the_upstream_token_fails_check_and_serve_naming_the_variable() {
-    let w = world();
+    let w = cast();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -218,13 +217,11 @@ async fn swap_without_the_upstream_token_fails_check_and_serve_naming_the_variab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swap_sends_loggate_token_upstream_never_the_callers() {
     const UPSTREAM_KEY: &str = "sk-loggate-own-data-plane-key-0123456789";
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .env("LOGGATE_UPSTREAM__CREDENTIALS", "swap")
-        .env("BRAINTRUST_UPSTREAM_API_KEY", UPSTREAM_KEY)
-        .start(&w.policy)
-        .await;
+    let w = World::start_with(|b| {
+        b.env("LOGGATE_UPSTREAM__CREDENTIALS", "swap").env("BRAINTRUST_UPSTREAM_API_KEY", UPSTREAM_KEY)
+    })
+    .await;
+    let (gw, upstream) = (&w.gw, &w.upstream);
     let client = reqwest::Client::new();
     let login = client.post(format!("{}/api/apikey/login", gw.url)).bearer_auth(&w.writer.raw).send().await.unwrap();
     assert_eq!(login.status(), 200);
@@ -260,9 +257,8 @@ async fn swap_sends_loggate_token_upstream_never_the_callers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_probes_the_admin_listener() {
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url).start(&w.policy).await;
+    let w = World::start().await;
+    let gw = &w.gw;
     let url = format!("{}/healthz", gw.admin_url);
     let o = tokio::task::block_in_place(|| loggate(&["healthcheck", "--url", &url], &[]));
     assert!(o.status.success(), "{}", stderr(&o));

@@ -4,9 +4,8 @@
 //! has its contract lines; and every query of the Grafana dashboard names
 //! a series loggate really exports (checked against a live `/metrics`).
 
-use crate::support::gateway::GatewayBuilder;
-use crate::support::minimal::world;
-use crate::support::upstream::Upstream;
+use crate::support::wait;
+use crate::support::world::World;
 use loggate::config::Config;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -222,34 +221,35 @@ async fn dashboard_queries_only_name_series_loggate_exports() {
 
     // A live gateway (with a feed configured, so that feed_up is exported),
     // after allowed, denied and unauthenticated traffic.
-    let mut w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url).env("LOGGATE_INVALIDATION__FEED", "redis").start(&w.policy).await;
-    let client = reqwest::Client::new();
+    let mut w = World::start_with(|b| b.env("LOGGATE_INVALIDATION__FEED", "redis")).await;
     for token in [&w.writer.raw, &w.reader.raw, &w.unknown] {
-        client.post(format!("{}/logs3", gw.url)).bearer_auth(token).body(w.logs3_body()).send().await.unwrap();
+        w.http.post(format!("{}/logs3", w.gw.url)).bearer_auth(token).body(w.logs3_body()).send().await.unwrap();
     }
     w.policy.org("another-org");
-    gw.write_policy(&w.policy); // a reload counts an invalidation
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let exported = loop {
-        let text = gw.metrics().await;
-        let names: BTreeSet<String> = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split(['{', ' ']).next())
-            .flat_map(metric_names)
-            .collect();
-        if referenced.is_subset(&names) || std::time::Instant::now() > deadline {
-            break names;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    w.gw.write_policy(&w.policy); // a reload counts an invalidation
     // Series that exist only once their situation occurred (shadow mode on
     // and denying) or with a feature on (the audit trail's counters are
     // always registered, so they need no exception).
     let situational = ["loggate_shadow_denials_total"];
-    let missing: Vec<_> =
-        referenced.difference(&exported).filter(|name| !situational.contains(&name.as_str())).collect();
-    assert!(missing.is_empty(), "the dashboard queries series loggate does not export: {missing:?}");
+    wait::until_every(
+        "the dashboard queries only series loggate exports (missing ones listed)",
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(200),
+        async || {
+            let text = w.gw.metrics().await;
+            let exported: BTreeSet<String> = text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split(['{', ' ']).next())
+                .flat_map(metric_names)
+                .collect();
+            let missing: Vec<String> = referenced
+                .difference(&exported)
+                .filter(|name| !situational.contains(&name.as_str()))
+                .cloned()
+                .collect();
+            if missing.is_empty() { Ok(()) } else { Err(missing) }
+        },
+    )
+    .await;
 }

@@ -6,13 +6,15 @@
 //!
 //! Without the binaries the tests are skipped locally and fail under CI.
 
-use crate::support::gateway::GatewayBuilder;
-use crate::support::minimal::world;
-use crate::support::upstream::Upstream;
+use crate::support::wait;
+use crate::support::world::World;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How often to ask Prometheus, which scrapes every second.
+const SCRAPED: Duration = Duration::from_millis(250);
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -81,16 +83,11 @@ impl Prometheus {
             .spawn()
             .expect("start prometheus");
         let p = Prometheus { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.url)).await
-                && r.status() == 200
-            {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "prometheus did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait::until_every("prometheus ready", Duration::from_secs(30), Duration::from_millis(100), async || {
+            reqwest::get(format!("{}/-/ready", p.url)).await.map(|r| r.status()).ok() == Some(reqwest::StatusCode::OK)
+        })
+        .await;
+        p
     }
 
     async fn api(&self, path_and_query: &str) -> Value {
@@ -120,14 +117,12 @@ async fn prometheus_scrapes_denials_by_reason() {
     let Some(binary) = tool("prometheus") else {
         return;
     };
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url).start(&w.policy).await;
-    let prometheus = Prometheus::start(&binary, gw.admin_addr).await;
+    let w = World::start().await;
+    let prometheus = Prometheus::start(&binary, w.gw.admin_addr).await;
 
     let client = reqwest::Client::new();
     let send = |token: String| {
-        let req = client.post(format!("{}/logs3", gw.url)).bearer_auth(token).body(w.logs3_body());
+        let req = client.post(format!("{}/logs3", w.gw.url)).bearer_auth(token).body(w.logs3_body());
         async move { req.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(send(w.writer.raw.clone()).await, 200);
@@ -135,21 +130,20 @@ async fn prometheus_scrapes_denials_by_reason() {
     assert_eq!(send(w.reader.raw.clone()).await, 403);
     assert_eq!(send(w.unknown.clone()).await, 401);
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let denials = loop {
+    let denials = wait::until_every("both denials scraped by prometheus", Duration::from_secs(30), SCRAPED, async || {
         let series = prometheus.query("loggate_denials_total").await;
         let reasons: Vec<&str> = series.iter().filter_map(|(m, _)| m["reason"].as_str()).collect();
-        if reasons.contains(&"permission_denied") && reasons.contains(&"unauthenticated") {
-            break series;
+        match reasons.contains(&"permission_denied") && reasons.contains(&"unauthenticated") {
+            true => Ok(series),
+            false => Err(series),
         }
-        assert!(Instant::now() < deadline, "denials never reached prometheus: {series:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    })
+    .await;
     let by_reason = |reason: &str| denials.iter().find(|(m, _)| m["reason"] == reason).unwrap();
     let (labels, count) = by_reason("permission_denied");
     assert_eq!(*count, 1.0);
     assert_eq!(labels["object_type"], "project_log");
-    assert_eq!(labels["org"], w.org_id.as_str());
+    assert_eq!(labels["org"], w.org.as_str());
     assert_eq!(labels["job"], "loggate");
     assert_eq!(by_reason("unauthenticated").1, 1.0);
     for (labels, _) in &denials {

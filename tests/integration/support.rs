@@ -8,7 +8,6 @@ pub mod feeds;
 pub mod fleet;
 pub mod gateway;
 pub mod http;
-pub mod minimal;
 pub mod pg;
 pub mod policy;
 pub mod raw;

@@ -3,15 +3,15 @@
 //! no plain HTTP, `check` refuses a mismatched pair) and the data plane
 //! connection (`upstream.ca_file`, client certificates).
 
-use crate::support::gateway::{GatewayBuilder, loggate_bin};
-use crate::support::minimal::world;
+use crate::support::gateway::loggate_bin;
 use crate::support::tls::{TestCa, get, https_request};
-use crate::support::upstream::Upstream;
+use crate::support::wait;
+use crate::support::world::{World, cast};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn post_logs3(token: &str, body: &str) -> Request<Full<Bytes>> {
@@ -24,16 +24,14 @@ fn post_logs3(token: &str, body: &str) -> Request<Full<Bytes>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_speaks_http2_and_http1_by_alpn_and_never_plain_http() {
-    let w = world();
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("listener CA");
     let (cert, key) = ca.server("loggate").write(dir.path(), "");
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .env("LOGGATE_SERVER__TLS_CERT", cert.to_str().unwrap())
-        .env("LOGGATE_SERVER__TLS_KEY", key.to_str().unwrap())
-        .start(&w.policy)
-        .await;
+    let w = World::start_with(|b| {
+        b.env("LOGGATE_SERVER__TLS_CERT", cert.to_str().unwrap()).env("LOGGATE_SERVER__TLS_KEY", key.to_str().unwrap())
+    })
+    .await;
+    let gw = &w.gw;
 
     let h2 =
         https_request(gw.addr, ca.client_config(&[b"h2", b"http/1.1"]), post_logs3(&w.writer.raw, &w.logs3_body()))
@@ -53,7 +51,7 @@ async fn listener_speaks_http2_and_http1_by_alpn_and_never_plain_http() {
     let denied =
         https_request(gw.addr, ca.client_config(&[b"h2"]), post_logs3(&w.reader.raw, &w.logs3_body())).await.unwrap();
     assert_eq!(denied.status, 403);
-    assert_eq!(upstream.requests_to("/logs3").len(), 1, "only the writer's batch may arrive");
+    assert_eq!(w.forwarded("/logs3"), 1, "only the writer's batch may arrive");
 
     // Plain HTTP to the TLS port gets no HTTP answer.
     let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
@@ -65,17 +63,15 @@ async fn listener_speaks_http2_and_http1_by_alpn_and_never_plain_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_reloads_within_10s_and_a_broken_pair_keeps_the_last_good_one() {
-    let w = world();
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("reload CA");
     let first = ca.server("first");
     let (cert, key) = first.write(dir.path(), "");
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw = GatewayBuilder::new(&upstream.url)
-        .env("LOGGATE_SERVER__TLS_CERT", cert.to_str().unwrap())
-        .env("LOGGATE_SERVER__TLS_KEY", key.to_str().unwrap())
-        .start(&w.policy)
-        .await;
+    let w = World::start_with(|b| {
+        b.env("LOGGATE_SERVER__TLS_CERT", cert.to_str().unwrap()).env("LOGGATE_SERVER__TLS_KEY", key.to_str().unwrap())
+    })
+    .await;
+    let gw = &w.gw;
     let served = || async {
         https_request(gw.addr, ca.client_config(&[b"h2"]), get("/version", Some(&w.writer.raw))).await.unwrap()
     };
@@ -84,18 +80,17 @@ async fn certificate_reloads_within_10s_and_a_broken_pair_keeps_the_last_good_on
     let wait_for = |want: rustls_pki_types::CertificateDer<'static>| {
         let served = &served;
         async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let got = served().await;
-                if got.server_cert == want {
-                    assert_eq!(got.status, 200);
-                    return;
-                }
-                assert!(Instant::now() < deadline, "the new certificate was not served within 10 s");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            let got = wait::until_every(
+                "the new certificate served",
+                Duration::from_secs(10),
+                Duration::from_millis(200),
+                async || Some(served().await).filter(|got| got.server_cert == want),
+            )
+            .await;
+            assert_eq!(got.status, 200);
         }
     };
+    let refusals = || gw.output().matches("TLS certificate reload refused").count();
 
     // A new pair is picked up within 10 s.
     let second = ca.server("second");
@@ -105,10 +100,13 @@ async fn certificate_reloads_within_10s_and_a_broken_pair_keeps_the_last_good_on
     // A broken pair (the third certificate with the second's key) is refused:
     // the second stays in force across several reload polls.
     let third = ca.server("third");
+    let before = refusals();
     std::fs::write(&cert, &third.cert_pem).unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    wait::until_every("two reload polls refused the broken pair", Duration::from_secs(10), Duration::from_millis(200), async || {
+        refusals() >= before + 2
+    })
+    .await;
     assert_eq!(served().await.server_cert, second.der, "a broken pair replaced the last good one");
-    assert!(gw.output().contains("TLS certificate reload refused"), "{}", gw.output());
 
     // Completing the pair makes it take effect.
     third.replace(&cert, &key);
@@ -117,7 +115,7 @@ async fn certificate_reloads_within_10s_and_a_broken_pair_keeps_the_last_good_on
 
 #[test]
 fn check_rejects_a_key_that_does_not_match_the_certificate() {
-    let w = world();
+    let w = cast();
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("check CA");
     let (cert, _) = ca.server("a").write(dir.path(), "a-");
@@ -148,11 +146,6 @@ fn check_rejects_a_key_that_does_not_match_the_certificate() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A TLS data plane with its own CA; `mtls` makes it require client certificates.
-async fn tls_upstream(w: &crate::support::minimal::World, ca: &TestCa, mtls: bool) -> Upstream {
-    Upstream::start_tls(w.policy.upstream_orgs(), ca.server_config(&ca.server("data plane"), mtls)).await
-}
-
 async fn send_logs3(gw_url: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new()
         .post(format!("{gw_url}/logs3"))
@@ -167,51 +160,48 @@ async fn send_logs3(gw_url: &str, token: &str, body: &str) -> (u16, serde_json::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_trusts_ca_file_and_not_the_unknown_ca() {
-    let w = world();
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("data plane CA");
-    let upstream = tls_upstream(&w, &ca, false).await;
-    assert!(upstream.url.starts_with("https://"));
-
-    let gw = GatewayBuilder::new(&upstream.url)
-        .env("LOGGATE_UPSTREAM__CA_FILE", ca.write(dir.path(), "ca.pem").to_str().unwrap())
-        .start(&w.policy)
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let w = World::builder()
+        .tls_upstream(ca.server_config(&ca.server("data plane"), false))
+        .gateway(|b| b.env("LOGGATE_UPSTREAM__CA_FILE", ca_file.to_str().unwrap()))
+        .start()
         .await;
-    let (status, body) = send_logs3(&gw.url, &w.writer.raw, &w.logs3_body()).await;
+    assert!(w.upstream.url.starts_with("https://"));
+
+    let (status, body) = send_logs3(&w.gw.url, &w.writer.raw, &w.logs3_body()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream.requests_to("/logs3").len(), 1);
+    assert_eq!(w.forwarded("/logs3"), 1);
 
     // Without the CA file the system roots do not know this CA: 502.
-    let untrusting = GatewayBuilder::new(&upstream.url).start(&w.policy).await;
+    let untrusting = w.another_gateway(|b| b).await;
     let (status, body) = send_logs3(&untrusting.url, &w.writer.raw, &w.logs3_body()).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "upstream_unavailable");
-    assert_eq!(upstream.requests_to("/logs3").len(), 1);
+    assert_eq!(w.forwarded("/logs3"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_client_certificate_is_presented() {
-    let w = world();
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("mtls CA");
-    let upstream = tls_upstream(&w, &ca, true).await;
     let ca_file = ca.write(dir.path(), "ca.pem");
     let (client_cert, client_key) = ca.client("loggate").write(dir.path(), "client-");
-
-    let gw = GatewayBuilder::new(&upstream.url)
-        .env("LOGGATE_UPSTREAM__CA_FILE", ca_file.to_str().unwrap())
-        .env("LOGGATE_UPSTREAM__CLIENT_CERT", client_cert.to_str().unwrap())
-        .env("LOGGATE_UPSTREAM__CLIENT_KEY", client_key.to_str().unwrap())
-        .start(&w.policy)
+    let w = World::builder()
+        .tls_upstream(ca.server_config(&ca.server("data plane"), true))
+        .gateway(|b| {
+            b.env("LOGGATE_UPSTREAM__CA_FILE", ca_file.to_str().unwrap())
+                .env("LOGGATE_UPSTREAM__CLIENT_CERT", client_cert.to_str().unwrap())
+                .env("LOGGATE_UPSTREAM__CLIENT_KEY", client_key.to_str().unwrap())
+        })
+        .start()
         .await;
-    let (status, body) = send_logs3(&gw.url, &w.writer.raw, &w.logs3_body()).await;
+    let (status, body) = send_logs3(&w.gw.url, &w.writer.raw, &w.logs3_body()).await;
     assert_eq!(status, 200, "{body}");
 
-    let anonymous = GatewayBuilder::new(&upstream.url)
-        .env("LOGGATE_UPSTREAM__CA_FILE", ca_file.to_str().unwrap())
-        .start(&w.policy)
-        .await;
+    let anonymous = w.another_gateway(|b| b.env("LOGGATE_UPSTREAM__CA_FILE", ca_file.to_str().unwrap())).await;
     let (status, body) = send_logs3(&anonymous.url, &w.writer.raw, &w.logs3_body()).await;
     assert_eq!(status, 502, "a data plane that requires a client certificate accepted none: {body}");
-    assert_eq!(upstream.requests_to("/logs3").len(), 1);
+    assert_eq!(w.forwarded("/logs3"), 1);
 }
