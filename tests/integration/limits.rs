@@ -176,9 +176,10 @@ async fn connection_cap_refuses_with_503_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_connections_live_until_idle_timeout_not_header_timeout() {
-    let w =
-        World::start_with(|b| b.env("LOGGATE_SERVER__IDLE_TIMEOUT", "3s").env("LOGGATE_SERVER__HEADER_READ_TIMEOUT", "1s"))
-            .await;
+    let w = World::start_with(|b| {
+        b.env("LOGGATE_SERVER__IDLE_TIMEOUT", "3s").env("LOGGATE_SERVER__HEADER_READ_TIMEOUT", "1s")
+    })
+    .await;
     let gw = &w.gw;
     let mut c = RawConn::connect(gw.addr).await;
     c.get("/version", &w.writer.raw).await.unwrap();

@@ -130,15 +130,16 @@ async fn prometheus_scrapes_denials_by_reason() {
     assert_eq!(send(w.reader.raw.clone()).await, 403);
     assert_eq!(send(w.unknown.clone()).await, 401);
 
-    let denials = wait::until_every("both denials scraped by prometheus", Duration::from_secs(30), SCRAPED, async || {
-        let series = prometheus.query("loggate_denials_total").await;
-        let reasons: Vec<&str> = series.iter().filter_map(|(m, _)| m["reason"].as_str()).collect();
-        match reasons.contains(&"permission_denied") && reasons.contains(&"unauthenticated") {
-            true => Ok(series),
-            false => Err(series),
-        }
-    })
-    .await;
+    let denials =
+        wait::until_every("both denials scraped by prometheus", Duration::from_secs(30), SCRAPED, async || {
+            let series = prometheus.query("loggate_denials_total").await;
+            let reasons: Vec<&str> = series.iter().filter_map(|(m, _)| m["reason"].as_str()).collect();
+            match reasons.contains(&"permission_denied") && reasons.contains(&"unauthenticated") {
+                true => Ok(series),
+                false => Err(series),
+            }
+        })
+        .await;
     let by_reason = |reason: &str| denials.iter().find(|(m, _)| m["reason"] == reason).unwrap();
     let (labels, count) = by_reason("permission_denied");
     assert_eq!(*count, 1.0);

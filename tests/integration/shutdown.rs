@@ -30,16 +30,19 @@ async fn sigterm_drains_the_request_in_flight_and_exits_0() {
     w.gw.send_sigterm();
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     wait::until("/readyz 503 at once after SIGTERM", AT_ONCE, async || {
-        let r = client.get(format!("{}/readyz", w.gw.admin_url)).send().await.expect("admin must answer while draining");
+        let r =
+            client.get(format!("{}/readyz", w.gw.admin_url)).send().await.expect("admin must answer while draining");
         match r.status() {
             reqwest::StatusCode::SERVICE_UNAVAILABLE => Ok(()),
             other => Err(other),
         }
     })
     .await;
-    let refused = wait::until("new connections refused at once after SIGTERM", AT_ONCE.saturating_sub(signalled.elapsed()), async || {
-        tokio::net::TcpStream::connect(w.gw.addr).await.err()
-    })
+    let refused = wait::until(
+        "new connections refused at once after SIGTERM",
+        AT_ONCE.saturating_sub(signalled.elapsed()),
+        async || tokio::net::TcpStream::connect(w.gw.addr).await.err(),
+    )
     .await;
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
 
@@ -59,8 +62,10 @@ async fn a_request_outliving_the_grace_does_not_hold_the_exit() {
     let _stuck = tokio::spawn(async move {
         reqwest::Client::new().post(format!("{url}/logs3")).bearer_auth(token).body(body).send().await
     });
-    wait::until("the stuck request reached the data plane", Duration::from_secs(10), async || w.forwarded("/logs3") > 0)
-        .await;
+    wait::until("the stuck request reached the data plane", Duration::from_secs(10), async || {
+        w.forwarded("/logs3") > 0
+    })
+    .await;
     let signalled = Instant::now();
     w.gw.send_sigterm();
     let exit = w.gw.wait_exit(Duration::from_secs(10)).await.expect("loggate did not exit");

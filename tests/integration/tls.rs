@@ -102,9 +102,12 @@ async fn certificate_reloads_within_10s_and_a_broken_pair_keeps_the_last_good_on
     let third = ca.server("third");
     let before = refusals();
     std::fs::write(&cert, &third.cert_pem).unwrap();
-    wait::until_every("two reload polls refused the broken pair", Duration::from_secs(10), Duration::from_millis(200), async || {
-        refusals() >= before + 2
-    })
+    wait::until_every(
+        "two reload polls refused the broken pair",
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        async || refusals() >= before + 2,
+    )
     .await;
     assert_eq!(served().await.server_cert, second.der, "a broken pair replaced the last good one");
 

@@ -327,15 +327,7 @@ impl<'a, C: HasPolicy> WorldBuilder<'a, C> {
                 gw
             }
         };
-        World {
-            cast: self.cast,
-            upstream,
-            gw,
-            http: reqwest::Client::new(),
-            db,
-            relay,
-            admin_token: self.admin_token,
-        }
+        World { cast: self.cast, upstream, gw, http: reqwest::Client::new(), db, relay, admin_token: self.admin_token }
     }
 }
 
