@@ -5,41 +5,22 @@
 //! The `fake_upstream_*` cases talk to the fake directly (no loggate): they
 //! prove the fake answers like Braintrust closely enough for the SDKs to
 //! finish, so that a failure of the gateway cases is loggate's.
+//!
+//! The callers are the standard cast's: the writer (`update` on checkout's
+//! project log), the log creator (`create` there, never `update`) and a
+//! token the policy does not know. The SDKs log to project "checkout" of
+//! the first organization the login answer names, "acme".
 
-use crate::support::gateway::{Gateway, GatewayBuilder};
-use crate::support::policy::{PolicyBuilder, Token, new_token};
 use crate::support::sdk::{self, Sdk, SdkRun};
 use crate::support::upstream::Upstream;
+use crate::support::world::{Cast, ORG_NAME, PROJECT_NAME, World, cast};
 use serde_json::Value;
 
-const PROJECT: &str = "checkout";
+const PROJECT: &str = PROJECT_NAME;
 
-/// An org "acme" with project "checkout" and three callers: a writer
-/// (`update` on the project log), a creator (`create` only) and a token the
-/// policy does not know.
-struct World {
-    policy: PolicyBuilder,
-    project_id: String,
-    writer: Token,
-    creator: Token,
-    unknown: String,
-}
-
-fn world() -> World {
-    let mut policy = PolicyBuilder::new();
-    let org = policy.org("acme");
-    let project_id = policy.project(&org, PROJECT);
-    let writer = policy.service_token(&org, "ci-writer");
-    policy.grant_user(&writer.user_id, "update", "project_log", &project_id);
-    let creator = policy.service_token(&org, "ci-creator");
-    policy.grant_user(&creator.user_id, "create", "project_log", &project_id);
-    World { policy, project_id, writer, creator, unknown: new_token() }
-}
-
-async fn start(w: &World) -> (Upstream, Gateway) {
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gateway = GatewayBuilder::new(&upstream.url).start(&w.policy).await;
-    (upstream, gateway)
+/// The fake data plane alone, knowing the cast's organizations and projects.
+async fn fake_upstream(c: &Cast) -> Upstream {
+    Upstream::start(c.policy.upstream_orgs()).await
 }
 
 /// Every row the SDK logged reached the data plane with its input and
@@ -101,11 +82,11 @@ async fn fake_upstream_satisfies(sdk: Sdk) {
     if !sdk::require(sdk) {
         return;
     }
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
+    let w = cast();
+    let upstream = fake_upstream(&w).await;
     // Only the app URL: the SDK must follow org_info[].api_url back to the fake.
     let run = sdk::run(sdk, &w.writer.raw, &upstream.url, None, PROJECT).await;
-    assert_rows_arrived(&run, &upstream, &w.project_id);
+    assert_rows_arrived(&run, &upstream, &w.project);
     let paths: Vec<String> = upstream.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert!(paths.contains(&"POST /api/apikey/login".to_owned()), "{paths:?}");
     assert!(paths.contains(&"GET /version".to_owned()), "{paths:?}");
@@ -143,8 +124,8 @@ async fn fake_upstream_denial_surfaces(sdk: Sdk, status: u16) {
     if !sdk::require(sdk) {
         return;
     }
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
+    let w = cast();
+    let upstream = fake_upstream(&w).await;
     let path = if status == 401 { "/api/apikey/login" } else { "/logs3" };
     let body = format!(r#"{{"error":{{"code":"x","message":"fake {status}"}}}}"#);
     upstream.set_fault(path, crate::support::upstream::Fault::Status(status, body));
@@ -177,11 +158,10 @@ async fn writer_rows_reach_upstream(sdk: Sdk) {
     if !sdk::require(sdk) {
         return;
     }
-    let w = world();
-    let (upstream, gateway) = start(&w).await;
-    let run = sdk::run(sdk, &w.writer.raw, &gateway.url, Some(&gateway.url), PROJECT).await;
-    assert_rows_arrived(&run, &upstream, &w.project_id);
-    for r in upstream.requests_to("/logs3") {
+    let w = World::start().await;
+    let run = sdk::run(sdk, &w.writer.raw, &w.gw.url, Some(&w.gw.url), PROJECT).await;
+    assert_rows_arrived(&run, &w.upstream, &w.project);
+    for r in w.upstream.requests_to("/logs3") {
         assert_eq!(r.bearer(), Some(w.writer.raw.as_str()), "passthrough credentials: the caller's token is forwarded");
     }
 }
@@ -191,15 +171,14 @@ async fn create_only_token_is_denied(sdk: Sdk) {
     if !sdk::require(sdk) {
         return;
     }
-    let w = world();
-    let (upstream, gateway) = start(&w).await;
-    let run = sdk::run(sdk, &w.creator.raw, &gateway.url, Some(&gateway.url), PROJECT).await;
+    let w = World::start().await;
+    let run = sdk::run(sdk, &w.log_creator.raw, &w.gw.url, Some(&w.gw.url), PROJECT).await;
     assert!(!run.success(), "a create-only token must not log; {}", run.describe());
     assert!(run.errors().contains("403"), "the SDK should report the 403; {}", run.describe());
     assert!(run.errors().contains("update"), "the 403 should name the missing permission; {}", run.describe());
-    assert!(upstream.requests_to("/logs3").is_empty(), "a denied batch was forwarded");
-    assert!(upstream.logs3_rows().is_empty());
-    assert!(!gateway.output().contains(&w.creator.raw), "loggate logged a raw token");
+    assert!(w.upstream.requests_to("/logs3").is_empty(), "a denied batch was forwarded");
+    assert!(w.upstream.logs3_rows().is_empty());
+    assert!(!w.gw.output().contains(&w.log_creator.raw), "loggate logged a raw token");
 }
 
 /// (c) An unknown token is 401 at login; nothing at all is forwarded.
@@ -207,13 +186,12 @@ async fn unknown_token_is_unauthenticated(sdk: Sdk) {
     if !sdk::require(sdk) {
         return;
     }
-    let w = world();
-    let (upstream, gateway) = start(&w).await;
-    let run = sdk::run(sdk, &w.unknown, &gateway.url, Some(&gateway.url), PROJECT).await;
+    let w = World::start().await;
+    let run = sdk::run(sdk, &w.unknown, &w.gw.url, Some(&w.gw.url), PROJECT).await;
     assert!(!run.success(), "{}", run.describe());
     assert!(run.errors().contains("401"), "the SDK should report the 401; {}", run.describe());
-    assert!(upstream.requests().is_empty(), "an unauthenticated request was forwarded: {:?}", upstream.requests());
-    assert!(!gateway.output().contains(&w.unknown), "loggate logged a raw token");
+    assert!(w.upstream.requests().is_empty(), "an unauthenticated request was forwarded: {:?}", w.upstream.requests());
+    assert!(!w.gw.output().contains(&w.unknown), "loggate logged a raw token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,15 +231,13 @@ async fn app_url_only_follows_rewritten_login(sdk: Sdk) {
     if !sdk::require(sdk) {
         return;
     }
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
+    let w = World::start_with(|b| b.reserve_public_port()).await;
     // Whatever the data plane advertises, loggate must replace it; advertise
     // a dead address so that a missed rewrite cannot pass unnoticed.
-    upstream.set_advertised_url(Some("http://127.0.0.1:9"));
-    let gateway = GatewayBuilder::new(&upstream.url).reserve_public_port().start(&w.policy).await;
-    assert_eq!(gateway.public_url, gateway.url);
-    let run = sdk::run(sdk, &w.writer.raw, &gateway.url, None, PROJECT).await;
-    assert_rows_arrived(&run, &upstream, &w.project_id);
+    w.upstream.set_advertised_url(Some("http://127.0.0.1:9"));
+    assert_eq!(w.gw.public_url, w.gw.url);
+    let run = sdk::run(sdk, &w.writer.raw, &w.gw.url, None, PROJECT).await;
+    assert_rows_arrived(&run, &w.upstream, &w.project);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,8 +254,8 @@ async fn js_with_only_app_url_logs_through_loggate() {
 /// data plane's, in every `api_url` and `proxy_url`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_response_is_rewritten_to_the_public_url() {
-    let w = world();
-    let (upstream, gateway) = start(&w).await;
+    let w = World::start().await;
+    let (upstream, gateway) = (&w.upstream, &w.gw);
     let resp = reqwest::Client::new()
         .post(format!("{}/api/apikey/login", gateway.url))
         .bearer_auth(&w.writer.raw)
@@ -290,11 +266,11 @@ async fn login_response_is_rewritten_to_the_public_url() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     let orgs = body["org_info"].as_array().expect("org_info[]");
-    assert!(!orgs.is_empty());
+    let names: Vec<&str> = orgs.iter().filter_map(|o| o["name"].as_str()).collect();
+    assert_eq!(names, [ORG_NAME, "globex"], "the data plane's organizations, in its order: {body:#}");
     for o in orgs {
         assert_eq!(o["api_url"], gateway.public_url.as_str(), "{body:#}");
         assert_eq!(o["proxy_url"], gateway.public_url.as_str(), "{body:#}");
-        assert_eq!(o["name"], "acme");
     }
     assert_eq!(upstream.requests_to("/api/apikey/login").len(), 1);
 }
@@ -304,7 +280,7 @@ async fn login_response_is_rewritten_to_the_public_url() {
 async fn fake_upstream_fault_modes() {
     use crate::support::upstream::Fault;
     use std::time::{Duration, Instant};
-    let upstream = Upstream::start(world().policy.upstream_orgs()).await;
+    let upstream = fake_upstream(&cast()).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     let post = || client.post(format!("{}/logs3", upstream.url)).body(r#"{"rows":[],"api_version":2}"#).send();
 
