@@ -14,96 +14,50 @@
 //!   was disconnected is not lost (flush on reconnect).
 
 use crate::support::feeds::{NatsServer, RedisServer, revision_message, sample};
-use crate::support::gateway::{Gateway, GatewayBuilder};
+use crate::support::gateway::Gateway;
 use crate::support::policy::{PolicyBuilder, Token};
 use crate::support::upstream::Upstream;
+use crate::support::wait;
+use crate::support::world::{Cast, World, cast, log_row};
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::Full;
 use loggate::policy::Store;
 use loggate::policy::file::Reload;
 use loggate::server::Shared;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHANNEL: &str = "loggate.policy.test";
 const FEED_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a revision message may take to show (a few ms when all is well).
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Org "acme", project "checkout", three writers each holding `update` on
-/// the project log through an ACL of their own.
-struct World {
-    policy: PolicyBuilder,
-    project_id: String,
-    writers: Vec<(Token, String)>,
-}
+/// `max_staleness` of the story where it runs out, and a wait past it:
+/// cached entries growing older than the bound is the behaviour under test
+/// (nothing observable happens when they do, so this one is a sleep).
+const MAX_STALENESS: &str = "400ms";
+const PAST_MAX_STALENESS: Duration = Duration::from_millis(600);
 
-fn world() -> World {
-    let mut policy = PolicyBuilder::new();
-    let org = policy.org("acme");
-    let project_id = policy.project(&org, "checkout");
-    let writers = (0..3)
-        .map(|i| {
-            let token = policy.service_token(&org, &format!("writer-{i}"));
-            let acl = policy.grant_user(&token.user_id, "update", "project_log", &project_id);
-            (token, acl)
-        })
-        .collect();
-    World { policy, project_id, writers }
-}
-
-impl World {
-    fn token(&self, i: usize) -> &Token {
-        &self.writers[i].0
-    }
-    fn acl(&self, i: usize) -> String {
-        self.writers[i].1.clone()
-    }
-    fn logs3_body(&self) -> String {
-        serde_json::json!({"rows": [{"id": "r1", "project_id": self.project_id, "log_id": "g", "input": "x"}], "api_version": 2})
-            .to_string()
-    }
-}
-
-/// Polls `check` until it is true or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < timeout, "not within {timeout:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// The standard cast with three more writers, each holding `update` on
+/// checkout's project log through an ACL of its own (`w.writers[i]`).
+const WRITERS: usize = 3;
 
 // ---------------------------------------------------------------------------
 // The real binary.
 
-async fn post_logs3(gw: &Gateway, w: &World, token: &Token) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/logs3", gw.url))
-        .bearer_auth(&token.raw)
-        .header("content-type", "application/json")
-        .body(w.logs3_body())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+/// `POST /logs3` of one row to checkout's log as `token`: the status.
+async fn post_logs3(w: &World, token: &Token) -> u16 {
+    w.logs3(token, vec![log_row(&w.project)]).await.status
 }
 
 async fn metric(gw: &Gateway, series: &str) -> f64 {
     sample(&gw.metrics().await, series).unwrap_or(0.0)
 }
 
-async fn feed_up(gw: &Gateway, up: bool) -> Duration {
+async fn feed_up(gw: &Gateway, up: bool) {
     let want = if up { 1.0 } else { 0.0 };
-    eventually(FEED_TIMEOUT, &format!("loggate_invalidation_feed_up == {want}"), || async {
+    wait::until(format!("loggate_invalidation_feed_up == {want}"), FEED_TIMEOUT, async || {
         sample(&gw.metrics().await, "loggate_invalidation_feed_up") == Some(want)
     })
     .await
@@ -121,147 +75,145 @@ const HITS: &str = "loggate_decision_cache_total{result=\"hit\"}";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_revision_message_flips_a_cached_allow_and_records_the_lag() {
     let redis = RedisServer::start();
-    let mut w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw =
-        GatewayBuilder::new(&upstream.url).invalidation("redis", &redis.url(), CHANNEL, "10s").start(&w.policy).await;
-    feed_up(&gw, true).await;
-    assert_eq!(readyz(&gw).await.1["invalidation_feed"], "up");
+    let mut w = World::builder()
+        .writers(WRITERS)
+        .gateway(|b| b.invalidation("redis", &redis.url(), CHANNEL, "10s"))
+        .start()
+        .await;
+    feed_up(&w.gw, true).await;
+    assert_eq!(readyz(&w.gw).await.1["invalidation_feed"], "up");
 
-    let writer = w.token(0).clone();
-    assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
-    let hits = metric(&gw, HITS).await;
-    assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
-    assert!(metric(&gw, HITS).await >= hits + 2.0, "identity and decision came from the cache");
+    let writer = w.writers[0].token.clone();
+    assert_eq!(post_logs3(&w, &writer).await, 200);
+    let hits = metric(&w.gw, HITS).await;
+    assert_eq!(post_logs3(&w, &writer).await, 200);
+    assert!(metric(&w.gw, HITS).await >= hits + 2.0, "identity and decision came from the cache");
 
     // The admin revokes the writer's grant: revision 2 changes that ACL.
-    let acl = w.acl(0);
+    let acl = w.writers[0].acl.clone();
     assert!(w.policy.remove_acl(&acl));
-    gw.write_policy(&w.policy);
+    w.gw.write_policy(&w.policy);
     assert_eq!(redis.publish(CHANNEL, &revision_message(2, &[("acl", &acl)])).await, 1, "one subscriber");
-    eventually(Duration::from_secs(2), "the revoked grant is denied", || async {
-        post_logs3(&gw, &w, &writer).await == 403
-    })
-    .await;
-    eventually(Duration::from_secs(2), "revision 2 applied", || async {
-        let m = gw.metrics().await;
+    wait::until("the revoked grant is denied", MESSAGE_TIMEOUT, async || post_logs3(&w, &writer).await == 403).await;
+    wait::until("revision 2 applied", MESSAGE_TIMEOUT, async || {
+        let m = w.gw.metrics().await;
         sample(&m, "loggate_policy_revision") == Some(2.0)
             && sample(&m, "loggate_invalidations_total{kind=\"acl\"}") == Some(1.0)
             && sample(&m, "loggate_revocation_lag_seconds_count") == Some(1.0)
     })
     .await;
-    let lag = metric(&gw, "loggate_revocation_lag_seconds_sum").await;
+    let lag = metric(&w.gw, "loggate_revocation_lag_seconds_sum").await;
     assert!((0.0..2.0).contains(&lag), "lag {lag}s");
     // Another writer was not affected by the revocation.
-    assert_eq!(post_logs3(&gw, &w, w.token(1)).await, 200);
+    assert_eq!(post_logs3(&w, &w.writers[1].token).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_connection_loss_is_noticed_and_every_reconnect_flushes() {
     let mut redis = RedisServer::start();
-    let mut w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw =
-        GatewayBuilder::new(&upstream.url).invalidation("redis", &redis.url(), CHANNEL, "10s").start(&w.policy).await;
-    feed_up(&gw, true).await;
-    let writer = w.token(0).clone();
-    assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
+    let mut w = World::builder()
+        .writers(WRITERS)
+        .gateway(|b| b.invalidation("redis", &redis.url(), CHANNEL, "10s"))
+        .start()
+        .await;
+    feed_up(&w.gw, true).await;
+    let writer = w.writers[0].token.clone();
+    assert_eq!(post_logs3(&w, &writer).await, 200);
 
     // The server drops the subscriber connection: resubscribed and flushed.
-    let flushes = metric(&gw, FLUSHES).await;
+    let flushes = metric(&w.gw, FLUSHES).await;
     assert_ne!(redis.kill_pubsub_clients(), "0", "the gateway was subscribed");
-    eventually(FEED_TIMEOUT, "a flush after CLIENT KILL", || async { metric(&gw, FLUSHES).await > flushes }).await;
-    feed_up(&gw, true).await;
+    wait::until("a flush after CLIENT KILL", FEED_TIMEOUT, async || metric(&w.gw, FLUSHES).await > flushes).await;
+    feed_up(&w.gw, true).await;
 
     // The server goes away; the token is revoked while it is down.
     redis.stop();
-    feed_up(&gw, false).await;
-    let (status, body) = readyz(&gw).await;
+    feed_up(&w.gw, false).await;
+    let (status, body) = readyz(&w.gw).await;
     assert_eq!((status, &body["invalidation_feed"]), (200, &serde_json::json!("down")), "feed down alone keeps ready");
     assert!(w.policy.remove_token(&writer.id));
-    let before_reload = metric(&gw, FLUSHES).await;
-    gw.write_policy(&w.policy);
+    let before_reload = metric(&w.gw, FLUSHES).await;
+    w.gw.write_policy(&w.policy);
     // The file store reloads on its own poll; wait for it so the store
     // itself knows of the revocation before the feed returns.
-    eventually(FEED_TIMEOUT, "the policy file reloaded", || async { metric(&gw, FLUSHES).await > before_reload }).await;
-    let flushes = metric(&gw, FLUSHES).await;
+    wait::until("the policy file reloaded", FEED_TIMEOUT, async || metric(&w.gw, FLUSHES).await > before_reload).await;
+    let flushes = metric(&w.gw, FLUSHES).await;
     redis.restart();
-    feed_up(&gw, true).await;
-    assert!(metric(&gw, FLUSHES).await > flushes, "reconnect flushed");
-    assert_eq!(post_logs3(&gw, &w, &writer).await, 401, "revoked token denied after reconnect");
-    assert_eq!(post_logs3(&gw, &w, w.token(1)).await, 200);
+    feed_up(&w.gw, true).await;
+    assert!(metric(&w.gw, FLUSHES).await > flushes, "reconnect flushed");
+    assert_eq!(post_logs3(&w, &writer).await, 401, "revoked token denied after reconnect");
+    assert_eq!(post_logs3(&w, &w.writers[1].token).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_feed_down_past_max_staleness_cached_decisions_are_rechecked() {
     let mut redis = RedisServer::start();
-    let w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw =
-        GatewayBuilder::new(&upstream.url).invalidation("redis", &redis.url(), CHANNEL, "400ms").start(&w.policy).await;
-    feed_up(&gw, true).await;
-    let writer = w.token(0);
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let misses = metric(&gw, MISSES).await;
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    assert_eq!(metric(&gw, MISSES).await, misses, "feed up: older than max_staleness is still served");
+    let w = World::builder()
+        .writers(WRITERS)
+        .gateway(|b| b.invalidation("redis", &redis.url(), CHANNEL, MAX_STALENESS))
+        .start()
+        .await;
+    feed_up(&w.gw, true).await;
+    let writer = &w.writers[0].token;
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    tokio::time::sleep(PAST_MAX_STALENESS).await;
+    let misses = metric(&w.gw, MISSES).await;
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    assert_eq!(metric(&w.gw, MISSES).await, misses, "feed up: older than max_staleness is still served");
 
     redis.stop();
-    feed_up(&gw, false).await;
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let misses = metric(&gw, MISSES).await;
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    assert_eq!(metric(&gw, MISSES).await, misses + 2.0, "identity and decision recomputed from the store");
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    assert_eq!(metric(&gw, MISSES).await, misses + 2.0, "fresh again: served from the cache");
-    assert_eq!(readyz(&gw).await.0, 200);
+    feed_up(&w.gw, false).await;
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    tokio::time::sleep(PAST_MAX_STALENESS).await;
+    let misses = metric(&w.gw, MISSES).await;
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    assert_eq!(metric(&w.gw, MISSES).await, misses + 2.0, "identity and decision recomputed from the store");
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    assert_eq!(metric(&w.gw, MISSES).await, misses + 2.0, "fresh again: served from the cache");
+    assert_eq!(readyz(&w.gw).await.0, 200);
 
     redis.restart();
-    feed_up(&gw, true).await;
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let misses = metric(&gw, MISSES).await;
-    assert_eq!(post_logs3(&gw, &w, writer).await, 200);
-    assert_eq!(metric(&gw, MISSES).await, misses, "feed back up: no staleness bound");
+    feed_up(&w.gw, true).await;
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    tokio::time::sleep(PAST_MAX_STALENESS).await;
+    let misses = metric(&w.gw, MISSES).await;
+    assert_eq!(post_logs3(&w, writer).await, 200);
+    assert_eq!(metric(&w.gw, MISSES).await, misses, "feed back up: no staleness bound");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_revision_message_flips_a_cached_allow_and_reconnects_flush() {
     let mut nats = NatsServer::start();
-    let mut w = world();
-    let upstream = Upstream::start(w.policy.upstream_orgs()).await;
-    let gw =
-        GatewayBuilder::new(&upstream.url).invalidation("nats", &nats.url(), CHANNEL, "10s").start(&w.policy).await;
-    feed_up(&gw, true).await;
-    let writer = w.token(0).clone();
-    assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
-    assert_eq!(post_logs3(&gw, &w, &writer).await, 200);
+    let mut w = World::builder()
+        .writers(WRITERS)
+        .gateway(|b| b.invalidation("nats", &nats.url(), CHANNEL, "10s"))
+        .start()
+        .await;
+    feed_up(&w.gw, true).await;
+    let writer = w.writers[0].token.clone();
+    assert_eq!(post_logs3(&w, &writer).await, 200);
+    assert_eq!(post_logs3(&w, &writer).await, 200);
 
-    let acl = w.acl(0);
+    let acl = w.writers[0].acl.clone();
     w.policy.remove_acl(&acl);
-    gw.write_policy(&w.policy);
+    w.gw.write_policy(&w.policy);
     nats.publish(CHANNEL, &revision_message(7, &[("acl", &acl)])).await;
-    eventually(Duration::from_secs(2), "the revoked grant is denied", || async {
-        post_logs3(&gw, &w, &writer).await == 403
-    })
-    .await;
-    eventually(Duration::from_secs(2), "revision 7 applied", || async {
-        let m = gw.metrics().await;
+    wait::until("the revoked grant is denied", MESSAGE_TIMEOUT, async || post_logs3(&w, &writer).await == 403).await;
+    wait::until("revision 7 applied", MESSAGE_TIMEOUT, async || {
+        let m = w.gw.metrics().await;
         sample(&m, "loggate_policy_revision") == Some(7.0)
             && sample(&m, "loggate_revocation_lag_seconds_count") == Some(1.0)
     })
     .await;
 
-    let flushes = metric(&gw, FLUSHES).await;
+    let flushes = metric(&w.gw, FLUSHES).await;
     nats.stop();
-    feed_up(&gw, false).await;
-    assert_eq!(readyz(&gw).await.0, 200);
+    feed_up(&w.gw, false).await;
+    assert_eq!(readyz(&w.gw).await.0, 200);
     nats.restart();
-    feed_up(&gw, true).await;
-    assert!(metric(&gw, FLUSHES).await > flushes, "reconnect flushed");
-    assert_eq!(post_logs3(&gw, &w, w.token(1)).await, 200);
+    feed_up(&w.gw, true).await;
+    assert!(metric(&w.gw, FLUSHES).await > flushes, "reconnect flushed");
+    assert_eq!(post_logs3(&w, &w.writers[1].token).await, 200);
 }
 
 // ---------------------------------------------------------------------------
@@ -274,7 +226,7 @@ struct InProcess {
     _dir: tempfile::TempDir,
 }
 
-async fn in_process(w: &World, feed: &str, url: &str) -> InProcess {
+async fn in_process(w: &Cast, feed: &str, url: &str) -> InProcess {
     let upstream = Upstream::start(w.policy.upstream_orgs()).await;
     let dir = tempfile::tempdir().unwrap();
     let policy_path = dir.path().join("policy.json");
@@ -304,7 +256,7 @@ impl InProcess {
         }
     }
 
-    async fn post_logs3(&self, w: &World, token: &Token) -> u16 {
+    async fn post_logs3(&self, w: &Cast, token: &Token) -> u16 {
         let gw = &self.shared.gateway;
         let route = gw.route(&Method::POST, "/logs3").unwrap();
         let request = Request::builder()
@@ -327,7 +279,7 @@ impl InProcess {
 
     async fn feed_up(&self, up: bool) {
         let want = if up { 1.0 } else { 0.0 };
-        eventually(FEED_TIMEOUT, &format!("feed_up == {want}"), || async {
+        wait::until(format!("feed_up == {want}"), FEED_TIMEOUT, async || {
             self.metric("loggate_invalidation_feed_up") == want
         })
         .await;
@@ -337,23 +289,24 @@ impl InProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_feed_alone_revokes_and_no_revocation_is_lost_across_reconnects() {
     let mut redis = RedisServer::start();
-    let mut w = world();
+    let mut w = cast().with_writers(WRITERS);
     let gw = in_process(&w, "redis", &redis.url()).await;
     gw.feed_up(true).await;
-    let (t0, t1, t2) = (w.token(0).clone(), w.token(1).clone(), w.token(2).clone());
+    let (t0, t1, t2) = (w.writers[0].token.clone(), w.writers[1].token.clone(), w.writers[2].token.clone());
     for t in [&t0, &t1, &t2] {
         assert_eq!(gw.post_logs3(&w, t).await, 200);
     }
 
     // Targeted: revoke t0's grant. Without a message the cache keeps serving.
-    let acl = w.acl(0);
+    let acl = w.writers[0].acl.clone();
     w.policy.remove_acl(&acl);
     gw.replace_policy(&w.policy);
     assert_eq!(gw.post_logs3(&w, &t0).await, 200, "cached, and nothing announced the change yet");
     let flushes = gw.metric(FLUSHES);
     redis.publish(CHANNEL, &revision_message(2, &[("acl", &acl)])).await;
-    let took = eventually(Duration::from_secs(2), "t0 denied", || async { gw.post_logs3(&w, &t0).await == 403 }).await;
-    println!("revocation by message took {took:?}");
+    let published = Instant::now();
+    wait::until("t0 denied", MESSAGE_TIMEOUT, async || gw.post_logs3(&w, &t0).await == 403).await;
+    println!("revocation by message took {:?}", published.elapsed());
     assert_eq!(gw.metric(FLUSHES), flushes, "targeted, not a flush");
     assert_eq!(gw.metric("loggate_invalidations_total{kind=\"acl\"}"), 1.0);
 
@@ -363,7 +316,7 @@ async fn redis_feed_alone_revokes_and_no_revocation_is_lost_across_reconnects() 
     gw.replace_policy(&w.policy);
     let receivers = redis.publish(CHANNEL, &revision_message(3, &[("service_token", &t1.id)])).await;
     println!("revision 3 reached {receivers} subscriber(s)");
-    eventually(FEED_TIMEOUT, "reconnect flush", || async { gw.metric(FLUSHES) > flushes }).await;
+    wait::until("reconnect flush", FEED_TIMEOUT, async || gw.metric(FLUSHES) > flushes).await;
     gw.feed_up(true).await;
     assert_eq!(gw.post_logs3(&w, &t1).await, 401, "revoked token denied after reconnect");
     assert_eq!(gw.post_logs3(&w, &t2).await, 200, "t2 cached again");
@@ -383,18 +336,24 @@ async fn redis_feed_alone_revokes_and_no_revocation_is_lost_across_reconnects() 
     for _ in 0..2 {
         redis.publish(CHANNEL, &revision_message(4, &[("service_token", &t2.id)])).await;
     }
-    eventually(Duration::from_secs(2), "revision 4", || async { gw.metric("loggate_policy_revision") == 4.0 }).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait::until("revision 4", MESSAGE_TIMEOUT, async || gw.metric("loggate_policy_revision") == 4.0).await;
+    // The subscriber applies messages in the order they were published: once
+    // revision 5 (changing nothing) is in, the duplicate has been handled.
+    redis.publish(CHANNEL, &revision_message(5, &[])).await;
+    wait::until("revision 5, after the duplicate", MESSAGE_TIMEOUT, async || {
+        gw.metric("loggate_policy_revision") == 5.0
+    })
+    .await;
     assert_eq!(gw.metric("loggate_invalidations_total{kind=\"service_token\"}"), before + 1.0, "duplicate ignored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_feed_alone_revokes_and_no_revocation_is_lost_across_a_restart() {
     let mut nats = NatsServer::start();
-    let mut w = world();
+    let mut w = cast().with_writers(WRITERS);
     let gw = in_process(&w, "nats", &nats.url()).await;
     gw.feed_up(true).await;
-    let (t0, t1) = (w.token(0).clone(), w.token(1).clone());
+    let (t0, t1) = (w.writers[0].token.clone(), w.writers[1].token.clone());
     assert_eq!(gw.post_logs3(&w, &t0).await, 200);
     assert_eq!(gw.post_logs3(&w, &t1).await, 200);
 
@@ -402,7 +361,7 @@ async fn nats_feed_alone_revokes_and_no_revocation_is_lost_across_a_restart() {
     gw.replace_policy(&w.policy);
     assert_eq!(gw.post_logs3(&w, &t0).await, 200, "cached, nothing announced yet");
     nats.publish(CHANNEL, &revision_message(5, &[("service_token", &t0.id)])).await;
-    eventually(Duration::from_secs(2), "t0 denied", || async { gw.post_logs3(&w, &t0).await == 401 }).await;
+    wait::until("t0 denied", MESSAGE_TIMEOUT, async || gw.post_logs3(&w, &t0).await == 401).await;
     assert_eq!(gw.post_logs3(&w, &t1).await, 200, "t1 untouched");
 
     nats.stop();
