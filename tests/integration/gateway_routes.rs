@@ -6,6 +6,7 @@
 use crate::support::http::{self, assert_error_body, raw_exchange, raw_request};
 use crate::support::policy::new_id;
 use crate::support::upstream::Fault;
+use crate::support::wait;
 use crate::support::world::{
     DATASET_NAME, EXPERIMENT_NAME, ORG_NAME, PROJECT_NAME, World, dataset_row, experiment_row, log_row,
 };
@@ -833,8 +834,12 @@ async fn the_raw_tokens_never_reach_loggates_output() {
     w.upstream.set_fault_times("/logs3", Fault::Reset, 1);
     let _ = w.logs3(&w.writer, vec![log_row(&w.project)]).await;
     let _ = w.post_json("/api/apikey/login", &w.writer, &json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(w.gw.output().contains("\"request\""), "access log lines expected");
+    // Access lines are written in batches: wait until all six are out.
+    wait::until("an access log line for each of the 6 requests", Duration::from_secs(5), async || {
+        let lines = w.gw.log_lines().iter().filter(|l| l["message"] == "request").count();
+        if lines >= 6 { Ok(()) } else { Err(format!("{lines} access lines")) }
+    })
+    .await;
     w.gw.assert_output_free_of(&w.secrets());
     w.still_serves().await;
 }
