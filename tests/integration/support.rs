@@ -1,6 +1,8 @@
 //! Test harness shared by the integration tests: a recording fake data plane,
 //! the real `loggate` binary started against a generated config, and a policy
-//! builder.
+//! builder; `world` puts them together (the one cast-and-gateway harness of
+//! the stories, `fleet` its multi-replica sibling) and `wait` polls for
+//! conditions under a deadline.
 #![allow(dead_code)]
 
 pub mod admin;
