@@ -6,8 +6,8 @@
 //! `access_log … buffer=`: lines collect in memory and reach stderr in one
 //! write every `FLUSH_INTERVAL` or `FLUSH_BYTES`, whichever comes first,
 //! and before any other line (so the output stays in order) and at exit.
-//! Every other line is written at once. Measured on loopback: one write(2)
-//! per request cost about 10% of throughput.
+//! Every other line is written at once. Why, and what it measured:
+//! docs/decisions/access-log-writer.md.
 
 mod access;
 

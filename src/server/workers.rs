@@ -160,7 +160,8 @@ impl Worker {
         match &self.tls {
             None => {
                 let io = idle::TimedIo::new(stream, activity, timeouts, idle::Protocol::Unknown);
-                let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+                let conn =
+                    graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
                 tokio::spawn(async move {
                     let _held = (permit, live);
                     let _ = conn.await;

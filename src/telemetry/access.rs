@@ -1,25 +1,17 @@
 //! The per-request access line.
 //!
-//! In JSON mode the line is formatted here, straight into the access
-//! buffer, in the shape tracing-subscriber's JSON formatter gives every
-//! other line (`timestamp`, `level`, `message`, the fields, `target`).
-//! Going through a tracing event instead cost about 23k instructions per
-//! request (a fifth of loggate's user CPU on a small /logs3 batch): field
-//! visitors, `Debug` formatting, serde, a timestamp formatted from scratch.
-//! In pretty mode, or when `RUST_LOG` filters the line out, the tracing
-//! event is used (or nothing is written), as for any other line.
+//! In JSON mode the line is serialized here (serde), straight into the
+//! access buffer, in the shape tracing-subscriber's JSON formatter gives
+//! every other line (`timestamp`, `level`, `message`, the fields, `target`)
+//! but without a tracing event: why, and what it measured, is in
+//! docs/decisions/access-log-writer.md. In pretty mode, or when `RUST_LOG`
+//! filters the line out, the tracing event is used (or nothing is written),
+//! as for any other line.
 
 use super::{ACCESS_TARGET, LogFormat};
+use serde::Serialize;
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// `,"name":"` for a string field, as one literal: the line is built from
-/// as few pieces as it can be (each piece is a call to copy it in).
-macro_rules! key {
-    ($name:literal) => {
-        concat!(",\"", $name, "\":\"")
-    };
-}
 
 /// What one request did.
 pub struct AccessRecord<'a> {
@@ -46,38 +38,40 @@ impl AccessRecord<'_> {
             return self.log_event();
         }
         thread_local! {
-            static LINE: RefCell<(String, Clock)> = RefCell::new((String::with_capacity(512), Clock::default()));
+            static LINE: RefCell<(Vec<u8>, Clock)> = RefCell::new((Vec::with_capacity(512), Clock::default()));
         }
         LINE.with_borrow_mut(|(line, clock)| {
             line.clear();
             self.write_json(line, clock.now());
-            super::append_access(line.as_bytes());
+            super::append_access(line);
         });
     }
 
-    fn write_json(&self, out: &mut String, timestamp: &str) {
-        out.push_str("{\"timestamp\":\"");
-        out.push_str(timestamp);
-        out.push_str("\",\"level\":\"INFO\",\"message\":\"request\"");
-        field_str(out, key!("request_id"), Some(self.request_id));
-        field_str(out, key!("method"), Some(self.method));
-        field_str(out, key!("route"), Some(self.route));
-        out.push_str(",\"status\":");
-        push_decimal(out, self.status.into(), 1);
-        field_str(out, key!("error"), self.error);
-        field_str(out, key!("token_id"), self.token_id);
-        field_str(out, key!("token_name"), self.token_name);
-        field_str(out, key!("org"), self.org);
-        field_str(out, key!("decision"), Some(self.decision));
-        out.push_str(",\"rows\":");
-        push_decimal(out, self.rows as u64, 1);
-        out.push_str(",\"latency_ms\":");
-        push_decimal(out, self.latency_us / 1000, 1);
-        out.push('.');
-        push_decimal(out, self.latency_us % 1000, 3);
-        out.push_str(",\"target\":\"");
-        out.push_str(ACCESS_TARGET);
-        out.push_str("\"}\n");
+    /// The JSON line, newline included, appended to `out` (public for
+    /// `benches/access_line.rs`).
+    #[doc(hidden)]
+    pub fn write_json(&self, out: &mut Vec<u8>, timestamp: &str) {
+        let line = JsonLine {
+            timestamp,
+            level: "INFO",
+            message: "request",
+            request_id: self.request_id,
+            method: self.method,
+            route: self.route,
+            status: self.status,
+            error: self.error,
+            token_id: self.token_id,
+            token_name: self.token_name,
+            org: self.org,
+            decision: self.decision,
+            rows: self.rows,
+            latency_ms: self.latency_us as f64 / 1000.0,
+            target: ACCESS_TARGET,
+        };
+        // Writing into a Vec cannot fail, nor can serializing these fields.
+        if serde_json::to_writer(&mut *out, &line).is_ok() {
+            out.push(b'\n');
+        }
     }
 
     fn log_event(&self) {
@@ -99,44 +93,33 @@ impl AccessRecord<'_> {
     }
 }
 
-/// `key` (from `key!`) then the JSON-escaped value and its closing quote,
-/// or nothing for `None`.
-fn field_str(out: &mut String, key: &str, value: Option<&str>) {
-    let Some(value) = value else { return };
-    out.push_str(key);
-    escape_into(out, value);
-    out.push('"');
-}
-
-/// JSON string escaping (RFC 8259 §7): quote, backslash and control
-/// characters; everything else is copied as is, in runs found a word at a
-/// time (the values are ids and names: usually one run).
-fn escape_into(out: &mut String, s: &str) {
-    let b = s.as_bytes();
-    let mut start = 0;
-    loop {
-        let i = loggate_inspect::find_special(b, start);
-        out.push_str(&s[start..i]);
-        let Some(&c) = b.get(i) else { return };
-        match c {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            _ => {
-                let mut code = [0u8; 2];
-                hex::encode_to_slice([c], &mut code).expect("two digits for one byte");
-                out.push_str("\\u00");
-                out.push_str(std::str::from_utf8(&code).expect("hex digits are ASCII"));
-            }
-        }
-        start = i + 1;
-    }
+/// The access line as serialized: fields in this order, absent ones left
+/// out (as tracing-subscriber's JSON formatter does).
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    timestamp: &'a str,
+    level: &'static str,
+    message: &'static str,
+    request_id: &'a str,
+    method: &'a str,
+    route: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org: Option<&'a str>,
+    decision: &'a str,
+    rows: usize,
+    latency_ms: f64,
+    target: &'static str,
 }
 
 /// `n` in decimal, zero-padded to at least `width` digits (itoa, not `fmt`:
-/// this runs several times per request).
+/// this runs for every line).
 fn push_decimal(out: &mut String, n: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(n);
@@ -192,10 +175,15 @@ mod tests {
         }
     }
 
+    fn line(r: &AccessRecord<'_>) -> String {
+        let mut out = Vec::new();
+        r.write_json(&mut out, "2026-11-25T20:48:33.753353Z");
+        String::from_utf8(out).expect("UTF-8")
+    }
+
     #[test]
     fn the_line_is_one_json_object_with_every_field() {
-        let mut line = String::new();
-        record().write_json(&mut line, "2026-11-25T20:48:33.753353Z");
+        let line = line(&record());
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line:?}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["timestamp"], "2026-11-25T20:48:33.753353Z");
@@ -208,6 +196,43 @@ mod tests {
         assert!(v.get("org").is_none(), "absent fields are left out");
         assert_eq!(v["rows"], 2);
         assert_eq!(v["latency_ms"], 12.034);
+    }
+
+    #[test]
+    fn fields_come_in_the_order_of_every_other_json_line() {
+        let r = AccessRecord { token_name: Some("ci"), org: Some("o1"), ..record() };
+        assert_eq!(
+            line(&r),
+            concat!(
+                r#"{"timestamp":"2026-11-25T20:48:33.753353Z","level":"INFO","message":"request","#,
+                r#""request_id":"abc123","method":"POST","route":"logs3","status":403,"error":"permission_denied","#,
+                r#""token_id":"t1","token_name":"ci","org":"o1","decision":"deny","rows":2,"latency_ms":12.034,"#,
+                r#""target":"loggate::access"}"#,
+                "\n"
+            )
+        );
+        let r = AccessRecord { error: None, token_id: None, token_name: None, latency_us: 7, ..record() };
+        assert_eq!(
+            line(&r),
+            concat!(
+                r#"{"timestamp":"2026-11-25T20:48:33.753353Z","level":"INFO","message":"request","#,
+                r#""request_id":"abc123","method":"POST","route":"logs3","status":403,"decision":"deny","rows":2,"#,
+                r#""latency_ms":0.007,"target":"loggate::access"}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn latency_is_milliseconds_to_the_microsecond() {
+        for us in [0, 1, 7, 999, 1_000, 12_034, 59_999_999, 3_600_000_001] {
+            let v: serde_json::Value =
+                serde_json::from_str(&line(&AccessRecord { latency_us: us, ..record() })).unwrap();
+            assert_eq!(v["latency_ms"].as_f64(), Some(us as f64 / 1000.0), "{us}");
+            let text = line(&AccessRecord { latency_us: us, ..record() });
+            let ms = text.split("\"latency_ms\":").nth(1).unwrap().split(',').next().unwrap();
+            assert!(!ms.contains('e') && ms.split('.').nth(1).is_none_or(|f| f.len() <= 3), "{us}: {ms}");
+        }
     }
 
     #[test]
@@ -225,11 +250,10 @@ mod tests {
         let mut all: String = (0u8..0x80).map(char::from).collect();
         all.push_str("é\u{2028}€𝄞 long run without specials, then \"end\"");
         for s in [all.as_str(), "", "plain", "\"", "\\\\", "\u{1f}x"] {
-            let mut out = String::from("\"");
-            escape_into(&mut out, s);
-            out.push('"');
-            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
-            assert!(!out[1..out.len() - 1].bytes().any(|b| b < 0x20), "{out:?}");
+            let text = line(&AccessRecord { token_name: Some(s), ..record() });
+            assert!(!text[..text.len() - 1].bytes().any(|b| b < 0x20), "{text:?}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["token_name"], s, "{text}");
         }
     }
 

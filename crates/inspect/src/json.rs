@@ -23,8 +23,6 @@ mod tests;
 
 use std::borrow::Cow;
 
-pub use string::find_special;
-
 use super::MAX_DEPTH;
 
 /// A syntax error: what went wrong and where (byte offset).

@@ -18,8 +18,6 @@ mod events;
 #[cfg(test)]
 mod fuzz;
 mod json;
-
-pub use json::find_special;
 mod logs3;
 mod overflow;
 mod path;

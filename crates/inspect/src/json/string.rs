@@ -13,10 +13,9 @@ const HI: u64 = 0x8080_8080_8080_8080;
 ///
 /// Eight bytes at a time: a byte is flagged when it equals `"` or `\`, or is
 /// below 0x20. The borrow trick can only raise false flags in bytes above a
-/// true one, so the lowest flag is exact. These are also exactly the bytes
-/// a JSON writer must escape (the access log uses it for that).
+/// true one, so the lowest flag is exact.
 #[inline]
-pub fn find_special(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn find_special(b: &[u8], mut i: usize) -> usize {
     // Bounded by the last whole word's start, not by `i + 8`: one compare
     // per word, and no overflow check.
     if let Some(last_word) = b.len().checked_sub(8) {
