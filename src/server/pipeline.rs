@@ -446,27 +446,20 @@ fn single_query_param(query: Option<&str>, name: &str) -> Result<String, Gateway
     Ok(value)
 }
 
+/// A query-string key or value decoded (`application/x-www-form-urlencoded`,
+/// as the data plane reads it): `+` is a space, `%XY` the byte it names
+/// (`%2B` a plus); a `%` not followed by two hex digits stays as it is, and
+/// bytes that are not UTF-8 become U+FFFD. Why the crate:
+/// docs/decisions/percent-decoding.md.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi * 16 + lo);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let spaced;
+    let s = if s.contains('+') {
+        spaced = s.replace('+', " ");
+        &spaced
+    } else {
+        s
+    };
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 impl From<inspect::InspectError> for GatewayError {
@@ -493,6 +486,27 @@ mod tests {
         assert_eq!(one(Some("id=")), Err("bad_request"));
         assert_eq!(one(None), Err("bad_request"));
         assert_eq!(one(Some("id=%zz%")).as_deref(), Ok("%zz%"));
+    }
+
+    #[test]
+    fn percent_decoding_keeps_what_is_not_an_escape_and_replaces_what_is_not_utf8() {
+        for (raw, decoded) in [
+            ("p%201", "p 1"),
+            ("a+b%2Bc", "a b+c"),
+            ("%2f%2F", "//"),
+            ("n%C3%A9", "né"),
+            ("%zz%", "%zz%"),
+            ("%4", "%4"),
+            ("%4g", "%4g"),
+            ("100%", "100%"),
+            ("%%41", "%A"),
+            ("%ff", "\u{fffd}"),
+            ("%C3", "\u{fffd}"),
+            ("%00", "\0"),
+            ("", ""),
+        ] {
+            assert_eq!(percent_decode(raw), decoded, "{raw}");
+        }
     }
 
     #[test]
