@@ -96,10 +96,14 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Exponential reconnect delays: 100 ms doubling to 5 s, reset on success.
+/// Reconnect delays with equal jitter: attempt `n` (from 0) waits a random
+/// time between half and all of `100 ms * 2^n`, capped at 5 s (50-100 ms,
+/// 100-200 ms, ... 2.5-5 s); reset on success. Random so that a fleet that
+/// lost its feed at the same moment does not reconnect in lockstep (why
+/// `fastrand`: docs/decisions/reconnect-backoff.md).
 #[derive(Debug)]
 pub struct Backoff {
-    next: Duration,
+    attempt: u32,
 }
 
 impl Backoff {
@@ -107,18 +111,25 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(5);
 
     pub fn new() -> Self {
-        Backoff { next: Self::FIRST }
+        Backoff { attempt: 0 }
     }
 
     pub fn reset(&mut self) {
-        self.next = Self::FIRST;
+        self.attempt = 0;
     }
 
     /// The delay before the next attempt.
     pub fn step(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
+        let d = Self::delay(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
         d
+    }
+
+    /// The delay before attempt `n` (from 0), for clients that count their
+    /// own attempts (async-nats).
+    pub fn delay(n: u32) -> Duration {
+        let base = Self::FIRST.saturating_mul(1 << n.min(6)).min(Self::MAX);
+        base / 2 + (base / 2).mul_f64(fastrand::f64())
     }
 }
 
@@ -132,12 +143,62 @@ impl Default for Backoff {
 mod tests {
     use super::*;
 
+    /// The step `n` (from 0) is meant to take: `100 ms * 2^n` capped at 5 s.
+    fn base(n: usize) -> Duration {
+        Duration::from_millis(100 << n.min(6)).min(Duration::from_secs(5))
+    }
+
+    fn steps(b: &mut Backoff, n: usize) -> Vec<Duration> {
+        (0..n).map(|_| b.step()).collect()
+    }
+
     #[test]
-    fn backoff_doubles_caps_and_resets() {
+    fn backoff_delays_stay_within_half_and_all_of_their_step() {
+        for _ in 0..200 {
+            let mut b = Backoff::new();
+            for (n, d) in steps(&mut b, 12).into_iter().enumerate() {
+                assert!(base(n) / 2 <= d && d <= base(n), "step {n}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap() {
         let mut b = Backoff::new();
-        let steps: Vec<u128> = (0..8).map(|_| b.step().as_millis()).collect();
-        assert_eq!(steps, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        let s = steps(&mut b, 10);
+        // Each uncapped step starts where the one before ends.
+        assert!(s[..6].windows(2).all(|w| w[0] <= w[1]), "{s:?}");
+        assert!(s[0] < Duration::from_millis(100) + Duration::from_nanos(1));
+        assert!(s[6..].iter().all(|d| *d >= Duration::from_millis(2500)), "{s:?}");
+    }
+
+    #[test]
+    fn backoff_resets_on_success() {
+        let mut b = Backoff::new();
+        steps(&mut b, 8);
         b.reset();
-        assert_eq!(b.step(), Duration::from_millis(100));
+        assert!(b.step() <= Duration::from_millis(100));
+        assert!(b.step() <= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn two_backoffs_draw_different_delays() {
+        let (mut a, mut b) = (Backoff::new(), Backoff::new());
+        assert_ne!(steps(&mut a, 8), steps(&mut b, 8));
+    }
+
+    #[test]
+    fn a_fleet_does_not_reconnect_in_lockstep() {
+        // 1,000 subscribers that lost the feed together, at their 8th attempt
+        // (each waiting 2.5-5 s): at most a few land in the same 10 ms.
+        let mut per_slot = std::collections::HashMap::<u128, u32>::new();
+        for _ in 0..1000 {
+            let mut b = Backoff::new();
+            let at: Duration = steps(&mut b, 8).into_iter().sum();
+            *per_slot.entry(at.as_millis() / 10).or_default() += 1;
+        }
+        let busiest = per_slot.values().max().copied().unwrap_or(0);
+        assert!(busiest <= 20, "{busiest} of 1000 reconnect within the same 10 ms");
+        assert!(per_slot.len() >= 250, "{} distinct 10 ms slots", per_slot.len());
     }
 }

@@ -30,9 +30,9 @@ fn options(events: Option<mpsc::UnboundedSender<Event>>) -> async_nats::ConnectO
         .max_reconnects(None)
         .ping_interval(PING_INTERVAL)
         .connection_timeout(CONNECT_TIMEOUT)
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(5))
-        });
+        // The client counts its attempts from 1 (and waits before the first
+        // connect too): the same jittered delays as every other reconnect.
+        .reconnect_delay_callback(|attempts| Backoff::delay(attempts.saturating_sub(1).try_into().unwrap_or(u32::MAX)));
     match events {
         None => options,
         Some(tx) => options.event_callback(move |event| {
