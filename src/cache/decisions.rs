@@ -219,3 +219,183 @@ impl Drop for LeadGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loggate_authz::DenyReason;
+
+    const TTL: Duration = Duration::from_secs(60);
+    const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+    const DENY: Decision = Decision::Deny(DenyReason::MissingPermission);
+
+    fn store(capacity: u64) -> Decisions {
+        Decisions::new(capacity, TTL, NEGATIVE_TTL)
+    }
+
+    /// Keys spread over the shards like keyed hashes are.
+    fn key(i: u64) -> DecisionKey {
+        DecisionKey((u128::from(i) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+    }
+
+    fn identity(token: &str) -> Arc<Identity> {
+        Arc::new(Identity {
+            token_id: token.into(),
+            token_name: token.into(),
+            org_id: "o1".into(),
+            user_id: format!("u-{token}").into(),
+            expires_at: None,
+            not_before: None,
+        })
+    }
+
+    /// An entry computed `age` ago.
+    fn entry(decision: Decision, token: &str, age: Duration) -> Entry {
+        Entry {
+            decision,
+            computed: Instant::now().checked_sub(age).expect("the clock is past `age`"),
+            object_type: ObjectType::ProjectLog,
+            object_id_hash: 7,
+            identity: identity(token),
+        }
+    }
+
+    fn insert(d: &Decisions, k: DecisionKey, e: Entry) {
+        match d.lookup(&k) {
+            Found::Lead(leader) => d.finish(leader, e),
+            Found::Hit { .. } => panic!("already cached"),
+            Found::Wait(_) => panic!("already being computed"),
+        }
+    }
+
+    /// The cached decision, or `None` (then the lead taken is given back).
+    fn get(d: &Decisions, k: DecisionKey) -> Option<Decision> {
+        match d.lookup(&k) {
+            Found::Hit { decision, .. } => Some(decision),
+            Found::Lead(leader) => {
+                d.abandon(leader);
+                None
+            }
+            Found::Wait(_) => panic!("nobody else computes in these tests"),
+        }
+    }
+
+    #[test]
+    fn a_stored_decision_is_found_with_its_computation_time() {
+        let d = store(100);
+        assert_eq!(get(&d, key(1)), None);
+        let e = entry(DENY, "t1", Duration::ZERO);
+        let computed = e.computed;
+        insert(&d, key(1), e);
+        insert(&d, key(2), entry(Decision::Allow, "t1", Duration::ZERO));
+        match d.lookup(&key(1)) {
+            Found::Hit { decision, computed: at } => assert_eq!((decision, at), (DENY, computed)),
+            _ => panic!("expected a hit"),
+        }
+        assert_eq!(get(&d, key(2)), Some(Decision::Allow));
+        assert_eq!(get(&d, key(3)), None);
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn allows_live_ttl_and_denials_negative_ttl() {
+        let d = store(100);
+        let between = NEGATIVE_TTL + Duration::from_secs(1);
+        insert(&d, key(1), entry(Decision::Allow, "t1", between));
+        insert(&d, key(2), entry(DENY, "t1", between));
+        insert(&d, key(3), entry(Decision::Allow, "t1", TTL + Duration::from_secs(1)));
+        insert(&d, key(4), entry(DENY, "t1", NEGATIVE_TTL - Duration::from_secs(1)));
+        assert_eq!(get(&d, key(1)), Some(Decision::Allow), "an allow younger than ttl");
+        assert_eq!(get(&d, key(2)), None, "a denial older than negative_ttl");
+        assert_eq!(get(&d, key(3)), None, "an allow older than ttl");
+        assert_eq!(get(&d, key(4)), Some(DENY), "a denial younger than negative_ttl");
+    }
+
+    #[test]
+    fn an_expired_entry_is_recomputed_and_replaced() {
+        let d = store(100);
+        insert(&d, key(1), entry(Decision::Allow, "t1", TTL * 2));
+        insert(&d, key(1), entry(DENY, "t1", Duration::ZERO));
+        assert_eq!(get(&d, key(1)), Some(DENY));
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn invalidation_by_token_drops_exactly_that_tokens_decisions() {
+        let d = store(100);
+        for i in 0..10 {
+            insert(&d, key(i), entry(Decision::Allow, if i % 2 == 0 { "t1" } else { "t2" }, Duration::ZERO));
+        }
+        d.invalidate_if(|e| *e.identity.token_id == *"t1");
+        for i in 0..10 {
+            assert_eq!(get(&d, key(i)).is_some(), i % 2 == 1, "key {i}");
+        }
+        assert_eq!(d.len(), 5);
+    }
+
+    #[test]
+    fn clear_drops_everything() {
+        let d = store(1000);
+        for i in 0..500 {
+            insert(&d, key(i), entry(Decision::Allow, "t1", Duration::ZERO));
+        }
+        d.clear();
+        assert_eq!(d.len(), 0);
+        assert!((0..500).all(|i| get(&d, key(i)).is_none()));
+    }
+
+    #[test]
+    fn a_decision_computed_across_an_invalidation_is_not_stored() {
+        let d = store(100);
+        for invalidate in [(|d: &Decisions| d.clear()) as fn(&Decisions), |d| d.invalidate_if(|_| false)] {
+            let Found::Lead(leader) = d.lookup(&key(1)) else { panic!("expected to lead") };
+            let before = d.generation();
+            invalidate(&d);
+            assert_ne!(d.generation(), before);
+            d.finish(leader, entry(Decision::Allow, "t1", Duration::ZERO));
+            assert_eq!(get(&d, key(1)), None);
+        }
+    }
+
+    #[test]
+    fn one_computation_per_key_and_a_dropped_lead_passes_on() {
+        let d = store(100);
+        let Found::Lead(leader) = d.lookup(&key(1)) else { panic!("expected to lead") };
+        let Found::Wait(notify) = d.lookup(&key(1)) else { panic!("expected to wait") };
+        assert!(d.is_inflight(&key(1), &notify));
+        let Found::Lead(other) = d.lookup(&key(2)) else { panic!("other keys are not held up") };
+        d.abandon(other);
+        let mut lead = Some(leader);
+        drop(d.guard(&mut lead)); // the computing request was cancelled
+        assert!(!d.is_inflight(&key(1), &notify));
+        let Found::Lead(next) = d.lookup(&key(1)) else { panic!("the next caller leads") };
+        d.finish(next, entry(Decision::Allow, "t1", Duration::ZERO));
+        assert_eq!(get(&d, key(1)), Some(Decision::Allow));
+    }
+
+    #[test]
+    fn the_store_never_holds_more_than_its_capacity() {
+        for capacity in [16, 100, 1000] {
+            let d = store(capacity);
+            for i in 0..20 * capacity {
+                insert(&d, key(i), entry(Decision::Allow, "t1", Duration::ZERO));
+                assert_eq!(get(&d, key(i)), Some(Decision::Allow), "the newest entry is kept");
+            }
+            let bound = (capacity as usize).div_ceil(SHARDS) * SHARDS;
+            assert!(d.len() <= bound, "{} entries for capacity {capacity}", d.len());
+            assert!(d.len() >= bound / 2, "eviction takes a sixteenth at a time, not the lot: {}", d.len());
+        }
+    }
+
+    #[test]
+    fn a_full_shard_evicts_expired_entries_before_live_ones() {
+        // Keys below 2^120 all fall in shard 0; capacity 32 is two per shard.
+        let d = store(32);
+        insert(&d, DecisionKey(1), entry(DENY, "t1", NEGATIVE_TTL * 2));
+        insert(&d, DecisionKey(2), entry(Decision::Allow, "t1", Duration::ZERO));
+        insert(&d, DecisionKey(3), entry(Decision::Allow, "t1", Duration::ZERO));
+        assert_eq!(get(&d, DecisionKey(2)), Some(Decision::Allow), "the live entry stays");
+        assert_eq!(get(&d, DecisionKey(3)), Some(Decision::Allow));
+        assert_eq!(d.len(), 2);
+    }
+}
