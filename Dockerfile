@@ -8,14 +8,16 @@
 # --- build -------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
-# Dependencies first, built against a dummy crate, so that they stay cached
-# in their own layer until Cargo.toml or Cargo.lock change. The manifest
+# Dependencies (and the workspace's own library crates under crates/) first,
+# built against a dummy gateway crate, so that they stay cached in their own
+# layer until the manifests, the lock file or crates/ change. The manifest
 # declares bench targets, so they get stubs too (cargo checks they exist).
 COPY Cargo.toml Cargo.lock ./
+COPY crates ./crates
 RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && for b in hotpath memory inspect; do echo 'fn main() {}' > "benches/$b.rs"; done \
+    && for b in hotpath memory inspect policy_diff drain access_line percent_decode decision_cache; do echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --bin loggate \
     && rm -rf src target/release/loggate target/release/deps/loggate-* target/release/deps/libloggate-* \
         target/release/.fingerprint/loggate-*

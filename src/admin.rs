@@ -3,10 +3,11 @@
 
 pub mod api;
 
+use crate::config::Feed;
 use crate::error::GatewayError;
 use crate::forward::{Body, full};
+use crate::metrics::Metrics;
 use crate::policy::{PolicyStore, Store};
-use crate::server::Shared;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -14,36 +15,47 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// What the admin listener reads of the running gateway.
 pub struct Admin {
-    shared: Arc<Shared>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    feed: Feed,
+    /// False once shutdown began: `/readyz` turns not-ready at once.
+    accepting: Arc<AtomicBool>,
     /// SHA-256 of the admin token; `None` turns the admin API off.
     token_digest: Option<[u8; 32]>,
 }
 
 impl Admin {
-    pub fn new(shared: Arc<Shared>, token: Option<String>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        feed: Feed,
+        accepting: Arc<AtomicBool>,
+        token: Option<String>,
+    ) -> Self {
         let token_digest = token.map(|t| loggate_model::TokenDigest::of(&t).0);
-        Admin { shared, token_digest }
+        Admin { store, metrics, feed, accepting, token_digest }
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
         let path = request.uri().path();
         match (request.method(), path) {
             (&Method::GET, "/metrics") => {
-                let mut r = Response::new(full(self.shared.gateway.metrics.render()));
+                let mut r = Response::new(full(self.metrics.render()));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
                 Ok(r)
             }
             (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, serde_json::json!({"status": "ok"}))),
             (&Method::GET, "/readyz") => {
-                let accepting = self.shared.accepting.load(Ordering::SeqCst);
-                let store_ready = self.shared.gateway.store.ready().await;
+                let accepting = self.accepting.load(Ordering::SeqCst);
+                let store_ready = self.store.ready().await;
                 let ready = accepting && store_ready;
                 let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 Ok(json(
@@ -52,9 +64,9 @@ impl Admin {
                         "ready": ready,
                         "accepting": accepting,
                         "policy_store": if store_ready { "ok" } else { "unreachable" },
-                        "policy_revision": self.shared.gateway.store.revision(),
+                        "policy_revision": self.store.revision(),
                         // Informational too: left-out entries fail closed.
-                        "policy_invalid_entries": self.shared.gateway.store.invalid_entries(),
+                        "policy_invalid_entries": self.store.invalid_entries(),
                         // Informational: a feed that is down alone keeps the gateway ready.
                         "invalidation_feed": self.feed_state(),
                     }),
@@ -70,7 +82,7 @@ impl Admin {
                     ));
                 };
                 self.check_admin_token(&request, expected)?;
-                let Store::Postgres(pg) = &*self.shared.gateway.store else {
+                let Store::Postgres(pg) = &*self.store else {
                     return Err(GatewayError::NotFound(
                         "the admin API serves the postgres policy store; with policy.source = \"file\" the policy is the file".into(),
                     ));
@@ -93,10 +105,9 @@ impl Admin {
     }
 
     fn feed_state(&self) -> &'static str {
-        let gw = &self.shared.gateway;
-        match gw.config.invalidation.feed {
-            crate::config::Feed::None => "none",
-            _ if gw.metrics.invalidation_feed_up.get() == 1 => "up",
+        match self.feed {
+            Feed::None => "none",
+            _ if self.metrics.invalidation_feed_up.get() == 1 => "up",
             _ => "down",
         }
     }

@@ -7,7 +7,7 @@
 
 mod tls;
 
-use crate::config::{Credentials, UpstreamConfig};
+use crate::config::{Credentials, Upstream, UpstreamConfig};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -29,15 +29,6 @@ pub use loggate_upstream::BoxError;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
-}
-
-/// Which upstream base a route goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upstream {
-    /// `upstream.api_url`: /logs3, /version, /v1/…
-    Api,
-    /// `upstream.app_url`: /api/… (login, register).
-    App,
 }
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).

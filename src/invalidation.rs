@@ -22,7 +22,7 @@ use crate::config::{Feed, InvalidationConfig};
 use crate::metrics::Metrics;
 use crate::policy::Store;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// What a subscriber reports about its connection, and what it asks the
@@ -89,11 +89,6 @@ pub fn spawn(
         }
     };
     Ok(Some(task))
-}
-
-/// Milliseconds since the Unix epoch (the clock `committed_at_ms` uses).
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Reconnect delays with equal jitter: attempt `n` (from 0) waits a random

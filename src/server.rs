@@ -211,8 +211,7 @@ async fn serve_request(
             request_id: request_id.to_owned(),
             route: label,
             client_addr: client.ip(),
-            token_id: identity.map(|i| i.token_id.clone()),
-            org_id: identity.map(|i| i.org_id.clone()),
+            identity: facts.identity.clone(),
             decision: match facts.decision {
                 "allow" | "shadow_allow" if result.is_ok() => facts.decision,
                 _ => "deny",

@@ -1,22 +1,26 @@
-//! The writer thread: takes records off the queue, writes them as JSON
-//! lines, flushes when the queue runs dry, and reopens its file when asked
-//! (SIGHUP after logrotate moved it away).
+//! The writer thread: every few milliseconds it takes what the queue holds,
+//! writes it as JSON lines in one buffered batch, and reopens its file when
+//! asked (SIGHUP after logrotate moved it away).
+//!
+//! It sleeps between batches rather than waiting on the queue: a request
+//! that hands over a record then never wakes a thread (a wake-up per record
+//! cost more than the record itself under load).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
 use prometheus::IntCounter;
 
 use super::AuditRecord;
 
-/// How long the writer waits for a record before it looks at the reopen
-/// flag again: a SIGHUP on an idle gateway still rotates within this.
-const IDLE_CHECK: Duration = Duration::from_millis(200);
+/// Time between batches: how stale the file may be, and how far behind a
+/// SIGHUP is acted on. The queue must hold what arrives in this time.
+const BATCH_INTERVAL: Duration = Duration::from_millis(20);
 
 pub enum Sink {
     Stderr,
@@ -33,21 +37,31 @@ pub fn spawn(
     std::thread::Builder::new().name("loggate-audit".into()).spawn(move || {
         let mut out = Output::open(sink);
         loop {
-            let first = match records.recv_timeout(IDLE_CHECK) {
-                Ok(r) => Some(r),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
+            std::thread::sleep(BATCH_INTERVAL);
             if reopen.swap(false, Ordering::AcqRel) {
                 out.reopen();
             }
-            // Everything queued is written before one flush.
-            for record in first.into_iter().chain(records.try_iter()) {
-                if out.write(&record) { written.inc() } else { dropped.inc() }
-            }
+            let (mut ok, mut failed) = (0, 0);
+            let gone = loop {
+                match records.try_recv() {
+                    Ok(record) => {
+                        if out.write(&record) {
+                            ok += 1
+                        } else {
+                            failed += 1
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
             out.flush();
+            written.inc_by(ok);
+            dropped.inc_by(failed);
+            if gone {
+                break;
+            }
         }
-        out.flush();
     })?;
     Ok(())
 }
@@ -88,6 +102,7 @@ impl Output {
         }
         self.line.push(b'\n');
         let done = match (&self.sink, &mut self.file) {
+            // Whole lines, so they never interleave with the log's own.
             (Sink::Stderr, _) => std::io::stderr().lock().write_all(&self.line),
             (Sink::File(_), Some(f)) => f.write_all(&self.line),
             (Sink::File(_), None) => return false,

@@ -6,7 +6,8 @@
 
 use super::apply::Applier;
 use super::bridge::PublishError;
-use super::{Backoff, FeedHealth, now_ms};
+use super::{Backoff, FeedHealth};
+use crate::clock::now_ms;
 use futures_util::StreamExt;
 use std::time::Duration;
 

@@ -267,12 +267,12 @@ impl PolicyStore for FileStore {
 
     /// Adds what the data plane created to the in-memory policy (never to
     /// the file). Objects of unknown organizations and known ids are ignored.
-    async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {
+    async fn learn(&self, discovery: Discovery) -> Result<bool, StoreError> {
         let mut learned = self.learned.lock();
         let current = self.current();
         let doc = current.doc();
         let Some(org) = doc.organizations.iter().find(|o| o.id == discovery.project.org_id) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut new = Learned::default();
         if !doc.projects.iter().any(|p| p.id == discovery.project.id) {
@@ -297,7 +297,7 @@ impl PolicyStore for FileStore {
             new.acls = creator.owner_acls(|| uuid::Uuid::new_v4().to_string());
         }
         if new.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut next = doc.clone();
         new.add_to(&mut next);
@@ -305,7 +305,7 @@ impl PolicyStore for FileStore {
         learned.extend(new);
         self.policy.store(Arc::new(policy));
         self.bump();
-        Ok(())
+        Ok(true)
     }
 
     async fn ready(&self) -> bool {

@@ -339,7 +339,7 @@ impl PolicyStore for PgStore {
     /// organization is not, or a live project of the org has the name; in
     /// the same transaction (one revision), the creator's owner grant on
     /// what this call inserted, unless the organization turned it off.
-    async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {
+    async fn learn(&self, discovery: Discovery) -> Result<bool, StoreError> {
         self.bounded(self.timeout, async {
             let mut conn = self.pool.get().await?;
             let tx = conn.transaction().await?;
@@ -396,7 +396,7 @@ impl PolicyStore for PgStore {
             }
             tx.commit().await?;
             conn.release();
-            Ok(())
+            Ok(!inserted.is_empty())
         })
         .await
     }

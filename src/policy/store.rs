@@ -50,7 +50,8 @@ pub trait PolicyStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Records what a register answer named (discovery), with the creator's
     /// owner grant unless the organization turned creator grants off.
-    fn learn(&self, discovery: Discovery) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// True when the policy changed (something was not known before).
+    fn learn(&self, discovery: Discovery) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Whether the store can currently answer (drives `/readyz`).
     fn ready(&self) -> impl Future<Output = bool> + Send;
     /// The revision of the policy in force.
@@ -106,7 +107,7 @@ impl PolicyStore for Store {
     async fn dataset_by_name(&self, project_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.dataset_by_name(project_id, name).await)
     }
-    async fn learn(&self, discovery: Discovery) -> Result<(), StoreError> {
+    async fn learn(&self, discovery: Discovery) -> Result<bool, StoreError> {
         dispatch!(self, s => s.learn(discovery).await)
     }
     async fn ready(&self) -> bool {

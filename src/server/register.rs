@@ -2,7 +2,7 @@
 //! datasets by name within a project. An existing object needs a grant on
 //! it; a new one needs `create` on its parent. Other organizations: 403.
 
-use super::gateway::{Caller, Gateway};
+use super::pipeline::{Caller, Gateway};
 use super::routes::Route;
 use crate::error::GatewayError;
 use crate::policy::PolicyStore;
@@ -192,7 +192,14 @@ pub async fn learn_from_response(gw: &Gateway, caller: &Caller, route: &Route, t
         }
     }
     let creator = (!created.is_empty()).then(|| Creator { user_id: caller.identity.user_id.clone(), created });
-    if let Err(e) = gw.store.learn(Discovery { project, child, creator }).await {
-        tracing::warn!(error = %e, "could not record a discovered project");
+    match gw.store.learn(Discovery { project, child, creator }).await {
+        // A decision cached before the object was known (a denial of the
+        // caller's first write, say) must not outlive this answer: the
+        // caller's next request writes to what it just registered. New
+        // objects are rare (an SDK's first run against a project), so the
+        // whole cache goes rather than a search for what named them.
+        Ok(true) => gw.cache.invalidate_all(),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record a discovered project"),
     }
 }

@@ -1,8 +1,8 @@
 //! Route matching (contract: Routes): from method and path to what the gateway
 //! must check. Unknown paths are 404 unless a passthrough prefix covers them.
 
+use crate::config::Upstream;
 use crate::error::GatewayError;
-use crate::forward::Upstream;
 use http::Method;
 use loggate_model::types::{ObjectRef, ObjectType};
 

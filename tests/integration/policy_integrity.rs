@@ -677,19 +677,12 @@ async fn policy_integrity_check_names_left_out_entries_and_refuses_what_is_not_a
     }
 }
 
-/// Known race (reported, not fixed here): a register answer teaches the file
-/// store the new project and swaps the policy in `FileStore::learn`
-/// (`src/policy/file.rs`, `self.bump()`), but the decision cache is flushed
-/// later by the upkeep task (`src/server.rs`, `cache.invalidate_all()` on
-/// `changes.changed()`), after the register response may already be on its
-/// way. A denial cached just before (here: a write to the id the data plane
-/// is about to hand out) can then answer the caller's first write after the
-/// register: 403 `unknown_object` for a project loggate has just learned.
-/// On a 2-core machine with 3 busy loops running, 5 runs out of 5 failed
-/// (1 to 8 of the 100 writes refused); unloaded it passes. Reproduce with
-/// `--run-ignored only` under CPU load.
+/// A register answer teaches the store the new project; a denial cached
+/// just before (here: a write to the id the data plane is about to hand
+/// out) must not answer the caller's first write after it. (It did while
+/// the cache was flushed by the upkeep task, after the register response
+/// had gone: under CPU load 1 to 8 of these 100 writes were refused.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "race: the cache flush after discovery is asynchronous (src/policy/file.rs learn -> src/server.rs upkeep)"]
 async fn policy_integrity_a_write_right_after_register_sees_the_discovered_project() {
     let c = creator_cast();
     let s = Story::start(&c.policy, &c.policy.to_json(), &[&c.creator]).await;

@@ -15,9 +15,9 @@ mod collect;
 mod cross;
 mod decode;
 mod events;
-#[cfg(test)]
-mod fuzz;
 mod json;
+#[cfg(test)]
+mod properties;
 mod logs3;
 mod overflow;
 mod path;

@@ -1,7 +1,7 @@
 //! Starts the real `loggate` binary as a child process against a config the
 //! test builds, and stops it on drop.
 //!
-//! Start-up contract (design §9 plus the harness agreement): the server binds
+//! Start-up contract (contract: Configuration plus the harness agreement): the server binds
 //! `server.listen` and `admin.listen` (both `127.0.0.1:0` here, also passed as
 //! `LOGGATE_SERVER__LISTEN` / `LOGGATE_ADMIN__LISTEN`) and prints one JSON log
 //! line with `"message":"listening"`, `"addr":"IP:PORT"` and
