@@ -2,12 +2,10 @@
 //! keyed by `DecisionKey` (a 128-bit keyed hash), with per-entry expiry,
 //! random eviction when full, and single flight for misses.
 //!
-//! Why not moka here: a moka entry costs about 500 bytes (entry info, deque
-//! and timer nodes, key `Arc`), which put 100k decisions at ~54 MiB, and a
-//! hit records an access into its maintenance queues. An entry here is
-//! the key, a few scalars and an `Arc<Identity>` pointer (~80 bytes with
-//! the table's overhead) and a hit is one read lock and one probe.
-//! Identities stay in moka (one per token, far fewer).
+//! An entry is the key, a few scalars and an `Arc<Identity>` pointer, and a
+//! hit is one read lock and one probe. Why this and not moka (which still
+//! holds identities, one per token), with the paired memory and hit-latency
+//! figures: docs/decisions/decision-cache.md.
 
 use super::{DecisionKey, KeyIsHash};
 use loggate_authz::Decision;
@@ -243,7 +241,7 @@ mod tests {
             token_id: token.into(),
             token_name: token.into(),
             org_id: "o1".into(),
-            user_id: format!("u-{token}").into(),
+            user_id: format!("u-{token}"),
             expires_at: None,
             not_before: None,
         })
