@@ -9,6 +9,7 @@ use super::{AclEntry, AclPrincipal, CompiledPolicy, Grant, Interner, Masks, Proj
 use loggate_model::Identity;
 use loggate_model::ValidPolicy;
 use loggate_model::doc::{AclGrant, AclPrincipal as DocPrincipal};
+use loggate_model::identity;
 use loggate_model::types::{ObjectType, Permission};
 
 /// Builds every index. The policy kept every rule when it was loaded, so a
@@ -172,17 +173,15 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
     let mut token_buckets: HashMap<u64, Vec<u32>> = HashMap::new();
     let mut token_digests = Vec::with_capacity(doc.service_tokens.len());
     let mut token_identities = Vec::with_capacity(doc.service_tokens.len());
+    let token_index: HashMap<&str, usize> =
+        doc.service_tokens.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
     for (i, t) in doc.service_tokens.iter().enumerate() {
         token_buckets.entry(t.token_sha256.bucket()).or_default().push(i as u32);
         token_digests.push(t.token_sha256);
-        token_identities.push(Identity {
-            token_id: t.id.clone(),
-            token_name: t.name.clone(),
-            org_id: t.org_id.clone(),
-            user_id: t.service_account_id.clone(),
-            expires_at: t.expires_at,
-            not_before: t.not_before,
-        });
+        // Loading kept only tokens whose parents are loaded.
+        let ancestors =
+            identity::ancestors(t, |id| token_index.get(id).map(|&j| &doc.service_tokens[j])).unwrap_or_default();
+        token_identities.push(Identity::of(t, &ancestors));
     }
 
     CompiledPolicy {

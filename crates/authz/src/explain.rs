@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::{AclEntry, AclPrincipal, CompiledPolicy, DenyReason, Explanation, Principal};
+use super::{AclEntry, AclPrincipal, CompiledPolicy, Decision, DenyReason, Explanation, Principal};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 
 pub(super) fn explain(
@@ -14,6 +14,10 @@ pub(super) fn explain(
 ) -> Explanation {
     let decision = policy.decide(principal, object, permission);
     let mut lines = Vec::new();
+    let mut denied_by = Vec::new();
+    if !decision.is_allow() && decision != Decision::Deny(DenyReason::ScopeDenied) {
+        denied_by.push("acl");
+    }
     match policy.confine(principal, object) {
         Err(DenyReason::UnknownObject) => lines.push(format!(
             "deny: {object} is unknown (not in the policy, or its project is deleted); {permission} cannot be granted"
@@ -25,8 +29,16 @@ pub(super) fn explain(
                 principal.org_id
             ));
         }
-        Err(DenyReason::MissingPermission) => unreachable!("confine only denies unknown or other-org objects"),
+        Err(DenyReason::MissingPermission | DenyReason::ScopeDenied) => {
+            unreachable!("confine only denies unknown or other-org objects")
+        }
         Ok(scope) => {
+            if !policy.scope_allows(principal, object, permission, &scope) {
+                denied_by.push("scope");
+                lines.push(format!(
+                    "deny: the token's scope does not grant {permission} on {object} or on its project or organization"
+                ));
+            }
             let granting: Vec<&AclEntry> = policy.granting(principal, object.object_type, permission, &scope).collect();
             if granting.is_empty() {
                 let held: Vec<&str> = Permission::ALL
@@ -47,7 +59,7 @@ pub(super) fn explain(
             }
         }
     }
-    Explanation { decision, lines }
+    Explanation { decision, lines, denied_by }
 }
 
 /// The lines for one granting ACL: which ACL, how the principal matches it,

@@ -15,7 +15,7 @@ use std::fmt;
 
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
-use loggate_model::{Identity, TokenDigest};
+use loggate_model::{Identity, Scopes, TokenDigest};
 use loggate_model::{PolicyError, ValidPolicy};
 
 /// Why a request was denied.
@@ -27,6 +27,8 @@ pub enum DenyReason {
     UnknownObject,
     /// The object belongs to another organization than the token.
     OtherOrganization,
+    /// The ACLs grant the permission but the token's scope does not.
+    ScopeDenied,
 }
 
 /// The outcome of one (principal, object, permission) question.
@@ -42,16 +44,25 @@ impl Decision {
     }
 }
 
-/// Who is asking: the user id ACLs name and the org the token is confined to.
+/// Who is asking: the user id ACLs name, the org the token is confined to
+/// and the scopes that narrow what the ACLs grant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub user_id: String,
     pub org_id: String,
+    pub scopes: Scopes,
+}
+
+impl Principal {
+    /// A principal no scope narrows.
+    pub fn new(user_id: impl Into<String>, org_id: impl Into<String>) -> Self {
+        Principal { user_id: user_id.into(), org_id: org_id.into(), scopes: Scopes::default() }
+    }
 }
 
 impl From<&Identity> for Principal {
     fn from(id: &Identity) -> Self {
-        Principal { user_id: id.user_id.clone(), org_id: id.org_id.clone() }
+        Principal { user_id: id.user_id.clone(), org_id: id.org_id.clone(), scopes: id.scopes.clone() }
     }
 }
 
@@ -63,6 +74,9 @@ pub struct Explanation {
     /// the user to the ACL's group, and the role chain; for a deny, which
     /// permissions the principal holds on the object and what is missing.
     pub lines: Vec<String>,
+    /// For a deny, the sides that denied: `acl` (no ACL grants it, or the
+    /// object is unknown or in another organization) and/or `scope`.
+    pub denied_by: Vec<&'static str>,
 }
 
 /// A validated policy with every index a decision needs precomputed.
@@ -171,10 +185,11 @@ struct AclEntry {
     acl: u32,
 }
 
-/// A known, live object: its org and the ACL lists that apply to it,
-/// most specific first (object, project, organization).
+/// A known, live object: its org, its project and the ACL lists that apply
+/// to it, most specific first (object, project, organization).
 struct Scope<'a> {
     org: u32,
+    project: Option<u32>,
     chain: [&'a [AclEntry]; 3],
 }
 
@@ -215,13 +230,35 @@ impl CompiledPolicy {
         match self.confine(principal, object) {
             Err(reason) => Decision::Deny(reason),
             Ok(scope) => {
-                if self.granting(principal, object.object_type, permission, &scope).next().is_some() {
-                    Decision::Allow
-                } else {
+                // When both deny, the ACLs are the reason given.
+                if self.granting(principal, object.object_type, permission, &scope).next().is_none() {
                     Decision::Deny(DenyReason::MissingPermission)
+                } else if !self.scope_allows(principal, object, permission, &scope) {
+                    Decision::Deny(DenyReason::ScopeDenied)
+                } else {
+                    Decision::Allow
                 }
             }
         }
+    }
+
+    /// Whether the principal's scopes let `permission` on `object` through.
+    fn scope_allows(&self, principal: &Principal, object: &ObjectRef, permission: Permission, scope: &Scope) -> bool {
+        if principal.scopes.is_empty() {
+            return true;
+        }
+        let org = (ObjectType::Organization, self.doc.organizations[scope.org as usize].id.as_str());
+        let mut ancestry = [org; 3];
+        let mut n = 0;
+        if object.object_type != ObjectType::Organization {
+            ancestry[n] = (object.object_type, object.id.as_str());
+            n += 1;
+        }
+        if let Some(p) = scope.project.filter(|_| object.object_type != ObjectType::Project) {
+            ancestry[n] = (ObjectType::Project, self.doc.projects[p as usize].id.as_str());
+            n += 1;
+        }
+        principal.scopes.allow(permission, &ancestry[..=n])
     }
 
     /// `decide` with its evidence.
@@ -277,7 +314,7 @@ impl CompiledPolicy {
         match object.object_type {
             ObjectType::Organization => {
                 let o = self.orgs.get(id)?;
-                Some(Scope { org: o, chain: [&self.org_acls[o as usize], &[], &[]] })
+                Some(Scope { org: o, project: None, chain: [&self.org_acls[o as usize], &[], &[]] })
             }
             ObjectType::Project => self.project_scope(self.projects.get(id)?, &[]),
             ObjectType::ProjectLog => {
@@ -304,7 +341,7 @@ impl CompiledPolicy {
             return None;
         }
         let chain = [own, &self.project_acls[p as usize], &self.org_acls[info.org as usize]];
-        Some(Scope { org: info.org, chain })
+        Some(Scope { org: info.org, project: Some(p), chain })
     }
 
     /// Token confinement: the object must be known and in the principal's org.
@@ -370,13 +407,13 @@ mod tests {
     #[test]
     fn decide_follows_the_scope_chain() {
         let p = policy();
-        let who = Principal { user_id: "u".into(), org_id: "o".into() };
+        let who = Principal::new("u", "o");
         let log = ObjectRef::new(ObjectType::ProjectLog, "p");
         assert_eq!(p.decide(&who, &log, Permission::Update), Decision::Allow);
         assert_eq!(p.decide(&who, &log, Permission::Create), Decision::Deny(DenyReason::MissingPermission));
         let project = ObjectRef::new(ObjectType::Project, "p");
         assert_eq!(p.decide(&who, &project, Permission::Update), Decision::Deny(DenyReason::MissingPermission));
-        let elsewhere = Principal { user_id: "u".into(), org_id: "x".into() };
+        let elsewhere = Principal::new("u", "x");
         assert_eq!(p.decide(&elsewhere, &log, Permission::Update), Decision::Deny(DenyReason::OtherOrganization));
         assert!(p.identity(&TokenDigest::of("bt-st-abcdefghijklmnopqrstuvwxyz012345")).is_some());
     }

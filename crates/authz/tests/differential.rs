@@ -18,10 +18,9 @@ use loggate_policy_reference::{GenOptions, Outcome, Request, reference};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-/// Scoped tokens are not part of the gateway's model yet: their entries are
-/// left out by the fast path (unknown field `scope`), so only the ACL side,
-/// validity, deletion and every loading rule are compared.
-const OPTIONS: GenOptions = GenOptions { scopes: false, not_before: true, invalid_entries: true };
+/// Everything the generator knows: scoped, address-bound and derived tokens,
+/// validity windows, deletion and rule-breaking entries.
+const OPTIONS: GenOptions = GenOptions { scopes: true, not_before: true, invalid_entries: true };
 const REQUESTS_PER_POLICY: usize = 40;
 
 /// The fast path as `serve` runs it, for one request.
@@ -32,6 +31,9 @@ fn fast(policy: Option<&CompiledPolicy>, req: &Request) -> Outcome {
     };
     if identity.expired(|| req.now_ms) {
         return Outcome::Unauthenticated;
+    }
+    if !identity.admits(req.client_addr) {
+        return Outcome::ClientAddressDenied;
     }
     let Ok(object_type) = req.object_type.parse() else { return Outcome::UnknownObject };
     let object = ObjectRef::new(object_type, req.object_id.clone());
@@ -44,6 +46,7 @@ fn fast(policy: Option<&CompiledPolicy>, req: &Request) -> Outcome {
         Decision::Allow => Outcome::Allow,
         Decision::Deny(DenyReason::UnknownObject) => Outcome::UnknownObject,
         Decision::Deny(DenyReason::MissingPermission | DenyReason::OtherOrganization) => Outcome::PermissionDenied,
+        Decision::Deny(DenyReason::ScopeDenied) => Outcome::ScopeDenied,
     }
 }
 

@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::scope::Scope;
 use crate::timestamp::Timestamp;
 use crate::token::TokenDigest;
 use crate::types::{ObjectType, Permission};
@@ -288,6 +289,12 @@ pub struct ServiceToken {
     pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
+    /// Narrower than the ACLs (contract: "Scoped and derived tokens").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The token this one was derived from: its validity and scope apply too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
 }
 
 impl ServiceToken {
@@ -306,6 +313,8 @@ impl ServiceToken {
             token_sha256,
             expires_at: None,
             not_before: None,
+            scope: None,
+            parent_id: None,
         }
     }
 

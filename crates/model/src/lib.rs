@@ -8,11 +8,13 @@
 pub mod doc;
 pub mod identity;
 pub mod load;
+pub mod scope;
 pub mod timestamp;
 pub mod token;
 pub mod types;
 
 pub use identity::Identity;
 pub use load::{Loaded, NotAPolicy, PolicyError, PolicyErrors, ValidPolicy};
+pub use scope::{Cidr, Scope, ScopeGrant, Scopes};
 pub use timestamp::Timestamp;
 pub use token::{BearerError, TokenDigest, TokenKind, parse_authorization};

@@ -368,9 +368,11 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
                 None => Err("has no single grant".into()),
             }
         });
+        let tokens: HashSet<String> = d.service_tokens.iter().map(|(_, t)| t.id.clone()).collect();
         changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |t| {
             known(&orgs, &t.org_id, "org_id", "organization")?;
-            known(&users, &t.service_account_id, "service_account_id", "user")
+            known(&users, &t.service_account_id, "service_account_id", "user")?;
+            t.parent_id.as_deref().map_or(Ok(()), |p| known(&tokens, p, "parent_id", "service token"))
         });
         if !changed {
             break;
