@@ -69,6 +69,8 @@ fn identity(t: usize) -> Arc<Identity> {
         user_id: format!("user-{t}"),
         expires_at: None,
         not_before: None,
+        scopes: Default::default(),
+        lineage: Default::default(),
     })
 }
 

@@ -77,7 +77,7 @@ fn edit_acls(mut doc: PolicyDoc) -> PolicyDoc {
     let mut grants = Vec::new();
     for permission in [Permission::Delete, Permission::Update] {
         'found: for token in doc.service_tokens.iter().skip(grants.len() * 977) {
-            let who = Principal { user_id: token.service_account_id.clone(), org_id: token.org_id.clone() };
+            let who = Principal::new(token.service_account_id.clone(), token.org_id.clone());
             for d in &doc.datasets {
                 let object = ObjectRef::new(ObjectType::Dataset, d.id.as_str());
                 if !compiled.decide(&who, &object, permission).is_allow() {

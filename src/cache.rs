@@ -335,10 +335,11 @@ impl DecisionCache {
         }
     }
 
-    /// Drops one token's identity and decisions (revoked, expired, edited),
-    /// and every cached "unknown token": a created token may be one of them.
+    /// Drops one token's identity and decisions (revoked, expired, edited,
+    /// narrowed) and those of every token derived from it, and every cached
+    /// "unknown token": a created token may be one of them.
     pub fn invalidate_token(&self, token_id: &str) {
-        self.decisions.invalidate_if(|e| *e.identity.token_id == *token_id);
+        self.decisions.invalidate_if(|e| e.identity.depends_on(token_id));
         self.retire_identities();
     }
 
@@ -385,6 +386,8 @@ mod tests {
             user_id: "u1".into(),
             expires_at: None,
             not_before: None,
+            scopes: Default::default(),
+            lineage: Default::default(),
         }
     }
 
@@ -533,6 +536,8 @@ mod tests {
             user_id: user.into(),
             expires_at: None,
             not_before: None,
+            scopes: Default::default(),
+            lineage: Default::default(),
         }
     }
 

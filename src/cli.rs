@@ -66,6 +66,9 @@ enum Command {
         object: String,
         #[arg(long, default_value = "update")]
         permission: String,
+        /// The client address to judge the token's client_cidrs by.
+        #[arg(long)]
+        client_addr: Option<std::net::IpAddr>,
         /// Print the evidence after the decision.
         #[arg(long)]
         explain: bool,
@@ -131,6 +134,15 @@ enum TokenCommand {
         org_id: String,
         #[arg(long, default_value = "SERVICE_ACCOUNT_USER_ID")]
         service_account_id: String,
+        /// A scope grant, `TYPE:ID:PERM[,PERM…]` (e.g. `project_log:5d1e…:update`); repeatable.
+        #[arg(long = "scope", value_name = "GRANT")]
+        scope: Vec<String>,
+        /// A client address block the token may be used from, `addr/len`; repeatable.
+        #[arg(long = "cidr", value_name = "CIDR")]
+        cidr: Vec<String>,
+        /// Life of the token from now (`24h`, `30m`); none: it does not expire.
+        #[arg(long)]
+        ttl: Option<String>,
     },
 }
 
@@ -150,11 +162,11 @@ pub fn run() -> ExitCode {
         Command::Policy { command: PolicyCommand::Diff { config, files } } => {
             policy_diff::policy_diff(config.as_deref(), &files)
         }
-        Command::Token { command: TokenCommand::New { name, org_id, service_account_id } } => {
-            token::token_new(&name, &org_id, &service_account_id)
+        Command::Token { command: TokenCommand::New { name, org_id, service_account_id, scope, cidr, ttl } } => {
+            token::token_new(&token::NewToken { name, org_id, service_account_id, scope, cidr, ttl })
         }
-        Command::Authz { config, token_id, token, object, permission, explain } => {
-            authz::authz(&config, token_id.as_deref(), token.as_deref(), &object, &permission, explain)
+        Command::Authz { config, token_id, token, object, permission, client_addr, explain } => {
+            authz::authz(&config, token_id.as_deref(), token.as_deref(), &object, &permission, client_addr, explain)
         }
         Command::Healthcheck { url, timeout } => healthcheck::healthcheck(&url, timeout),
     }

@@ -2,7 +2,7 @@
 //! `LOGGATE_<SECTION>__<KEY>` environment overrides, then validation. Nothing
 //! reads the environment after this.
 
-mod duration;
+pub mod duration;
 mod env;
 
 use serde::Deserialize;
@@ -60,6 +60,9 @@ pub struct ServerConfig {
     /// Threads serving connections, each with its own event loop and
     /// upstream pool; 0 = one per available core.
     pub workers: usize,
+    /// Peers whose `X-Forwarded-For` names the client (see
+    /// `server::client_addr`); empty: the socket peer is the client.
+    pub trusted_proxies: Vec<loggate_model::Cidr>,
 }
 
 impl ServerConfig {
@@ -87,6 +90,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             workers: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -220,6 +224,9 @@ pub struct LimitsConfig {
     pub per_org_rps: u32,
     pub per_org_burst: u32,
     pub auth_failures_per_minute: u32,
+    /// The longest life a derived token may ask for.
+    #[serde(with = "duration::serde_str")]
+    pub max_derived_ttl: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -230,6 +237,7 @@ impl Default for LimitsConfig {
             per_org_rps: 0,
             per_org_burst: 0,
             auth_failures_per_minute: 60,
+            max_derived_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -14,12 +14,20 @@ pub enum GatewayError {
     Unauthenticated(&'static str),
     #[error("token '{token}' lacks {permission} on {} {}", object.object_type, object.id)]
     PermissionDenied { token: String, permission: Permission, object: ObjectRef },
+    #[error("token '{token}' is scoped: its scope does not allow {permission} on {} {}", object.object_type, object.id)]
+    ScopeDenied { token: String, permission: Permission, object: ObjectRef },
+    #[error("this token may not be used from {0}: its client_cidrs do not include that address")]
+    ClientAddressDenied(std::net::IpAddr),
     #[error("{message}")]
     Forbidden { message: String },
     #[error("{} {} is not known to the policy", object.object_type, object.id)]
     UnknownObject { permission: Permission, object: ObjectRef },
     #[error("route {method} {path} is not allowed")]
     RouteNotAllowed { method: String, path: String },
+    #[error(
+        "deriving tokens needs a policy store loggate can write (policy.source = \"postgres\"); with the file store, add scoped tokens to the policy file (loggate token new --scope …)"
+    )]
+    DerivationUnavailable,
     #[error("{message}")]
     BadRequest { field: Option<String>, message: String },
     #[error("request body exceeds {limit} bytes")]
@@ -75,8 +83,12 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            PermissionDenied { .. } | Forbidden { .. } | UnknownObject { .. } => StatusCode::FORBIDDEN,
-            RouteNotAllowed { .. } | NotFound(_) => StatusCode::NOT_FOUND,
+            PermissionDenied { .. }
+            | ScopeDenied { .. }
+            | ClientAddressDenied(_)
+            | Forbidden { .. }
+            | UnknownObject { .. } => StatusCode::FORBIDDEN,
+            RouteNotAllowed { .. } | DerivationUnavailable | NotFound(_) => StatusCode::NOT_FOUND,
             BadRequest { .. } => StatusCode::BAD_REQUEST,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -95,8 +107,10 @@ impl GatewayError {
         match self {
             Unauthenticated(_) => "unauthenticated",
             PermissionDenied { .. } | Forbidden { .. } => "permission_denied",
+            ScopeDenied { .. } => "scope_denied",
+            ClientAddressDenied(_) => "client_address_denied",
             UnknownObject { .. } => "unknown_object",
-            RouteNotAllowed { .. } => "route_not_allowed",
+            RouteNotAllowed { .. } | DerivationUnavailable => "route_not_allowed",
             BadRequest { .. } => "bad_request",
             PayloadTooLarge { .. } => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
@@ -115,6 +129,7 @@ impl GatewayError {
     pub fn object(&self) -> Option<(&ObjectRef, Permission)> {
         match self {
             GatewayError::PermissionDenied { object, permission, .. }
+            | GatewayError::ScopeDenied { object, permission, .. }
             | GatewayError::UnknownObject { object, permission } => Some((object, *permission)),
             _ => None,
         }

@@ -4,6 +4,8 @@
 //! shutdown on SIGTERM.
 
 mod body;
+mod client_addr;
+mod derive;
 mod idle;
 pub mod pipeline;
 mod register;
@@ -182,11 +184,13 @@ async fn serve_request(
     let route = gw.route(&method, request.uri().path());
     let label = route.as_ref().map(|r| r.label()).unwrap_or(routes::UNMATCHED);
     let mut facts = RequestFacts { decision: "none", ..RequestFacts::default() };
-    let result = match route {
-        Err(e) => Err(e),
-        Ok(route) => match worker.inflight.try_acquire() {
+    let resolved = client_addr::resolve(client.ip(), request.headers(), &gw.config.server.trusted_proxies);
+    let client_ip = resolved.as_ref().map_or(client.ip(), |ip| *ip);
+    let result = match (route, resolved) {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(route), Ok(_)) => match worker.inflight.try_acquire() {
             Err(_) => Err(GatewayError::Overloaded),
-            Ok(_permit) => gw.handle(&route, request, client.ip(), &mut facts).await,
+            Ok(_permit) => gw.handle(&route, request, client_ip, &mut facts).await,
         },
     };
     let status = Gateway::status_of(&result);
@@ -210,7 +214,7 @@ async fn serve_request(
             ts: std::time::SystemTime::now(),
             request_id: request_id.to_owned(),
             route: label,
-            client_addr: client.ip(),
+            client_addr: client_ip,
             identity: facts.identity.clone(),
             decision: match facts.decision {
                 "allow" | "shadow_allow" if result.is_ok() => facts.decision,

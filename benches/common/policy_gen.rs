@@ -223,6 +223,8 @@ pub fn generate(shape: Shape) -> Generated {
             token_sha256: TokenDigest::of(raw),
             expires_at: None,
             not_before: None,
+            scope: None,
+            parent_id: None,
         })
         .collect();
 

@@ -130,6 +130,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A value of the model's type `T`: absent (`None`), null (`Some(None)`)
+    /// or given; a value that does not read as `T` is 400 naming the field.
+    fn typed<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<Option<T>>, GatewayError> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => T::deserialize(v)
+                .map(|t| Some(Some(t)))
+                .map_err(|e| bad(self.field(name), format!("{}: {}", self.field(name), truncate(&e.to_string())))),
+        }
+    }
+
     /// A non-empty string, if present.
     fn opt_nonempty(&self, name: &str) -> Result<Option<String>, GatewayError> {
         match self.opt_str(name)? {

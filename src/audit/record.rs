@@ -86,6 +86,8 @@ mod tests {
                 user_id: "u1".into(),
                 expires_at: None,
                 not_before: None,
+                scopes: Default::default(),
+                lineage: Default::default(),
             })),
             decision: "deny",
             status: 403,

@@ -244,6 +244,8 @@ mod tests {
             user_id: format!("u-{token}"),
             expires_at: None,
             not_before: None,
+            scopes: Default::default(),
+            lineage: Default::default(),
         })
     }
 

@@ -137,6 +137,8 @@ mod tests {
             org_id: "o".into(),
             expires_at: None,
             not_before: None,
+            scopes: Default::default(),
+            lineage: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@
 use super::load_config;
 use super::policy::with_pg;
 use crate::config::{Config, PolicySource};
-use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_authz::{CompiledPolicy, Explanation, Principal};
 use loggate_model::doc::ServiceToken;
 use loggate_model::types::{ObjectRef, Permission};
 use loggate_model::{Identity, PolicyError, TokenDigest};
@@ -17,6 +17,7 @@ pub(super) fn authz(
     token: Option<&str>,
     object: &str,
     permission: &str,
+    client_addr: Option<std::net::IpAddr>,
     explain: bool,
 ) -> ExitCode {
     let fail = |msg: String| {
@@ -51,26 +52,30 @@ pub(super) fn authz(
     let Some(identity) = identity else {
         return fail("no such service token in the policy".into());
     };
-    // The token's own validity applies first, as it does when serving.
-    if let Some(window) = outside_validity(&identity, now_ms()) {
-        println!("deny");
-        if explain {
-            println!("token {} ({}) is outside its validity window", identity.token_id, identity.token_name);
-            println!("  denied by: validity ({window})");
-        }
-        return ExitCode::from(1);
-    }
-    let principal = Principal::from(&identity);
-    let explanation = policy.explain(&principal, &object, permission);
-    let allowed = explanation.decision == Decision::Allow;
+    // Every side that denies is named: validity and address (checked when
+    // serving before the policy is asked), then the ACLs and the scope.
+    let window = outside_validity(&identity, now_ms());
+    let address_denied = client_addr.is_some_and(|a| !identity.admits(a));
+    let explanation = policy.explain(&Principal::from(&identity), &object, permission);
+    let mut denied_by: Vec<&str> = Vec::new();
+    denied_by.extend(window.is_some().then_some("validity"));
+    denied_by.extend(address_denied.then_some("address"));
+    denied_by.extend(explanation.denied_by.iter().copied());
+    let allowed = denied_by.is_empty();
     println!("{}", if allowed { "allow" } else { "deny" });
     if explain {
+        if !allowed {
+            println!("denied by: {}", denied_by.join(", "));
+        }
         println!(
             "token {} ({}) acting as user {} in organization {}",
             identity.token_id, identity.token_name, identity.user_id, identity.org_id
         );
-        if !allowed {
-            println!("  denied by: acl");
+        if let Some(window) = window {
+            println!("  validity: the token is outside its validity window ({window})");
+        }
+        if let Some(addr) = client_addr.filter(|_| address_denied) {
+            println!("  address: {addr} is outside the token's client_cidrs");
         }
         for line in &explanation.lines {
             println!("  {line}");

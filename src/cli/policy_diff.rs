@@ -210,7 +210,7 @@ impl<'a> Classes<'a> {
         };
         let next = self.representatives.len() as u32;
         *self.index.entry((token.org_id.as_str(), likeness)).or_insert_with(|| {
-            self.representatives.push(Principal { user_id: user.to_owned(), org_id: token.org_id.clone() });
+            self.representatives.push(Principal::new(user.to_owned(), token.org_id.clone()));
             next
         })
     }

@@ -112,7 +112,7 @@ fn decide(policy: &CompiledPolicy, e: &Expectation, now_ms: i64) -> (String, Ver
             // The user acting in the object's organization; an unknown
             // object has none, and `explain` says it is unknown.
             let org_id = policy.object_org(&e.object).unwrap_or_default().to_owned();
-            let principal = Principal { user_id: user_id.clone(), org_id };
+            let principal = Principal::new(user_id.clone(), org_id);
             (format!("user {user_id}"), policy.explain(&principal, &e.object, e.permission).into())
         }
     }

@@ -203,6 +203,8 @@ mod tests {
             user_id: user.into(),
             expires_at: None,
             not_before: None,
+            scopes: Default::default(),
+            lineage: Default::default(),
         }
     }
 

@@ -391,7 +391,7 @@ mod tests {
         std::fs::write(&path, policy(true)).unwrap();
         let store = FileStore::open(&path).unwrap();
         store.learn(discovery("p2", "o1", "new", Some("u1"))).await.unwrap();
-        let who = Principal { user_id: "u1".into(), org_id: "o1".into() };
+        let who = Principal::new("u1", "o1");
         let log = ObjectRef::new(loggate_model::types::ObjectType::ProjectLog, "p2");
         assert_eq!(store.decide(&who, &log, Permission::Update).await.unwrap(), Decision::Allow);
         // The grant lives beside the learned project across reloads.

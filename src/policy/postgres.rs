@@ -13,11 +13,15 @@
 //! `StoreError`, on which the gateway fails closed.
 
 mod column;
+mod derive;
 mod doc;
 mod migrate;
 mod pool;
 mod slice;
+mod token;
 
+pub use column::timestamptz;
+pub use derive::{Derived, Request as DeriveRequest};
 pub use doc::ImportError;
 pub use migrate::MIGRATIONS;
 pub use pool::{Conn, MAX_CONNECTIONS};
@@ -254,37 +258,21 @@ impl PgStore {
 impl PolicyStore for PgStore {
     async fn identity(&self, digest: &TokenDigest) -> Result<Option<Identity>, StoreError> {
         let hex = digest.to_hex();
-        let row = self
+        let chain = self
             .bounded(self.timeout, async {
                 let conn = self.pool.get().await?;
-                let row = conn
-                    .query_opt(
-                        "SELECT id, name, org_id, service_account_id, token_sha256, expires_at, not_before
-                           FROM service_tokens WHERE token_sha256 = $1",
-                        &[&hex],
-                    )
-                    .await?;
+                let rows = conn.query(token::CHAIN.as_str(), &[&hex]).await?;
                 conn.release();
-                Ok(row)
+                rows.iter().map(token::read).collect::<Result<Vec<_>, _>>()
             })
             .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some((own, ancestors)) = chain.split_first() else { return Ok(None) };
         // The index found the row; the digests are still compared in
         // constant time before the identity is trusted.
-        let stored = TokenDigest::from_hex(row.get::<_, &str>(4));
-        if stored.as_ref() != Some(digest) {
+        if own.token_sha256 != *digest {
             return Ok(None);
         }
-        let expires_at: Option<DateTime<Utc>> = row.get(5);
-        let not_before: Option<DateTime<Utc>> = row.get(6);
-        Ok(Some(Identity {
-            token_id: row.get(0),
-            token_name: row.get(1),
-            org_id: row.get(2),
-            user_id: row.get(3),
-            expires_at: column::instant(expires_at),
-            not_before: column::instant(not_before),
-        }))
+        Ok(Some(Identity::of(own, &ancestors.iter().collect::<Vec<_>>())))
     }
 
     async fn decide(

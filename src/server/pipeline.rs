@@ -112,6 +112,10 @@ impl Gateway {
         facts.identity = Some(caller.identity.clone());
 
         let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
+        if *route == Route::DeriveToken {
+            self.rate_limit(&caller)?;
+            return super::derive::derive(self, &caller, &raw).await;
+        }
         // The lookup routes decide inside inspection; their denials are
         // policy denials like any other (and so can be shadowed).
         let targets = match self.inspect(route, &parts.headers, &parts.method, parts.uri.query(), &raw, &caller).await {
@@ -165,6 +169,9 @@ impl Gateway {
     async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> Result<Caller, GatewayError> {
         self.limits.auth_blocked(client).map_err(|l| self.rate_limited(l.retry_after))?;
         match self.identify(headers).await {
+            // Bound to addresses: checked on every request (the address is
+            // the request's, not the cached identity's).
+            Ok(caller) if !caller.identity.admits(client) => Err(GatewayError::ClientAddressDenied(client)),
             Ok(caller) => Ok(caller),
             Err(e @ GatewayError::Unauthenticated(_)) => {
                 self.limits.auth_failed(client).map_err(|l| self.rate_limited(l.retry_after))?;
@@ -238,7 +245,8 @@ impl Gateway {
                 }
                 single(object, Permission::Read)
             }
-            Route::Login | Route::Version | Route::Passthrough(_) => Targets::default(),
+            // DeriveToken is answered by loggate before inspection.
+            Route::Login | Route::Version | Route::Passthrough(_) | Route::DeriveToken => Targets::default(),
             Route::ProjectCreate | Route::ProjectRegister => {
                 Box::pin(register::project(self, caller, route, &decoded()?)).await?
             }
@@ -319,6 +327,11 @@ impl Gateway {
                 permission: target.permission,
                 object: target.object.clone(),
             },
+            DenyReason::ScopeDenied => GatewayError::ScopeDenied {
+                token: caller.identity.token_name.clone(),
+                permission: target.permission,
+                object: target.object.clone(),
+            },
         }
     }
 
@@ -326,7 +339,10 @@ impl Gateway {
     /// and recorded, and the request goes on. Authentication, bad input,
     /// rate limits and everything else are always enforced.
     fn shadow(&self, caller: &Caller, e: &GatewayError, facts: &mut RequestFacts) -> bool {
-        let (GatewayError::PermissionDenied { object, .. } | GatewayError::UnknownObject { object, .. }) = e else {
+        let (GatewayError::PermissionDenied { object, .. }
+        | GatewayError::ScopeDenied { object, .. }
+        | GatewayError::UnknownObject { object, .. }) = e
+        else {
             return false;
         };
         let org = caller.identity.org_id.as_str();

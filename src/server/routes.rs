@@ -36,6 +36,8 @@ pub enum Route {
     ExperimentRegister,
     /// `POST /api/dataset/register`.
     DatasetRegister,
+    /// `POST /v1/service_token/derive`: answered by loggate itself.
+    DeriveToken,
     /// A configured passthrough prefix: authenticated, forwarded as is.
     Passthrough(Upstream),
 }
@@ -61,6 +63,7 @@ impl Route {
             Route::ProjectGet(_) | Route::ProjectLookup => "project_get",
             Route::ExperimentRegister => "experiment_register",
             Route::DatasetRegister => "dataset_register",
+            Route::DeriveToken => "service_token_derive",
             Route::Passthrough(_) => "passthrough",
         }
     }
@@ -110,6 +113,7 @@ pub fn match_route(method: &Method, path: &str, passthrough_prefixes: &[String])
         ["api", "dataset", "register"] => Some(post(Route::DatasetRegister)),
         ["v1", "insert"] => Some(post(Route::CrossObjectInsert)),
         ["v1", "project"] => Some(post(Route::ProjectCreate)),
+        ["v1", "service_token", "derive"] => Some(post(Route::DeriveToken)),
         ["v1", "project", id] if !id.is_empty() => Some(get(Route::ProjectGet((*id).to_owned()))),
         ["v1", kind, id, action] if !id.is_empty() => object_type(kind).and_then(|t| {
             let object = ObjectRef::new(t, *id);
@@ -188,6 +192,7 @@ mod tests {
         assert_eq!(m(Method::POST, "/api/experiment/register").unwrap(), Route::ExperimentRegister);
         assert_eq!(m(Method::POST, "/api/dataset/register").unwrap(), Route::DatasetRegister);
         assert_eq!(m(Method::GET, "/api/extra/thing").unwrap(), Route::Passthrough(Upstream::App));
+        assert_eq!(m(Method::POST, "/v1/service_token/derive").unwrap(), Route::DeriveToken);
     }
 
     #[test]

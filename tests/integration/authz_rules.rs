@@ -67,7 +67,7 @@ fn one_acl(acl: Value) -> CompiledPolicy {
 }
 
 fn u() -> Principal {
-    Principal { user_id: "u".into(), org_id: "o1".into() }
+    Principal::new("u", "o1")
 }
 
 fn obj(t: ObjectType, id: &str) -> ObjectRef {
@@ -211,7 +211,7 @@ fn nested_groups_three_deep() {
     // u is in g3 ⊂ g2 ⊂ g1 ⊂ g4
     assert_allowed_exactly(&p, &u(), Update, &[obj(ProjectLog, "p1"), obj(ProjectLog, "p2")]);
     // membership does not flow downwards: v (in g4 only) is not in g1
-    let v = Principal { user_id: "v".into(), org_id: "o1".into() };
+    let v = Principal::new("v", "o1");
     assert_allowed_exactly(&p, &v, Update, &[obj(ProjectLog, "p2")]);
     let e = p.explain(&u(), &obj(ProjectLog, "p1"), Update);
     assert_eq!(e.decision, Allow);
@@ -282,10 +282,10 @@ fn a_token_never_reaches_another_organization() {
         let e = p.explain(&u(), &o, Update);
         assert!(e.lines[0].contains("confined to organization o1"), "{:?}", e.lines);
     }
-    let in_o2 = Principal { user_id: "u".into(), org_id: "o2".into() };
+    let in_o2 = Principal::new("u", "o2");
     assert_eq!(p.decide(&in_o2, &obj(ProjectLog, "q1"), Update), Allow);
     assert_eq!(p.decide(&in_o2, &obj(ProjectLog, "p1"), Update), Deny(OtherOrganization));
-    let nowhere = Principal { user_id: "u".into(), org_id: "o9".into() };
+    let nowhere = Principal::new("u", "o9");
     assert_eq!(p.decide(&nowhere, &obj(ProjectLog, "p1"), Update), Deny(OtherOrganization));
 }
 
@@ -325,7 +325,7 @@ fn unknown_objects_are_denied_as_unknown() {
 #[test]
 fn unknown_principals_hold_nothing() {
     let p = one_acl(json!({"object_type": "organization", "object_id": "o1", "permission": "update"}));
-    let ghost = Principal { user_id: "ghost".into(), org_id: "o1".into() };
+    let ghost = Principal::new("ghost", "o1");
     assert_allowed_exactly(&p, &ghost, Update, &[]);
 }
 
@@ -381,7 +381,7 @@ fn identities_by_token_digest() {
     let mut near = TokenDigest::of(token);
     near.0[31] ^= 1;
     assert_eq!(p.identity(&near), None);
-    assert_eq!(Principal::from(&id), Principal { user_id: "u".into(), org_id: "o1".into() });
+    assert_eq!(Principal::from(&id), Principal::new("u", "o1"));
 }
 
 #[test]

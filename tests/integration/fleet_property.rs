@@ -354,7 +354,7 @@ async fn store_says(fleet: &Fleet, policy: &Value, base: &Base, q: &Question) ->
     let Some((user_id, org_id)) = token_identity(policy, &token_sha256(&base.tokens[q.token].raw)) else {
         return "store: no such token".into();
     };
-    let principal = loggate_authz::Principal { user_id, org_id };
+    let principal = loggate_authz::Principal::new(user_id, org_id);
     let object = loggate_model::types::ObjectRef::new(q.object_type.parse().unwrap(), q.id.as_str());
     let permission =
         if q.delete { loggate_model::types::Permission::Delete } else { loggate_model::types::Permission::Update };

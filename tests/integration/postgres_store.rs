@@ -278,7 +278,7 @@ async fn decisions_match_the_evaluator_on_the_whole_policy() {
 async fn an_unreachable_store_errors_within_the_timeout() {
     let store = PgStore::open("postgres://postgres@127.0.0.1:1/none", Duration::from_millis(300)).unwrap();
     let started = std::time::Instant::now();
-    let principal = Principal { user_id: "u".into(), org_id: "o".into() };
+    let principal = Principal::new("u", "o");
     assert!(store.decide(&principal, &ObjectRef::new(ObjectType::ProjectLog, "p"), Permission::Update).await.is_err());
     assert!(store.identity(&TokenDigest::of("bt-st-x")).await.is_err());
     assert!(!store.ready().await);

@@ -16,11 +16,11 @@ mod cross;
 mod decode;
 mod events;
 mod json;
-#[cfg(test)]
-mod properties;
 mod logs3;
 mod overflow;
 mod path;
+#[cfg(test)]
+mod properties;
 mod row;
 mod target;
 mod walk;

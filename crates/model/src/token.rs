@@ -149,6 +149,12 @@ where
 }
 
 /// A fresh service token: 256 bits from the OS CSPRNG, URL-safe base64.
+/// What may be shown of a token: its first 10 characters and an ellipsis
+/// (`bt-st-abcd…`), as the Braintrust API's `preview_name`.
+pub fn preview(token: &str) -> String {
+    format!("{}…", token.chars().take(10).collect::<String>())
+}
+
 pub fn generate() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];

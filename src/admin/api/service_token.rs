@@ -1,6 +1,7 @@
 //! `/v1/service_token`: create (returns the raw `bt-st-` token once, as
 //! `key`; only its SHA-256 is stored), list, get, delete (by id in the
-//! path, or `{"id"}` in the body).
+//! path, or `{"id"}` in the body; derived tokens go with their parent),
+//! and PATCH of the narrowing fields (`scope`, `not_before`, `expires_at`).
 //!
 //! `name` and `service_account_id` are required, as the spec says; service
 //! accounts themselves come with the policy (`loggate policy import`).
@@ -11,13 +12,20 @@ use super::{
 };
 use crate::error::GatewayError;
 use crate::policy::postgres::PgStore;
+use crate::policy::postgres::timestamptz;
 use http::Method;
-use loggate_model::TokenDigest;
+use loggate_model::{Scope, Timestamp, TokenDigest};
 use serde_json::{Value, json};
+use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{GenericClient, Row};
 
-const SELECT: &str = "SELECT t.id, t.created, t.name, t.preview_name, t.service_account_id, u.name, t.org_id
+const SELECT: &str = "SELECT t.id, t.created, t.name, t.preview_name, t.service_account_id, u.name, t.org_id,
+          t.expires_at, t.not_before, t.scope, t.parent_id
    FROM service_tokens t JOIN users u ON u.id = t.service_account_id";
+
+/// The fields loggate adds to the spec's token (contract: "Scoped and
+/// derived tokens"), settable on create and by PATCH.
+const NARROWING: [&str; 3] = ["scope", "not_before", "expires_at"];
 
 fn to_json(r: &Row) -> Value {
     json!({
@@ -29,7 +37,42 @@ fn to_json(r: &Row) -> Value {
         "service_account_email": null,
         "service_account_name": r.get::<_, String>(5),
         "org_id": r.get::<_, String>(6),
+        "expires_at": ts(r.get(7)),
+        "not_before": ts(r.get(8)),
+        "scope": r.get::<_, Option<Value>>(9),
+        "parent_id": r.get::<_, Option<String>>(10),
     })
+}
+
+/// The narrowing fields present in `f`, checked, as SQL parameters:
+/// `(column, value)`; null clears.
+fn narrowing(f: &Fields<'_>) -> Result<Vec<(&'static str, Box<dyn ToSql + Sync + Send>)>, GatewayError> {
+    let mut set: Vec<(&'static str, Box<dyn ToSql + Sync + Send>)> = Vec::new();
+    if let Some(scope) = f.typed::<Scope>("scope")? {
+        set.push(("scope", Box::new(scope.map(Json))));
+    }
+    for column in ["not_before", "expires_at"] {
+        if let Some(t) = f.typed::<Timestamp>(column)? {
+            set.push((column, Box::new(timestamptz(t))));
+        }
+    }
+    Ok(set)
+}
+
+/// Applies `set` to token `id` (one UPDATE; the change trigger announces it).
+async fn narrow(
+    c: &impl GenericClient,
+    id: &str,
+    set: &[(&'static str, Box<dyn ToSql + Sync + Send>)],
+) -> Result<(), GatewayError> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    let assignments: Vec<String> = set.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 2)).collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
+    params.extend(set.iter().map(|(_, v)| &**v as &(dyn ToSql + Sync)));
+    c.execute(&format!("UPDATE service_tokens SET {} WHERE id = $1", assignments.join(", ")), &params).await?;
+    Ok(())
 }
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Value>, GatewayError> {
@@ -45,11 +88,6 @@ async fn delete(pg: &PgStore, id: &str) -> Result<Value, GatewayError> {
     .await
 }
 
-/// `bt-st-abcd…`: the first 10 characters and an ellipsis.
-pub fn preview_name(token: &str) -> String {
-    format!("{}…", token.chars().take(10).collect::<String>())
-}
-
 pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<Value, GatewayError> {
     let m = req.method;
     match rest {
@@ -59,6 +97,7 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let name = f.req_str("name")?;
             let org_name = f.opt_str("org_name")?;
             let account = f.req_str("service_account_id")?;
+            let set = narrowing(&f)?;
             let token = loggate_model::token::generate();
             let digest = TokenDigest::of(&token).to_hex();
             let mut created = in_transaction(pg, async |tx| {
@@ -70,9 +109,10 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
                 tx.execute(
                     "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, preview_name)
                      VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&id, &name, &org, &account, &digest, &preview_name(&token)],
+                    &[&id, &name, &org, &account, &digest, &loggate_model::token::preview(&token)],
                 )
                 .await?;
+                narrow(tx, &id, &set).await?;
                 Ok(get(tx, &id).await?.expect("just written"))
             })
             .await?;
@@ -102,15 +142,28 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             token.ok_or_else(|| not_found("service_token", id))
         }
         [id] if m == Method::DELETE => delete(pg, id).await,
+        [id] if m == Method::PATCH => {
+            let body = body_object(&req.body)?;
+            let f = Fields::new(&body);
+            if let Some(other) = body.keys().find(|k| !NARROWING.contains(&k.as_str())) {
+                return Err(bad(
+                    other,
+                    format!(
+                        "PATCH changes only {}; '{}' cannot be changed",
+                        NARROWING.join(", "),
+                        super::truncate(other)
+                    ),
+                ));
+            }
+            let set = narrowing(&f)?;
+            in_transaction(pg, async |tx| {
+                get(tx, id).await?.ok_or_else(|| not_found("service_token", id))?;
+                narrow(tx, id, &set).await?;
+                Ok(get(tx, id).await?.expect("still there"))
+            })
+            .await
+        }
         [] | [_] => Err(not_allowed(m)),
         _ => Err(GatewayError::NotFound("no such admin API route".into())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn preview_is_the_first_ten_characters() {
-        assert_eq!(super::preview_name("bt-st-abcdefghijklmnopqrstuvwxyz0123456789"), "bt-st-abcd…");
     }
 }

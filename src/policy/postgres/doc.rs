@@ -3,12 +3,14 @@
 //! one transaction, optionally deleting what the document lacks).
 
 use super::column::{Parsed, instant, timestamptz};
+use super::token;
 use crate::policy::store::StoreError;
 use chrono::{DateTime, Utc};
 use loggate_model::doc::*;
 use loggate_model::types::{ObjectType, Permission};
-use loggate_model::{PolicyErrors, Timestamp, TokenDigest, ValidPolicy};
+use loggate_model::{PolicyErrors, Scope, Timestamp, ValidPolicy};
 use std::collections::HashMap;
+use tokio_postgres::types::Json;
 use tokio_postgres::{Client, Error, IsolationLevel};
 
 /// Why an import did not happen.
@@ -110,23 +112,9 @@ pub async fn export(client: &mut Client) -> Result<PolicyDoc, Error> {
     for r in acls {
         doc.acls.push(acl(&r)?);
     }
-    let tokens = tx
-        .query(
-            "SELECT id, name, org_id, service_account_id, token_sha256, expires_at, not_before
-               FROM service_tokens ORDER BY id",
-            &[],
-        )
-        .await?;
-    for r in tokens {
-        doc.service_tokens.push(ServiceToken {
-            id: r.get(0),
-            name: r.get(1),
-            org_id: r.get(2),
-            service_account_id: r.get(3),
-            token_sha256: r.try_get::<_, Parsed<TokenDigest>>(4)?.0,
-            expires_at: instant(r.get(5)),
-            not_before: instant(r.get(6)),
-        });
+    let tokens = tx.query(&format!("SELECT {} FROM service_tokens t ORDER BY id", token::COLUMNS), &[]).await?;
+    for r in &tokens {
+        doc.service_tokens.push(token::read(r)?);
     }
     tx.commit().await?;
     Ok(doc)
@@ -193,6 +181,8 @@ pub struct Rows<'a> {
     token_sha256: Vec<String>,
     token_expires: Vec<Option<DateTime<Utc>>>,
     token_not_before: Vec<Option<DateTime<Utc>>>,
+    token_scope: Vec<Option<Json<&'a Scope>>>,
+    token_parent: Vec<Option<&'a str>>,
 }
 
 impl<'a> Rows<'a> {
@@ -309,6 +299,8 @@ impl<'a> Rows<'a> {
             r.token_sha256.push(t.token_sha256.to_hex());
             r.token_expires.push(at(t.expires_at));
             r.token_not_before.push(at(t.not_before));
+            r.token_scope.push(t.scope.as_ref().map(Json));
+            r.token_parent.push(t.parent_id.as_deref());
         }
         r
     }
@@ -436,12 +428,30 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
         tx.execute("DELETE FROM service_tokens WHERE id NOT IN (SELECT unnest($1::text[]))", &[&r.token[0]]).await?;
     }
     tx.execute(
-        "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, expires_at, not_before)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+        "INSERT INTO service_tokens (id, name, org_id, service_account_id, token_sha256, expires_at, not_before, scope)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                              $7::timestamptz[], $8::jsonb[])
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, org_id = EXCLUDED.org_id,
              service_account_id = EXCLUDED.service_account_id, token_sha256 = EXCLUDED.token_sha256,
-             expires_at = EXCLUDED.expires_at, not_before = EXCLUDED.not_before",
-        &[&r.token[0], &r.token[1], &r.token[2], &r.token[3], &r.token_sha256, &r.token_expires, &r.token_not_before],
+             expires_at = EXCLUDED.expires_at, not_before = EXCLUDED.not_before, scope = EXCLUDED.scope",
+        &[
+            &r.token[0],
+            &r.token[1],
+            &r.token[2],
+            &r.token[3],
+            &r.token_sha256,
+            &r.token_expires,
+            &r.token_not_before,
+            &r.token_scope,
+        ],
+    )
+    .await?;
+    // Parents once every token exists: a document may list a child first.
+    tx.execute(
+        "UPDATE service_tokens t SET parent_id = v.parent_id
+           FROM unnest($1::text[], $2::text[]) AS v (id, parent_id)
+          WHERE t.id = v.id AND t.parent_id IS DISTINCT FROM v.parent_id",
+        &[&r.token[0], &r.token_parent],
     )
     .await?;
     if replace {

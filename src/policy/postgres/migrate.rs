@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_schema", include_str!("../../../migrations/0001_schema.sql")),
     ("0002_revisions", include_str!("../../../migrations/0002_revisions.sql")),
     ("0003_deletion_and_validity", include_str!("../../../migrations/0003_deletion_and_validity.sql")),
+    ("0004_scoped_tokens", include_str!("../../../migrations/0004_scoped_tokens.sql")),
 ];
 
 /// An arbitrary constant naming loggate's migration lock.
