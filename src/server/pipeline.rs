@@ -110,6 +110,11 @@ impl Gateway {
         facts.reached_auth = true;
         let caller = self.authenticate(&parts.headers, client).await?;
         facts.identity = Some(caller.identity.clone());
+        // Bound to addresses: checked on every request (the address is the
+        // request's, not the cached identity's).
+        if !caller.identity.admits(client) {
+            return Err(GatewayError::ClientAddressDenied(client));
+        }
 
         let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
         if *route == Route::DeriveToken {
@@ -169,9 +174,6 @@ impl Gateway {
     async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> Result<Caller, GatewayError> {
         self.limits.auth_blocked(client).map_err(|l| self.rate_limited(l.retry_after))?;
         match self.identify(headers).await {
-            // Bound to addresses: checked on every request (the address is
-            // the request's, not the cached identity's).
-            Ok(caller) if !caller.identity.admits(client) => Err(GatewayError::ClientAddressDenied(client)),
             Ok(caller) => Ok(caller),
             Err(e @ GatewayError::Unauthenticated(_)) => {
                 self.limits.auth_failed(client).map_err(|l| self.rate_limited(l.retry_after))?;

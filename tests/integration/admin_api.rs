@@ -348,6 +348,20 @@ async fn group_role_token_and_project_endpoints() {
     let got = api.ok(Method::GET, &format!("/v1/service_token/{}", created["id"].as_str().unwrap()), None).await;
     s.assert_component("ServiceToken", &got);
     assert!(got.get("key").is_none());
+    // PATCH narrows: a scope that grants nothing stops the writes the ACLs
+    // allow; clearing it restores them. Only the narrowing fields change.
+    let path = format!("/v1/service_token/{}", created["id"].as_str().unwrap());
+    let narrowed = api.ok(Method::PATCH, &path, Some(json!({"scope": {"grants": []}}))).await;
+    s.assert_component("ServiceToken", &narrowed);
+    assert_eq!(narrowed["scope"], json!({"grants": []}));
+    until_answer(&w, key, 403, "a token narrowed to nothing is refused").await;
+    assert_eq!(write(&w, key).await.1["error"]["code"], "scope_denied");
+    api.bad(Method::PATCH, &path, json!({"scope": {"grants": [{"object_type": "project"}]}}), "scope").await;
+    api.bad(Method::PATCH, &path, json!({"scope": {"client_cidrs": ["10.0.0.0/33"]}}), "scope").await;
+    api.bad(Method::PATCH, &path, json!({"expires_at": "tomorrow"}), "expires_at").await;
+    api.bad(Method::PATCH, &path, json!({"name": "renamed"}), "name").await;
+    assert_eq!(api.ok(Method::PATCH, &path, Some(json!({"scope": null}))).await["scope"], Value::Null);
+    until_answer(&w, key, 200, "a cleared scope narrows nothing").await;
     // The spec requires service_account_id.
     api.bad(Method::POST, "/v1/service_token", json!({"name": "fresh"}), "service_account_id").await;
     s.assert_list("ServiceToken", &api.ok(Method::GET, "/v1/service_token", None).await);
@@ -395,7 +409,7 @@ async fn group_role_token_and_project_endpoints() {
     for (m, p) in [
         (Method::PUT, "/v1/project"),
         (Method::POST, "/v1/project/x"),
-        (Method::PATCH, "/v1/service_token/x"),
+        (Method::PUT, "/v1/service_token/x"),
         (Method::PUT, "/v1/group/x"),
         (Method::PUT, "/v1/role"),
     ] {
@@ -404,6 +418,8 @@ async fn group_role_token_and_project_endpoints() {
     }
     let (st, _) = api.call(Method::GET, "/v1/nothing", None).await;
     assert_eq!(st, 404);
+    let (st, body) = api.call(Method::PATCH, "/v1/service_token/x", Some(json!({"scope": null}))).await;
+    assert_eq!((st.as_u16(), body["error"]["code"].as_str()), (404, Some("not_found")), "PATCH of an unknown token");
 }
 
 #[tokio::test]
