@@ -95,7 +95,8 @@ pub async fn any_on_project(gw: &Gateway, caller: &Caller, project_id: &str) -> 
         for permission in Permission::ALL {
             match gw.decide(caller, object, permission).await? {
                 loggate_authz::Decision::Allow => return Ok(Targets::default()),
-                loggate_authz::Decision::Deny(r) => reason = r,
+                // The ACLs allowing some permission the scope refuses is scope_denied, whatever the order.
+                loggate_authz::Decision::Deny(r) => reason = if reason == DenyReason::ScopeDenied { reason } else { r },
             }
         }
     }
