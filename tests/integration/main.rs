@@ -26,6 +26,7 @@ mod policy_reload;
 mod postgres_store;
 mod prometheus;
 mod robustness;
+mod scoped_tokens;
 mod sdk_e2e;
 mod shutdown;
 mod tls;

@@ -198,6 +198,24 @@ impl PolicyBuilder {
         Token { raw, id, name: name.to_owned(), user_id: user_id.to_owned(), org_id: org_id.to_owned() }
     }
 
+    /// A token for an existing user whose entry also carries `fields`
+    /// (an object: `scope`, `not_before`, `expires_at`, `parent_id`, …),
+    /// merged over the usual ones.
+    pub fn token_entry(&mut self, org_id: &str, name: &str, user_id: &str, fields: Value) -> Token {
+        let token = self.token_for(org_id, name, user_id, None);
+        let entry = self.service_tokens.last_mut().expect("the entry just pushed");
+        for (k, v) in fields.as_object().expect("token fields are a JSON object") {
+            entry[k] = v.clone();
+        }
+        token
+    }
+
+    /// A token for an existing user narrowed by `scope` (contract: "Scoped
+    /// and derived tokens").
+    pub fn scoped_token(&mut self, org_id: &str, name: &str, user_id: &str, scope: Value) -> Token {
+        self.token_entry(org_id, name, user_id, json!({"scope": scope}))
+    }
+
     /// Removes an ACL by id (a revocation); returns whether it existed.
     pub fn remove_acl(&mut self, id: &str) -> bool {
         let before = self.acls.len();

@@ -1,0 +1,430 @@
+//! Scoped tokens on the file store (contract: "Scoped and derived tokens"):
+//! a token's `scope` narrows what its service account's ACLs allow, by
+//! object and permission (`grants`) and by client address (`client_cidrs`,
+//! judged on the socket peer or, behind `server.trusted_proxies`, on the
+//! right-most untrusted `X-Forwarded-For` hop); `not_before`/`expires_at`
+//! bound its life. A denial forwards nothing, whatever else the batch held.
+//!
+//! The cast is the standard one plus "org-writer", a service account with
+//! `update` and `read` on the whole organization acme, and tokens of it (and of the
+//! standard writer) whose scopes narrow that down.
+
+use crate::support::http::{self, Resp};
+use crate::support::policy::Token;
+use crate::support::sdk::{self, Sdk};
+use crate::support::world::{Cast, PROJECT_NAME, World, cast, experiment_row, log_row};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The extra tokens of these stories, all in acme.
+struct Scoped {
+    /// org-writer (ACL: `update` and `read` on acme), scope: `update`/`read` on project checkout.
+    checkout_only: Token,
+    /// org-writer, scope: `read` on project checkout.
+    read_only: Token,
+    /// org-writer, scope: `grants: []`.
+    grants_none: Token,
+    /// The standard writer's account (ACL: `update` on checkout's log only),
+    /// scope: `update` on project checkout.
+    writer_checkout_scope: Token,
+    /// The standard writer's account, bound to 10.0.0.0/8 and 2001:db8::/32.
+    bound_ten: Token,
+    /// The standard writer's account, bound to 127.0.0.0/8.
+    bound_loopback: Token,
+    /// The standard writer's account, `not_before` in 2999.
+    not_yet: Token,
+    /// The standard writer's account, `expires_at` in 2001.
+    lapsed: Token,
+    /// The standard writer's account, valid from 2000 to 2999.
+    in_window: Token,
+}
+
+impl Scoped {
+    fn raws(&self) -> Vec<&str> {
+        [
+            &self.checkout_only,
+            &self.read_only,
+            &self.grants_none,
+            &self.writer_checkout_scope,
+            &self.bound_ten,
+            &self.bound_loopback,
+            &self.not_yet,
+            &self.lapsed,
+            &self.in_window,
+        ]
+        .iter()
+        .map(|t| t.raw.as_str())
+        .collect()
+    }
+}
+
+fn scoped_cast() -> (Cast, Scoped) {
+    let mut c = cast();
+    let (org, project) = (c.org.clone(), c.project.clone());
+    let p = &mut c.policy;
+    let org_writer = p.user("org-writer", true);
+    p.grant_user(&org_writer, "update", "organization", &org);
+    // The SDK looks its project up (POST /v1/project) before it logs.
+    p.grant_user(&org_writer, "read", "organization", &org);
+    let grant = |perms: &[&str]| json!({"object_type": "project", "object_id": project, "permissions": perms});
+    let checkout_only =
+        p.scoped_token(&org, "checkout-only", &org_writer, json!({"grants": [grant(&["update", "read"])]}));
+    let read_only = p.scoped_token(&org, "read-only", &org_writer, json!({"grants": [grant(&["read"])]}));
+    let grants_none = p.scoped_token(&org, "grants-none", &org_writer, json!({"grants": []}));
+    let w = c.writer.user_id.clone();
+    let writer_checkout_scope =
+        p.scoped_token(&org, "writer-checkout-scope", &w, json!({"grants": [grant(&["update"])]}));
+    let bound_ten = p.scoped_token(&org, "bound-ten", &w, json!({"client_cidrs": ["10.0.0.0/8", "2001:db8::/32"]}));
+    let bound_loopback = p.scoped_token(&org, "bound-loopback", &w, json!({"client_cidrs": ["127.0.0.0/8"]}));
+    let not_yet = p.token_entry(&org, "not-yet", &w, json!({"not_before": "2999-01-01T00:00:00Z"}));
+    let lapsed = p.token_entry(&org, "lapsed", &w, json!({"expires_at": "2001-01-01T00:00:00Z"}));
+    let in_window = p.token_entry(
+        &org,
+        "in-window",
+        &w,
+        json!({"not_before": "2000-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"}),
+    );
+    let s = Scoped {
+        checkout_only,
+        read_only,
+        grants_none,
+        writer_checkout_scope,
+        bound_ten,
+        bound_loopback,
+        not_yet,
+        lapsed,
+        in_window,
+    };
+    (c, s)
+}
+
+async fn world() -> (World, Scoped) {
+    let (c, s) = scoped_cast();
+    (World::builder_for(c).start().await, s)
+}
+
+/// The secrets of the world and of the extra tokens.
+fn secrets<'a>(w: &'a World, s: &'a Scoped) -> Vec<&'a str> {
+    let mut all = w.secrets();
+    all.extend(s.raws());
+    all
+}
+
+/// Checks a denial's §5 shape; returns the `error` object.
+fn denied(w: &World, s: &Scoped, r: &Resp, status: u16, code: &str) -> Value {
+    http::assert_error(r, status, code, &secrets(w, s))
+}
+
+/// `POST /logs3` of `rows`, with `X-Forwarded-For: xff` when given.
+async fn logs3_via(w: &World, token: &Token, rows: Vec<Value>, xff: Option<&str>) -> Resp {
+    let mut req = w
+        .request(Method::POST, "/logs3", &token.raw)
+        .header("content-type", "application/json")
+        .body(json!({"rows": rows, "api_version": 2}).to_string());
+    if let Some(xff) = xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    http::send(req).await
+}
+
+/// Sends a request that must be refused and checks that the data plane
+/// received nothing for it.
+async fn refused_unforwarded(w: &World, what: &str, send: impl AsyncFnOnce() -> Resp) -> Resp {
+    let before = w.upstream.requests().len();
+    let r = send().await;
+    assert!(r.status >= 400, "{what}: expected a refusal, got {}: {}", r.status, r.text());
+    let after = w.upstream.requests();
+    assert_eq!(after.len(), before, "{what}: the data plane received {:?}", &after[before..]);
+    r
+}
+
+/// A request that must be allowed; checks the rows' ids arrived.
+async fn allowed_and_forwarded(w: &World, token: &Token, rows: Vec<Value>, xff: Option<&str>) {
+    let ids: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
+    let r = logs3_via(w, token, rows, xff).await;
+    assert_eq!(r.status, 200, "{} (xff {xff:?}): {}", token.name, r.text());
+    let arrived: Vec<Value> = w.upstream.logs3_rows().iter().map(|r| r["id"].clone()).collect();
+    for id in ids {
+        assert!(arrived.contains(&id), "{}: row {id} never reached the data plane", token.name);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Grants, with the real Python SDK and raw /logs3.
+
+/// An org-wide writer whose token is scoped to one project logs there with
+/// the real SDK; the same token is refused (`scope_denied`, nothing
+/// forwarded) on another project of the organization, by the SDK and raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_scope_limits_an_org_writer_to_one_project() {
+    if !sdk::require(Sdk::Python) {
+        return;
+    }
+    let (w, s) = world().await;
+    let run = sdk::run(Sdk::Python, &s.checkout_only.raw, &w.gw.url, Some(&w.gw.url), PROJECT_NAME).await;
+    assert!(run.success(), "{}", run.describe());
+    let logged = run.logged();
+    assert_eq!(logged.len(), 5, "{}", run.describe());
+    let rows = w.upstream.logs3_rows();
+    for want in &logged {
+        assert!(rows.iter().any(|r| r["id"] == want["id"]), "row {} never arrived; {rows:#?}", want["id"]);
+    }
+    assert!(rows.iter().all(|r| r["project_id"] == w.project.as_str()), "{rows:#?}");
+
+    // The SDK on the organization's other project: refused, nothing logged.
+    let before = w.upstream.requests_to("/logs3").len();
+    let run = sdk::run(Sdk::Python, &s.checkout_only.raw, &w.gw.url, Some(&w.gw.url), "internal").await;
+    assert!(!run.success(), "a checkout-scoped token logged to another project; {}", run.describe());
+    assert!(run.errors().contains("403"), "{}", run.describe());
+    assert!(run.errors().contains("scope_denied"), "{}", run.describe());
+    assert_eq!(w.upstream.requests_to("/logs3").len(), before, "a scope-denied batch was forwarded");
+    assert!(w.upstream.logs3_rows().iter().all(|r| r["project_id"] == w.project.as_str()));
+
+    // The same, raw: the ACL (update on acme) allows, the scope does not.
+    let r = refused_unforwarded(&w, "raw /logs3 to internal", async || {
+        logs3_via(&w, &s.checkout_only, vec![log_row(&w.other_project)], None).await
+    })
+    .await;
+    let e = denied(&w, &s, &r, 403, "scope_denied");
+    assert_eq!(e["missing_permission"], "update", "{e}");
+    assert_eq!(e["object_type"], "project_log", "{e}");
+    assert_eq!(e["object_id"], w.other_project.as_str(), "{e}");
+    // The SDK's project lookup (any permission will do): the ACLs allow
+    // read and update there, the scope neither, so the scope is the reason.
+    let r = refused_unforwarded(&w, "project lookup of internal", async || {
+        w.post_json("/v1/project", &s.checkout_only, &json!({"name": "internal"})).await
+    })
+    .await;
+    let e = denied(&w, &s, &r, 403, "scope_denied");
+    assert_eq!(e["object_type"], "project", "{e}");
+    assert_eq!(e["object_id"], w.other_project.as_str(), "{e}");
+    w.gw.assert_output_free_of(&secrets(&w, &s));
+    w.still_serves().await;
+}
+
+/// A read-only scope and an empty grant list write nowhere, not even where
+/// the ACLs (update on the whole organization) and the named project agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_and_empty_scopes_write_nowhere() {
+    let (w, s) = world().await;
+    for token in [&s.read_only, &s.grants_none] {
+        for project in [&w.project, &w.other_project] {
+            let r =
+                refused_unforwarded(&w, &token.name, async || logs3_via(&w, token, vec![log_row(project)], None).await)
+                    .await;
+            let e = denied(&w, &s, &r, 403, "scope_denied");
+            assert_eq!(e["missing_permission"], "update", "{}: {e}", token.name);
+            assert_eq!(e["object_type"], "project_log", "{}: {e}", token.name);
+            assert_eq!(e["object_id"], project.as_str(), "{}: {e}", token.name);
+        }
+        let r = refused_unforwarded(&w, &token.name, async || {
+            logs3_via(&w, token, vec![experiment_row(&w.experiment)], None).await
+        })
+        .await;
+        let e = denied(&w, &s, &r, 403, "scope_denied");
+        assert_eq!(e["object_type"], "experiment", "{}: {e}", token.name);
+    }
+    w.still_serves().await;
+}
+
+/// All or nothing: a batch with a row the scope allows and one it does not
+/// is refused whole; a batch of rows under the scoped project (its log and
+/// its experiment: the project is their ancestor) passes whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_scope_denied_row_refuses_the_whole_batch() {
+    let (w, s) = world().await;
+    let good = log_row(&w.project);
+    let bad = log_row(&w.other_project);
+    let good_id = good["id"].clone();
+    for rows in [vec![good.clone(), bad.clone()], vec![bad.clone(), good.clone()]] {
+        let r =
+            refused_unforwarded(&w, "mixed batch", async || logs3_via(&w, &s.checkout_only, rows, None).await).await;
+        let e = denied(&w, &s, &r, 403, "scope_denied");
+        assert_eq!(e["object_id"], w.other_project.as_str(), "{e}");
+    }
+    assert!(!w.upstream.logs3_rows().iter().any(|r| r["id"] == good_id), "the allowed row of a refused batch leaked");
+    allowed_and_forwarded(&w, &s.checkout_only, vec![log_row(&w.project), experiment_row(&w.experiment)], None).await;
+    w.still_serves().await;
+}
+
+/// When the ACLs deny too, the answer is the ACL's `permission_denied`;
+/// when only the scope denies, `scope_denied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_and_scope_both_denying_is_permission_denied() {
+    let (w, s) = world().await;
+    // The writer's ACL covers checkout's log only; its scope names checkout.
+    let r = refused_unforwarded(&w, "both deny", async || {
+        logs3_via(&w, &s.writer_checkout_scope, vec![log_row(&w.other_project)], None).await
+    })
+    .await;
+    let e = denied(&w, &s, &r, 403, "permission_denied");
+    assert_eq!(e["object_id"], w.other_project.as_str(), "{e}");
+    // Both deny on checkout too: a delete row (the ACL grants `update`
+    // only, the scope `update` only).
+    let mut del = log_row(&w.project);
+    del["_object_delete"] = json!(true);
+    let r = refused_unforwarded(&w, "both deny a delete", async || {
+        logs3_via(&w, &s.writer_checkout_scope, vec![del], None).await
+    })
+    .await;
+    denied(&w, &s, &r, 403, "permission_denied");
+    // ACL allows, scope allows.
+    allowed_and_forwarded(&w, &s.writer_checkout_scope, vec![log_row(&w.project)], None).await;
+    // ACL allows (org-wide), scope denies.
+    let r = refused_unforwarded(&w, "scope denies", async || {
+        logs3_via(&w, &s.checkout_only, vec![log_row(&w.other_project)], None).await
+    })
+    .await;
+    denied(&w, &s, &r, 403, "scope_denied");
+    w.still_serves().await;
+}
+
+// ---------------------------------------------------------------------------
+// Client addresses.
+
+/// Without trusted proxies the socket peer (127.0.0.1) is the client: a
+/// token bound to 10/8 is refused even when the request claims a 10/8
+/// address in `X-Forwarded-For`; one bound to 127/8 passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cidrs_judge_the_peer_when_no_proxy_is_trusted() {
+    let (w, s) = world().await;
+    for xff in [None, Some("10.1.2.3"), Some("10.1.2.3, 10.9.9.9"), Some("banana")] {
+        let r = refused_unforwarded(&w, &format!("bound-ten, xff {xff:?}"), async || {
+            logs3_via(&w, &s.bound_ten, vec![log_row(&w.project)], xff).await
+        })
+        .await;
+        denied(&w, &s, &r, 403, "client_address_denied");
+        w.still_serves().await;
+    }
+    allowed_and_forwarded(&w, &s.bound_loopback, vec![log_row(&w.project)], None).await;
+    // The untrusted peer's header is ignored both ways: claiming 192.0.2.1
+    // does not lock the loopback-bound token out either.
+    allowed_and_forwarded(&w, &s.bound_loopback, vec![log_row(&w.project)], Some("192.0.2.1")).await;
+    w.still_serves().await;
+}
+
+/// Behind a trusted proxy (127/8), the right-most untrusted
+/// `X-Forwarded-For` hop is the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cidrs_judge_the_forwarded_address_behind_a_trusted_proxy() {
+    let (c, s) = scoped_cast();
+    let w = World::builder_for(c).gateway(|b| b.server_option("trusted_proxies", r#"["127.0.0.0/8"]"#)).start().await;
+    let row = || vec![log_row(&w.project)];
+    allowed_and_forwarded(&w, &s.bound_ten, row(), Some("10.1.2.3")).await;
+    allowed_and_forwarded(&w, &s.bound_ten, row(), Some("[2001:db8::7]")).await;
+    // The client wrote 10.1.2.3, our proxy appended what it saw: 192.0.2.1.
+    allowed_and_forwarded(&w, &s.bound_ten, row(), Some("192.0.2.1, 10.1.2.3, 127.0.0.5")).await;
+    for xff in ["192.0.2.1", "10.1.2.3, 192.0.2.1", "10.1.2.3, 192.0.2.1, 127.0.0.9"] {
+        let r = refused_unforwarded(&w, &format!("xff {xff}"), async || {
+            logs3_via(&w, &s.bound_ten, row(), Some(xff)).await
+        })
+        .await;
+        denied(&w, &s, &r, 403, "client_address_denied");
+        w.still_serves().await;
+    }
+    // No header, or only trusted hops: the peer / the left-most, 127.x.
+    for xff in [None, Some("127.0.0.2, 127.0.0.3")] {
+        let r =
+            refused_unforwarded(&w, &format!("xff {xff:?}"), async || logs3_via(&w, &s.bound_ten, row(), xff).await)
+                .await;
+        denied(&w, &s, &r, 403, "client_address_denied");
+        allowed_and_forwarded(&w, &s.bound_loopback, row(), xff).await;
+    }
+    // A header that does not parse, from a trusted peer: 400, whoever asks.
+    for xff in ["banana", "10.1.2.3,", "10.1.2.3:8080"] {
+        for token in [&s.bound_ten, &s.bound_loopback, &w.writer] {
+            let r =
+                refused_unforwarded(&w, &format!("xff {xff}"), async || logs3_via(&w, token, row(), Some(xff)).await)
+                    .await;
+            let e = denied(&w, &s, &r, 400, "bad_request");
+            assert_eq!(e["field"], "x-forwarded-for", "{e}");
+        }
+        w.still_serves().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validity windows.
+
+/// Before `not_before` and after `expires_at` a token is unknown (401);
+/// inside its window it writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_outside_its_validity_window_is_unauthenticated() {
+    let (w, s) = world().await;
+    for token in [&s.not_yet, &s.lapsed] {
+        let r =
+            refused_unforwarded(&w, &token.name, async || logs3_via(&w, token, vec![log_row(&w.project)], None).await)
+                .await;
+        denied(&w, &s, &r, 401, "unauthenticated");
+        // Login too: the SDK would be told at once.
+        let r = refused_unforwarded(&w, &token.name, async || {
+            w.post_json("/api/apikey/login", &token.raw, &json!({})).await
+        })
+        .await;
+        denied(&w, &s, &r, 401, "unauthenticated");
+    }
+    allowed_and_forwarded(&w, &s.in_window, vec![log_row(&w.project)], None).await;
+    w.still_serves().await;
+}
+
+// ---------------------------------------------------------------------------
+// Derivation needs Postgres.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_store_refuses_derivation() {
+    let (w, s) = world().await;
+    for token in [&w.writer, &s.checkout_only] {
+        let r = refused_unforwarded(&w, "derive", async || {
+            w.post_json("/v1/service_token/derive", token, &json!({"name": "child", "ttl": "1h"})).await
+        })
+        .await;
+        let e = denied(&w, &s, &r, 404, "route_not_allowed");
+        assert!(e["message"].as_str().unwrap().to_lowercase().contains("postgres"), "{e}");
+    }
+    // Unauthenticated callers learn nothing more than 401.
+    let r = w.post_json("/v1/service_token/derive", &w.unknown, &json!({"name": "child", "ttl": "1h"})).await;
+    denied(&w, &s, &r, 401, "unauthenticated");
+    w.still_serves().await;
+}
+
+// ---------------------------------------------------------------------------
+// Metrics.
+
+/// `(labels, value)` of every `loggate_denials_total` sample with `reason`.
+fn denial_samples(metrics: &str, reason: &str) -> Vec<(String, f64)> {
+    let needle = format!("reason=\"{reason}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("loggate_denials_total{") && l.contains(&needle))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Scope and address denials are counted by reason, under the caller's
+/// organization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_are_counted_by_reason() {
+    let (w, s) = world().await;
+    let before = w.gw.metrics().await;
+    assert!(denial_samples(&before, "scope_denied").is_empty(), "{before}");
+    assert!(denial_samples(&before, "client_address_denied").is_empty(), "{before}");
+    for _ in 0..3 {
+        let r = logs3_via(&w, &s.checkout_only, vec![log_row(&w.other_project)], None).await;
+        denied(&w, &s, &r, 403, "scope_denied");
+    }
+    for _ in 0..2 {
+        let r = logs3_via(&w, &s.bound_ten, vec![log_row(&w.project)], None).await;
+        denied(&w, &s, &r, 403, "client_address_denied");
+    }
+    let text = w.gw.metrics().await;
+    let scope = denial_samples(&text, "scope_denied");
+    assert_eq!(scope.iter().map(|(_, v)| v).sum::<f64>(), 3.0, "{scope:?}");
+    assert!(scope.iter().all(|(l, _)| l.contains(&format!("org=\"{}\"", w.org))), "{scope:?}");
+    assert!(scope.iter().all(|(l, _)| l.contains("object_type=\"project_log\"")), "{scope:?}");
+    let addr = denial_samples(&text, "client_address_denied");
+    assert_eq!(addr.iter().map(|(_, v)| v).sum::<f64>(), 2.0, "{addr:?}");
+    assert!(addr.iter().all(|(l, _)| l.contains(&format!("org=\"{}\"", w.org))), "{addr:?}");
+}
