@@ -10,6 +10,7 @@ mod audit_shadow;
 mod authz_rules;
 mod cli;
 mod deploy;
+mod fleet_derived;
 mod fleet_outage;
 mod fleet_property;
 mod fleet_revocation;
