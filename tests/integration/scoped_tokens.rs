@@ -37,6 +37,16 @@ struct Scoped {
     lapsed: Token,
     /// The standard writer's account, valid from 2000 to 2999.
     in_window: Token,
+    /// The standard writer's account, bound to "10.9.9.9/8" (host bits set).
+    host_bits: Token,
+    /// The standard writer's account, `client_cidrs: []`.
+    admits_none: Token,
+    /// The standard writer's account, `grants` and `client_cidrs` null.
+    null_scope: Token,
+    /// org-writer, bound to 10/8 and scoped to project checkout.
+    ten_and_checkout: Token,
+    /// The standard writer's account, bound to 10/8, expired in 2001.
+    lapsed_ten: Token,
 }
 
 impl Scoped {
@@ -51,6 +61,11 @@ impl Scoped {
             &self.not_yet,
             &self.lapsed,
             &self.in_window,
+            &self.host_bits,
+            &self.admits_none,
+            &self.null_scope,
+            &self.ten_and_checkout,
+            &self.lapsed_ten,
         ]
         .iter()
         .map(|t| t.raw.as_str())
@@ -84,6 +99,21 @@ fn scoped_cast() -> (Cast, Scoped) {
         &w,
         json!({"not_before": "2000-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"}),
     );
+    let host_bits = p.scoped_token(&org, "host-bits", &w, json!({"client_cidrs": ["10.9.9.9/8"]}));
+    let admits_none = p.scoped_token(&org, "admits-none", &w, json!({"client_cidrs": []}));
+    let null_scope = p.scoped_token(&org, "null-scope", &w, json!({"grants": null, "client_cidrs": null}));
+    let ten_and_checkout = p.scoped_token(
+        &org,
+        "ten-and-checkout",
+        &org_writer,
+        json!({"grants": [grant(&["update"])], "client_cidrs": ["10.0.0.0/8"]}),
+    );
+    let lapsed_ten = p.token_entry(
+        &org,
+        "lapsed-ten",
+        &w,
+        json!({"expires_at": "2001-01-01T00:00:00Z", "scope": {"client_cidrs": ["10.0.0.0/8"]}}),
+    );
     let s = Scoped {
         checkout_only,
         read_only,
@@ -94,6 +124,11 @@ fn scoped_cast() -> (Cast, Scoped) {
         not_yet,
         lapsed,
         in_window,
+        host_bits,
+        admits_none,
+        null_scope,
+        ten_and_checkout,
+        lapsed_ten,
     };
     (c, s)
 }
@@ -341,6 +376,56 @@ async fn client_cidrs_judge_the_forwarded_address_behind_a_trusted_proxy() {
         }
         w.still_serves().await;
     }
+}
+
+/// The finer points of `client_cidrs` (behind a trusted proxy, so that the
+/// test can pick the address): host bits may be set; an IPv4-mapped IPv6
+/// address is not inside an IPv4 block; an empty list admits no one; null
+/// fields narrow nothing. And the order of the answers: the window, then
+/// the address, then the targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cidrs_edge_cases_and_the_order_of_answers() {
+    let (c, s) = scoped_cast();
+    let w = World::builder_for(c).gateway(|b| b.server_option("trusted_proxies", r#"["127.0.0.0/8"]"#)).start().await;
+    let row = || vec![log_row(&w.project)];
+    allowed_and_forwarded(&w, &s.host_bits, row(), Some("10.1.2.3")).await;
+    allowed_and_forwarded(&w, &s.null_scope, row(), Some("203.0.113.5")).await;
+    allowed_and_forwarded(&w, &s.null_scope, vec![log_row(&w.project), experiment_row(&w.experiment)], None).await;
+    for (token, xff) in [
+        (&s.host_bits, "11.0.0.1"),
+        (&s.bound_ten, "::ffff:10.1.2.3"),
+        (&s.admits_none, "10.1.2.3"),
+        (&s.admits_none, "127.0.0.1"),
+    ] {
+        let r = refused_unforwarded(&w, &format!("{} from {xff}", token.name), async || {
+            logs3_via(&w, token, row(), Some(xff)).await
+        })
+        .await;
+        denied(&w, &s, &r, 403, "client_address_denied");
+    }
+    // Address before targets: outside the range, a target the scope refuses
+    // is not what the caller is told.
+    let other = || vec![log_row(&w.other_project)];
+    let r = refused_unforwarded(&w, "outside, scope-denied target", async || {
+        logs3_via(&w, &s.ten_and_checkout, other(), Some("192.0.2.1")).await
+    })
+    .await;
+    denied(&w, &s, &r, 403, "client_address_denied");
+    let r = refused_unforwarded(&w, "inside, scope-denied target", async || {
+        logs3_via(&w, &s.ten_and_checkout, other(), Some("10.1.2.3")).await
+    })
+    .await;
+    denied(&w, &s, &r, 403, "scope_denied");
+    allowed_and_forwarded(&w, &s.ten_and_checkout, row(), Some("10.1.2.3")).await;
+    // The window before the address.
+    for xff in ["10.1.2.3", "192.0.2.1"] {
+        let r = refused_unforwarded(&w, &format!("lapsed from {xff}"), async || {
+            logs3_via(&w, &s.lapsed_ten, row(), Some(xff)).await
+        })
+        .await;
+        denied(&w, &s, &r, 401, "unauthenticated");
+    }
+    w.still_serves().await;
 }
 
 // ---------------------------------------------------------------------------
