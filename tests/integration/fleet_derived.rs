@@ -405,3 +405,81 @@ async fn derivation_is_held_to_the_parents_address_and_validity() {
     assert_eq!(answer["scope"], json!({"client_cidrs": []}), "{answer}");
     assert_eq!(write_checked(f, 1, &key, log_row(&s.project)).await, (403, "client_address_denied".into()));
 }
+
+/// A child lives no longer than its parent, and the parent's window and
+/// address binding, changed later through the admin API, reach the child
+/// on every replica within the bound.
+async fn the_parents_window_and_address_bound_the_child(builder: FleetBuilder) {
+    let s = setup(builder).await;
+    let f = &s.fleet;
+    // A parent created through the admin API with a window and a scope.
+    let until = Timestamp::from_unix_ms(now_ms() + 30 * 60_000).to_rfc3339();
+    let scope = json!({"grants": [{"object_type": "project", "object_id": s.project, "permissions": ["update"]}]});
+    let created = f
+        .admin_ok(
+            0,
+            Method::POST,
+            "/v1/service_token",
+            Some(json!({"name": "windowed", "service_account_id": s.account, "scope": scope,
+                        "not_before": "2000-01-01T00:00:00Z", "expires_at": until})),
+        )
+        .await;
+    let (parent_id, parent_key) = (created["id"].as_str().unwrap(), created["key"].as_str().unwrap());
+    let got = f.admin_ok(1, Method::GET, &format!("/v1/service_token/{parent_id}"), None).await;
+    assert_eq!(got["scope"], scope, "{got}");
+    assert_eq!(got["parent_id"], Value::Null, "{got}");
+    let ts =
+        |v: &Value| Timestamp::parse_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"))).unwrap();
+    assert_eq!(ts(&got["expires_at"]).unix_ms() / 1000, ts(&json!(until)).unix_ms() / 1000, "{got}");
+    assert_eq!(ts(&got["not_before"]).unix_ms(), ts(&json!("2000-01-01T00:00:00Z")).unix_ms(), "{got}");
+
+    // ttl 1h from a parent with 30 minutes left: the parent's end wins.
+    let r = f
+        .http
+        .post(format!("{}/v1/service_token/derive", f.replicas[0].url))
+        .bearer_auth(parent_key)
+        .json(&json!({"name": "job", "ttl": "1h", "scope": experiment_scope(&s.experiment)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "the key may be kept");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(ts(&answer["expires_at"]).unix_ms() / 1000, ts(&json!(until)).unix_ms() / 1000, "{answer}");
+    assert_eq!(answer["scope"], experiment_scope(&s.experiment), "{answer}");
+    let key = answer["key"].as_str().unwrap().to_owned();
+    let path = format!("/v1/service_token/{parent_id}");
+    let child_writes = async |i: usize| f.write(i, &key, &experiment_row(&s.experiment)).await;
+    f.until_all("the child writes", BOUND, async |i| child_writes(i).await.0 == 200).await;
+
+    for (change, undo, status, code) in [
+        (json!({"expires_at": "2001-01-01T00:00:00Z"}), json!({"expires_at": null}), 401, "unauthenticated"),
+        (json!({"not_before": "2999-01-01T00:00:00Z"}), json!({"not_before": null}), 401, "unauthenticated"),
+        (json!({"scope": {"client_cidrs": ["10.0.0.0/8"]}}), json!({"scope": null}), 403, "client_address_denied"),
+    ] {
+        f.admin_ok(0, Method::PATCH, &path, Some(change.clone())).await;
+        let took = f
+            .until_all(&format!("parent {change}: the child is refused"), BOUND, async |i| {
+                let (st, body) = child_writes(i).await;
+                st == status && body["error"]["code"] == code
+            })
+            .await;
+        eprintln!("parent {change} -> child {status} {code} on every replica: {took:?}");
+        for i in 0..2 {
+            assert_eq!(write_checked(f, i, &key, experiment_row(&s.experiment)).await, (status, code.to_owned()));
+        }
+        f.admin_ok(0, Method::PATCH, &path, Some(undo.clone())).await;
+        f.until_all(&format!("parent {undo}: the child writes again"), BOUND, async |i| child_writes(i).await.0 == 200)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_the_parents_window_and_address_bound_the_child() {
+    the_parents_window_and_address_bound_the_child(FleetBuilder::redis()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_the_parents_window_and_address_bound_the_child() {
+    the_parents_window_and_address_bound_the_child(FleetBuilder::nats()).await;
+}
