@@ -4,6 +4,9 @@
 //! - `token`: `TokenDigest::of` + `CompiledPolicy::identity`
 //! - `decision/cached_hit`: `DecisionCache::decision` when the key is cached
 //! - `decision/uncached`: `CompiledPolicy::decide` (the cache's miss path)
+//! - `decision/scoped_*`: the same for a token with a scope (four grants,
+//!   the one that matches last, and two client CIDR blocks): the cached
+//!   path is a hit plus the per-request address check
 //! - `policy/compile`: validate + compile the whole document
 //! - `logs3/N_rows`: `inspect::logs3` then a cached decision per target
 //!   (what the gateway does before forwarding), beside
@@ -36,11 +39,42 @@ struct Fixture {
     identity: Arc<Identity>,
     principal: Principal,
     object: ObjectRef,
+    /// The same policy with the bench token scoped (see `scoped`).
+    scoped: Scoped,
+}
+
+struct Scoped {
+    policy: CompiledPolicy,
+    identity: Arc<Identity>,
+    principal: Principal,
+}
+
+/// `doc` with token `t` narrowed to three other projects and, last, the
+/// project it writes, and to two address blocks.
+fn scoped(mut doc: loggate_model::doc::PolicyDoc, t: usize, project: &str) -> Scoped {
+    let grant = |id: String| loggate_model::ScopeGrant {
+        object_type: ObjectType::Project,
+        object_id: id,
+        permissions: vec![Permission::Read, Permission::Update],
+    };
+    let mut grants: Vec<_> = (0..3).map(|i| grant(project_id(900 + i))).collect();
+    grants.push(grant(project.to_owned()));
+    doc.service_tokens[t].scope = Some(loggate_model::Scope {
+        grants: Some(grants),
+        client_cidrs: Some(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.0/8".parse().unwrap()]),
+    });
+    let digest = doc.service_tokens[t].token_sha256;
+    let (policy, left_out) = CompiledPolicy::from_doc(doc);
+    assert!(left_out.is_empty(), "{left_out:?}");
+    let identity = Arc::new(policy.identity(&digest).expect("token is known"));
+    let principal = Principal::from(&*identity);
+    Scoped { policy, identity, principal }
 }
 
 fn fixture() -> Fixture {
     let shape = Shape::LARGE;
     let generated = generate(shape);
+    let doc = generated.doc.clone();
     let (policy, left_out) = CompiledPolicy::from_doc(generated.doc);
     assert!(left_out.is_empty(), "generated policy is valid: {left_out:?}");
     let t = 123;
@@ -49,7 +83,9 @@ fn fixture() -> Fixture {
     let principal = Principal::from(&*identity);
     let object = ObjectRef::new(ObjectType::ProjectLog, project_id(writable_project(shape, t)));
     assert_eq!(policy.decide(&principal, &object, Permission::Update), Decision::Allow, "bench token must be allowed");
-    Fixture { policy, token, identity, principal, object }
+    let scoped = scoped(doc, t, &object.id);
+    assert_eq!(scoped.policy.decide(&scoped.principal, &object, Permission::Update), Decision::Allow);
+    Fixture { policy, token, identity, principal, object, scoped }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -104,6 +140,20 @@ fn decision(c: &mut Criterion, f: &Fixture) {
     g.bench_function("worker_cache_hit", |b| b.iter(|| rt.block_on(worker_decide())));
     g.bench_function("uncached", |b| {
         b.iter(|| f.policy.decide(&f.principal, black_box(&f.object), Permission::Update))
+    });
+    let s = &f.scoped;
+    let scoped_cache = crate::cache();
+    let client: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let scoped_decide = || async {
+        let key = loggate::cache::DecisionKey::new(digest, black_box(&f.object), Permission::Update);
+        let compute = || async { Ok::<_, Infallible>(s.policy.decide(&s.principal, &f.object, Permission::Update)) };
+        let (decision, _) = scoped_cache.decision(key, &s.identity, &f.object, compute).await.expect("infallible");
+        decision.is_allow() && s.identity.admits(black_box(client))
+    };
+    assert!(rt.block_on(scoped_decide()));
+    g.bench_function("scoped_cached_hit_and_address", |b| b.iter(|| rt.block_on(scoped_decide())));
+    g.bench_function("scoped_uncached", |b| {
+        b.iter(|| s.policy.decide(&s.principal, black_box(&f.object), Permission::Update))
     });
     g.finish();
 }

@@ -9,7 +9,7 @@ use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
 use loggate_authz::{CompiledPolicy, Principal};
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
-use loggate_model::{Timestamp, TokenDigest};
+use loggate_model::{Scope, ScopeGrant, Timestamp, TokenDigest};
 use std::time::Duration;
 
 async fn store(db: &TestDb) -> PgStore {
@@ -34,6 +34,12 @@ fn world() -> (PolicyBuilder, Vec<crate::support::policy::Token>, Vec<ObjectRef>
     let grouped = p.service_token(&acme, "grouped");
     let roled = p.service_token(&acme, "roled");
     let outsider = p.service_token(&other, "outsider");
+    // Narrowed in `doc_of`: "scoped" may write the whole org by its ACL but
+    // its scope names checkout; "derived" is its child, listed first.
+    let scoped = p.service_token(&acme, "scoped");
+    p.grant_user(&scoped.user_id, "update", "organization", &acme);
+    p.grant_user(&scoped.user_id, "read", "organization", &acme);
+    let derived = p.token_for(&acme, "derived", &scoped.user_id, Some("2100-01-01T00:00:00Z"));
     let inner = p.group(&acme, "inner", &[&grouped.user_id], &[]);
     let outer = p.group(&acme, "outer", &[], &[&inner]);
     p.group(&acme, "cycle", &[], &[&outer]);
@@ -58,11 +64,29 @@ fn world() -> (PolicyBuilder, Vec<crate::support::policy::Token>, Vec<ObjectRef>
         ObjectRef::new(ObjectType::ProjectLog, "no-such-project"),
         ObjectRef::new(ObjectType::Prompt, "some-prompt"),
     ];
-    (p, vec![writer, grouped, roled, outsider], objects)
+    (p, vec![writer, grouped, roled, outsider, scoped, derived], objects)
 }
 
 fn doc_of(p: &PolicyBuilder) -> PolicyDoc {
-    serde_json::from_value(p.to_json()).unwrap()
+    let mut doc: PolicyDoc = serde_json::from_value(p.to_json()).unwrap();
+    let position = |doc: &PolicyDoc, name: &str| doc.service_tokens.iter().position(|t| t.name == name);
+    let Some(s) = position(&doc, "scoped") else { return doc };
+    let checkout = doc.projects.iter().find(|x| x.name == "checkout").unwrap().id.clone();
+    let grant = |object_type, permissions: &[Permission]| ScopeGrant {
+        object_type,
+        object_id: checkout.clone(),
+        permissions: permissions.to_vec(),
+    };
+    doc.service_tokens[s].scope = Some(Scope {
+        grants: Some(vec![grant(ObjectType::Project, &[Permission::Update, Permission::Read])]),
+        client_cidrs: Some(vec!["10.0.0.0/8".parse().unwrap()]),
+    });
+    let parent_id = doc.service_tokens[s].id.clone();
+    let mut child = doc.service_tokens.remove(position(&doc, "derived").unwrap());
+    child.parent_id = Some(parent_id);
+    child.scope = Some(Scope { grants: Some(vec![grant(ObjectType::ProjectLog, &[Permission::Update])]), client_cidrs: None });
+    doc.service_tokens.insert(0, child);
+    doc
 }
 
 /// Sorted collections and member lists: what export produces.
