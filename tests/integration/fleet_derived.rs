@@ -23,7 +23,6 @@ const BOUND: Duration = Duration::from_secs(5);
 
 struct Setup {
     fleet: Fleet,
-    org: String,
     project: String,
     other_project: String,
     experiment: String,
@@ -193,7 +192,6 @@ async fn a_child_derived_on_one_replica_writes_on_another_within_its_scope() {
     assert_eq!(after, before, "a refused derivation wrote a token");
     // The parent still writes anywhere in the organization.
     assert_eq!(write_checked(f, 1, &s.parent.raw, log_row(&s.other_project)).await.0, 200);
-    let _ = &s.org;
 }
 
 /// The configured `limits.max_derived_ttl` is the bound.

@@ -50,6 +50,11 @@ struct Scoped {
 }
 
 impl Scoped {
+    /// The raw values of other tokens, for the leak checks.
+    fn extra(tokens: Vec<&Token>) -> Vec<String> {
+        tokens.into_iter().map(|t| t.raw.clone()).collect()
+    }
+
     fn raws(&self) -> Vec<&str> {
         [
             &self.checkout_only,
@@ -512,4 +517,94 @@ async fn denials_are_counted_by_reason() {
     let addr = denial_samples(&text, "client_address_denied");
     assert_eq!(addr.iter().map(|(_, v)| v).sum::<f64>(), 2.0, "{addr:?}");
     assert!(addr.iter().all(|(l, _)| l.contains(&format!("org=\"{}\"", w.org))), "{addr:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Derived tokens written into the policy file.
+
+/// A policy file may hold derived tokens (`parent_id`): a child is held to
+/// every ancestor's scope and window; a child whose parent is not loaded is
+/// left out (401); removing a parent from the file (hot
+/// reload) takes its children with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_tokens_in_the_policy_file_follow_their_ancestors() {
+    let mut c = cast();
+    let (org, project) = (c.org.clone(), c.project.clone());
+    let experiment = c.experiment.clone();
+    let p = &mut c.policy;
+    let account = p.user("org-writer", true);
+    p.grant_user(&account, "update", "organization", &org);
+    let parent = p.scoped_token(
+        &org,
+        "parent",
+        &account,
+        json!({"grants": [{"object_type": "project", "object_id": project, "permissions": ["update"]}]}),
+    );
+    let child = p.token_entry(&org, "child", &account, json!({"parent_id": parent.id}));
+    let grandchild = p.token_entry(
+        &org,
+        "grandchild",
+        &account,
+        json!({"parent_id": child.id,
+               "scope": {"grants": [{"object_type": "experiment", "object_id": experiment, "permissions": ["update"]}]}}),
+    );
+    let lapsed_parent = p.token_entry(&org, "lapsed-parent", &account, json!({"expires_at": "2001-01-01T00:00:00Z"}));
+    let child_of_lapsed = p.token_entry(&org, "child-of-lapsed", &account, json!({"parent_id": lapsed_parent.id}));
+    let future_parent = p.token_entry(&org, "future-parent", &account, json!({"not_before": "2999-01-01T00:00:00Z"}));
+    let child_of_future = p.token_entry(&org, "child-of-future", &account, json!({"parent_id": future_parent.id}));
+    let orphan = p.token_entry(&org, "orphan", &account, json!({"parent_id": crate::support::policy::new_id()}));
+    let s = Scoped::extra(vec![
+        &parent,
+        &child,
+        &grandchild,
+        &lapsed_parent,
+        &child_of_lapsed,
+        &future_parent,
+        &child_of_future,
+        &orphan,
+    ]);
+    let w = World::builder_for(c).start().await;
+    let secrets: Vec<&str> = w.secrets().into_iter().chain(s.iter().map(String::as_str)).collect();
+    let check = |r: &Resp, status: u16, code: &str| {
+        http::assert_error(r, status, code, &secrets);
+    };
+
+    for t in [&parent, &child] {
+        allowed_and_forwarded(&w, t, vec![log_row(&w.project), experiment_row(&w.experiment)], None).await;
+        let r =
+            refused_unforwarded(&w, &t.name, async || logs3_via(&w, t, vec![log_row(&w.other_project)], None).await)
+                .await;
+        check(&r, 403, "scope_denied");
+    }
+    allowed_and_forwarded(&w, &grandchild, vec![experiment_row(&w.experiment)], None).await;
+    let r = refused_unforwarded(&w, "grandchild", async || {
+        logs3_via(&w, &grandchild, vec![log_row(&w.project)], None).await
+    })
+    .await;
+    check(&r, 403, "scope_denied");
+    for t in [&child_of_lapsed, &child_of_future, &orphan] {
+        let r =
+            refused_unforwarded(&w, &t.name, async || logs3_via(&w, t, vec![log_row(&w.project)], None).await).await;
+        check(&r, 401, "unauthenticated");
+    }
+    w.still_serves().await;
+
+    // The parent leaves the file: its child and grandchild leave with it.
+    let mut next = w.policy.clone();
+    assert!(next.remove_token(&parent.id));
+    w.gw.write_policy(&next);
+    crate::support::wait::until(
+        "the parent's removal reaches its descendants",
+        std::time::Duration::from_secs(10),
+        async || logs3_via(&w, &parent, vec![log_row(&w.project)], None).await.status == 401,
+    )
+    .await;
+    for t in [&child, &grandchild] {
+        let r = refused_unforwarded(&w, &t.name, async || {
+            logs3_via(&w, t, vec![experiment_row(&w.experiment)], None).await
+        })
+        .await;
+        check(&r, 401, "unauthenticated");
+    }
+    w.still_serves().await;
 }
