@@ -52,18 +52,7 @@ async fn setup(builder: FleetBuilder) -> Setup {
     let parent_loopback = p.scoped_token(&org, "pipeline-loopback", &account, json!({"client_cidrs": ["127.0.0.0/8"]}));
     let parent_lapsed = p.token_entry(&org, "pipeline-lapsed", &account, json!({"expires_at": "2001-01-01T00:00:00Z"}));
     let fleet = builder.replicas(2).start(&p).await;
-    Setup {
-        fleet,
-        org,
-        project,
-        other_project,
-        experiment,
-        account,
-        parent,
-        parent_ten,
-        parent_loopback,
-        parent_lapsed,
-    }
+    Setup { fleet, project, other_project, experiment, account, parent, parent_ten, parent_loopback, parent_lapsed }
 }
 
 /// `(status, body)` of `POST /v1/service_token/derive` on replica `i`.
