@@ -48,6 +48,7 @@ fn new(c: &Case) -> AccessRecord<'static> {
         request_id: "01JEC4W7Q8M2ZP3N5R6T7V8X9Y",
         method: "POST",
         route: "logs3",
+        client: std::net::IpAddr::from([10, 1, 2, 3]),
         status: c.status,
         error: c.error,
         token_id: Some("3f0c2a7e-1b4d-4c8e-9a6f-5d2e8b7c1a90"),

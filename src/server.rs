@@ -232,6 +232,7 @@ async fn serve_request(
         request_id,
         method: method.as_str(),
         route: label,
+        client: client_ip,
         status: status.as_u16(),
         error: error_code,
         token_id: identity.map(|i| i.token_id.as_str()),

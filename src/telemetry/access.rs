@@ -18,6 +18,8 @@ pub struct AccessRecord<'a> {
     pub request_id: &'a str,
     pub method: &'a str,
     pub route: &'a str,
+    /// The client address requests are judged by (see `server::client_addr`).
+    pub client: std::net::IpAddr,
     pub status: u16,
     pub error: Option<&'a str>,
     pub token_id: Option<&'a str>,
@@ -58,6 +60,7 @@ impl AccessRecord<'_> {
             request_id: self.request_id,
             method: self.method,
             route: self.route,
+            client: self.client,
             status: self.status,
             error: self.error,
             token_id: self.token_id,
@@ -80,6 +83,7 @@ impl AccessRecord<'_> {
             request_id = self.request_id,
             method = self.method,
             route = self.route,
+            client = %self.client,
             status = self.status,
             error = self.error,
             token_id = self.token_id,
@@ -103,6 +107,7 @@ struct JsonLine<'a> {
     request_id: &'a str,
     method: &'a str,
     route: &'a str,
+    client: std::net::IpAddr,
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -164,6 +169,7 @@ mod tests {
             request_id: "abc123",
             method: "POST",
             route: "logs3",
+            client: std::net::IpAddr::from([192, 0, 2, 7]),
             status: 403,
             error: Some("permission_denied"),
             token_id: Some("t1"),
@@ -205,7 +211,7 @@ mod tests {
             line(&r),
             concat!(
                 r#"{"timestamp":"2026-11-25T20:48:33.753353Z","level":"INFO","message":"request","#,
-                r#""request_id":"abc123","method":"POST","route":"logs3","status":403,"error":"permission_denied","#,
+                r#""request_id":"abc123","method":"POST","route":"logs3","client":"192.0.2.7","status":403,"error":"permission_denied","#,
                 r#""token_id":"t1","token_name":"ci","org":"o1","decision":"deny","rows":2,"latency_ms":12.034,"#,
                 r#""target":"loggate::access"}"#,
                 "\n"
@@ -216,7 +222,7 @@ mod tests {
             line(&r),
             concat!(
                 r#"{"timestamp":"2026-11-25T20:48:33.753353Z","level":"INFO","message":"request","#,
-                r#""request_id":"abc123","method":"POST","route":"logs3","status":403,"decision":"deny","rows":2,"#,
+                r#""request_id":"abc123","method":"POST","route":"logs3","client":"192.0.2.7","status":403,"decision":"deny","rows":2,"#,
                 r#""latency_ms":0.007,"target":"loggate::access"}"#,
                 "\n"
             )
