@@ -84,7 +84,8 @@ fn doc_of(p: &PolicyBuilder) -> PolicyDoc {
     let parent_id = doc.service_tokens[s].id.clone();
     let mut child = doc.service_tokens.remove(position(&doc, "derived").unwrap());
     child.parent_id = Some(parent_id);
-    child.scope = Some(Scope { grants: Some(vec![grant(ObjectType::ProjectLog, &[Permission::Update])]), client_cidrs: None });
+    child.scope =
+        Some(Scope { grants: Some(vec![grant(ObjectType::ProjectLog, &[Permission::Update])]), client_cidrs: None });
     doc.service_tokens.insert(0, child);
     doc
 }
