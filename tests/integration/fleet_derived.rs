@@ -23,6 +23,7 @@ const BOUND: Duration = Duration::from_secs(5);
 
 struct Setup {
     fleet: Fleet,
+    org: String,
     project: String,
     other_project: String,
     experiment: String,
@@ -52,7 +53,18 @@ async fn setup(builder: FleetBuilder) -> Setup {
     let parent_loopback = p.scoped_token(&org, "pipeline-loopback", &account, json!({"client_cidrs": ["127.0.0.0/8"]}));
     let parent_lapsed = p.token_entry(&org, "pipeline-lapsed", &account, json!({"expires_at": "2001-01-01T00:00:00Z"}));
     let fleet = builder.replicas(2).start(&p).await;
-    Setup { fleet, project, other_project, experiment, account, parent, parent_ten, parent_loopback, parent_lapsed }
+    Setup {
+        fleet,
+        org,
+        project,
+        other_project,
+        experiment,
+        account,
+        parent,
+        parent_ten,
+        parent_loopback,
+        parent_lapsed,
+    }
 }
 
 /// `(status, body)` of `POST /v1/service_token/derive` on replica `i`.
@@ -469,4 +481,121 @@ async fn redis_the_parents_window_and_address_bound_the_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_the_parents_window_and_address_bound_the_child() {
     the_parents_window_and_address_bound_the_child(FleetBuilder::nats()).await;
+}
+
+/// A parent made through the admin API on replica 1: `(id, key)`.
+async fn admin_parent(s: &Setup, name: &str, scope: Value) -> (String, String) {
+    let created = s
+        .fleet
+        .admin_ok(
+            0,
+            Method::POST,
+            "/v1/service_token",
+            Some(json!({"name": name, "service_account_id": s.account, "scope": scope})),
+        )
+        .await;
+    (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
+}
+
+/// The child's scope is the intersection with the parent's, object by
+/// object; widening a child through the admin API never lets it outgrow
+/// its parent; deleting the root of a chain deletes and refuses every
+/// descendant; a parent deleted on one replica can no longer derive on the
+/// other, however warm its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_stay_inside_their_root() {
+    let s = setup(FleetBuilder::redis()).await;
+    let f = &s.fleet;
+    let project_scope =
+        json!({"grants": [{"object_type": "project", "object_id": s.project, "permissions": ["update", "read"]}]});
+    let (root_id, root) = admin_parent(&s, "root", project_scope.clone()).await;
+
+    // Intersections: the experiment under the project; nothing for an
+    // unrelated project; the permissions both list.
+    let ask = |scope: Value| json!({"name": "job", "ttl": "1h", "scope": scope});
+    let (_, _, a) = derive_ok(f, 0, &root, &ask(experiment_scope(&s.experiment))).await;
+    assert_eq!(a["scope"], experiment_scope(&s.experiment), "{a}");
+    let other =
+        json!({"grants": [{"object_type": "project", "object_id": s.other_project, "permissions": ["update"]}]});
+    let (_, unrelated, a) = derive_ok(f, 0, &root, &ask(other)).await;
+    assert_eq!(a["scope"], json!({"grants": []}), "{a}");
+    assert_eq!(write_checked(f, 1, &unrelated, log_row(&s.other_project)).await, (403, "scope_denied".into()));
+    assert_eq!(write_checked(f, 1, &unrelated, log_row(&s.project)).await, (403, "scope_denied".into()));
+    let org_wide =
+        json!({"grants": [{"object_type": "organization", "object_id": s.org, "permissions": ["update", "delete"]}]});
+    let (_, _, a) = derive_ok(f, 0, &root, &ask(org_wide)).await;
+    assert_eq!(
+        a["scope"],
+        json!({"grants": [{"object_type": "project", "object_id": s.project, "permissions": ["update"]}]}),
+        "{a}"
+    );
+
+    // A child widened by the admin API is still held to the root's scope.
+    let (child_id, child, _) = derive_ok(f, 0, &root, &ask(experiment_scope(&s.experiment))).await;
+    assert_eq!(write_checked(f, 1, &child, log_row(&s.project)).await, (403, "scope_denied".into()));
+    let widened =
+        f.admin_ok(1, Method::PATCH, &format!("/v1/service_token/{child_id}"), Some(json!({"scope": null}))).await;
+    assert_eq!(widened["parent_id"], root_id.as_str(), "{widened}");
+    f.until_all("the widened child writes the project log", BOUND, async |i| {
+        f.write(i, &child, &log_row(&s.project)).await.0 == 200
+    })
+    .await;
+    for i in 0..2 {
+        assert_eq!(write_checked(f, i, &child, log_row(&s.other_project)).await, (403, "scope_denied".into()));
+    }
+
+    // A grandchild; the root goes; both descendants go with it.
+    let (grand_id, grand, _) = derive_ok(f, 1, &child, &ask(experiment_scope(&s.experiment))).await;
+    for i in 0..2 {
+        assert_eq!(write_checked(f, i, &grand, experiment_row(&s.experiment)).await.0, 200);
+    }
+    f.admin_ok(0, Method::DELETE, &format!("/v1/service_token/{root_id}"), None).await;
+    f.until_all("the root's descendants are refused", BOUND, async |i| {
+        f.write(i, &grand, &experiment_row(&s.experiment)).await.0 == 401
+            && f.write(i, &child, &log_row(&s.project)).await.0 == 401
+    })
+    .await;
+    let db = f.db.client().await;
+    for id in [&child_id, &grand_id] {
+        assert!(
+            db.query_opt("SELECT 1 FROM service_tokens WHERE id = $1", &[id]).await.unwrap().is_none(),
+            "{id} left"
+        );
+    }
+
+    // Deleted on replica 1 while warm on replica 2: replica 2 derives nothing from it.
+    for round in 0..5 {
+        let (id, key) = admin_parent(&s, &format!("short-lived-{round}"), Value::Null).await;
+        wait::until("the parent writes on replica 2", BOUND, async || {
+            f.write(1, &key, &log_row(&s.project)).await.0 == 200
+        })
+        .await;
+        f.admin_ok(0, Method::DELETE, &format!("/v1/service_token/{id}"), None).await;
+        let (status, v) = derive(f, 1, &key, &ask(Value::Null)).await;
+        assert_eq!(status, 401, "round {round}: a deleted parent derived on a warm replica: {v}");
+        let n: i64 =
+            db.query_one("SELECT count(*) FROM service_tokens WHERE parent_id = $1", &[&id]).await.unwrap().get(0);
+        assert_eq!(n, 0, "round {round}: a child of a deleted parent was written");
+    }
+}
+
+/// A child past its own ttl is refused (the passing of time is the
+/// behaviour here: a one-second ttl).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_past_its_ttl_is_unauthenticated() {
+    let s = setup(FleetBuilder::redis()).await;
+    let f = &s.fleet;
+    let (_, key, answer) = derive_ok(f, 0, &s.parent.raw, &json!({"name": "blink", "ttl": "1s"})).await;
+    let expires_ms = Timestamp::parse_rfc3339(answer["expires_at"].as_str().unwrap()).unwrap().unix_ms();
+    let first = write_checked(f, 1, &key, log_row(&s.project)).await;
+    assert!(first.0 == 200 || first == (401, "unauthenticated".into()), "{first:?}");
+    wait::until("the child's ttl runs out", BOUND, async || f.write(1, &key, &log_row(&s.project)).await.0 == 401)
+        .await;
+    let late = now_ms() - expires_ms;
+    eprintln!("a 1s child: first refusal {late} ms after its expires_at");
+    assert!(late >= 0, "refused {} ms before its expires_at", -late);
+    for i in 0..2 {
+        assert_eq!(write_checked(f, i, &key, log_row(&s.project)).await, (401, "unauthenticated".into()));
+    }
+    assert_eq!(write_checked(f, 1, &s.parent.raw, log_row(&s.project)).await.0, 200, "the parent lives on");
 }
