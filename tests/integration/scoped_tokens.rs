@@ -608,3 +608,109 @@ async fn derived_tokens_in_the_policy_file_follow_their_ancestors() {
     }
     w.still_serves().await;
 }
+
+// ---------------------------------------------------------------------------
+// The resolved address everywhere; shadow mode; the decision cache.
+
+/// Behind a trusted proxy, the address the failed-authentication budget
+/// counts and the audit trail records is the forwarded one, not the proxy's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_and_the_audit_trail_see_the_forwarded_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (c, s) = scoped_cast();
+    let toml = format!(
+        "[limits]\nauth_failures_per_minute = 3\n[audit]\nsink = \"file\"\npath = \"{}\"\nqueue = 1024\n",
+        crate::support::gateway::toml_escape(&path)
+    );
+    let w = World::builder_for(c)
+        .gateway(|b| b.server_option("trusted_proxies", r#"["127.0.0.0/8"]"#).extra_toml(&toml))
+        .start()
+        .await;
+    let row = || vec![log_row(&w.project)];
+    let unknown = crate::support::policy::Token {
+        raw: w.unknown.clone(),
+        id: String::new(),
+        name: "unknown".into(),
+        user_id: String::new(),
+        org_id: String::new(),
+    };
+    for _ in 0..3 {
+        denied(&w, &s, &logs3_via(&w, &unknown, row(), Some("192.0.2.1")).await, 401, "unauthenticated");
+    }
+    denied(&w, &s, &logs3_via(&w, &unknown, row(), Some("192.0.2.1")).await, 429, "rate_limited");
+    denied(&w, &s, &logs3_via(&w, &w.writer, row(), Some("192.0.2.1")).await, 429, "rate_limited");
+    // Another client behind the same proxy has a budget of its own.
+    denied(&w, &s, &logs3_via(&w, &unknown, row(), Some("192.0.2.2")).await, 401, "unauthenticated");
+    allowed_and_forwarded(&w, &w.writer, row(), Some("192.0.2.2")).await;
+
+    let allowed = logs3_via(&w, &s.bound_ten, row(), Some("10.1.2.3")).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    let refused = logs3_via(&w, &s.bound_ten, row(), Some("198.51.100.4")).await;
+    denied(&w, &s, &refused, 403, "client_address_denied");
+    let id = |r: &Resp| r.header("x-request-id").expect("x-request-id").to_owned();
+    let (allowed_id, refused_id) = (id(&allowed), id(&refused));
+    let records = crate::support::wait::until("both audit records", std::time::Duration::from_secs(5), async || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let all: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let find = |rid: &str| all.iter().find(|r| r["request_id"] == rid).cloned();
+        Some((find(&allowed_id)?, find(&refused_id)?))
+    })
+    .await;
+    assert_eq!(records.0["client_addr"], "10.1.2.3", "{}", records.0);
+    assert_eq!(records.1["client_addr"], "198.51.100.4", "{}", records.1);
+    assert_eq!(records.1["reason"], "client_address_denied", "{}", records.1);
+    assert_eq!(records.1["decision"], "deny", "{}", records.1);
+}
+
+/// Scope denials are policy denials: in shadow mode they are forwarded,
+/// counted as shadow denials by reason, and audited as `shadow_allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_covers_scope_denials() {
+    let (c, s) = scoped_cast();
+    let org = c.org.clone();
+    let w = World::builder_for(c).gateway(|b| b.extra_toml(&format!("[shadow]\norgs = [\"{org}\"]\n"))).start().await;
+    allowed_and_forwarded(&w, &s.checkout_only, vec![log_row(&w.other_project)], None).await;
+    let text = w.gw.metrics().await;
+    let shadowed: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("loggate_shadow_denials_total{") && l.contains("reason=\"scope_denied\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum();
+    assert_eq!(shadowed, 1.0, "{text}");
+    assert!(denial_samples(&text, "scope_denied").is_empty(), "a shadowed denial counted as enforced: {text}");
+}
+
+/// Decisions are cached, but never across tokens of one account: an
+/// unscoped token's allow is not a scoped token's, nor the other way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_decision_never_crosses_tokens_of_one_account() {
+    let mut c = cast();
+    let (org, dataset) = (c.org.clone(), c.dataset.clone());
+    let user = c.writer.user_id.clone();
+    let dataset_only = c.policy.scoped_token(
+        &org,
+        "dataset-only",
+        &user,
+        json!({"grants": [{"object_type": "dataset", "object_id": dataset, "permissions": ["update"]}]}),
+    );
+    let w = World::builder_for(c).start().await;
+    let secrets: Vec<&str> = w.secrets().into_iter().chain([dataset_only.raw.as_str()]).collect();
+    for round in 0..3 {
+        // The unscoped writer first (cached allow), then the scoped one.
+        allowed_and_forwarded(&w, &w.writer, vec![experiment_row(&w.experiment)], None).await;
+        let r = refused_unforwarded(&w, &format!("round {round}"), async || {
+            logs3_via(&w, &dataset_only, vec![experiment_row(&w.experiment)], None).await
+        })
+        .await;
+        http::assert_error(&r, 403, "scope_denied", &secrets);
+        // The scoped one refused on the project log first, then the writer.
+        let r = refused_unforwarded(&w, &format!("round {round}"), async || {
+            logs3_via(&w, &dataset_only, vec![log_row(&w.project)], None).await
+        })
+        .await;
+        http::assert_error(&r, 403, "scope_denied", &secrets);
+        allowed_and_forwarded(&w, &w.writer, vec![log_row(&w.project)], None).await;
+        allowed_and_forwarded(&w, &dataset_only, vec![crate::support::world::dataset_row(&w.dataset)], None).await;
+    }
+}
