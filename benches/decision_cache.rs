@@ -67,10 +67,7 @@ fn identity(t: usize) -> Arc<Identity> {
         token_name: format!("ci-writer-{t}"),
         org_id: "7c3f1a52-0d4e-4b8a-9f61-2e5d8c9b0a17".into(),
         user_id: format!("user-{t}"),
-        expires_at: None,
-        not_before: None,
-        scopes: Default::default(),
-        lineage: Default::default(),
+        ..Identity::default()
     })
 }
 

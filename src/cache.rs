@@ -384,10 +384,7 @@ mod tests {
             token_name: "ci".into(),
             org_id: "o1".into(),
             user_id: "u1".into(),
-            expires_at: None,
-            not_before: None,
-            scopes: Default::default(),
-            lineage: Default::default(),
+            ..Identity::default()
         }
     }
 
@@ -534,10 +531,7 @@ mod tests {
             token_name: token.into(),
             org_id: org.into(),
             user_id: user.into(),
-            expires_at: None,
-            not_before: None,
-            scopes: Default::default(),
-            lineage: Default::default(),
+            ..Identity::default()
         }
     }
 

@@ -84,10 +84,7 @@ mod tests {
                 token_name: "ci-writer".into(),
                 org_id: "o1".into(),
                 user_id: "u1".into(),
-                expires_at: None,
-                not_before: None,
-                scopes: Default::default(),
-                lineage: Default::default(),
+                ..Identity::default()
             })),
             decision: "deny",
             status: 403,

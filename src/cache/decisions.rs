@@ -242,10 +242,7 @@ mod tests {
             token_name: token.into(),
             org_id: "o1".into(),
             user_id: format!("u-{token}"),
-            expires_at: None,
-            not_before: None,
-            scopes: Default::default(),
-            lineage: Default::default(),
+            ..Identity::default()
         })
     }
 

@@ -135,10 +135,7 @@ mod tests {
             token_name: token.into(),
             user_id: user.into(),
             org_id: "o".into(),
-            expires_at: None,
-            not_before: None,
-            scopes: Default::default(),
-            lineage: Default::default(),
+            ..Identity::default()
         }
     }
 

@@ -15,30 +15,24 @@ pub(super) struct NewToken {
 }
 
 pub(super) fn token_new(args: &NewToken) -> ExitCode {
-    let entry = match entry(args, crate::clock::now_ms()) {
+    let token = loggate_model::token::generate();
+    let entry = match entry(args, TokenDigest::of(&token), crate::clock::now_ms()) {
         Ok(entry) => entry,
         Err(e) => {
             eprintln!("loggate: {e}");
             return ExitCode::from(2);
         }
     };
-    let token = loggate_model::token::generate();
-    let entry = ServiceToken { token_sha256: TokenDigest::of(&token), ..entry };
     println!("token:  {token}");
     println!("sha256: {}", entry.token_sha256.to_hex());
     println!("service_tokens entry:\n{}", serde_json::to_string_pretty(&entry).expect("json"));
     ExitCode::SUCCESS
 }
 
-/// The entry the arguments describe (digest still to fill in).
-fn entry(args: &NewToken, now_ms: i64) -> Result<ServiceToken, String> {
-    let mut t = ServiceToken::new(
-        uuid::Uuid::new_v4().to_string(),
-        &args.name,
-        &args.org_id,
-        &args.service_account_id,
-        TokenDigest::of(""),
-    );
+/// The entry the arguments describe, for a token with digest `digest`.
+fn entry(args: &NewToken, digest: TokenDigest, now_ms: i64) -> Result<ServiceToken, String> {
+    let mut t =
+        ServiceToken::new(uuid::Uuid::new_v4().to_string(), &args.name, &args.org_id, &args.service_account_id, digest);
     let grants = args.scope.iter().map(|g| grant(g)).collect::<Result<Vec<_>, _>>()?;
     let cidrs = args
         .cidr
@@ -86,22 +80,26 @@ mod tests {
 
     #[test]
     fn scope_cidr_and_ttl_make_a_narrow_entry() {
-        let t = entry(&args(&["project_log:p1:update,read"], &["10.0.0.0/8"], Some("24h")), 1_000).unwrap();
+        let t =
+            entry(&args(&["project_log:p1:update,read"], &["10.0.0.0/8"], Some("24h")), TokenDigest::of("t"), 1_000)
+                .unwrap();
         let scope = t.scope.unwrap();
         let g = &scope.grants.unwrap()[0];
         assert_eq!((g.object_type, g.object_id.as_str()), (ObjectType::ProjectLog, "p1"));
         assert_eq!(g.permissions, vec![Permission::Update, Permission::Read]);
         assert_eq!(scope.client_cidrs.unwrap()[0].to_string(), "10.0.0.0/8");
         assert_eq!(t.expires_at, Some(Timestamp::from_unix_ms(1_000 + 86_400_000)));
-        let plain = entry(&args(&[], &[], None), 0).unwrap();
+        let plain = entry(&args(&[], &[], None), TokenDigest::of("t"), 0).unwrap();
         assert!(plain.scope.is_none() && plain.expires_at.is_none());
     }
 
     #[test]
     fn bad_arguments_are_named() {
-        assert!(entry(&args(&["project_log:p1"], &[], None), 0).unwrap_err().contains("--scope"));
-        assert!(entry(&args(&["project_log:p1:write"], &[], None), 0).unwrap_err().contains("write"));
-        assert!(entry(&args(&[], &["10.0.0.0/40"], None), 0).unwrap_err().contains("--cidr"));
-        assert!(entry(&args(&[], &[], Some("soon")), 0).unwrap_err().contains("--ttl"));
+        assert!(entry(&args(&["project_log:p1"], &[], None), TokenDigest::of("t"), 0).unwrap_err().contains("--scope"));
+        assert!(
+            entry(&args(&["project_log:p1:write"], &[], None), TokenDigest::of("t"), 0).unwrap_err().contains("write")
+        );
+        assert!(entry(&args(&[], &["10.0.0.0/40"], None), TokenDigest::of("t"), 0).unwrap_err().contains("--cidr"));
+        assert!(entry(&args(&[], &[], Some("soon")), TokenDigest::of("t"), 0).unwrap_err().contains("--ttl"));
     }
 }

@@ -201,10 +201,7 @@ mod tests {
             token_name: token.into(),
             org_id: org.into(),
             user_id: user.into(),
-            expires_at: None,
-            not_before: None,
-            scopes: Default::default(),
-            lineage: Default::default(),
+            ..Identity::default()
         }
     }
 

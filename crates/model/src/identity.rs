@@ -8,7 +8,7 @@ use crate::scope::Scopes;
 use crate::timestamp::Timestamp;
 
 /// Who a request is acting as, once its token has been recognised.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     /// The service token's id (safe to log).
     pub token_id: String,

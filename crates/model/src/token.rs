@@ -164,6 +164,11 @@ pub fn generate() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn preview_is_the_first_ten_characters() {
+        assert_eq!(super::preview("bt-st-abcdefghijklmnopqrstuvwxyz0123456789"), "bt-st-abcd…");
+    }
+
     use super::*;
 
     const GOOD: &str = "bt-st-abcdefghijklmnopqrstuvwxyz012345";
