@@ -9,6 +9,7 @@
 
 mod compile;
 mod explain;
+mod org_wide;
 
 use std::collections::HashMap;
 use std::fmt;
