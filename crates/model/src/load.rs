@@ -379,7 +379,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         }
     }
 
-    report.0.sort_by(|a, b| natural(&a.field).cmp(&natural(&b.field)));
+    report.0.sort_by_key(|a| natural(&a.field));
     let doc = PolicyDoc {
         organizations: strip(d.organizations),
         projects: strip(d.projects),

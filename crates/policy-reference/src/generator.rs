@@ -704,19 +704,17 @@ impl Gen<'_> {
                     e.insert("expires_at".into(), json!(ts));
                 }
             }
-            if self.opts.scopes || self.opts.not_before {
-                if self.t.chance(35) {
-                    if self.t.chance(15) {
-                        e.insert("not_before".into(), Value::Null);
+            if (self.opts.scopes || self.opts.not_before) && self.t.chance(35) {
+                if self.t.chance(15) {
+                    e.insert("not_before".into(), Value::Null);
+                } else {
+                    let when = if self.t.chance(30) {
+                        NOW_MS + *self.t.pick(&[-1, 0, 1, HOUR, -2])
                     } else {
-                        let when = if self.t.chance(30) {
-                            NOW_MS + *self.t.pick(&[-1, 0, 1, HOUR, -2])
-                        } else {
-                            NOW_MS + *self.t.pick(&[-DAY, -HOUR, -DAY * 30])
-                        };
-                        let ts = self.ts(when);
-                        e.insert("not_before".into(), json!(ts));
-                    }
+                        NOW_MS + *self.t.pick(&[-DAY, -HOUR, -DAY * 30])
+                    };
+                    let ts = self.ts(when);
+                    e.insert("not_before".into(), json!(ts));
                 }
             }
             if self.opts.scopes {
