@@ -104,6 +104,15 @@ pub enum Credentials {
     Swap,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassthroughCredentials {
+    /// The caller's own Authorization header, whatever `credentials` says.
+    Caller,
+    /// loggate's own token: every authenticated caller borrows its key.
+    Swap,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
@@ -112,6 +121,10 @@ pub struct UpstreamConfig {
     pub credentials: Credentials,
     pub upstream_token_env: String,
     pub passthrough_prefixes: Vec<String>,
+    /// Whose credentials passthrough routes carry: the caller's own even
+    /// under `credentials = "swap"`, unless lending loggate's key there is
+    /// asked for explicitly (loggate checks nothing on those routes).
+    pub passthrough_credentials: PassthroughCredentials,
     #[serde(with = "duration::serde_str")]
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
@@ -129,6 +142,7 @@ impl Default for UpstreamConfig {
             credentials: Credentials::Passthrough,
             upstream_token_env: "BRAINTRUST_UPSTREAM_API_KEY".into(),
             passthrough_prefixes: Vec::new(),
+            passthrough_credentials: PassthroughCredentials::Caller,
             timeout: Duration::from_secs(30),
             ca_file: None,
             client_cert: None,
@@ -429,22 +443,42 @@ impl Config {
         Ok(())
     }
 
-    /// The upstream token for `credentials = "swap"`, read from the env var
+    /// The upstream token for `credentials = "swap"` (or
+    /// `passthrough_credentials = "swap"`), read from the env var
     /// `upstream.upstream_token_env` names. Fails naming the variable.
     pub fn upstream_token(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
-        if self.upstream.credentials != Credentials::Swap {
-            return Ok(None);
-        }
+        let setting = match (self.upstream.credentials, self.upstream.passthrough_credentials) {
+            (Credentials::Swap, _) => "credentials",
+            (_, PassthroughCredentials::Swap) => "passthrough_credentials",
+            _ => return Ok(None),
+        };
         match lookup(&self.upstream.upstream_token_env) {
             Some(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
             _ => Err(ConfigError::Invalid {
                 key: "upstream.upstream_token_env",
                 message: format!(
-                    "credentials = \"swap\" needs the upstream token in env var {}, which is unset or empty",
+                    "{setting} = \"swap\" needs the upstream token in env var {}, which is unset or empty",
                     self.upstream.upstream_token_env
                 ),
             }),
         }
+    }
+
+    /// Settings that are valid but risky; `check` and `serve` print each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.upstream.passthrough_credentials == PassthroughCredentials::Swap {
+            warnings.push(format!(
+                "warning: upstream.passthrough_credentials = \"swap\" lends loggate's own data-plane key to every \
+                 authenticated caller on the passthrough prefixes ({}), where loggate checks no permission",
+                if self.upstream.passthrough_prefixes.is_empty() {
+                    "none configured".to_owned()
+                } else {
+                    self.upstream.passthrough_prefixes.join(", ")
+                }
+            ));
+        }
+        warnings
     }
 
     /// The admin token from the env var `admin.token_env` names, if set.
@@ -529,5 +563,22 @@ mod tests {
         let e = c.upstream_token(|_| None).unwrap_err().to_string();
         assert!(e.contains("BRAINTRUST_UPSTREAM_API_KEY"), "{e}");
         assert_eq!(c.upstream_token(|_| Some("k".into())).unwrap().as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn passthrough_routes_keep_the_callers_credentials_unless_lending_is_asked_for() {
+        let c = parse("[upstream]\ncredentials = \"swap\"\n", &[]).unwrap();
+        assert_eq!(c.upstream.passthrough_credentials, PassthroughCredentials::Caller);
+        assert!(c.warnings().is_empty());
+        let c =
+            parse("[upstream]\npassthrough_credentials = \"swap\"\npassthrough_prefixes = [\"/x/\"]\n", &[]).unwrap();
+        let warnings = c.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("warning") && warnings[0].contains("passthrough_credentials"), "{warnings:?}");
+        // Lending a key needs the key, even with credentials = "passthrough".
+        let e = c.upstream_token(|_| None).unwrap_err().to_string();
+        assert!(e.contains("passthrough_credentials") && e.contains("BRAINTRUST_UPSTREAM_API_KEY"), "{e}");
+        let e = parse("[upstream]\npassthrough_credentials = \"lend\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("lend"), "{e}");
     }
 }

@@ -7,7 +7,7 @@
 
 mod tls;
 
-use crate::config::{Credentials, Upstream, UpstreamConfig};
+use crate::config::{Credentials, PassthroughCredentials, Upstream, UpstreamConfig};
 use crate::error::GatewayError;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -137,6 +137,18 @@ pub struct Forwarder {
     timeout: Duration,
     /// `Some` in swap mode: the Authorization the data plane gets.
     swap_authorization: Option<HeaderValue>,
+    /// `Some` when passthrough routes lend loggate's key too.
+    passthrough_authorization: Option<HeaderValue>,
+}
+
+/// Whose credentials a forwarded request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credit {
+    /// A route loggate authorized: loggate's own key under `credentials = "swap"`.
+    Checked,
+    /// A passthrough route: the caller's own, unless
+    /// `passthrough_credentials = "swap"` lends loggate's key there too.
+    Passthrough,
 }
 
 /// A forwarded request's response and how long the data plane took.
@@ -163,16 +175,19 @@ impl Forwarder {
             .enable_http2()
             .wrap_connector(http);
         let client = pooled_client(connector.clone(), limits.max_idle);
-        let swap_authorization = match (config.credentials, upstream_token) {
-            (Credentials::Swap, Some(token)) => Some(
-                HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| anyhow::anyhow!("upstream token is not a valid header value"))?,
-            ),
-            (Credentials::Swap, None) => {
-                anyhow::bail!("credentials = \"swap\" needs an upstream token")
+        let lent = |wanted: bool, setting: &str| -> anyhow::Result<Option<HeaderValue>> {
+            match (wanted, upstream_token) {
+                (false, _) => Ok(None),
+                (true, Some(token)) => Ok(Some(
+                    HeaderValue::from_str(&format!("Bearer {token}"))
+                        .map_err(|_| anyhow::anyhow!("upstream token is not a valid header value"))?,
+                )),
+                (true, None) => anyhow::bail!("{setting} = \"swap\" needs an upstream token"),
             }
-            (Credentials::Passthrough, _) => None,
         };
+        let swap_authorization = lent(config.credentials == Credentials::Swap, "credentials")?;
+        let passthrough_authorization =
+            lent(config.passthrough_credentials == PassthroughCredentials::Swap, "passthrough_credentials")?;
         Ok(Forwarder {
             client,
             connector,
@@ -181,6 +196,7 @@ impl Forwarder {
             app_base: Base::new(config.app_url.parse()?, limits),
             timeout: config.timeout,
             swap_authorization,
+            passthrough_authorization,
         })
     }
 
@@ -198,6 +214,7 @@ impl Forwarder {
             app_base: Base::new(self.app_base.uri.clone(), self.limits),
             timeout: self.timeout,
             swap_authorization: self.swap_authorization.clone(),
+            passthrough_authorization: self.passthrough_authorization.clone(),
         }
     }
 
@@ -220,6 +237,7 @@ impl Forwarder {
     pub async fn send(
         &self,
         upstream: Upstream,
+        credit: Credit,
         method: Method,
         path_and_query: &PathAndQuery,
         mut headers: HeaderMap,
@@ -240,7 +258,11 @@ impl Forwarder {
             None => headers.remove(header::HOST),
         };
         headers.remove(header::CONTENT_LENGTH);
-        if let Some(auth) = &self.swap_authorization {
+        let lent = match credit {
+            Credit::Checked => &self.swap_authorization,
+            Credit::Passthrough => &self.passthrough_authorization,
+        };
+        if let Some(auth) = lent {
             headers.insert(header::AUTHORIZATION, auth.clone());
         }
         // One clock read for both the timeout and `upstream_time`.

@@ -51,6 +51,9 @@ pub struct RequestMetrics {
     pub decision_misses: IntCounter,
     pub rows_forwarded: IntCounter,
     pub rows_denied: IntCounter,
+    pub otel_spans: IntCounterVec,
+    pub otel_spans_forwarded: IntCounter,
+    pub otel_spans_denied: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -196,6 +199,8 @@ impl RequestMetrics {
         let decision_cache =
             counter_vec("loggate_decision_cache_total", "Decision cache lookups by result.", &["result"]);
         let rows = counter_vec("loggate_rows_total", "Rows inspected, by outcome.", &["outcome"]);
+        let otel_spans =
+            counter_vec("loggate_otel_spans_total", "OpenTelemetry spans inspected, by outcome.", &["outcome"]);
         RequestMetrics {
             requests: counter_vec(
                 "loggate_requests_total",
@@ -227,18 +232,22 @@ impl RequestMetrics {
             decision_misses: decision_cache.with_label_values(&["miss"]),
             rows_forwarded: rows.with_label_values(&["forwarded"]),
             rows_denied: rows.with_label_values(&["denied"]),
+            otel_spans_forwarded: otel_spans.with_label_values(&["forwarded"]),
+            otel_spans_denied: otel_spans.with_label_values(&["denied"]),
             decision_cache,
             rows,
+            otel_spans,
         }
     }
 
-    fn families(&self) -> [&dyn Collector; 7] {
+    fn families(&self) -> [&dyn Collector; 8] {
         [
             &self.requests,
             &self.request_seconds,
             &self.denials,
             &self.decision_cache,
             &self.rows,
+            &self.otel_spans,
             &self.decision_seconds,
             &self.upstream_seconds,
         ]
@@ -284,6 +293,7 @@ mod tests {
         m.request.denials.with_label_values(&["permission_denied", "project_log", "org"]).inc();
         m.request.decision_hits.inc();
         m.request.rows_forwarded.inc();
+        m.request.otel_spans_denied.inc_by(2);
         m.invalidations.with_label_values(&["flush"]).inc();
         m.request.request_seconds.with_label_values(&["logs3"]).observe(0.001);
         m.policy_loaded(3);
@@ -295,6 +305,7 @@ mod tests {
             "loggate_decision_seconds",
             "loggate_upstream_seconds",
             "loggate_rows_total",
+            "loggate_otel_spans_total{outcome=\"denied\"} 2",
             "loggate_policy_revision 3",
             "loggate_invalidations_total",
             "loggate_request_seconds",

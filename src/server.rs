@@ -3,11 +3,13 @@
 //! pipeline, one access-log line and metrics per request, and graceful
 //! shutdown on SIGTERM.
 
+mod attachment;
 mod body;
 mod client_addr;
 mod derive;
 mod idle;
 pub mod pipeline;
+mod query;
 mod register;
 mod rewrite;
 pub mod routes;

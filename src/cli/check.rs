@@ -14,6 +14,9 @@ pub(super) fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("loggate: {e}");
         return ExitCode::from(2);
     }
+    for warning in config.warnings() {
+        eprintln!("loggate: {warning}");
+    }
     if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key)
         && let Err(e) = crate::server::tls::load_server_config(cert, key)
     {

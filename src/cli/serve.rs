@@ -18,6 +18,10 @@ pub(super) fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+        eprintln!("loggate: {warning}");
+    }
     let admin_token = config.admin_token(env);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -12,7 +12,7 @@ use super::store::{PolicyStore, StoreError};
 use arc_swap::ArcSwap;
 use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
 use loggate_model::doc::{Acl, Dataset, Experiment, PolicyDoc, Project};
-use loggate_model::types::{ObjectRef, Permission};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, NotAPolicy, PolicyError, TokenDigest};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
@@ -246,6 +246,25 @@ impl PolicyStore for FileStore {
         permission: Permission,
     ) -> Result<Explanation, StoreError> {
         Ok(self.current().explain(principal, object, permission))
+    }
+
+    async fn decide_new(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        object_type: ObjectType,
+        permission: Permission,
+    ) -> Result<Decision, StoreError> {
+        Ok(self.current().decide_new(principal, org_id, object_type, permission))
+    }
+
+    async fn candidates(
+        &self,
+        principal: &Principal,
+        types: &[ObjectType],
+        cap: usize,
+    ) -> Result<Vec<ObjectRef>, StoreError> {
+        Ok(self.current().candidates(principal, types, cap))
     }
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {

@@ -12,6 +12,7 @@
 //! by `policy.timeout`; a store that does not answer in time is a
 //! `StoreError`, on which the gateway fails closed.
 
+mod candidates;
 mod column;
 mod derive;
 mod doc;
@@ -291,6 +292,33 @@ impl PolicyStore for PgStore {
         permission: Permission,
     ) -> Result<Explanation, StoreError> {
         Ok(self.slice(principal, object).await?.explain(principal, object, permission))
+    }
+
+    async fn decide_new(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        object_type: ObjectType,
+        permission: Permission,
+    ) -> Result<Decision, StoreError> {
+        // The organization's slice holds every grant that can reach a new object.
+        let org = ObjectRef::new(ObjectType::Organization, org_id);
+        Ok(self.slice(principal, &org).await?.decide_new(principal, org_id, object_type, permission))
+    }
+
+    async fn candidates(
+        &self,
+        principal: &Principal,
+        types: &[ObjectType],
+        cap: usize,
+    ) -> Result<Vec<ObjectRef>, StoreError> {
+        self.bounded(self.timeout, async {
+            let conn = self.pool.get().await?;
+            let found = candidates::load(&conn, principal, types, cap).await?;
+            conn.release();
+            Ok(found)
+        })
+        .await
     }
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {

@@ -6,7 +6,7 @@ use super::discovery::Discovery;
 use super::file::FileStore;
 use super::postgres::PgStore;
 use loggate_authz::{Decision, Explanation, Principal};
-use loggate_model::types::{ObjectRef, Permission};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, TokenDigest};
 use std::future::Future;
 
@@ -32,6 +32,24 @@ pub trait PolicyStore: Send + Sync {
         object: &ObjectRef,
         permission: Permission,
     ) -> impl Future<Output = Result<Explanation, StoreError>> + Send;
+    /// Whether the principal would hold `permission` on a new object of
+    /// `object_type` created directly in `org_id` (see
+    /// `CompiledPolicy::decide_new`).
+    fn decide_new(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        object_type: ObjectType,
+        permission: Permission,
+    ) -> impl Future<Output = Result<Decision, StoreError>> + Send;
+    /// Objects of `types` in the principal's organization where its grants
+    /// can be, at most `cap` (see `CompiledPolicy::candidates`).
+    fn candidates(
+        &self,
+        principal: &Principal,
+        types: &[ObjectType],
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<ObjectRef>, StoreError>> + Send;
     fn org_name(&self, org_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn project_by_name(
         &self,
@@ -94,6 +112,23 @@ impl PolicyStore for Store {
         permission: Permission,
     ) -> Result<Explanation, StoreError> {
         dispatch!(self, s => s.explain(principal, object, permission).await)
+    }
+    async fn decide_new(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        object_type: ObjectType,
+        permission: Permission,
+    ) -> Result<Decision, StoreError> {
+        dispatch!(self, s => s.decide_new(principal, org_id, object_type, permission).await)
+    }
+    async fn candidates(
+        &self,
+        principal: &Principal,
+        types: &[ObjectType],
+        cap: usize,
+    ) -> Result<Vec<ObjectRef>, StoreError> {
+        dispatch!(self, s => s.candidates(principal, types, cap).await)
     }
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.org_name(org_id).await)

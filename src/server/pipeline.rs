@@ -4,6 +4,7 @@
 //! `GatewayError`; `error.rs` alone turns those into responses.
 
 use super::body;
+use super::query;
 use super::register;
 use super::rewrite;
 use super::routes::{self, Route};
@@ -130,19 +131,24 @@ impl Gateway {
         };
         facts.rows = targets.rows;
         facts.decision = "allow";
+        let spans = if *route == Route::OtelTraces { targets.rows } else { 0 };
         if let Err(e) = self.authorize(&caller, &targets.targets, facts).await
             && !self.shadow(&caller, &e, facts)
         {
             self.request_metrics.rows_denied.inc_by(targets.rows as u64);
+            self.count_otel_spans(false, spans);
             facts.decision = "deny";
             return Err(e);
         }
         self.rate_limit(&caller)?;
 
-        let forwarded =
-            self.forwarder.send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw).await?;
+        let forwarded = self
+            .forwarder
+            .send(route.upstream(), route.credit(), parts.method, request_path(&parts.uri), parts.headers, raw)
+            .await?;
         self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         self.request_metrics.rows_forwarded.inc_by(targets.rows as u64);
+        self.count_otel_spans(true, spans);
         self.respond(route, forwarded.response, &caller, &targets).await
     }
 
@@ -162,8 +168,10 @@ impl Gateway {
     {
         let server = &self.config.server;
         let raw = body::read(incoming, server.max_body_bytes, server.body_read_timeout).await?;
-        let forwarded =
-            self.forwarder.send(route.upstream(), parts.method, request_path(&parts.uri), parts.headers, raw).await?;
+        let forwarded = self
+            .forwarder
+            .send(route.upstream(), route.credit(), parts.method, request_path(&parts.uri), parts.headers, raw)
+            .await?;
         self.request_metrics.upstream_seconds.observe(forwarded.upstream_time.as_secs_f64());
         let (parts, body) = forwarded.response.into_parts();
         Ok(Response::from_parts(parts, forward::stream_body(body, self.config.upstream.timeout)))
@@ -249,12 +257,21 @@ impl Gateway {
             }
             // DeriveToken is answered by loggate before inspection.
             Route::Login | Route::Version | Route::Passthrough(_) | Route::DeriveToken => Targets::default(),
+            Route::OtelTraces => {
+                return Err(GatewayError::RouteNotAllowed {
+                    method: method.to_string(),
+                    path: "/otel/v1/traces".into(),
+                });
+            }
+            Route::Attachment => Box::pin(super::attachment::upload(self, caller, &decoded()?)).await?,
+            Route::AttachmentStatus => Box::pin(super::attachment::status(self, caller, &decoded()?)).await?,
+            Route::AttachmentGet => Box::pin(super::attachment::download(self, caller, query)).await?,
             Route::ProjectCreate | Route::ProjectRegister => {
                 Box::pin(register::project(self, caller, route, &decoded()?)).await?
             }
             Route::ProjectGet(id) => Box::pin(register::any_on_project(self, caller, id)).await?,
             Route::ProjectLookup => {
-                let id = single_query_param(query, "id")?;
+                let id = query::single(query, "id")?;
                 Box::pin(register::any_on_project(self, caller, &id)).await?
             }
             Route::ExperimentRegister | Route::DatasetRegister => {
@@ -406,6 +423,19 @@ impl Gateway {
         Ok(Response::from_parts(parts, forward::full(out)))
     }
 
+    /// `loggate_otel_spans_total`; its spans are also the request's rows.
+    pub(super) fn count_otel_spans(&self, forwarded: bool, spans: usize) {
+        if spans == 0 {
+            return;
+        }
+        let outcome = if forwarded {
+            &self.request_metrics.otel_spans_forwarded
+        } else {
+            &self.request_metrics.otel_spans_denied
+        };
+        outcome.inc_by(spans as u64);
+    }
+
     fn count_lookup(&self, lookup: Lookup) {
         match lookup {
             Lookup::Hit => self.request_metrics.decision_hits.inc(),
@@ -445,41 +475,6 @@ fn bearer_message(e: loggate_model::BearerError) -> &'static str {
     }
 }
 
-/// The one value of query parameter `name`. Keys are compared decoded
-/// (`i%64` is `id`), and a parameter given twice is refused: the data plane
-/// must not read a different value than the one loggate authorized.
-fn single_query_param(query: Option<&str>, name: &str) -> Result<String, GatewayError> {
-    let field = || Some(name.to_owned());
-    let mut values = query.unwrap_or("").split('&').filter_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
-    });
-    let value = values
-        .next()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| GatewayError::bad_request(field(), format!("query parameter {name} is required")))?;
-    if values.next().is_some() {
-        return Err(GatewayError::bad_request(field(), format!("query parameter {name} must appear once")));
-    }
-    Ok(value)
-}
-
-/// A query-string key or value decoded (`application/x-www-form-urlencoded`,
-/// as the data plane reads it): `+` is a space, `%XY` the byte it names
-/// (`%2B` a plus); a `%` not followed by two hex digits stays as it is, and
-/// bytes that are not UTF-8 become U+FFFD. Why the crate:
-/// docs/decisions/percent-decoding.md.
-fn percent_decode(s: &str) -> String {
-    let spaced;
-    let s = if s.contains('+') {
-        spaced = s.replace('+', " ");
-        &spaced
-    } else {
-        s
-    };
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
-}
-
 impl From<inspect::InspectError> for GatewayError {
     fn from(e: inspect::InspectError) -> Self {
         match e {
@@ -490,49 +485,5 @@ impl From<inspect::InspectError> for GatewayError {
                 enc.chars().take(40).collect::<String>()
             )),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_params_decode() {
-        let one = |q| single_query_param(q, "id").map_err(|e| e.code());
-        assert_eq!(one(Some("a=1&id=p%201")).as_deref(), Ok("p 1"));
-        assert_eq!(one(Some("id=")), Err("bad_request"));
-        assert_eq!(one(None), Err("bad_request"));
-        assert_eq!(one(Some("id=%zz%")).as_deref(), Ok("%zz%"));
-    }
-
-    #[test]
-    fn percent_decoding_keeps_what_is_not_an_escape_and_replaces_what_is_not_utf8() {
-        for (raw, decoded) in [
-            ("p%201", "p 1"),
-            ("a+b%2Bc", "a b+c"),
-            ("%2f%2F", "//"),
-            ("n%C3%A9", "né"),
-            ("%zz%", "%zz%"),
-            ("%4", "%4"),
-            ("%4g", "%4g"),
-            ("100%", "100%"),
-            ("%%41", "%A"),
-            ("%ff", "\u{fffd}"),
-            ("%C3", "\u{fffd}"),
-            ("%00", "\0"),
-            ("", ""),
-        ] {
-            assert_eq!(percent_decode(raw), decoded, "{raw}");
-        }
-    }
-
-    #[test]
-    fn a_repeated_query_param_is_refused_even_with_an_encoded_key() {
-        let one = |q| single_query_param(Some(q), "id").map_err(|e| e.code());
-        assert_eq!(one("id=a&id=b"), Err("bad_request"));
-        assert_eq!(one("id=a&i%64=b"), Err("bad_request"));
-        assert_eq!(one("id=a&id"), Err("bad_request"));
-        assert_eq!(one("idx=b&id=a").as_deref(), Ok("a"));
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// Parses a small JSON object body after the full "Bodies" checks of the
 /// contract (UTF-8, depth, syntax of every value).
-fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayError> {
+pub(super) fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayError> {
     loggate_inspect::validate_json(body)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -25,7 +25,10 @@ fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, GatewayEr
 }
 
 /// An optional string field; present with another type is 400.
-fn opt_str<'a>(map: &'a serde_json::Map<String, Value>, field: &str) -> Result<Option<&'a str>, GatewayError> {
+pub(super) fn opt_str<'a>(
+    map: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, GatewayError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -43,7 +46,7 @@ fn store_error(_: crate::policy::StoreError) -> GatewayError {
     GatewayError::PolicyUnavailable
 }
 
-fn other_org() -> GatewayError {
+pub(super) fn other_org() -> GatewayError {
     GatewayError::Forbidden { message: "the token's organization does not match the requested organization".into() }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::config::Upstream;
 use crate::error::GatewayError;
+use crate::forward::Credit;
 use http::Method;
 use loggate_model::types::{ObjectRef, ObjectType};
 
@@ -38,6 +39,14 @@ pub enum Route {
     DatasetRegister,
     /// `POST /v1/service_token/derive`: answered by loggate itself.
     DeriveToken,
+    /// `POST /otel/v1/traces`: OTLP/HTTP, every span's target.
+    OtelTraces,
+    /// `POST /attachment`: a signed upload URL for a blob of the org.
+    Attachment,
+    /// `POST /attachment/status`: the upload's outcome.
+    AttachmentStatus,
+    /// `GET /attachment`: a signed download URL.
+    AttachmentGet,
     /// A configured passthrough prefix: authenticated, forwarded as is.
     Passthrough(Upstream),
 }
@@ -64,6 +73,10 @@ impl Route {
             Route::ExperimentRegister => "experiment_register",
             Route::DatasetRegister => "dataset_register",
             Route::DeriveToken => "service_token_derive",
+            Route::OtelTraces => "otel_traces",
+            Route::Attachment => "attachment",
+            Route::AttachmentStatus => "attachment_status",
+            Route::AttachmentGet => "attachment_get",
             Route::Passthrough(_) => "passthrough",
         }
     }
@@ -81,7 +94,16 @@ impl Route {
         }
     }
 
-    /// Whether the request body is JSON the gateway reads (415 rules apply).
+    /// Whose credentials the data plane gets (see `upstream.passthrough_credentials`).
+    pub fn credit(&self) -> Credit {
+        match self {
+            Route::Passthrough(_) => Credit::Passthrough,
+            _ => Credit::Checked,
+        }
+    }
+
+    /// Whether the request body is JSON the gateway reads (415 rules apply;
+    /// OTLP bodies have rules of their own).
     pub fn reads_json_body(&self) -> bool {
         !matches!(
             self,
@@ -91,6 +113,8 @@ impl Route {
                 | Route::ProjectLookup
                 | Route::Passthrough(_)
                 | Route::Fetch(_)
+                | Route::OtelTraces
+                | Route::AttachmentGet
         )
     }
 }
@@ -114,6 +138,9 @@ pub fn match_route(method: &Method, path: &str, passthrough_prefixes: &[String])
         ["v1", "insert"] => Some(post(Route::CrossObjectInsert)),
         ["v1", "project"] => Some(post(Route::ProjectCreate)),
         ["v1", "service_token", "derive"] => Some(post(Route::DeriveToken)),
+        ["otel", "v1", "traces"] => Some(post(Route::OtelTraces)),
+        ["attachment"] => Some(allow(method, &[Method::GET, Method::POST], attachment(method))),
+        ["attachment", "status"] => Some(post(Route::AttachmentStatus)),
         ["v1", "project", id] if !id.is_empty() => Some(get(Route::ProjectGet((*id).to_owned()))),
         ["v1", kind, id, action] if !id.is_empty() => object_type(kind).and_then(|t| {
             let object = ObjectRef::new(t, *id);
@@ -134,6 +161,10 @@ pub fn match_route(method: &Method, path: &str, passthrough_prefixes: &[String])
         return Ok(Route::Passthrough(upstream));
     }
     Err(GatewayError::RouteNotAllowed { method: method.to_string(), path: sanitize(path) })
+}
+
+fn attachment(method: &Method) -> Route {
+    if *method == Method::GET { Route::AttachmentGet } else { Route::Attachment }
 }
 
 fn object_type(segment: &str) -> Option<ObjectType> {
@@ -193,6 +224,20 @@ mod tests {
         assert_eq!(m(Method::POST, "/api/dataset/register").unwrap(), Route::DatasetRegister);
         assert_eq!(m(Method::GET, "/api/extra/thing").unwrap(), Route::Passthrough(Upstream::App));
         assert_eq!(m(Method::POST, "/v1/service_token/derive").unwrap(), Route::DeriveToken);
+        assert_eq!(m(Method::POST, "/otel/v1/traces").unwrap(), Route::OtelTraces);
+        assert_eq!(m(Method::POST, "/attachment").unwrap(), Route::Attachment);
+        assert_eq!(m(Method::GET, "/attachment").unwrap(), Route::AttachmentGet);
+        assert_eq!(m(Method::POST, "/attachment/status").unwrap(), Route::AttachmentStatus);
+        assert_eq!(m(Method::PUT, "/attachment").unwrap_err().code(), "method_not_allowed");
+        assert_eq!(m(Method::GET, "/otel/v1/traces").unwrap_err().code(), "method_not_allowed");
+        assert_eq!(m(Method::POST, "/otel/v1/metrics").unwrap_err().code(), "route_not_allowed");
+    }
+
+    #[test]
+    fn only_passthrough_routes_may_keep_the_callers_credentials() {
+        assert_eq!(m(Method::GET, "/api/extra/thing").unwrap().credit(), Credit::Passthrough);
+        assert_eq!(m(Method::POST, "/otel/v1/traces").unwrap().credit(), Credit::Checked);
+        assert_eq!(m(Method::POST, "/logs3").unwrap().credit(), Credit::Checked);
     }
 
     #[test]
