@@ -256,6 +256,54 @@ async fn swap_sends_loggate_token_upstream_never_the_callers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_routes_keep_the_callers_credentials_unless_lending_the_key_is_asked_for() {
+    const UPSTREAM_KEY: &str = "sk-loggate-own-data-plane-key-0123456789";
+    for lend in [false, true] {
+        let w = World::start_with(|b| {
+            let b = b
+                .env("LOGGATE_UPSTREAM__CREDENTIALS", "swap")
+                .env("LOGGATE_UPSTREAM__PASSTHROUGH_PREFIXES", "[\"/v1/prompt\"]")
+                .env("BRAINTRUST_UPSTREAM_API_KEY", UPSTREAM_KEY);
+            if lend { b.env("LOGGATE_UPSTREAM__PASSTHROUGH_CREDENTIALS", "swap") } else { b }
+        })
+        .await;
+        let client = reqwest::Client::new();
+        // Whatever the fake data plane answers, it records what it got.
+        client.get(format!("{}/v1/prompt?name=x", w.gw.url)).bearer_auth(&w.reader.raw).send().await.unwrap();
+        let write = client
+            .post(format!("{}/logs3", w.gw.url))
+            .bearer_auth(&w.writer.raw)
+            .header("content-type", "application/json")
+            .body(w.logs3_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(write.status(), 200);
+        let passed = w.upstream.requests_to("/v1/prompt");
+        assert_eq!(passed.len(), 1, "the passthrough prefix was not forwarded");
+        let expected = if lend { UPSTREAM_KEY } else { w.reader.raw.as_str() };
+        assert_eq!(passed[0].bearer(), Some(expected), "lend = {lend}");
+        // Checked routes get loggate's key either way.
+        assert_eq!(w.upstream.requests_to("/logs3")[0].bearer(), Some(UPSTREAM_KEY));
+    }
+
+    // `check` warns about lending, naming the setting, and still passes.
+    let w = cast();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &w.policy,
+        "[upstream]\npassthrough_prefixes = [\"/v1/prompt\"]\npassthrough_credentials = \"swap\"\n",
+    );
+    let o = loggate(&["check", "--config", config.to_str().unwrap()], &[("BRAINTRUST_UPSTREAM_API_KEY", "k")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warning = stderr(&o).lines().find(|l| l.contains("warning")).map(str::to_owned).unwrap_or_default();
+    assert!(warning.contains("passthrough_credentials"), "no warning line: {}", stderr(&o));
+    let o = loggate(&["check", "--config", config.to_str().unwrap()], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("passthrough_credentials"), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_probes_the_admin_listener() {
     let w = World::start().await;
     let gw = &w.gw;
