@@ -299,6 +299,46 @@ async fn decisions_match_the_evaluator_on_the_whole_policy() {
     assert_eq!(store.project_by_name(&acme.id, "gone").await.unwrap(), None, "deleted projects are not found by name");
 }
 
+/// The organization-wide questions (an object about to be created; where a
+/// principal's grants can be) answer as the evaluator does on the whole
+/// policy. Candidate lists may pick different "first" objects; what must
+/// agree is whether one of them allows.
+#[tokio::test]
+async fn organization_wide_answers_match_the_evaluator_on_the_whole_policy() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let (p, tokens, _) = world();
+    let mut doc = doc_of(&p);
+    doc.projects[2].deleted_at = Some(Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap());
+    store.import(&doc, false).await.unwrap();
+    let (whole, _) = CompiledPolicy::from_doc(doc);
+    let writable = [ObjectType::ProjectLog, ObjectType::Experiment, ObjectType::Dataset];
+    let readable = [ObjectType::Project, ObjectType::ProjectLog, ObjectType::Experiment, ObjectType::Dataset];
+    let (mut somewhere, mut new_allowed) = (0, 0);
+    for t in &tokens {
+        let identity = store.identity(&TokenDigest::of(&t.raw)).await.unwrap().expect("known token");
+        let principal = Principal::from(&identity);
+        let org = principal.org_id.clone();
+        for permission in Permission::ALL {
+            for object_type in [ObjectType::ProjectLog, ObjectType::Project] {
+                let expected = whole.decide_new(&principal, &org, object_type, permission);
+                let got = store.decide_new(&principal, &org, object_type, permission).await.unwrap();
+                assert_eq!(got, expected, "{} {permission} new {object_type}", t.name);
+                new_allowed += usize::from(got.is_allow());
+            }
+            for types in [&writable[..], &readable[..]] {
+                let allows =
+                    |found: Vec<ObjectRef>| found.iter().any(|o| whole.decide(&principal, o, permission).is_allow());
+                let expected = allows(whole.candidates(&principal, types, 64));
+                let got = allows(store.candidates(&principal, types, 64).await.unwrap());
+                assert_eq!(got, expected, "{} {permission} somewhere in {types:?}", t.name);
+                somewhere += usize::from(got);
+            }
+        }
+    }
+    assert!(somewhere >= 6 && new_allowed >= 1, "the fixture should allow a few things ({somewhere}, {new_allowed})");
+}
+
 #[tokio::test]
 async fn an_unreachable_store_errors_within_the_timeout() {
     let store = PgStore::open("postgres://postgres@127.0.0.1:1/none", Duration::from_millis(300)).unwrap();
