@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Loopback load test: loggate against nginx, same load generator, same
-# upstream sink, same ~1 KiB /logs3 batch with a valid writer token.
+# upstream sink, same /logs3 batches with a valid writer token. Bodies come
+# from `examples/bodies.rs` (the rows the criterion benches inspect): by
+# default LLM-like spans (escapes, raw and \u-escaped UTF-8, nested
+# metadata), one batch of 1 row and one of 100 rows (~1.4 KiB a row), each
+# measured in the same run. BODIES="llm:1 llm:100 escape_dense:100 plain:100"
+# adds the other shapes.
 #
 #   (a) sink           the upstream sink directly
 #   (b) proxy_pass     nginx -> sink (keepalive upstream)
@@ -8,16 +13,17 @@
 #   (d) authz-off      loggate built with --features bench-authz-off -> sink
 #   (e) loggate        loggate, authorization on, decision cache warm -> sink
 #
-# Closed loop (wrk, $CONNS connections, $ROUNDS interleaved rounds of
-# $DURATION s per configuration after a warm-up; median reported, plus the
-# proxy's CPU time per request), then open loop (oha at a fixed rate of
-# half of (c)'s maximum, with latency correction, $LAT_ROUNDS interleaved
-# rounds of $LAT_DURATION s; median per percentile) for p50/p99/p99.9.
-# Prints a markdown table.
+# Per body: closed loop (wrk, $CONNS connections, $ROUNDS interleaved rounds
+# of $DURATION s per configuration after a warm-up; median reported, plus
+# the proxy's CPU time per request), then open loop (oha at a fixed rate:
+# half of (c)'s maximum for 1-row batches, 2,000 req/s for bigger ones,
+# or $RATE; with latency correction, $LAT_ROUNDS interleaved rounds of
+# $LAT_DURATION s; median per percentile) for p50/p99/p99.9. Prints a
+# markdown table per body.
 #
-# Loopback only, bounded in time (about 5 minutes once built).
+# Loopback only, bounded in time (about 5 minutes per body once built).
 # Installs what it lacks: nginx-light and wrk (Debian), oha (cargo install).
-# Usage: bash benches/load.sh        env: DURATION ROUNDS LAT_DURATION LAT_ROUNDS CONNS BASE_PORT KEEP
+# Usage: bash benches/load.sh        env: BODIES DURATION ROUNDS LAT_DURATION LAT_ROUNDS RATE CONNS BASE_PORT KEEP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +33,7 @@ LAT_DURATION=${LAT_DURATION:-6}
 LAT_ROUNDS=${LAT_ROUNDS:-5}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
+BODIES=${BODIES:-"llm:1 llm:100"}
 BASE_PORT=${BASE_PORT:-19900}
 TOKEN=bt-st-demo_writer_0123456789abcdefghijklmnop   # config/policy.json: update on checkout's log
 PROJECT=5d1e7c3a-2f4b-4e8d-a6c9-1b0f3e5d7a21
@@ -56,8 +63,8 @@ log "building (release)"
 cargo build --release --quiet --features bench-authz-off --bin loggate
 WORK=$(mktemp -d /tmp/loggate-load.XXXXXX)
 cp target/release/loggate "$WORK/loggate-authz-off"
-cargo build --release --quiet --bin loggate --example sink
-LOGGATE=target/release/loggate SINK=target/release/examples/sink
+cargo build --release --quiet --bin loggate --example sink --example bodies
+LOGGATE=target/release/loggate SINK=target/release/examples/sink BODIES_BIN=target/release/examples/bodies
 
 PIDS=()
 cleanup() {
@@ -75,31 +82,6 @@ wait_port() {
   log "port $1 never opened"; exit 1
 }
 
-# --- the request -------------------------------------------------------------
-python3 - "$PROJECT" >"$WORK/body.json" <<'EOF'
-import json, sys
-row = {
-    "id": "5f0c2c1e-8d0b-4c55-9a4f-000000000001", "span_id": "a1b2c3d4-e5f6-4a7b-8c9d-000000000001",
-    "root_span_id": "0e9d8c7b-6a59-4483-9271-605f4e3d2c1b", "span_parents": ["0e9d8c7b-6a59-4483-9271-605f4e3d2c1b"],
-    "project_id": sys.argv[1], "log_id": "g", "created": "2026-11-25T17:59:27.123Z", "_is_merge": False,
-    "input": {"messages": [
-        {"role": "system", "content": "You are a helpful assistant that answers questions about the company's internal documentation concisely."},
-        {"role": "user", "content": "How do I rotate the API key for service #1? Please include the CLI command and mention whether the \"old\" key keeps working."}]},
-    "output": "Run `svc keys rotate --service <name>`; the old key stays valid for 24 hours so deployments can roll over.\nAfter that it is revoked automatically.",
-    "metadata": {"model": "gpt-4o-mini", "temperature": 0.2, "user_id": "u-1842", "env": "prod"},
-    "metrics": {"start": 1764093567.123, "end": 1764093568.456, "prompt_tokens": 112, "completion_tokens": 41, "tokens": 153},
-    "span_attributes": {"name": "chat.completions", "type": "llm"}, "tags": ["support", "keys"],
-}
-sys.stdout.write(json.dumps({"rows": [row], "api_version": 2}))
-EOF
-BODY_BYTES=$(wc -c <"$WORK/body.json")
-cat >"$WORK/post.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-local f = io.open("$WORK/body.json", "rb"); wrk.body = f:read("*a"); f:close()
-EOF
-
 # --- servers -----------------------------------------------------------------
 "$SINK" "127.0.0.1:$P_SINK" "$TOKEN" 2>"$WORK/sink.log" &
 PIDS+=($!)
@@ -115,7 +97,7 @@ http {
   access_log $WORK/nginx/access.log combined buffer=64k;
   client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  client_body_buffer_size 64k;
+  client_body_buffer_size 8m; client_max_body_size 8m;  # bodies stay in memory, as anyone would run it for this traffic
   keepalive_requests 1000000;
   upstream sink { server 127.0.0.1:$P_SINK; keepalive 128; keepalive_requests 1000000; }
   proxy_http_version 1.1;
@@ -158,78 +140,92 @@ NAMES=(sink proxy_pass auth_request authz-off loggate)
 PORTS=("$P_SINK" "$P_PROXY" "$P_AUTH" "$P_OFF" "$P_ON")
 LABELS=("(a) sink directly" "(b) nginx proxy_pass" "(c) nginx + auth_request" "(d) loggate, authz off" "(e) loggate, authz on")
 
-# Every configuration must answer 200 with the data plane's {} before it counts.
-for i in "${!PORTS[@]}"; do
-  out=$(curl -s -o /dev/stdout -w ' %{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' --data-binary "@$WORK/body.json" "http://127.0.0.1:${PORTS[$i]}/logs3")
-  [[ "$out" == "{} 200" ]] || { log "${NAMES[$i]} answered '$out'"; exit 1; }
-done
-# And loggate must actually refuse a bad token (authorization on).
-code=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer bt-st-wrong_0123456789abcdefghijklmnopqrst" -H "Content-Type: application/json" \
-  --data-binary "@$WORK/body.json" "http://127.0.0.1:$P_ON/logs3")
-[[ "$code" == 401 ]] || { log "loggate accepted a wrong token ($code)"; exit 1; }
-
-# --- closed loop -------------------------------------------------------------
-# Interleaved rounds (every configuration once per round, in a rotating
-# order) and the median per configuration: other work on the machine then
-# hits all of them alike.
-# CPU per request counts the proxy's own processes (nginx master+workers, or
-# loggate), not the sink, nor the token check nginx delegates to it.
-proc_ticks() { # utime+stime of the given pids and their children, in clock ticks
-  local total=0 p
-  for p in "$@" $(pgrep -P "$(IFS=,; echo "$*")" 2>/dev/null); do
-    [[ -r /proc/$p/stat ]] || continue
-    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+# --- one body: the 200 checks, closed loop, open loop, report -----------------
+run_body() { # SHAPE:ROWS
+  local SHAPE=${1%%:*} ROWS=${1##*:}
+  BODY="$WORK/body-$SHAPE-$ROWS.json" LUA="$WORK/post-$SHAPE-$ROWS.lua"
+  "$BODIES_BIN" "$SHAPE" "$ROWS" "$PROJECT" >"$BODY"
+  BODY_BYTES=$(wc -c <"$BODY")
+  cat >"$LUA" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+local f = io.open("$BODY", "rb"); wrk.body = f:read("*a"); f:close()
+EOF
+  # Every configuration must answer 200 with the data plane's {} before it counts.
+  for i in "${!PORTS[@]}"; do
+    out=$(curl -s -o /dev/stdout -w ' %{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+      -H 'Content-Type: application/json' --data-binary "@$BODY" "http://127.0.0.1:${PORTS[$i]}/logs3")
+    [[ "$out" == "{} 200" ]] || { log "${NAMES[$i]} answered '$out'"; exit 1; }
   done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
-CPU_PIDS=("" "$NGINX_PID" "$NGINX_PID" "$LG_OFF_PID" "$LG_ON_PID")
-declare -A RPS P50 P99 P999 ROUND_RPS TICKS REQS
-for i in "${!PORTS[@]}"; do
-  wrk -t2 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/post.lua" "http://127.0.0.1:${PORTS[$i]}/logs3" >/dev/null
-  TICKS[${NAMES[$i]}]=0 REQS[${NAMES[$i]}]=0
-done
-for round in $(seq "$ROUNDS"); do
-  for k in "${!PORTS[@]}"; do
-    i=$(( (k + round - 1) % ${#PORTS[@]} ))   # rotate the order: no configuration always runs last
-    n=${NAMES[$i]} out="$WORK/wrk-$n-$round.txt"
-    before=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
-    after=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
-    if grep -qE 'Non-2xx|Socket errors' "$out"; then
-      log "$n: errors during the run:"; cat "$out" >&2; exit 1
-    fi
-    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-    ROUND_RPS[$n]+="$rps "
-    TICKS[$n]=$((TICKS[$n] + after - before))
-    REQS[$n]=$((REQS[$n] + $(awk '/requests in/ {print $1}' "$out")))
-  done
-  log "round $round: $(for n in "${NAMES[@]}"; do printf '%s %s  ' "$n" "$(echo "${ROUND_RPS[$n]}" | awk '{print $NF}')"; done)"
-done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-declare -A CPU_US
-for n in "${NAMES[@]}"; do
-  RPS[$n]=$(echo "${ROUND_RPS[$n]}" | median)
-  CPU_US[$n]=$(awk -v t="${TICKS[$n]}" -v hz="$HZ" -v r="${REQS[$n]}" 'BEGIN { printf "%.1f", t / hz * 1e6 / r }')
-done
-CPU_US[sink]="-"
+  # And loggate must actually refuse a bad token (authorization on).
+  code=$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer bt-st-wrong_0123456789abcdefghijklmnopqrst" -H "Content-Type: application/json" \
+    --data-binary "@$BODY" "http://127.0.0.1:$P_ON/logs3")
+  [[ "$code" == 401 ]] || { log "loggate accepted a wrong token ($code)"; exit 1; }
 
-# --- open loop at half of (c)'s maximum ------------------------------------------
-# Also interleaved: $LAT_ROUNDS rounds of $LAT_DURATION s per configuration
-# in a rotating order, and the median of each percentile per configuration:
-# single runs of the same configuration differ by several hundredths of a
-# millisecond at p50 on this shared machine.
-RATE=$(( ${RPS[auth_request]} / 2 ))
-declare -A ROUND_P50 ROUND_P99 ROUND_P999
-for round in $(seq "$LAT_ROUNDS"); do
-  for k in "${!PORTS[@]}"; do
-    i=$(( (k + round - 1) % ${#PORTS[@]} ))
-    n=${NAMES[$i]} out="$WORK/oha-$n-$round.json"
-    oha -z "${LAT_DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui --output-format json \
-      -m POST -H "Authorization: Bearer $TOKEN" -T application/json -D "$WORK/body.json" \
-      "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
-    read -r p50 p99 p999 ok achieved < <(python3 - "$out" <<'EOF'
+  # --- closed loop -------------------------------------------------------------
+  # Interleaved rounds (every configuration once per round, in a rotating
+  # order) and the median per configuration: other work on the machine then
+  # hits all of them alike.
+  # CPU per request counts the proxy's own processes (nginx master+workers, or
+  # loggate), not the sink, nor the token check nginx delegates to it.
+  proc_ticks() { # utime+stime of the given pids and their children, in clock ticks
+    local total=0 p
+    for p in "$@" $(pgrep -P "$(IFS=,; echo "$*")" 2>/dev/null); do
+      [[ -r /proc/$p/stat ]] || continue
+      total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+    done
+    echo "$total"
+  }
+  HZ=$(getconf CLK_TCK)
+  CPU_PIDS=("" "$NGINX_PID" "$NGINX_PID" "$LG_OFF_PID" "$LG_ON_PID")
+  declare -A RPS P50 P99 P999 ROUND_RPS TICKS REQS
+  for i in "${!PORTS[@]}"; do
+    wrk -t2 -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:${PORTS[$i]}/logs3" >/dev/null
+    TICKS[${NAMES[$i]}]=0 REQS[${NAMES[$i]}]=0
+  done
+  for round in $(seq "$ROUNDS"); do
+    for k in "${!PORTS[@]}"; do
+      i=$(( (k + round - 1) % ${#PORTS[@]} ))   # rotate the order: no configuration always runs last
+      n=${NAMES[$i]} out="$WORK/wrk-$n-$round.txt"
+      before=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
+      wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$LUA" "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
+      after=$([[ -n "${CPU_PIDS[$i]}" ]] && proc_ticks "${CPU_PIDS[$i]}" || echo 0)
+      if grep -qE 'Non-2xx|Socket errors' "$out"; then
+        log "$n: errors during the run:"; cat "$out" >&2; exit 1
+      fi
+      rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+      ROUND_RPS[$n]+="$rps "
+      TICKS[$n]=$((TICKS[$n] + after - before))
+      REQS[$n]=$((REQS[$n] + $(awk '/requests in/ {print $1}' "$out")))
+    done
+    log "round $round: $(for n in "${NAMES[@]}"; do printf '%s %s  ' "$n" "$(echo "${ROUND_RPS[$n]}" | awk '{print $NF}')"; done)"
+  done
+  median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+  declare -A CPU_US
+  for n in "${NAMES[@]}"; do
+    RPS[$n]=$(echo "${ROUND_RPS[$n]}" | median)
+    CPU_US[$n]=$(awk -v t="${TICKS[$n]}" -v hz="$HZ" -v r="${REQS[$n]}" 'BEGIN { printf "%.1f", t / hz * 1e6 / r }')
+  done
+  CPU_US[sink]="-"
+
+  # --- open loop at half of (c)'s maximum ------------------------------------------
+  # Also interleaved: $LAT_ROUNDS rounds of $LAT_DURATION s per configuration
+  # in a rotating order, and the median of each percentile per configuration:
+  # single runs of the same configuration differ by several hundredths of a
+  # millisecond at p50 on this shared machine.
+  if [[ -n "${RATE_ENV}" ]]; then RATE=$RATE_ENV
+  elif (( ROWS > 1 )); then RATE=2000
+  else RATE=$(( ${RPS[auth_request]} / 2 )); fi
+  declare -A ROUND_P50 ROUND_P99 ROUND_P999
+  for round in $(seq "$LAT_ROUNDS"); do
+    for k in "${!PORTS[@]}"; do
+      i=$(( (k + round - 1) % ${#PORTS[@]} ))
+      n=${NAMES[$i]} out="$WORK/oha-$n-$round.json"
+      oha -z "${LAT_DURATION}s" -c "$CONNS" -q "$RATE" --latency-correction --no-tui --output-format json \
+        -m POST -H "Authorization: Bearer $TOKEN" -T application/json -D "$BODY" \
+        "http://127.0.0.1:${PORTS[$i]}/logs3" >"$out"
+      read -r p50 p99 p999 ok achieved < <(python3 - "$out" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
@@ -237,36 +233,43 @@ codes = d.get("statusCodeDistribution", {})
 ok = all(k == "200" for k in codes)
 print(f'{p["p50"]*1e3:.3f} {p["p99"]*1e3:.3f} {p["p99.9"]*1e3:.3f} {int(ok)} {d["summary"]["requestsPerSec"]:.0f}')
 EOF
-    )
-    [[ "$ok" == 1 ]] || { log "$n: non-200 answers in the open-loop run"; exit 1; }
-    ROUND_P50[$n]+="$p50 " ROUND_P99[$n]+="$p99 " ROUND_P999[$n]+="$p999 "
-    log "open loop round $round: $n at $RATE req/s (achieved $achieved): p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms"
+      )
+      [[ "$ok" == 1 ]] || { log "$n: non-200 answers in the open-loop run"; exit 1; }
+      ROUND_P50[$n]+="$p50 " ROUND_P99[$n]+="$p99 " ROUND_P999[$n]+="$p999 "
+      log "open loop round $round: $n at $RATE req/s (achieved $achieved): p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms"
+    done
   done
-done
-fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for n in "${NAMES[@]}"; do
-  P50[$n]=$(echo "${ROUND_P50[$n]}" | fmedian)
-  P99[$n]=$(echo "${ROUND_P99[$n]}" | fmedian)
-  P999[$n]=$(echo "${ROUND_P999[$n]}" | fmedian)
-done
+  fmedian() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  for n in "${NAMES[@]}"; do
+    P50[$n]=$(echo "${ROUND_P50[$n]}" | fmedian)
+    P99[$n]=$(echo "${ROUND_P99[$n]}" | fmedian)
+    P999[$n]=$(echo "${ROUND_P999[$n]}" | fmedian)
+  done
 
-# --- report ------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-echo
-echo "Loopback, $(nproc) cores shared by load generator, servers and sink; body $BODY_BYTES B; $CONNS connections."
-echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds (rotating order). Latency: oha at $RATE req/s (half of (c)), latency-corrected, median of $LAT_ROUNDS interleaved ${LAT_DURATION}s rounds."
-echo "Proxy CPU: CPU time of the proxy's own processes per request (the sink, and the token check nginx delegates to it, excluded)."
-echo
-echo "| configuration | req/s (closed loop) | proxy CPU µs/req | p50 ms | p99 ms | p99.9 ms |"
-echo "|---|---:|---:|---:|---:|---:|"
-for i in "${!PORTS[@]}"; do
-  n=${NAMES[$i]}
-  echo "| ${LABELS[$i]} | ${RPS[$n]} | ${CPU_US[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} |"
-done
-echo
-echo "| ratio | value | target |"
-echo "|---|---:|---|"
-echo "| loggate / nginx+auth_request | $(ratio "${RPS[loggate]}" "${RPS[auth_request]}") | >= 1.4 |"
-echo "| loggate / loggate authz-off | $(ratio "${RPS[loggate]}" "${RPS[authz-off]}") | >= 0.90 |"
-echo "| loggate / nginx proxy_pass | $(ratio "${RPS[loggate]}" "${RPS[proxy_pass]}") | |"
-echo "| nginx+auth_request / proxy_pass | $(ratio "${RPS[auth_request]}" "${RPS[proxy_pass]}") | |"
+  # --- report ------------------------------------------------------------------
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+  echo
+  echo "### $SHAPE body, $ROWS row(s), $BODY_BYTES B"
+  echo
+  echo "Loopback, $(nproc) cores shared by load generator, servers and sink; $CONNS connections."
+  echo "Closed loop: wrk, median of $ROUNDS interleaved ${DURATION}s rounds (rotating order). Latency: oha at $RATE req/s, latency-corrected, median of $LAT_ROUNDS interleaved ${LAT_DURATION}s rounds."
+  echo "Proxy CPU: CPU time of the proxy's own processes per request (the sink, and the token check nginx delegates to it, excluded)."
+  echo
+  echo "| configuration | req/s (closed loop) | proxy CPU µs/req | p50 ms | p99 ms | p99.9 ms |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for i in "${!PORTS[@]}"; do
+    n=${NAMES[$i]}
+    echo "| ${LABELS[$i]} | ${RPS[$n]} | ${CPU_US[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} |"
+  done
+  echo
+  echo "| ratio | value | target |"
+  echo "|---|---:|---|"
+  echo "| loggate / nginx+auth_request | $(ratio "${RPS[loggate]}" "${RPS[auth_request]}") | >= $( (( ROWS > 1 )) && echo 1.2 || echo 1.4 ) |"
+  echo "| loggate / loggate authz-off | $(ratio "${RPS[loggate]}" "${RPS[authz-off]}") | >= 0.90 |"
+  echo "| loggate / nginx proxy_pass | $(ratio "${RPS[loggate]}" "${RPS[proxy_pass]}") | stretch >= $( (( ROWS > 1 )) && echo 0.9 || echo 1.0 ) |"
+  echo "| loggate p99 / nginx+auth_request p99 at $RATE req/s | $(ratio "${P99[loggate]}" "${P99[auth_request]}") | <= 1.0 |"
+  echo "| nginx+auth_request / proxy_pass | $(ratio "${RPS[auth_request]}" "${RPS[proxy_pass]}") | |"
+}
+
+RATE_ENV=${RATE:-}
+for b in $BODIES; do run_body "$b"; done
