@@ -6,6 +6,7 @@
 mod support;
 
 mod admin_api;
+mod attachments;
 mod audit_shadow;
 mod authz_rules;
 mod cli;
@@ -21,6 +22,8 @@ mod invalidation_bridge;
 mod invalidation_feed;
 mod limits;
 mod loader_fuzz;
+mod otel;
+mod otel_sdk;
 mod policy_cli;
 mod policy_integrity;
 mod policy_reload;

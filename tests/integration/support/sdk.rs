@@ -31,6 +31,9 @@ pub struct SdkRun {
     /// Directory the SDK dumped every `/logs3` payload it sent into
     /// (`BRAINTRUST_ALL_PUBLISH_PAYLOADS_DIR`).
     pub payload_dir: PathBuf,
+    /// Directory the OTel scripts dump every request their exporter put on
+    /// the wire into (`LOGGATE_TEST_WIRE_DIR`): see [`SdkRun::wire`].
+    pub wire_dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -61,6 +64,50 @@ impl SdkRun {
     /// Errors the SDK surfaced (flush exceptions / onFlushError), as text.
     pub fn errors(&self) -> String {
         self.report["errors"].to_string()
+    }
+
+    /// Every request an OTel script's exporter sent, in order: URL, the
+    /// headers the exporter set, and the exact body bytes (after compression).
+    pub fn wire(&self) -> Vec<WireRequest> {
+        let mut metas: Vec<PathBuf> = std::fs::read_dir(&self.wire_dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        metas.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        metas.sort();
+        metas
+            .iter()
+            .map(|m| {
+                let meta: Value =
+                    serde_json::from_slice(&std::fs::read(m).expect("read wire meta")).expect("wire meta");
+                let body = std::fs::read(m.with_extension("body")).expect("read wire body");
+                let headers = meta["headers"]
+                    .as_object()
+                    .map(|h| {
+                        h.iter()
+                            .map(|(k, v)| {
+                                (k.to_ascii_lowercase(), v.as_str().map(str::to_owned).unwrap_or(v.to_string()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                WireRequest { url: meta["url"].as_str().unwrap_or_default().to_owned(), headers, body }
+            })
+            .collect()
+    }
+}
+
+/// A request an SDK's exporter put on the wire ([`SdkRun::wire`]).
+#[derive(Debug, Clone)]
+pub struct WireRequest {
+    pub url: String,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl WireRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -131,7 +178,18 @@ fn available(sdk: Sdk) -> Result<(), String> {
 /// Returns false (after printing why) when the SDK is missing and the test
 /// should be skipped; panics instead when `CI` is set.
 pub fn require(sdk: Sdk) -> bool {
-    match available(sdk) {
+    skip_or_fail(available(sdk))
+}
+
+/// [`require`], and also these Python modules (e.g. `braintrust.otel`,
+/// `opentelemetry.exporter.otlp.json.http`) or, for JS, these packages in
+/// the node_modules (e.g. `@braintrust/otel`).
+pub fn require_with(sdk: Sdk, modules: &[&str]) -> bool {
+    skip_or_fail(available(sdk).and_then(|()| modules_available(sdk, modules)))
+}
+
+fn skip_or_fail(availability: Result<(), String>) -> bool {
+    match availability {
         Ok(()) => true,
         Err(why) if std::env::var_os("CI").is_some() => {
             panic!("{why} (CI is set: SDK tests must run)")
@@ -143,26 +201,67 @@ pub fn require(sdk: Sdk) -> bool {
     }
 }
 
+fn modules_available(sdk: Sdk, modules: &[&str]) -> Result<(), String> {
+    for m in modules {
+        let ok = match sdk {
+            Sdk::Python => Command::new(python())
+                .args(["-c", &format!("import {m}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false),
+            Sdk::Js => node_modules().join(m).join("package.json").is_file(),
+        };
+        if !ok {
+            return Err(format!(
+                "{sdk:?} package {m} unavailable; install tests/sdk/requirements.txt and package-lock.json (.ci/run)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Runs one SDK script with only the env configuration a user would set:
 /// `BRAINTRUST_API_KEY`, `BRAINTRUST_APP_URL` and (if given)
 /// `BRAINTRUST_API_URL`. Retries are turned off (`BRAINTRUST_NUM_RETRIES=0`)
 /// and flush errors are made to raise (`BRAINTRUST_SYNC_FLUSH=1`, Python) so
 /// that denials surface at once.
 pub async fn run(sdk: Sdk, api_key: &str, app_url: &str, api_url: Option<&str>, project: &str) -> SdkRun {
+    let script = match sdk {
+        Sdk::Python => "python_logger.py",
+        Sdk::Js => "js_logger.mjs",
+    };
+    run_script(sdk, script, api_key, app_url, api_url, project, &[]).await
+}
+
+/// [`run`] with another script of `tests/sdk` and more environment
+/// (`LOGGATE_TEST_*` switches of the script, `BRAINTRUST_PARENT`,
+/// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, …).
+pub async fn run_script(
+    sdk: Sdk,
+    script: &str,
+    api_key: &str,
+    app_url: &str,
+    api_url: Option<&str>,
+    project: &str,
+    env: &[(&str, &str)],
+) -> SdkRun {
     let tmp = tempfile::tempdir().unwrap();
     let payload_dir = tmp.path().join("payloads");
+    let wire_dir = tmp.path().join("wire");
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let sdk_dir = repo_root().join("tests/sdk");
     let mut cmd = match sdk {
         Sdk::Python => {
             let mut c = Command::new(python());
-            c.arg(sdk_dir.join("python_logger.py"));
+            c.arg(sdk_dir.join(script));
             c
         }
         Sdk::Js => {
             let mut c = Command::new(node());
-            c.arg(sdk_dir.join("js_logger.mjs")).env("LOGGATE_TEST_NODE_MODULES", node_modules());
+            c.arg(sdk_dir.join(script)).env("LOGGATE_TEST_NODE_MODULES", node_modules());
             c
         }
     };
@@ -175,6 +274,7 @@ pub async fn run(sdk: Sdk, api_key: &str, app_url: &str, api_url: Option<&str>, 
         .env("BRAINTRUST_SYNC_FLUSH", "1")
         .env("BRAINTRUST_ALL_PUBLISH_PAYLOADS_DIR", &payload_dir)
         .env("LOGGATE_TEST_PROJECT", project)
+        .env("LOGGATE_TEST_WIRE_DIR", &wire_dir)
         .env("NO_PROXY", "*")
         .current_dir(tmp.path())
         .stdin(Stdio::null())
@@ -182,6 +282,9 @@ pub async fn run(sdk: Sdk, api_key: &str, app_url: &str, api_url: Option<&str>, 
         .stderr(Stdio::piped());
     if let Some(u) = api_url {
         cmd.env("BRAINTRUST_API_URL", u);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {sdk:?} SDK script: {e}"));
     let out = wait_with_timeout(child, SCRIPT_TIMEOUT).await;
@@ -192,7 +295,7 @@ pub async fn run(sdk: Sdk, api_key: &str, app_url: &str, api_url: Option<&str>, 
         .rev()
         .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object))
         .unwrap_or(Value::Null);
-    SdkRun { sdk, status: out.status, stdout, stderr, report, payload_dir, _tmp: tmp }
+    SdkRun { sdk, status: out.status, stdout, stderr, report, payload_dir, wire_dir, _tmp: tmp }
 }
 
 async fn wait_with_timeout(child: std::process::Child, timeout: Duration) -> std::process::Output {

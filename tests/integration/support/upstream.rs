@@ -15,7 +15,17 @@
 //! - `POST /logs3` (inline rows and overflow references), `POST /logs3/overflow`
 //!   plus the signed upload URL it hands out (`PUT /_overflow/{key}`);
 //! - `/v1/{project_logs,experiment,dataset}/{id}/{insert,feedback,fetch}`,
-//!   `POST /v1/insert`, `POST /api/{experiment,dataset}/register`.
+//!   `POST /v1/insert`, `POST /api/{experiment,dataset}/register`;
+//! - `POST /otel/v1/traces` (OTLP/HTTP): 200 with an empty
+//!   `ExportTraceServiceResponse` (zero bytes, `application/x-protobuf`) to a
+//!   protobuf export, `{}` to a JSON one; the raw body and headers are in the
+//!   recorded request;
+//! - attachments: `POST /attachment` `{key, filename, content_type, org_id}`
+//!   -> `{"signedUrl": "<fake>/_upload/<key>", "headers": {"Content-Type": …}}`,
+//!   the upload itself (`PUT /_upload/{key}`, kept: [`Upstream::uploaded`]),
+//!   `POST /attachment/status` (kept: [`Upstream::attachment_status`]) -> `{}`,
+//!   `GET /attachment?key=…` -> `{"downloadUrl": "<fake>/_upload/<key>",
+//!   "status": …}` and `GET /_upload/{key}` (the blob).
 //!
 //! Faults (status override, delay, connection reset, stalled body) can be set
 //! per path prefix for failure tests.
@@ -106,6 +116,10 @@ struct State {
     /// Projects created by name through register calls: (org_id, id, name).
     created_projects: Vec<(String, String, String)>,
     overflow: HashMap<String, Bytes>,
+    /// Attachment blobs uploaded to the signed URL, by key.
+    uploads: HashMap<String, Bytes>,
+    /// The last `status` object posted to `/attachment/status`, by key.
+    attachment_status: HashMap<String, Value>,
     faults: Vec<FaultRule>,
     payload_max_bytes: Option<u64>,
     /// What login advertises as `api_url`/`proxy_url` (default: the fake itself).
@@ -212,6 +226,16 @@ impl Upstream {
             }
         }
         out
+    }
+
+    /// The blob uploaded to the signed URL of attachment `key`, if any.
+    pub fn uploaded(&self, key: &str) -> Option<Bytes> {
+        self.state.lock().unwrap().uploads.get(key).cloned()
+    }
+
+    /// The last `status` object `/attachment/status` recorded for `key`.
+    pub fn attachment_status(&self, key: &str) -> Option<Value> {
+        self.state.lock().unwrap().attachment_status.get(key).cloned()
     }
 
     /// Forgets the recorded requests (not the created projects).
@@ -510,8 +534,66 @@ fn route(state: &Arc<Mutex<State>>, base: &str, rec: &Recorded) -> Response<Body
             ok(json!({"events": [], "cursor": null}))
         }
         (&Method::POST, ["v1", "insert"]) => ok(json!({})),
+        (&Method::POST, ["otel", "v1", "traces"]) => {
+            let protobuf = rec.header("content-type").is_some_and(|c| c.starts_with("application/x-protobuf"));
+            if protobuf {
+                // An ExportTraceServiceResponse with no partial_success: zero bytes.
+                let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+                resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+                resp
+            } else {
+                ok(json!({}))
+            }
+        }
+        (&Method::POST, ["attachment"]) => {
+            let b = body_json();
+            let Some(key) = b["key"].as_str().filter(|k| !k.is_empty()) else {
+                return json_response(StatusCode::BAD_REQUEST, json!({"error": "key is required"}));
+            };
+            let content_type = b["content_type"].as_str().unwrap_or("application/octet-stream");
+            ok(json!({
+                "signedUrl": format!("{base}/_upload/{key}"),
+                "headers": {"Content-Type": content_type},
+            }))
+        }
+        (&Method::PUT, ["_upload", key]) => {
+            st.uploads.insert((*key).to_owned(), rec.body.clone());
+            let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+            resp.headers_mut().insert("etag", HeaderValue::from_static("\"fake-etag\""));
+            resp
+        }
+        (&Method::GET, ["_upload", key]) => match st.uploads.get(*key) {
+            Some(blob) => {
+                let mut resp = Response::new(Full::new(blob.clone()).boxed());
+                resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                resp
+            }
+            None => not_found("upload"),
+        },
+        (&Method::POST, ["attachment", "status"]) => {
+            let b = body_json();
+            let (Some(key), Some(status)) = (b["key"].as_str(), b.get("status").filter(|s| s.is_object())) else {
+                return json_response(StatusCode::BAD_REQUEST, json!({"error": "key and status are required"}));
+            };
+            st.attachment_status.insert(key.to_owned(), status.clone());
+            ok(json!({}))
+        }
+        (&Method::GET, ["attachment"]) => {
+            let key = query_param(rec.query.as_deref(), "key").unwrap_or_default();
+            let status =
+                st.attachment_status.get(&key).cloned().unwrap_or_else(|| json!({"upload_status": "uploading"}));
+            ok(json!({"downloadUrl": format!("{base}/_upload/{key}"), "status": status}))
+        }
         _ => not_found(&rec.path),
     }
+}
+
+/// The value of `name` in a query string (percent-decoded), if present.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
+    })
 }
 
 /// A "data plane" that is not HTTP at all: a raw TCP listener that answers
