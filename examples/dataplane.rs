@@ -1,7 +1,9 @@
 //! A local stand-in for the Braintrust data plane, for trying loggate with
 //! the real SDKs without an account: it answers login, project lookups,
-//! `/version` and `/logs3` the way the SDKs need (the same recording fake the
-//! integration tests use) and prints every row that reaches it.
+//! `/version`, `/logs3`, OpenTelemetry exports (`/otel/v1/traces`) and the
+//! attachment routes (with a signed upload URL on itself) the way the SDKs
+//! need (the same recording fake the integration tests use), and prints
+//! every row, export and attachment that reaches it.
 //!
 //! ```sh
 //! cargo run --example dataplane -- config/policy.json 127.0.0.1:8800
@@ -35,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let plane = Upstream::start_on(&addr, orgs).await;
     println!("data plane listening on {} (projects from {policy_path}); Ctrl-C to stop", plane.url);
-    let mut seen = 0;
+    let (mut seen, mut seen_requests) = (0, 0);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let rows = plane.logs3_rows();
@@ -43,5 +45,27 @@ async fn main() -> anyhow::Result<()> {
             println!("row received: {row}");
         }
         seen = rows.len();
+        let requests = plane.requests();
+        for r in &requests[seen_requests.min(requests.len())..] {
+            let header = |name| r.header(name).unwrap_or("-");
+            match r.path.as_str() {
+                "/otel/v1/traces" => println!(
+                    "otel export received: {} bytes, {} ({}), x-bt-parent {}",
+                    r.body.len(),
+                    header("content-type"),
+                    header("content-encoding"),
+                    header("x-bt-parent")
+                ),
+                "/attachment" | "/attachment/status" => {
+                    let query = r.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+                    println!("{} {}{query} {}", r.method, r.path, String::from_utf8_lossy(&r.body))
+                }
+                p if p.starts_with("/_upload/") && r.method == hyper::Method::PUT => {
+                    println!("attachment uploaded: {} ({} bytes)", &p["/_upload/".len()..], r.body.len())
+                }
+                _ => {}
+            }
+        }
+        seen_requests = requests.len();
     }
 }

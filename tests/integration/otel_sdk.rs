@@ -121,7 +121,9 @@ async fn fake_upstream_satisfies_python_otel_exporters() {
     }
     let c = cast();
     let project = format!("project_id:{}", c.project);
-    let cases: [(&str, &[(&str, &str)], &str, &str); 4] = [
+    // (exporter, its environment, the Content-Type it sends, the x-bt-parent it sends)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
         ("braintrust", &[("LOGGATE_TEST_OTEL_PARENT_ARG", &project)], otlp::PROTOBUF, &project),
         ("braintrust", &[("BRAINTRUST_PARENT", "project_name:checkout")], otlp::PROTOBUF, "project_name:checkout"),
         ("otlp-proto", &[("LOGGATE_TEST_OTEL_HEADER_PARENT", &project)], otlp::PROTOBUF, &project),
