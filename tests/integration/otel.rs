@@ -285,12 +285,24 @@ async fn a_forbidden_header_only_matters_to_spans_without_a_stamp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_project_name_needs_org_level_create_and_update() {
-    let w = World::start().await;
+    let mut c = cast();
+    let org = c.org.clone();
+    // `create` on the organization, nothing to write with.
+    let create_only = c.policy.service_token(&org, "org-create-only");
+    c.policy.grant_user(&create_only.user_id, "create", "organization", &org);
+    // `update` on every project log of the organization, no `create`.
+    let update_only = c.policy.service_token(&org, "org-log-update-only");
+    c.policy.acl(Some(&update_only.user_id), None, Some("update"), None, "organization", &org, Some("project_log"));
+    // Both, the update restricted to project logs: what a new project needs.
+    let log_creator = c.policy.service_token(&org, "org-log-creator");
+    c.policy.grant_user(&log_creator.user_id, "create", "organization", &org);
+    c.policy.acl(Some(&log_creator.user_id), None, Some("update"), None, "organization", &org, Some("project_log"));
+    let w = World::builder_for(c).start().await;
     for enc in Encoding::BOTH {
         let parent = format!("project_name:brand-new-{}", new_id());
         // The writer's grants are on checkout only: it could not write to a
         // project the data plane creates for it.
-        for token in [&w.writer, &w.project_creator, &w.log_creator] {
+        for token in [&w.writer, &w.project_creator, &w.log_creator, &create_only, &update_only] {
             let r = Export::new(&token.raw, enc, Some(&parent), &otlp::batch(None)).send(&w).await;
             let e = w.error(&r, 403, "permission_denied");
             assert_eq!(e["missing_permission"], "create", "{}: {e}", token.name);
@@ -302,12 +314,15 @@ async fn an_unknown_project_name_needs_org_level_create_and_update() {
         w.error(&r, 403, "permission_denied");
         assert_eq!(w.forwarded(PATH), 0);
         // `create` and `update` on the organization: allowed.
-        let e = Export::new(&w.creator.raw, enc, Some(&parent), &otlp::batch(None));
-        let r = e.send(&w).await;
-        assert_eq!(r.status, 200, "{enc:?}: {}", r.text());
-        let got = w.upstream.requests_to(PATH).pop().unwrap();
-        assert_eq!(got.body, e.body);
-        assert_eq!(got.header("x-bt-parent"), Some(parent.as_str()));
+        for token in [&w.creator, &log_creator] {
+            let parent = format!("project_name:brand-new-{}", new_id());
+            let e = Export::new(&token.raw, enc, Some(&parent), &otlp::batch(None));
+            let r = e.send(&w).await;
+            assert_eq!(r.status, 200, "{} {enc:?}: {}", token.name, r.text());
+            let got = w.upstream.requests_to(PATH).pop().unwrap();
+            assert_eq!(got.body, e.body);
+            assert_eq!(got.header("x-bt-parent"), Some(parent.as_str()));
+        }
         w.upstream.clear();
     }
     still_serves_otel(&w).await;
