@@ -155,8 +155,11 @@ fn postgres(tokens: usize, doc: &loggate_model::doc::PolicyDoc) {
         tokio::spawn(conn);
         admin.batch_execute("DROP DATABASE IF EXISTS loggate_scale").await.expect("drop");
         admin.batch_execute("CREATE DATABASE loggate_scale").await.expect("create");
-        let store = loggate::policy::postgres::PgStore::open(&format!("{base}/loggate_scale"), Duration::from_secs(30))
-            .expect("open");
+        // Imports are bounded by the larger of 300 s and the store timeout:
+        // a million tokens (and as many users and ACLs) take longer.
+        let store =
+            loggate::policy::postgres::PgStore::open(&format!("{base}/loggate_scale"), Duration::from_secs(3600))
+                .expect("open");
         store.migrate().await.expect("migrate");
         let started = Instant::now();
         store.import(doc, false).await.expect("import");
