@@ -8,6 +8,9 @@
 //!
 //! The numbers are printed (`--no-capture`); benches/results holds a run.
 //! `LOGGATE_RECOVERY_TOKENS` sets the number of warm tokens (default 5,000).
+//!
+//! And when the change log cannot cover what a replica missed (revisions
+//! pruned from it), the replica flushes instead.
 
 use crate::support::fleet::{Fleet, FleetBuilder};
 use crate::support::load::{Load, Window, Writer};
@@ -171,4 +174,61 @@ async fn redis_restart_under_load_costs_no_stampede() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_under_load_costs_no_stampede() {
     restart_under_load(FleetBuilder::nats(), "nats").await;
+}
+
+/// A revision missing from the change log (pruned) cannot be caught up:
+/// the poller flushes every replica, which takes the revocation it held
+/// into account; the feed coming back flushes nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruned_change_log_flushes() {
+    const FLUSHES: &str = "loggate_invalidations_total{kind=\"flush\"}";
+    let mut policy = PolicyBuilder::new();
+    let org = policy.org("acme");
+    let project = policy.project(&org, "checkout");
+    let writer = policy.service_token(&org, "writer");
+    let acl = policy.grant_user(&writer.user_id, "update", "project_log", &project);
+    let mut fleet = FleetBuilder::redis().replicas(2).max_staleness("2s").start(&policy).await;
+    for i in [0, 1, 0, 1] {
+        assert_eq!(fleet.log_write(i, &writer.raw, &project).await, 200);
+    }
+    fleet.feed.stop();
+    fleet.wait_feed_down(Duration::from_secs(10)).await;
+    let mut flushes = Vec::new();
+    for gw in &fleet.replicas {
+        flushes.push(gw.metric(FLUSHES).await);
+    }
+
+    // One transaction revokes the grant and prunes its own revision from
+    // the log: no replica can learn what it changed.
+    let sql = fleet.db.client().await;
+    sql.batch_execute(&format!(
+        "BEGIN; DELETE FROM acls WHERE id = '{acl}';
+         DELETE FROM policy_changes WHERE revision = (SELECT revision FROM policy_revision WHERE singleton);
+         COMMIT;"
+    ))
+    .await
+    .unwrap();
+    let lag = fleet
+        .until_all("the pruned revocation", Duration::from_secs(4), |i| {
+            let (fleet, writer, project) = (&fleet, &writer, &project);
+            async move { fleet.log_write(i, &writer.raw, project).await == 403 }
+        })
+        .await;
+    println!("pruned revocation denied on both replicas after {lag:?}");
+    let revision = fleet.converge(Duration::from_secs(2)).await;
+    for (i, gw) in fleet.replicas.iter().enumerate() {
+        assert_eq!(gw.metric(FLUSHES).await, flushes[i] + 1.0, "replica {i} flushed once");
+        flushes[i] += 1.0;
+    }
+
+    // The feed returns; a later revision arrives through it.
+    fleet.feed.restart();
+    fleet.wait_feed_up(Duration::from_secs(15)).await;
+    sql.execute("INSERT INTO projects (id, org_id, name) VALUES (gen_random_uuid()::text, $1, 'later')", &[&org])
+        .await
+        .unwrap();
+    assert!(fleet.converge(Duration::from_secs(5)).await > revision);
+    for (i, gw) in fleet.replicas.iter().enumerate() {
+        assert_eq!(gw.metric(FLUSHES).await, flushes[i], "replica {i}: nothing more to flush");
+    }
 }
