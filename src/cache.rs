@@ -3,9 +3,15 @@
 //! and token digest -> identity, in moka. Misses for one key are computed
 //! once (single flight); denials live `negative_ttl`, allows `ttl`.
 //!
-//! Freshness: every entry records when it was computed. While the
-//! invalidation feed is down (or for sources whose changes are not pushed),
-//! entries older than `max_staleness` are recomputed rather than served.
+//! Freshness: every entry records when it was computed, and the cache
+//! records when it was last known to be in step with the store (synced).
+//! While pushed invalidations are trusted (the feed is up and caught up, or
+//! a local source flushes on every change) an entry is current however old
+//! it is. Otherwise an entry is current as of the later of its computation
+//! and the last sync, and is recomputed rather than served once that is
+//! more than `max_staleness` ago: the change-log poller (`invalidation`)
+//! syncs every few seconds, so entries outlive a feed outage without being
+//! recomputed, and expire `max_staleness` after the store stops answering.
 //! Targeted invalidation by object, token, user or organization is
 //! supported so the feed can drop exactly what a change touched.
 //!
@@ -121,9 +127,13 @@ pub struct DecisionCache {
     ttl: Duration,
     negative_ttl: Duration,
     max_staleness: Duration,
-    /// True while pushed invalidations can be trusted (feed up, or a local
-    /// source whose every change flushes the cache).
+    /// True while pushed invalidations can be trusted (feed up and caught
+    /// up, or a local source whose every change flushes the cache).
     fresh_by_push: AtomicBool,
+    /// When the cache was last known to hold nothing older than the store
+    /// (nanoseconds after `epoch`; see [`DecisionCache::mark_synced`]).
+    synced_at: AtomicU64,
+    epoch: Instant,
     /// Bumped by every change that can alter who a token is (token, user,
     /// organization, flush). Identities are few and cheap to reload, so such
     /// a change retires all of them: exact, and free of moka's timing rules
@@ -146,13 +156,21 @@ impl DecisionCache {
             negative_ttl,
             max_staleness,
             fresh_by_push: AtomicBool::new(true),
+            synced_at: AtomicU64::new(0),
+            epoch: Instant::now(),
             identity_generation: AtomicU64::new(0),
         }
     }
 
-    /// Declares whether pushed invalidations are currently arriving. When
-    /// they are not, entries older than `max_staleness` are recomputed.
+    /// Declares whether pushed invalidations are currently trusted. When
+    /// they stop being trusted, the cache was in step until now; from then
+    /// on entries are bounded by `max_staleness` after the last sync.
     pub fn set_push_healthy(&self, healthy: bool) {
+        // The sync first: a reader that sees "not healthy" never sees the
+        // older sync time with it.
+        if !healthy && self.fresh_by_push.load(Ordering::SeqCst) {
+            self.mark_synced(Instant::now());
+        }
         self.fresh_by_push.store(healthy, Ordering::SeqCst);
     }
 
@@ -161,8 +179,21 @@ impl DecisionCache {
         self.fresh_by_push.load(Ordering::SeqCst)
     }
 
+    /// Records that every change the store had committed at `at` has been
+    /// applied to this cache (a catch-up from the change log that began
+    /// then). Never goes backwards.
+    pub fn mark_synced(&self, at: Instant) {
+        let nanos = u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.synced_at.fetch_max(nanos, Ordering::SeqCst);
+    }
+
+    /// The last sync (see `synced_at`).
+    fn synced(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.synced_at.load(Ordering::Relaxed))
+    }
+
     fn usable(&self, computed: Instant) -> bool {
-        self.fresh_by_push.load(Ordering::Relaxed) || computed.elapsed() <= self.max_staleness
+        self.fresh_by_push.load(Ordering::Relaxed) || computed.max(self.synced()).elapsed() <= self.max_staleness
     }
 
     /// [`DecisionCache::usable`], and within its TTL (`positive`: an allow
@@ -428,6 +459,44 @@ mod tests {
         assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn while_push_is_down_each_sync_keeps_entries_current() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(60));
+        let calls = AtomicUsize::new(0);
+        ask(&cache, "p", &calls, Decision::Allow).await;
+        cache.set_push_healthy(false);
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            cache.mark_synced(Instant::now());
+            assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit, "synced within max_staleness");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "computed once over twice max_staleness");
+        // No sync since: expired max_staleness after the last one.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss);
+        // A sync that began before the entry does not age it.
+        cache.mark_synced(Instant::now() - Duration::from_secs(1));
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Hit);
+    }
+
+    #[tokio::test]
+    async fn push_going_down_counts_as_a_sync() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(50));
+        let calls = AtomicUsize::new(0);
+        ask(&cache, "p", &calls, Decision::Allow).await;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        cache.set_push_healthy(false);
+        assert_eq!(
+            ask(&cache, "p", &calls, Decision::Allow).await.1,
+            Lookup::Hit,
+            "current until push went down, however old"
+        );
+        cache.set_push_healthy(false);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        cache.set_push_healthy(false);
+        assert_eq!(ask(&cache, "p", &calls, Decision::Allow).await.1, Lookup::Miss, "already down: no new sync");
     }
 
     #[tokio::test]

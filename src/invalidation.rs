@@ -1,91 +1,70 @@
-//! The invalidation feed (docs/operations.md, caching and invalidation): subscribers that receive one message
-//! per policy revision and drop exactly what changed from the decision
-//! cache, and the bridge that publishes those messages for the postgres
-//! store.
+//! The invalidation feed (docs/operations.md, caching and invalidation):
+//! subscribers that receive one message per policy revision and drop
+//! exactly what changed from the decision cache, the catch-up from the
+//! store's change log when messages may have been missed, and the bridge
+//! that publishes those messages for the postgres store.
 //!
 //! - [`message`]: the wire contract;
 //! - [`apply`]: revision bookkeeping and per-kind invalidation (pure);
-//! - [`redis`], [`nats`]: subscribers; each flushes on every (re)connect
-//!   and keeps `loggate_invalidation_feed_up` and the cache's push health
-//!   current (while down, cached answers older than `max_staleness` are
-//!   recomputed from the store);
+//! - [`follow`]: one replica's state: feed health, when the cache may
+//!   trust the feed, what a catch-up starts from;
+//! - [`poll`]: the one task that reads the change log: when revisions may
+//!   have been missed (a reconnect, a gap, an unreadable message), and
+//!   every `max_staleness / 2` (at most 1 s) while the feed is down, so
+//!   cached answers stay current without being recomputed;
+//! - [`redis`], [`nats`]: subscribers; they report (re)connects, messages
+//!   and losses to the follower. With the file store (no change log) a
+//!   (re)connect or a loss flushes the cache;
 //! - [`bridge`]: Postgres `LISTEN loggate_policy` -> feed messages.
 
 pub mod apply;
 pub mod bridge;
+pub mod follow;
 pub mod message;
 pub mod nats;
+pub mod poll;
 pub mod redis;
 
 use crate::cache::DecisionCache;
 use crate::config::{Feed, InvalidationConfig};
 use crate::metrics::Metrics;
-use crate::policy::Store;
+use crate::policy::{PolicyStore, Store};
+use follow::Follower;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// What a subscriber reports about its connection, and what it asks the
-/// store when it (re)connects.
-#[derive(Clone)]
-pub struct FeedHealth {
-    cache: Arc<DecisionCache>,
-    metrics: Arc<Metrics>,
-    /// The store, when its revisions are the feed's (postgres).
-    store: Option<Arc<Store>>,
-}
-
-impl FeedHealth {
-    pub fn new(cache: Arc<DecisionCache>, metrics: Arc<Metrics>, store: Option<Arc<Store>>) -> Self {
-        let store = store.filter(|s| matches!(**s, Store::Postgres(_)));
-        FeedHealth { cache, metrics, store }
-    }
-
-    /// The store's committed revision, read BEFORE a reconnect flush: every
-    /// change up to it is then covered by the flush, so the subscriber can
-    /// skip their (possibly lost) messages and report that revision.
-    /// `None` when the store has no feed revisions or cannot answer.
-    pub async fn store_revision(&self) -> Option<u64> {
-        match self.store.as_deref() {
-            Some(Store::Postgres(pg)) => pg.revision().await.ok(),
-            _ => None,
-        }
-    }
-
-    /// Subscribed and receiving: pushed invalidations can be trusted.
-    pub fn up(&self) {
-        self.metrics.invalidation_feed_up.set(1);
-        self.cache.set_push_healthy(true);
-    }
-
-    /// Not receiving: cached answers are bounded by `max_staleness`.
-    pub fn down(&self) {
-        self.metrics.invalidation_feed_up.set(0);
-        self.cache.set_push_healthy(false);
-    }
-}
-
-/// Starts the configured subscriber (`feed = "redis" | "nats"`); `None` for
-/// `feed = "none"`. The feed starts down; it reports up once subscribed.
+/// Starts what keeps the cache in step with the store: for the postgres
+/// store the change-log poller (also with `feed = "none"`: then it is the
+/// only source of invalidations), and the configured subscriber
+/// (`feed = "redis" | "nats"`), whose task is returned. The feed starts
+/// down; it reports up once subscribed.
 pub fn spawn(
     config: &InvalidationConfig,
     cache: Arc<DecisionCache>,
     metrics: Arc<Metrics>,
     store: Option<Arc<Store>>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let health = FeedHealth::new(cache.clone(), metrics.clone(), store);
-    let applier = apply::Applier::new(cache, metrics);
+    let logged = store.filter(|s| matches!(**s, Store::Postgres(_)));
+    let follower = Arc::new(match &logged {
+        // Read before anything was cached: changes after it are caught up.
+        Some(store) => Follower::with_log(cache, metrics, store.revision()),
+        None => Follower::without_log(cache, metrics),
+    });
+    if let Some(store) = logged {
+        tokio::spawn(poll::run(follower.clone(), poll::StoreLog(store), poll::interval(config.max_staleness)));
+    }
     let task = match config.feed {
         Feed::None => return Ok(None),
         Feed::Redis => {
             let subscriber = redis::Subscriber::new(&config.url, &config.channel)?;
-            health.down();
-            tokio::spawn(subscriber.run(applier, health))
+            follower.down();
+            tokio::spawn(subscriber.run(follower))
         }
         Feed::Nats => {
             let subscriber = nats::Subscriber::new(&config.url, &config.channel);
-            health.down();
-            tokio::spawn(subscriber.run(applier, health))
+            follower.down();
+            tokio::spawn(subscriber.run(follower))
         }
     };
     Ok(Some(task))

@@ -34,7 +34,9 @@ pub const PG_CHANNEL: &str = "loggate_policy";
 /// Catch up at least this often even without notifications.
 pub const SAFETY_POLL: Duration = Duration::from_secs(2);
 /// Further behind than this, only the newest revision is published:
-/// receivers see a gap and flush, which is cheaper than a replay.
+/// receivers see a gap and catch up from the change log themselves (one
+/// statement each, or a flush when the log cannot cover it), which is
+/// cheaper than a replay.
 pub const MAX_REPLAY: u64 = 1000;
 
 /// `(committed_at_ms, [(kind, id)])`: one revision of the change log.
@@ -99,7 +101,8 @@ impl Publish for FeedPublisher {
 }
 
 /// The contract message for one revision. Kinds are passed through as the
-/// store wrote them: one receivers do not know makes them flush.
+/// store wrote them: one receivers do not know makes them catch up from
+/// the change log, where it makes them flush.
 pub fn encode(revision: u64, committed_at_ms: i64, changes: &[(String, String)]) -> Vec<u8> {
     for (kind, _) in changes {
         if ChangeKind::parse(kind).is_none() {
@@ -145,7 +148,7 @@ impl<S: ChangeSource, P: Publish> Bridge<S, P> {
 
     /// Publishes every committed revision after the last published one; on
     /// the first call, the newest revision only (receivers that missed
-    /// earlier ones see a gap and flush). Returns how many were published.
+    /// earlier ones see a gap and catch up). Returns how many were published.
     pub async fn catch_up(&mut self) -> Result<usize, BridgeError> {
         let head = self.source.revision().await?;
         let from = match self.published {

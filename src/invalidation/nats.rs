@@ -2,15 +2,16 @@
 //! `invalidation.channel`. The client reconnects and resubscribes by
 //! itself; every `Connected` event (the first connect and each reconnect)
 //! is answered, once the subscription is confirmed by a round trip, with a
-//! flush, since core NATS drops what was published while disconnected. A
-//! slow-consumer event means messages were dropped client-side: flush too.
+//! catch-up from the change log (or a flush, without one), since core NATS
+//! drops what was published while disconnected. A slow-consumer event
+//! means messages were dropped client-side: the same.
 
-use super::apply::Applier;
+use super::Backoff;
 use super::bridge::PublishError;
-use super::{Backoff, FeedHealth};
-use crate::clock::now_ms;
+use super::follow::Follower;
 use async_nats::Event;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -52,18 +53,18 @@ impl Subscriber {
 
     /// Runs forever: connect, subscribe, apply; a client that gives up (it
     /// should not: reconnects are unlimited) is replaced after a backoff.
-    pub async fn run(self, mut applier: Applier, health: FeedHealth) {
+    pub async fn run(self, follower: Arc<Follower>) {
         let mut backoff = Backoff::new();
         loop {
-            let end = self.session(&mut applier, &health, &mut backoff).await;
-            health.down();
+            let end = self.session(&follower, &mut backoff).await;
+            follower.down();
             let delay = backoff.step();
             tracing::warn!(error = %end, subject = %self.subject, retry_in_ms = delay.as_millis() as u64, "invalidation feed (nats) down");
             tokio::time::sleep(delay).await;
         }
     }
 
-    async fn session(&self, applier: &mut Applier, health: &FeedHealth, backoff: &mut Backoff) -> String {
+    async fn session(&self, follower: &Follower, backoff: &mut Backoff) -> String {
         let (tx, mut events) = mpsc::unbounded_channel();
         let client = match options(Some(tx)).connect(&self.url).await {
             Ok(c) => c,
@@ -82,29 +83,27 @@ impl Subscriber {
                         // is back, the server knows the subscription.
                         match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
                             Ok(Ok(())) => {
-                                let store_revision = health.store_revision().await;
-                                applier.reconnected_at(store_revision, now_ms());
-                                health.up();
+                                let outcome = follower.subscribed();
                                 backoff.reset();
-                                tracing::info!(subject = %self.subject, revision = applier.last_revision(), "invalidation feed (nats) subscribed; cache flushed");
+                                tracing::info!(subject = %self.subject, revision = follower.last_revision(), ?outcome, "invalidation feed (nats) subscribed");
                             }
                             _ => {
                                 tracing::warn!("invalidation feed (nats): connected but the subscription was not confirmed; staying down");
-                                health.down();
+                                follower.down();
                             }
                         }
                     }
-                    Some(Event::Disconnected) | Some(Event::Closed) => health.down(),
+                    Some(Event::Disconnected) | Some(Event::Closed) => follower.down(),
                     Some(Event::SlowConsumer(_)) => {
-                        tracing::warn!("invalidation feed (nats): slow consumer, messages dropped; flushing");
-                        applier.reconnected();
+                        let outcome = follower.lost_messages();
+                        tracing::warn!(?outcome, "invalidation feed (nats): slow consumer, messages dropped");
                     }
                     Some(other) => tracing::debug!(event = %other, "invalidation feed (nats) event"),
                 },
                 message = messages.next() => match message {
                     None => return "subscription ended".into(),
                     Some(m) => {
-                        let outcome = applier.message(&m.payload, now_ms());
+                        let outcome = follower.message(&m.payload);
                         tracing::debug!(?outcome, "invalidation message");
                     }
                 },

@@ -1,14 +1,15 @@
 //! The Redis subscriber: `SUBSCRIBE invalidation.channel` on a dedicated
 //! pub/sub connection. The client does not resubscribe by itself, so a
 //! dropped connection (closed socket, or a ping that goes unanswered) ends
-//! the session; the next one starts after a backoff and flushes once it is
-//! subscribed again, since messages published in between are lost.
+//! the session; the next one starts after a backoff and, once subscribed
+//! again, has the follower catch up from the change log (or flush, without
+//! one), since messages published in between are lost.
 
-use super::apply::Applier;
+use super::Backoff;
 use super::bridge::PublishError;
-use super::{Backoff, FeedHealth};
-use crate::clock::now_ms;
+use super::follow::Follower;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long connecting and subscribing may take.
@@ -44,18 +45,18 @@ impl Subscriber {
     }
 
     /// Runs forever: subscribe, apply, reconnect.
-    pub async fn run(self, mut applier: Applier, health: FeedHealth) {
+    pub async fn run(self, follower: Arc<Follower>) {
         let mut backoff = Backoff::new();
         loop {
-            let end = self.session(&mut applier, &health, &mut backoff).await;
-            health.down();
+            let end = self.session(&follower, &mut backoff).await;
+            follower.down();
             let delay = backoff.step();
             tracing::warn!(error = %end, channel = %self.channel, retry_in_ms = delay.as_millis() as u64, "invalidation feed (redis) down");
             tokio::time::sleep(delay).await;
         }
     }
 
-    async fn session(&self, applier: &mut Applier, health: &FeedHealth, backoff: &mut Backoff) -> SessionEnd {
+    async fn session(&self, follower: &Follower, backoff: &mut Backoff) -> SessionEnd {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
             sink.subscribe(&self.channel).await?;
@@ -68,12 +69,10 @@ impl Subscriber {
             Ok(Ok(pair)) => pair,
         };
         // Subscribed (the server confirmed): whatever was published before
-        // now is covered by this flush, whatever comes later arrives.
-        let store_revision = health.store_revision().await;
-        applier.reconnected_at(store_revision, now_ms());
-        health.up();
+        // now is caught up (or flushed), whatever comes later arrives.
+        let outcome = follower.subscribed();
         backoff.reset();
-        tracing::info!(channel = %self.channel, revision = applier.last_revision(), "invalidation feed (redis) subscribed; cache flushed");
+        tracing::info!(channel = %self.channel, revision = follower.last_revision(), ?outcome, "invalidation feed (redis) subscribed");
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -81,7 +80,7 @@ impl Subscriber {
                 message = stream.next() => match message {
                     None => return SessionEnd::Closed,
                     Some(m) => {
-                        let outcome = applier.message(m.get_payload_bytes(), now_ms());
+                        let outcome = follower.message(m.get_payload_bytes());
                         tracing::debug!(?outcome, "invalidation message");
                     }
                 },

@@ -13,6 +13,7 @@
 //! `StoreError`, on which the gateway fails closed.
 
 mod candidates;
+mod changelog;
 mod column;
 mod derive;
 mod doc;
@@ -21,6 +22,7 @@ mod pool;
 mod slice;
 mod token;
 
+pub use changelog::{ChangeLog, Coverage, LoggedRevision};
 pub use column::timestamptz;
 pub use derive::{Derived, Request as DeriveRequest};
 pub use doc::ImportError;

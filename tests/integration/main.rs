@@ -14,6 +14,7 @@ mod deploy;
 mod fleet_derived;
 mod fleet_outage;
 mod fleet_property;
+mod fleet_recovery;
 mod fleet_revocation;
 mod fleet_sql;
 mod gateway_metrics;

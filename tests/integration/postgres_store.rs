@@ -174,6 +174,39 @@ async fn plain_sql_changes_bump_the_revision_once_per_transaction() {
 }
 
 #[tokio::test]
+async fn the_change_log_since_a_revision_says_whether_it_covers_the_range() {
+    use loggate::policy::postgres::Coverage;
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let c = db.client().await;
+    let empty = store.changes_since(0, 10).await.unwrap();
+    assert_eq!((empty.head, empty.coverage, empty.revisions.len()), (0, Coverage::Complete, 0));
+    // Three transactions: revisions 1, 2 (two changes) and 3.
+    for sql in [
+        "INSERT INTO organizations VALUES ('o', 'acme')",
+        "BEGIN; INSERT INTO users VALUES ('u', 'ci', true); INSERT INTO groups (id, org_id, name) VALUES ('g', 'o', 'w'); COMMIT;",
+        "INSERT INTO group_member_users VALUES ('g', 'u')",
+    ] {
+        c.batch_execute(sql).await.unwrap();
+    }
+    let log = store.changes_since(1, 10).await.unwrap();
+    assert_eq!((log.head, log.coverage), (3, Coverage::Complete));
+    let read: Vec<(u64, Vec<(String, String)>)> =
+        log.revisions.iter().map(|r| (r.revision, r.changes.clone())).collect();
+    let pair = |k: &str, i: &str| (k.to_string(), i.to_string());
+    assert_eq!(read, [(2, vec![pair("group", "g"), pair("user", "u")]), (3, vec![pair("group", "g")])]);
+    assert!(log.revisions.iter().all(|r| r.committed_at_ms > 1_600_000_000_000));
+    assert_eq!(store.changes_since(3, 10).await.unwrap().coverage, Coverage::Complete, "nothing new");
+    assert_eq!(store.changes_since(1, 2).await.unwrap().coverage, Coverage::TooMany, "three changes, two allowed");
+    assert_eq!(store.changes_since(1, 3).await.unwrap().coverage, Coverage::Complete);
+    assert_eq!(store.changes_since(9, 10).await.unwrap().coverage, Coverage::Rewound, "a store behind the replica");
+    c.execute("DELETE FROM policy_changes WHERE revision = 2", &[]).await.unwrap();
+    let pruned = store.changes_since(1, 10).await.unwrap();
+    assert_eq!((pruned.head, pruned.coverage, pruned.revisions.len()), (3, Coverage::Pruned, 0));
+    assert_eq!(store.changes_since(2, 10).await.unwrap().coverage, Coverage::Complete, "after what was pruned");
+}
+
+#[tokio::test]
 async fn notify_fires_once_per_transaction_with_the_revision() {
     use futures_util::StreamExt;
     let db = TestDb::create().await;

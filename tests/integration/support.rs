@@ -10,6 +10,7 @@ pub mod feeds;
 pub mod fleet;
 pub mod gateway;
 pub mod http;
+pub mod load;
 pub mod otlp;
 pub mod pg;
 pub mod policy;

@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_revisions", include_str!("../../../migrations/0002_revisions.sql")),
     ("0003_deletion_and_validity", include_str!("../../../migrations/0003_deletion_and_validity.sql")),
     ("0004_scoped_tokens", include_str!("../../../migrations/0004_scoped_tokens.sql")),
+    ("0005_principal_indexes", include_str!("../../../migrations/0005_principal_indexes.sql")),
 ];
 
 /// An arbitrary constant naming loggate's migration lock.

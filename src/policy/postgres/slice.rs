@@ -75,13 +75,19 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
     let group_ids: Vec<&str> = groups.keys().map(String::as_str).collect();
 
     let (types, ids): (Vec<&str>, Vec<&str>) = scopes.iter().copied().unzip();
+    // One branch per kind of principal, each answered exactly by its
+    // (principal, object) index (migrations/0005); an ACL names exactly one
+    // kind, so the branches never return the same row.
     let rows = client
         .query(
             "SELECT a.id, a.object_type, a.object_id, a.user_id, a.group_id, a.permission, a.role_id, a.restrict_object_type
-               FROM acls a
-               JOIN unnest($1::text[], $2::text[]) AS s (t, i) ON a.object_type = s.t AND a.object_id = s.i
-              WHERE a.user_id = $3 OR a.group_id = ANY ($4::text[])
-              ORDER BY a.id",
+               FROM unnest($1::text[], $2::text[]) AS s (t, i)
+               JOIN acls a ON a.user_id = $3 AND a.object_type = s.t AND a.object_id = s.i
+             UNION ALL
+             SELECT a.id, a.object_type, a.object_id, a.user_id, a.group_id, a.permission, a.role_id, a.restrict_object_type
+               FROM unnest($1::text[], $2::text[]) AS s (t, i)
+               JOIN acls a ON a.group_id = ANY ($4::text[]) AND a.object_type = s.t AND a.object_id = s.i
+             ORDER BY 1",
             &[&types, &ids, &principal.user_id, &group_ids],
         )
         .await?;

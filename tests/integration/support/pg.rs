@@ -5,9 +5,14 @@
 //!
 //! The server is `LOGGATE_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`).
 
+mod frames;
+
+pub use frames::Counts;
+use frames::FrameCounter;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -47,6 +52,43 @@ impl TestDb {
         tokio::spawn(conn);
         client
     }
+
+    /// This database's counters in `pg_stat_database`, read from another
+    /// database so that reading them adds nothing. Backends report them
+    /// when they go idle, at most once a second: they lag up to that long.
+    pub async fn stats(&self) -> DbStats {
+        let row = admin_client()
+            .await
+            .query_one(
+                "SELECT xact_commit + xact_rollback, tup_returned, tup_fetched FROM pg_stat_database WHERE datname = $1",
+                &[&self.name],
+            )
+            .await
+            .expect("pg_stat_database");
+        DbStats { transactions: row.get(0), rows_returned: row.get(1), rows_fetched: row.get(2) }
+    }
+}
+
+/// `pg_stat_database` counters of one database (see [`TestDb::stats`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbStats {
+    /// Transactions committed or rolled back.
+    pub transactions: i64,
+    /// `tup_returned`: rows read by sequential scans and index entries returned.
+    pub rows_returned: i64,
+    /// `tup_fetched`: rows fetched by index scans.
+    pub rows_fetched: i64,
+}
+
+impl std::ops::Sub for DbStats {
+    type Output = DbStats;
+    fn sub(self, earlier: DbStats) -> DbStats {
+        DbStats {
+            transactions: self.transactions - earlier.transactions,
+            rows_returned: self.rows_returned - earlier.rows_returned,
+            rows_fetched: self.rows_fetched - earlier.rows_fetched,
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -66,10 +108,13 @@ impl Drop for TestDb {
 
 /// A TCP relay to Postgres. `cut()` closes every relayed connection and
 /// refuses new ones, as if the database went away; `restore()` undoes it.
+/// It counts the statements clients send through it ([`Relay::statements`]).
 pub struct Relay {
     pub port: u16,
     down: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    /// `(statements, round trips)` sent through the relay (see `frames`).
+    counted: Arc<(AtomicU64, AtomicU64)>,
 }
 
 /// `host:port` of a `postgres://user@host:port` URL.
@@ -95,31 +140,40 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(false));
+        let counted = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let (cut, _) = watch::channel(0u64);
-        let (target, down2, cut2) = (target.to_owned(), down.clone(), cut.clone());
+        let (target, down2, cut2, counted2) = (target.to_owned(), down.clone(), cut.clone(), counted.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     continue;
                 };
                 if down2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
-                let target = target.clone();
+                let (target, counted) = (target.clone(), counted2.clone());
                 let mut cut_rx = cut2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                    let Ok(outbound) = TcpStream::connect(&target).await else {
                         return;
                     };
+                    let (mut from_client, mut to_client) = inbound.into_split();
+                    let (mut from_server, mut to_server) = outbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = forward_counting(&mut from_client, &mut to_server, &counted) => {}
+                        _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
                         _ = cut_rx.changed() => {}
                     }
                 });
             }
         });
-        Relay { port, down, cut }
+        Relay { port, down, cut, counted }
+    }
+
+    /// What clients asked through the relay so far (see `frames`).
+    pub fn counts(&self) -> Counts {
+        Counts { statements: self.counted.0.load(Ordering::SeqCst), round_trips: self.counted.1.load(Ordering::SeqCst) }
     }
 
     pub fn cut(&self) {
@@ -129,6 +183,28 @@ impl Relay {
 
     pub fn restore(&self) {
         self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies a client's bytes to the server, counting its statements.
+async fn forward_counting(
+    from: &mut (impl AsyncReadExt + Unpin),
+    to: &mut (impl AsyncWriteExt + Unpin),
+    counted: &(AtomicU64, AtomicU64),
+) {
+    let mut frames = FrameCounter::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let counts = frames.feed(&buf[..n]);
+        counted.0.fetch_add(counts.statements, Ordering::SeqCst);
+        counted.1.fetch_add(counts.round_trips, Ordering::SeqCst);
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
