@@ -298,15 +298,15 @@ impl PolicyStore for FileStore {
             new.projects.push(discovery.project.clone());
         }
         match discovery.child {
-            Some(super::discovery::Child::Experiment(e)) if e.project_id == discovery.project.id => {
-                if !doc.experiments.iter().any(|x| x.id == e.id) {
-                    new.experiments.push(e);
-                }
+            Some(super::discovery::Child::Experiment(e))
+                if e.project_id == discovery.project.id && !doc.experiments.iter().any(|x| x.id == e.id) =>
+            {
+                new.experiments.push(e);
             }
-            Some(super::discovery::Child::Dataset(d)) if d.project_id == discovery.project.id => {
-                if !doc.datasets.iter().any(|x| x.id == d.id) {
-                    new.datasets.push(d);
-                }
+            Some(super::discovery::Child::Dataset(d))
+                if d.project_id == discovery.project.id && !doc.datasets.iter().any(|x| x.id == d.id) =>
+            {
+                new.datasets.push(d);
             }
             _ => {}
         }

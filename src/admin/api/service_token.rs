@@ -44,10 +44,13 @@ fn to_json(r: &Row) -> Value {
     })
 }
 
+/// A column to set and its value.
+type Assignment = (&'static str, Box<dyn ToSql + Sync + Send>);
+
 /// The narrowing fields present in `f`, checked, as SQL parameters:
 /// `(column, value)`; null clears.
-fn narrowing(f: &Fields<'_>) -> Result<Vec<(&'static str, Box<dyn ToSql + Sync + Send>)>, GatewayError> {
-    let mut set: Vec<(&'static str, Box<dyn ToSql + Sync + Send>)> = Vec::new();
+fn narrowing(f: &Fields<'_>) -> Result<Vec<Assignment>, GatewayError> {
+    let mut set: Vec<Assignment> = Vec::new();
     if let Some(scope) = f.typed::<Scope>("scope")? {
         set.push(("scope", Box::new(scope.map(Json))));
     }
