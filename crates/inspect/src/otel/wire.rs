@@ -43,7 +43,7 @@ pub(super) const TOO_DEEP: &str = "messages nested deeper than the protobuf recu
 
 /// A cursor over one message: `b` is the whole body (so positions in
 /// errors are body offsets), the message's bytes are `pos..end`.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
