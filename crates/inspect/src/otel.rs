@@ -25,6 +25,8 @@ mod wire;
 #[cfg(test)]
 mod differential;
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;
 
 pub use parent::parse_parent;

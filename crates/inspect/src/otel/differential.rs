@@ -21,32 +21,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use proptest::prelude::*;
 use prost::Message;
-use serde_json::{Value as Json, json};
+
+use super::fixtures::{Rng, ToJson, put_key, put_len, put_varint};
 
 use super::{MAX_VALUE_LEVELS, OtelSpans, OtlpEncoding, PARENT_KEY, otel_traces};
 use crate::InspectError;
-
-/// SplitMix64: a small deterministic generator, seeded by proptest.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Msg {
@@ -121,24 +100,6 @@ fn schema(m: Msg) -> &'static [(u32, Ty)] {
         Msg::ArrayValue => &[(1, M(Msg::AnyValue))],
         Msg::KvList => &[(1, M(Msg::KeyValue))],
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_key(out: &mut Vec<u8>, tag: u32, wt: u8) {
-    put_varint(out, u64::from(tag) << 3 | u64::from(wt));
-}
-
-fn put_len(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    put_key(out, tag, 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
 }
 
 /// Writes random messages; `nodes` bounds the size of one body.
@@ -377,97 +338,6 @@ fn expected(req: &ExportTraceServiceRequest) -> Option<OtelSpans> {
     Some(out)
 }
 
-/// The same request in OTLP/JSON, each field name in a random spelling.
-struct ToJson(Rng);
-
-impl ToJson {
-    fn name(&mut self, camel: &str, snake: &str) -> String {
-        if self.0.chance(50) { camel } else { snake }.to_owned()
-    }
-
-    fn object(&mut self, fields: Vec<((&str, &str), Json)>) -> Json {
-        let mut map = serde_json::Map::new();
-        for ((camel, snake), v) in fields {
-            let k = self.name(camel, snake);
-            map.insert(k, v);
-        }
-        Json::Object(map)
-    }
-
-    fn request(&mut self, req: &ExportTraceServiceRequest) -> Json {
-        let rs: Vec<Json> = req.resource_spans.iter().map(|rs| {
-            let resource = rs.resource.as_ref().map(|r| {
-                let attrs = self.attributes(&r.attributes);
-                self.object(vec![(("attributes", "attributes"), attrs), (("droppedAttributesCount", "dropped_attributes_count"), json!(r.dropped_attributes_count))])
-            });
-            let ss: Vec<Json> = rs.scope_spans.iter().map(|ss| {
-                let scope = ss.scope.as_ref().map(|s| {
-                    let attrs = self.attributes(&s.attributes);
-                    self.object(vec![(("name", "name"), json!(s.name)), (("attributes", "attributes"), attrs)])
-                });
-                let spans: Vec<Json> = ss.spans.iter().map(|span| {
-                    let attrs = self.attributes(&span.attributes);
-                    let events: Vec<Json> = span.events.iter().map(|e| {
-                        let attrs = self.attributes(&e.attributes);
-                        self.object(vec![(("timeUnixNano", "time_unix_nano"), json!(e.time_unix_nano.to_string())), (("name", "name"), json!(e.name)), (("attributes", "attributes"), attrs)])
-                    }).collect();
-                    let links: Vec<Json> = span.links.iter().map(|l| {
-                        let attrs = self.attributes(&l.attributes);
-                        self.object(vec![(("traceId", "trace_id"), json!(hex(&l.trace_id))), (("attributes", "attributes"), attrs)])
-                    }).collect();
-                    self.object(vec![
-                        (("traceId", "trace_id"), json!(hex(&span.trace_id))),
-                        (("name", "name"), json!(span.name)),
-                        (("kind", "kind"), json!(span.kind)),
-                        (("attributes", "attributes"), attrs),
-                        (("events", "events"), Json::Array(events)),
-                        (("links", "links"), Json::Array(links)),
-                        (("status", "status"), json!({"code": 0})),
-                    ])
-                }).collect();
-                self.object(vec![(("scope", "scope"), scope.unwrap_or(Json::Null)), (("spans", "spans"), Json::Array(spans)), (("schemaUrl", "schema_url"), json!(ss.schema_url))])
-            }).collect();
-            self.object(vec![(("resource", "resource"), resource.unwrap_or(Json::Null)), (("scopeSpans", "scope_spans"), Json::Array(ss))])
-        }).collect();
-        self.object(vec![(("resourceSpans", "resource_spans"), Json::Array(rs))])
-    }
-
-    fn attributes(&mut self, kvs: &[KeyValue]) -> Json {
-        Json::Array(kvs.iter().map(|kv| self.key_value(kv)).collect())
-    }
-
-    fn key_value(&mut self, kv: &KeyValue) -> Json {
-        let value = kv.value.as_ref().map_or(Json::Null, |v| self.any_value(v));
-        self.object(vec![(("key", "key"), json!(kv.key)), (("value", "value"), value)])
-    }
-
-    fn any_value(&mut self, v: &AnyValue) -> Json {
-        use any_value::Value::*;
-        let member = match &v.value {
-            None => return json!({}),
-            Some(StringValue(s)) => (("stringValue", "string_value"), json!(s)),
-            Some(BoolValue(b)) => (("boolValue", "bool_value"), json!(b)),
-            Some(IntValue(i)) => (("intValue", "int_value"), json!(i.to_string())),
-            Some(DoubleValue(d)) => (("doubleValue", "double_value"), if d.is_finite() { json!(d) } else { json!("NaN") }),
-            Some(BytesValue(b)) => (("bytesValue", "bytes_value"), json!(hex(b))),
-            Some(StringValueStrindex(i)) => (("stringValueStrindex", "string_value_strindex"), json!(i)),
-            Some(ArrayValue(a)) => {
-                let values: Vec<Json> = a.values.iter().map(|v| self.any_value(v)).collect();
-                (("arrayValue", "array_value"), json!({ "values": values }))
-            }
-            Some(KvlistValue(l)) => {
-                let values: Vec<Json> = l.values.iter().map(|kv| self.key_value(kv)).collect();
-                (("kvlistValue", "kvlist_value"), json!({ "values": values }))
-            }
-        };
-        self.object(vec![member])
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn mutate(body: &mut Vec<u8>, how: &[(u8, u32, u32)]) {
     for &(kind, at, val) in how {
         if body.is_empty() {
@@ -502,7 +372,7 @@ fn check(seed: u64, mutations: &[(u8, u32, u32)]) {
         _ => panic!("seed {seed}: scan {got:?}, prost {:?}, expected {want:?}", theirs.map(|_| ())),
     }
     if let Ok(req) = &theirs {
-        let json = ToJson(Rng(seed ^ 0x5eed)).request(req);
+        let json = ToJson(Some(Rng(seed ^ 0x5eed))).request(req);
         let text = serde_json::to_vec(&json).unwrap();
         let got_json = otel_traces(&text, OtlpEncoding::Json);
         match (&got_json, &want) {
