@@ -89,8 +89,9 @@ fn inflate_zlib_capped(body: &[u8], max: usize) -> Result<Vec<u8>, InspectError>
     let mut buf = [0u8; CHUNK];
     loop {
         let (in_before, out_before) = (z.total_in(), z.total_out());
-        let status =
-            z.decompress(&body[in_before as usize..], &mut buf, FlushDecompress::None).map_err(|e| not_valid(WHAT, e))?;
+        let status = z
+            .decompress(&body[in_before as usize..], &mut buf, FlushDecompress::None)
+            .map_err(|e| not_valid(WHAT, e))?;
         let n = (z.total_out() - out_before) as usize;
         out.push(&buf[..n], max)?;
         if status == Status::StreamEnd {

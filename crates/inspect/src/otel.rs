@@ -122,8 +122,6 @@ pub(crate) fn parent_not_string(at: Option<String>) -> InspectError {
 pub(crate) fn too_deep(at: Option<String>) -> InspectError {
     InspectError::BadRequest {
         field: at,
-        message: format!(
-            "attribute value nested deeper than {MAX_VALUE_LEVELS} levels of kvlistValue/arrayValue"
-        ),
+        message: format!("attribute value nested deeper than {MAX_VALUE_LEVELS} levels of kvlistValue/arrayValue"),
     }
 }

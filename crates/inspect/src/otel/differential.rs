@@ -108,7 +108,8 @@ struct Gen {
     nodes: u32,
 }
 
-const PARENTS: &[&str] = &["project_id:p1", "project_name:default-otel-project", "experiment_id:e1", "", "project_id:p1"];
+const PARENTS: &[&str] =
+    &["project_id:p1", "project_name:default-otel-project", "experiment_id:e1", "", "project_id:p1"];
 
 impl Gen {
     fn string(&mut self, m: Msg, tag: u32) -> Vec<u8> {
@@ -184,11 +185,7 @@ impl Gen {
                 put_len(out, 2, &inner);
             }
             Msg::AnyValue => {
-                let (tag, list, elem) = if self.rng.chance(50) {
-                    (5, 1, Msg::AnyValue)
-                } else {
-                    (6, 1, Msg::KeyValue)
-                };
+                let (tag, list, elem) = if self.rng.chance(50) { (5, 1, Msg::AnyValue) } else { (6, 1, Msg::KeyValue) };
                 let child = if chain > 1 { self.message(elem, depth + 2, chain - 1) } else { Vec::new() };
                 let mut container = Vec::new();
                 if chain > 1 || self.rng.chance(50) {
@@ -447,6 +444,8 @@ fn generator_covers_both_outcomes() {
         check(seed, &[]);
     }
     let counts = [accepted, parents, malformed, recursion, at_limit, past_limit];
-    eprintln!("accepted, with parents, malformed, over prost's recursion limit, at the level limit, past it: {counts:?}");
+    eprintln!(
+        "accepted, with parents, malformed, over prost's recursion limit, at the level limit, past it: {counts:?}"
+    );
     assert!(counts.iter().all(|&n| n >= 10), "{counts:?}");
 }

@@ -2,7 +2,9 @@
 //! fields, and the OTLP/JSON form of a request.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -68,40 +70,77 @@ impl ToJson {
     }
 
     pub fn request(&mut self, req: &ExportTraceServiceRequest) -> Json {
-        let rs: Vec<Json> = req.resource_spans.iter().map(|rs| {
-            let resource = rs.resource.as_ref().map(|r| {
-                let attrs = self.attributes(&r.attributes);
-                self.object(vec![(("attributes", "attributes"), attrs), (("droppedAttributesCount", "dropped_attributes_count"), json!(r.dropped_attributes_count))])
-            });
-            let ss: Vec<Json> = rs.scope_spans.iter().map(|ss| {
-                let scope = ss.scope.as_ref().map(|s| {
-                    let attrs = self.attributes(&s.attributes);
-                    self.object(vec![(("name", "name"), json!(s.name)), (("attributes", "attributes"), attrs)])
-                });
-                let spans: Vec<Json> = ss.spans.iter().map(|span| {
-                    let attrs = self.attributes(&span.attributes);
-                    let events: Vec<Json> = span.events.iter().map(|e| {
-                        let attrs = self.attributes(&e.attributes);
-                        self.object(vec![(("timeUnixNano", "time_unix_nano"), json!(e.time_unix_nano.to_string())), (("name", "name"), json!(e.name)), (("attributes", "attributes"), attrs)])
-                    }).collect();
-                    let links: Vec<Json> = span.links.iter().map(|l| {
-                        let attrs = self.attributes(&l.attributes);
-                        self.object(vec![(("traceId", "trace_id"), json!(hex(&l.trace_id))), (("attributes", "attributes"), attrs)])
-                    }).collect();
+        let rs: Vec<Json> = req
+            .resource_spans
+            .iter()
+            .map(|rs| {
+                let resource = rs.resource.as_ref().map(|r| {
+                    let attrs = self.attributes(&r.attributes);
                     self.object(vec![
-                        (("traceId", "trace_id"), json!(hex(&span.trace_id))),
-                        (("name", "name"), json!(span.name)),
-                        (("kind", "kind"), json!(span.kind)),
                         (("attributes", "attributes"), attrs),
-                        (("events", "events"), Json::Array(events)),
-                        (("links", "links"), Json::Array(links)),
-                        (("status", "status"), json!({"code": 0})),
+                        (("droppedAttributesCount", "dropped_attributes_count"), json!(r.dropped_attributes_count)),
                     ])
-                }).collect();
-                self.object(vec![(("scope", "scope"), scope.unwrap_or(Json::Null)), (("spans", "spans"), Json::Array(spans)), (("schemaUrl", "schema_url"), json!(ss.schema_url))])
-            }).collect();
-            self.object(vec![(("resource", "resource"), resource.unwrap_or(Json::Null)), (("scopeSpans", "scope_spans"), Json::Array(ss))])
-        }).collect();
+                });
+                let ss: Vec<Json> = rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| {
+                        let scope = ss.scope.as_ref().map(|s| {
+                            let attrs = self.attributes(&s.attributes);
+                            self.object(vec![(("name", "name"), json!(s.name)), (("attributes", "attributes"), attrs)])
+                        });
+                        let spans: Vec<Json> = ss
+                            .spans
+                            .iter()
+                            .map(|span| {
+                                let attrs = self.attributes(&span.attributes);
+                                let events: Vec<Json> = span
+                                    .events
+                                    .iter()
+                                    .map(|e| {
+                                        let attrs = self.attributes(&e.attributes);
+                                        self.object(vec![
+                                            (("timeUnixNano", "time_unix_nano"), json!(e.time_unix_nano.to_string())),
+                                            (("name", "name"), json!(e.name)),
+                                            (("attributes", "attributes"), attrs),
+                                        ])
+                                    })
+                                    .collect();
+                                let links: Vec<Json> = span
+                                    .links
+                                    .iter()
+                                    .map(|l| {
+                                        let attrs = self.attributes(&l.attributes);
+                                        self.object(vec![
+                                            (("traceId", "trace_id"), json!(hex(&l.trace_id))),
+                                            (("attributes", "attributes"), attrs),
+                                        ])
+                                    })
+                                    .collect();
+                                self.object(vec![
+                                    (("traceId", "trace_id"), json!(hex(&span.trace_id))),
+                                    (("name", "name"), json!(span.name)),
+                                    (("kind", "kind"), json!(span.kind)),
+                                    (("attributes", "attributes"), attrs),
+                                    (("events", "events"), Json::Array(events)),
+                                    (("links", "links"), Json::Array(links)),
+                                    (("status", "status"), json!({"code": 0})),
+                                ])
+                            })
+                            .collect();
+                        self.object(vec![
+                            (("scope", "scope"), scope.unwrap_or(Json::Null)),
+                            (("spans", "spans"), Json::Array(spans)),
+                            (("schemaUrl", "schema_url"), json!(ss.schema_url)),
+                        ])
+                    })
+                    .collect();
+                self.object(vec![
+                    (("resource", "resource"), resource.unwrap_or(Json::Null)),
+                    (("scopeSpans", "scope_spans"), Json::Array(ss)),
+                ])
+            })
+            .collect();
         self.object(vec![(("resourceSpans", "resource_spans"), Json::Array(rs))])
     }
 
@@ -121,7 +160,9 @@ impl ToJson {
             Some(StringValue(s)) => (("stringValue", "string_value"), json!(s)),
             Some(BoolValue(b)) => (("boolValue", "bool_value"), json!(b)),
             Some(IntValue(i)) => (("intValue", "int_value"), json!(i.to_string())),
-            Some(DoubleValue(d)) => (("doubleValue", "double_value"), if d.is_finite() { json!(d) } else { json!("NaN") }),
+            Some(DoubleValue(d)) => {
+                (("doubleValue", "double_value"), if d.is_finite() { json!(d) } else { json!("NaN") })
+            }
             Some(BytesValue(b)) => (("bytesValue", "bytes_value"), json!(hex(b))),
             Some(StringValueStrindex(i)) => (("stringValueStrindex", "string_value_strindex"), json!(i)),
             Some(ArrayValue(a)) => {
@@ -186,7 +227,10 @@ pub(super) fn link(attributes: Vec<KeyValue>) -> Link {
 /// One resource with one scope holding `spans`.
 pub(super) fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans { scope_spans: vec![ScopeSpans { spans, ..Default::default() }], ..Default::default() }],
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
     }
 }
 
@@ -214,4 +258,3 @@ pub(super) fn placements(value: AnyValue) -> Vec<(ExportTraceServiceRequest, &'s
     out.push((request(vec![s]), "resourceSpans[0].scopeSpans[0].spans[0].links[0].attributes[0]"));
     out
 }
-

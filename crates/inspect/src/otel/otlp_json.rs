@@ -193,7 +193,7 @@ fn object<'a>(
     let mut seen = Seen::default();
     members(sc, path, |sc, key| {
         let here = path.key(&key);
-        match seen.field(fields, &key, path)? {
+        match seen.field(fields, key.clone(), path)? {
             Some(i) => each(sc, i, &here),
             None => sc.skip_value().at(&here),
         }

@@ -17,10 +17,7 @@ mod tests;
 /// name, which must not be empty. Anything else must be span components
 /// of version 3 or 4 (see `components`).
 pub fn parse_parent(s: &str) -> Result<OtelParent, String> {
-    let prefixed = [
-        ("project_id:", ProjectRef::Id as fn(String) -> ProjectRef),
-        ("project_name:", ProjectRef::Name),
-    ];
+    let prefixed = [("project_id:", ProjectRef::Id as fn(String) -> ProjectRef), ("project_name:", ProjectRef::Name)];
     for (prefix, project) in prefixed {
         if let Some(rest) = s.strip_prefix(prefix) {
             return non_empty(prefix, rest).map(|v| OtelParent::ProjectLog(project(v)));

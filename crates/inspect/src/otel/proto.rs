@@ -79,7 +79,12 @@ pub(super) fn scan(body: &[u8]) -> Result<OtelSpans, InspectError> {
     Ok(tally.finish())
 }
 
-fn resource_spans<'a>(mut r: Reader<'a>, budget: u32, path: &Path<'_>, tally: &mut Tally<'a>) -> Result<(), InspectError> {
+fn resource_spans<'a>(
+    mut r: Reader<'a>,
+    budget: u32,
+    path: &Path<'_>,
+    tally: &mut Tally<'a>,
+) -> Result<(), InspectError> {
     let list = path.key("scopeSpans");
     let mut i = 0;
     while let Some((tag, wt)) = r.next_key().at(path)? {

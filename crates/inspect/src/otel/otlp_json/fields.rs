@@ -86,9 +86,9 @@ impl<'a> Seen<'a> {
     /// The index in `fields` of the field `key` names (`None` for an
     /// unknown key), refusing a field or an unknown key met before.
     #[inline]
-    pub fn field(&mut self, fields: Fields, key: &Cow<'a, str>, path: &Path<'_>) -> Result<Option<usize>, InspectError> {
-        let duplicate = || path.key(key).bad("field given twice in one object (in either of its spellings)");
-        match fields.iter().position(|&(json, proto)| *key == json || *key == proto) {
+    pub fn field(&mut self, fields: Fields, key: Cow<'a, str>, path: &Path<'_>) -> Result<Option<usize>, InspectError> {
+        let duplicate = || path.key(&key).bad("field given twice in one object (in either of its spellings)");
+        match fields.iter().position(|&(json, proto)| key == json || key == proto) {
             Some(i) => {
                 if self.known & (1 << i) != 0 {
                     return Err(duplicate());
@@ -97,10 +97,10 @@ impl<'a> Seen<'a> {
                 Ok(Some(i))
             }
             None => {
-                if self.others.contains(key) {
+                if self.others.contains(&key) {
                     return Err(duplicate());
                 }
-                self.others.push(key.clone());
+                self.others.push(key);
                 Ok(None)
             }
         }

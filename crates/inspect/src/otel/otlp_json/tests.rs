@@ -56,7 +56,8 @@ fn both_spellings_of_every_field() {
         {"key":"braintrust.parent","value":{"stringValue":"project_id:a"}}]}]}]}]}"#;
     assert_eq!(ok(mixed), spans(&["project_id:a"], 1, 0));
     // Escapes in keys are decoded before matching.
-    let escaped = body(&[r#"{"attributes":[{"key":"braintrust\u002eparent","value":{"string\u005fvalue":"p\u003a"}}]}"#]);
+    let escaped =
+        body(&[r#"{"attributes":[{"key":"braintrust\u002eparent","value":{"string\u005fvalue":"p\u003a"}}]}"#]);
     assert_eq!(ok(&escaped), spans(&["p:"], 1, 0));
 }
 
@@ -75,11 +76,11 @@ fn a_field_given_twice_in_any_spelling_is_refused() {
             &body(&[r#"{"attributes":[{"key":"k","value":{"stringValue":"a","string_value":"b"}}]}"#]),
             "resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.string_value",
         ),
+        (&body(&[r#"{"traceId":"00","trace_id":"01"}"#]), "resourceSpans[0].scopeSpans[0].spans[0].trace_id"),
         (
-            &body(&[r#"{"traceId":"00","trace_id":"01"}"#]),
-            "resourceSpans[0].scopeSpans[0].spans[0].trace_id",
+            r#"{"resourceSpans":[{"resource":{"entityRefs":[],"entity_refs":[]}}]}"#,
+            "resourceSpans[0].resource.entity_refs",
         ),
-        (r#"{"resourceSpans":[{"resource":{"entityRefs":[],"entity_refs":[]}}]}"#, "resourceSpans[0].resource.entity_refs"),
     ];
     for (b, want) in cases {
         let (f, message) = refused(b);
@@ -138,7 +139,10 @@ fn wrong_types_where_the_walk_reads() {
             &body(&[r#"{"attributes":[{"key":"k","value":{"kvlistValue":{"values":[1]}}}]}"#]),
             Some("resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.kvlistValue.values[0]"),
         ),
-        (&body(&[r#"{"events":[{"attributes":{}}]}"#]), Some("resourceSpans[0].scopeSpans[0].spans[0].events[0].attributes")),
+        (
+            &body(&[r#"{"events":[{"attributes":{}}]}"#]),
+            Some("resourceSpans[0].scopeSpans[0].spans[0].events[0].attributes"),
+        ),
     ];
     for (b, want) in cases {
         assert_eq!(field(b).as_deref(), want, "{b}");

@@ -7,10 +7,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
-use super::super::fixtures::{event, int, kv, link, nested, parent, placements, put_key, put_len, put_varint, request, span, string};
+use super::super::fixtures::{
+    event, int, kv, link, nested, parent, placements, put_key, put_len, put_varint, request, span, string,
+};
 use super::scan;
-use crate::otel::{MAX_VALUE_LEVELS, OtelSpans};
 use crate::InspectError;
+use crate::otel::{MAX_VALUE_LEVELS, OtelSpans};
 
 fn ok(body: &[u8]) -> OtelSpans {
     assert!(ExportTraceServiceRequest::decode(body).is_ok(), "prost refuses {body:?}");
@@ -63,8 +65,12 @@ fn only_span_attributes_name_parents() {
         s
     }]);
     let rs = &mut req.resource_spans[0];
-    rs.resource = Some(Resource { attributes: vec![parent("project_id:res"), kv("braintrust.parent", int(2))], ..Default::default() });
-    rs.scope_spans[0].scope = Some(InstrumentationScope { attributes: vec![parent("project_id:sc")], ..Default::default() });
+    rs.resource = Some(Resource {
+        attributes: vec![parent("project_id:res"), kv("braintrust.parent", int(2))],
+        ..Default::default()
+    });
+    rs.scope_spans[0].scope =
+        Some(InstrumentationScope { attributes: vec![parent("project_id:sc")], ..Default::default() });
     assert_eq!(ok(&req.encode_to_vec()), spans(&[], 1, 1));
 }
 
@@ -214,7 +220,12 @@ fn unknown_fields_and_groups_are_skipped() {
     put_key(&mut unknown, 101, 4);
     put_key(&mut unknown, 102, 1);
     unknown.extend_from_slice(&[0; 8]);
-    let p = attr(&cat(&[&unknown, &key("braintrust.parent"), &unknown, &value(&cat(&[&unknown, &string_member("project_id:p")]))]));
+    let p = attr(&cat(&[
+        &unknown,
+        &key("braintrust.parent"),
+        &unknown,
+        &value(&cat(&[&unknown, &string_member("project_id:p")])),
+    ]));
     let body = cat(&[&unknown, &one_span(&cat(&[&unknown, &p, &unknown])), &unknown]);
     assert_eq!(ok(&body), spans(&["project_id:p"], 1, 0));
 }

@@ -33,9 +33,13 @@ pub(in super::super) enum Member<'a> {
     /// Bool, int, double, bytes or a string-table index.
     Scalar,
     /// An `array_value` whose elements are at most `inner` levels deep.
-    Array { inner: u32 },
+    Array {
+        inner: u32,
+    },
     /// A `kvlist_value` whose values are at most `inner` levels deep.
-    Kvlist { inner: u32 },
+    Kvlist {
+        inner: u32,
+    },
 }
 
 /// An `AnyValue` as decoded so far (possibly over several messages that
