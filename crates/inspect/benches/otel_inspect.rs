@@ -1,14 +1,20 @@
 //! OTLP trace export inspection: the validating wire scan (`otel_traces`)
 //! against prost decoding the whole `ExportTraceServiceRequest` and walking
 //! the struct for parents and value levels, on batches of 100 and 1,000
-//! LLM spans; and the OTLP/JSON scan of the same batches.
+//! LLM spans; the OTLP/JSON scan of the same batches; and, for scale,
+//! inflating the gzip-compressed protobuf body (`decode_otlp`), which the
+//! gateway does first for compressed exports.
 //!
 //! `cargo bench -p loggate-inspect --bench otel_inspect`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use loggate_inspect::{MAX_VALUE_LEVELS, OtlpEncoding, otel_traces};
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use loggate_inspect::{MAX_VALUE_LEVELS, OtlpEncoding, decode_otlp, otel_traces};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
@@ -245,10 +251,14 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function("protobuf_wire_scan", |b| b.iter(|| otel_traces(black_box(&body), OtlpEncoding::Protobuf)));
         g.bench_function("protobuf_prost_decode_and_walk", |b| b.iter(|| prost_inspect(black_box(&body))));
+        let mut z = GzEncoder::new(Vec::new(), Compression::default());
+        z.write_all(&body).unwrap();
+        let gz = z.finish().unwrap();
+        g.bench_function("gzip_inflate_protobuf", |b| b.iter(|| decode_otlp(black_box(&gz), Some("gzip"), 64 << 20)));
         g.throughput(Throughput::Bytes(text.len() as u64));
         g.bench_function("json_scan", |b| b.iter(|| otel_traces(black_box(&text), OtlpEncoding::Json)));
         g.finish();
-        eprintln!("otel_{n}_spans: protobuf {} bytes, JSON {} bytes", body.len(), text.len());
+        eprintln!("otel_{n}_spans: protobuf {} bytes ({} gzipped), JSON {} bytes", body.len(), gz.len(), text.len());
     }
 }
 
