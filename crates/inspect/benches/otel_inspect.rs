@@ -41,19 +41,77 @@ fn kvlist(values: Vec<KeyValue>) -> AnyValue {
     AnyValue { value: Some(Value::KvlistValue(KeyValueList { values })) }
 }
 
-/// About `n` bytes of chat text: newlines, punctuation, some non-ASCII.
-fn text(i: usize, n: usize) -> String {
-    let lines = [
-        "You are a helpful assistant. Answer in the user's language.\n",
-        "User: Wie spät ist es in Zürich? Réponds aussi en français, s'il te plaît.\n",
-        "Assistant: Es ist 14:05 Uhr — il est 14 h 05. 東京では22時5分です。\n",
-        "User: Summarize the ticket #{i}: \"Login fails with 401 after SSO rotation\".\n",
+/// About `n` bytes of chat text: words of several languages picked by a
+/// small generator (so the batch compresses like real text, not like one
+/// repeated line), punctuation, newlines, ~15% non-ASCII.
+fn text(seed: usize, n: usize) -> String {
+    const WORDS: &[&str] = &[
+        "the",
+        "user",
+        "asked",
+        "about",
+        "login",
+        "failures",
+        "after",
+        "SSO",
+        "rotation",
+        "ticket",
+        "401",
+        "token",
+        "expired",
+        "refresh",
+        "customer",
+        "Zürich",
+        "Grüße",
+        "réponse",
+        "français",
+        "s'il",
+        "vous",
+        "plaît",
+        "東京",
+        "時間",
+        "données",
+        "café",
+        "naïve",
+        "résumé",
+        "assistant:",
+        "user:",
+        "{\"role\":",
+        "\"content\":",
+        "—",
+        "please",
+        "summarize",
+        "the",
+        "conversation",
+        "and",
+        "include",
+        "steps",
+        "to",
+        "reproduce",
+        "the",
+        "issue",
+        "with",
+        "version",
+        "2.14.3",
+        "on",
+        "eu-west-1",
+        "Kubernetes",
+        "pod",
+        "restarted",
+        "at",
+        "14:05",
+        "UTC",
     ];
-    let mut out = String::with_capacity(n + 100);
-    let mut k = i;
+    let mut state = (seed as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = String::with_capacity(n + 32);
+    let mut words = 0;
     while out.len() < n {
-        out.push_str(&lines[k % lines.len()].replace("{i}", &i.to_string()));
-        k += 1;
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+        words += 1;
+        out.push(if words % 14 == 0 { '\n' } else { ' ' });
     }
     out
 }
