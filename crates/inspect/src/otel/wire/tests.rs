@@ -49,6 +49,19 @@ proptest! {
         prop_assert_eq!(ours, theirs);
     }
 
+    /// The UTF-8 verdict (and error position) is std's.
+    #[test]
+    fn strings_agree_with_std(b in prop::collection::vec(prop_oneof![any::<u8>(), 0x20u8..0x7f, 0x80u8..0xc0, 0xe0u8..0xf5], 0..90)) {
+        let mut field = vec![b.len() as u8];
+        field.extend_from_slice(&b);
+        let ours = Reader::new(&field).string_field(WireType::Len).map_err(|e| e.pos - 1);
+        prop_assert_eq!(ours.ok(), std::str::from_utf8(&b).ok());
+        if let Err(e) = std::str::from_utf8(&b) {
+            let pos = Reader::new(&field).string_field(WireType::Len).unwrap_err().pos - 1;
+            prop_assert_eq!(pos, e.valid_up_to());
+        }
+    }
+
     /// Skipping one unknown field (key included) at the top level.
     #[test]
     fn skip_agrees_with_prost(b in prop::collection::vec(prop_oneof![any::<u8>(), Just(0x0b), Just(0x0c), Just(0x13)], 0..24)) {
