@@ -34,7 +34,7 @@ pub use parent::parse_parent;
 use super::InspectError;
 
 /// The attribute whose string value names a span's parent.
-pub(crate) const PARENT_KEY: &str = "braintrust.parent";
+const PARENT_KEY: &str = "braintrust.parent";
 
 /// How deep attribute values may nest.
 ///
@@ -109,7 +109,7 @@ pub fn otel_traces(body: &[u8], encoding: OtlpEncoding) -> Result<OtelSpans, Ins
 
 /// The refusal of a `braintrust.parent` attribute that is not a string;
 /// `at` says where it is.
-pub(crate) fn parent_not_string(at: Option<String>) -> InspectError {
+fn parent_not_string(at: Option<String>) -> InspectError {
     let place = at.map(|p| format!(" (at {p})")).unwrap_or_default();
     InspectError::BadRequest {
         field: Some(PARENT_KEY.to_owned()),
@@ -119,7 +119,7 @@ pub(crate) fn parent_not_string(at: Option<String>) -> InspectError {
 
 /// The refusal of an attribute value nested too deep; `at` names the
 /// attribute.
-pub(crate) fn too_deep(at: Option<String>) -> InspectError {
+fn too_deep(at: Option<String>) -> InspectError {
     InspectError::BadRequest {
         field: at,
         message: format!("attribute value nested deeper than {MAX_VALUE_LEVELS} levels of kvlistValue/arrayValue"),
