@@ -10,6 +10,8 @@
 //! body, including the members no inspector reads; the route inspectors
 //! ([`logs3`], [`events`], [`feedback`], [`cross_object_insert`],
 //! [`overflow_request`]) read the target fields of each row as they go.
+//! OpenTelemetry trace exports ([`otel_traces`], protobuf or JSON) are
+//! scanned for the parents their spans name, which [`parse_parent`] reads.
 
 mod collect;
 mod cross;
@@ -17,6 +19,7 @@ mod decode;
 mod events;
 mod json;
 mod logs3;
+mod otel;
 mod overflow;
 mod path;
 #[cfg(test)]
@@ -26,9 +29,10 @@ mod target;
 mod walk;
 
 pub use cross::cross_object_insert;
-pub use decode::decode;
+pub use decode::{decode, decode_otlp};
 pub use events::{events, feedback};
 pub use logs3::logs3;
+pub use otel::{MAX_VALUE_LEVELS, OtelParent, OtelSpans, OtlpEncoding, ProjectRef, otel_traces, parse_parent};
 pub use overflow::overflow_request;
 
 use loggate_model::types::{ObjectRef, Permission};
@@ -69,7 +73,8 @@ pub enum InspectError {
     /// The (decompressed) body exceeds the configured cap.
     #[error("body exceeds {limit} bytes")]
     TooLarge { limit: usize },
-    /// A `Content-Encoding` other than identity or gzip.
+    /// A `Content-Encoding` other than identity or gzip (or, for OTLP
+    /// bodies, deflate).
     #[error("unsupported content encoding '{0}'")]
     UnsupportedEncoding(String),
 }
