@@ -8,6 +8,7 @@ mod body;
 mod client_addr;
 mod derive;
 mod idle;
+mod otel;
 pub mod pipeline;
 mod query;
 mod register;

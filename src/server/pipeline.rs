@@ -257,12 +257,7 @@ impl Gateway {
             }
             // DeriveToken is answered by loggate before inspection.
             Route::Login | Route::Version | Route::Passthrough(_) | Route::DeriveToken => Targets::default(),
-            Route::OtelTraces => {
-                return Err(GatewayError::RouteNotAllowed {
-                    method: method.to_string(),
-                    path: "/otel/v1/traces".into(),
-                });
-            }
+            Route::OtelTraces => Box::pin(super::otel::targets(self, caller, headers, raw)).await?,
             Route::Attachment => Box::pin(super::attachment::upload(self, caller, &decoded()?)).await?,
             Route::AttachmentStatus => Box::pin(super::attachment::status(self, caller, &decoded()?)).await?,
             Route::AttachmentGet => Box::pin(super::attachment::download(self, caller, query)).await?,
