@@ -17,7 +17,7 @@ COPY crates ./crates
 RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && for b in hotpath memory inspect policy_diff drain access_line percent_decode decision_cache; do echo 'fn main() {}' > "benches/$b.rs"; done \
+    && for b in hotpath memory inspect policy_diff drain access_line percent_decode decision_cache policy_scale; do echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --bin loggate \
     && rm -rf src target/release/loggate target/release/deps/loggate-* target/release/deps/libloggate-* \
         target/release/.fingerprint/loggate-*
