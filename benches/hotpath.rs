@@ -11,7 +11,12 @@
 //! - `logs3/N_rows`: `inspect::logs3` then a cached decision per target
 //!   (what the gateway does before forwarding), beside
 //!   `serde_json::from_slice::<Value>` of the same bytes for scale.
-//!   The inspector alone is `benches/inspect.rs` (branch `inspect`).
+//!   The inspector alone is `benches/inspect.rs`.
+//! - `body/llm_100_rows`: `server::body::read` gathering a 100-row LLM
+//!   batch that arrives as 16 KiB frames (as hyper delivers a body of that
+//!   size), with the declared length known (the buffer is sized once) and
+//!   unknown (chunked: it grows), beside `inspect::logs3` on the same bytes:
+//!   what the one copy costs next to the scan.
 //!
 //! Run: `cargo bench --bench hotpath`.
 
@@ -203,7 +208,49 @@ fn logs3(c: &mut Criterion, f: &Fixture) {
     }
 }
 
+/// A request body that arrives as `frames`, declaring its total length or not.
+struct Framed {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    declared: Option<u64>,
+}
+
+impl http_body::Body for Framed {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.frames.pop_front().map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.declared.map_or_else(http_body::SizeHint::default, http_body::SizeHint::with_exact)
+    }
+}
+
+fn body(c: &mut Criterion) {
+    let rt = runtime();
+    let whole = bytes::Bytes::from(rows::logs3_shaped(rows::Shape::Llm, 100, "7c3f1a52-0d4e-4b8a-9f61-2e5d8c9b0a17"));
+    let frames = || -> std::collections::VecDeque<bytes::Bytes> {
+        (0..whole.len()).step_by(16 * 1024).map(|at| whole.slice(at..whole.len().min(at + 16 * 1024))).collect()
+    };
+    let read = |declared: Option<u64>| {
+        let body = Framed { frames: frames(), declared };
+        rt.block_on(loggate::server::body::read(body, 6 << 20, Duration::from_secs(5))).expect("read")
+    };
+    assert_eq!(read(Some(whole.len() as u64)), whole);
+    let mut g = c.benchmark_group("body/llm_100_rows");
+    g.throughput(Throughput::Bytes(whole.len() as u64));
+    g.bench_function("read_declared_length", |b| b.iter(|| read(black_box(Some(whole.len() as u64)))));
+    g.bench_function("read_chunked", |b| b.iter(|| read(black_box(None))));
+    g.bench_function("inspect", |b| b.iter(|| inspect::logs3(black_box(&whole))));
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    body(c);
     let f = fixture();
     token(c, &f);
     decision(c, &f);

@@ -4,7 +4,7 @@
 //! shutdown on SIGTERM.
 
 mod attachment;
-mod body;
+pub mod body;
 mod client_addr;
 mod derive;
 mod idle;

@@ -26,7 +26,10 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let mut collecting = std::pin::pin!(collect(body, max));
+    // The whole body's size, when the client declared it (hyper has checked
+    // the framing; `max` caps what a lying header can make us reserve).
+    let expected = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(max).min(max);
+    let mut collecting = std::pin::pin!(collect(body, max, expected));
     // A small body usually arrived with its head and is read at once,
     // without setting a timer.
     if let Poll::Ready(done) = futures_util::poll!(collecting.as_mut()) {
@@ -37,8 +40,10 @@ where
 
 /// The body in one buffer, refused once it passes `max` bytes. A body of
 /// one data frame (a small body arrives with its head: the usual case) is
-/// returned as it came, without a copy or a list of frames to gather.
-async fn collect<B>(body: B, max: usize) -> Result<Bytes, GatewayError>
+/// returned as it came, without a copy or a list of frames to gather. A
+/// longer one is copied once, into a buffer sized for the `expected` total
+/// up front, so it never regrows (docs/decisions/one-copy-request-body.md).
+async fn collect<B>(body: B, max: usize, expected: usize) -> Result<Bytes, GatewayError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -63,7 +68,7 @@ where
             continue;
         }
         if joined.is_empty() {
-            joined.reserve(len);
+            joined.reserve(expected.max(len));
             joined.extend_from_slice(&first);
         }
         joined.extend_from_slice(&data);
@@ -141,6 +146,37 @@ mod tests {
         ]);
         assert_eq!(read(empty_first, 5, T).await.unwrap(), Bytes::from_static(b"z"));
         assert_eq!(read(frames(vec![]), 5, T).await.unwrap(), Bytes::new());
+    }
+
+    /// Frames behind a declared length (hyper's `Incoming` with a
+    /// Content-Length), which may lie: hyper checks the framing, not us.
+    struct Declared(std::collections::VecDeque<Bytes>, u64);
+
+    impl http_body::Body for Declared {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|d| Ok(http_body::Frame::data(d))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_sizes_the_buffer_but_never_past_the_cap() {
+        let parts = || [&b"ab"[..], b"cd", b"e"].into_iter().map(Bytes::from_static).collect();
+        assert_eq!(read(Declared(parts(), 5), 5, T).await.unwrap(), Bytes::from_static(b"abcde"));
+        // A declared length larger than the cap reserves at most the cap,
+        // and one smaller than the data grows as needed.
+        assert_eq!(read(Declared(parts(), u64::MAX), 5, T).await.unwrap(), Bytes::from_static(b"abcde"));
+        assert_eq!(read(Declared(parts(), 1), 5, T).await.unwrap(), Bytes::from_static(b"abcde"));
+        assert_eq!(read(Declared(parts(), 5), 4, T).await.unwrap_err().code(), "payload_too_large");
     }
 
     #[tokio::test]
