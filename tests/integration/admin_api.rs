@@ -373,6 +373,29 @@ async fn group_role_token_and_project_endpoints() {
     )
     .await;
     api.bad(Method::POST, "/v1/service_token", json!({}), "name").await;
+    // Root tokens only (a child is derived on the gateway by its parent),
+    // and never one whose validity window is empty; nothing is written.
+    let tokens = || async { api.ok(Method::GET, "/v1/service_token", None).await["objects"].as_array().unwrap().len() };
+    let before = tokens().await;
+    let fresh = |extra: Value| {
+        let mut body = json!({"name": "fresh", "service_account_id": u});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let parent = created["id"].clone();
+    api.bad(Method::POST, "/v1/service_token", fresh(json!({"parent_id": parent})), "parent_id").await;
+    let never = json!({"not_before": "2030-01-02T00:00:00Z", "expires_at": "2030-01-01T00:00:00Z"});
+    api.bad(Method::POST, "/v1/service_token", fresh(never), "not_before").await;
+    let empty = json!({"not_before": "2030-01-01T00:00:00Z", "expires_at": "2030-01-01T00:00:00Z"});
+    api.bad(Method::POST, "/v1/service_token", fresh(empty), "not_before").await;
+    assert_eq!(tokens().await, before, "a refused create writes nothing");
+    assert_eq!(api.ok(Method::POST, "/v1/service_token", Some(fresh(json!({"parent_id": null})))).await["parent_id"], Value::Null);
+    // PATCH judges the window it leaves: one side set later than the other is refused and changes nothing.
+    api.ok(Method::PATCH, &path, Some(json!({"expires_at": "2030-01-01T00:00:00Z"}))).await;
+    api.bad(Method::PATCH, &path, json!({"not_before": "2031-01-01T00:00:00Z"}), "not_before").await;
+    let kept = api.ok(Method::GET, &path, None).await;
+    assert_eq!(kept["not_before"], Value::Null, "a refused PATCH rolls back: {kept}");
+    api.ok(Method::PATCH, &path, Some(json!({"expires_at": null}))).await;
     s.assert_component(
         "ServiceToken",
         &api.ok(Method::DELETE, &format!("/v1/service_token/{}", created["id"].as_str().unwrap()), None).await,

@@ -62,7 +62,10 @@ fn narrowing(f: &Fields<'_>) -> Result<Vec<Assignment>, GatewayError> {
     Ok(set)
 }
 
-/// Applies `set` to token `id` (one UPDATE; the change trigger announces it).
+/// Applies `set` to token `id` (one UPDATE; the change trigger announces
+/// it), and refuses a validity window that the result leaves empty (the
+/// caller's transaction then rolls back): such a token could never be used,
+/// which is always a mistake worth saying.
 async fn narrow(
     c: &impl GenericClient,
     id: &str,
@@ -74,7 +77,18 @@ async fn narrow(
     let assignments: Vec<String> = set.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 2)).collect();
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
     params.extend(set.iter().map(|(_, v)| &**v as &(dyn ToSql + Sync)));
-    c.execute(&format!("UPDATE service_tokens SET {} WHERE id = $1", assignments.join(", ")), &params).await?;
+    let empty_window = c
+        .query_one(
+            &format!(
+                "UPDATE service_tokens SET {} WHERE id = $1 RETURNING coalesce(not_before >= expires_at, false)",
+                assignments.join(", ")
+            ),
+            &params,
+        )
+        .await?;
+    if empty_window.get::<_, bool>(0) {
+        return Err(bad("not_before", "not_before must be earlier than expires_at: the token would never be valid"));
+    }
     Ok(())
 }
 
@@ -100,6 +114,12 @@ pub async fn route(pg: &PgStore, req: &ApiRequest<'_>, rest: &[&str]) -> Result<
             let name = f.req_str("name")?;
             let org_name = f.opt_str("org_name")?;
             let account = f.req_str("service_account_id")?;
+            if body.get("parent_id").is_some_and(|p| !p.is_null()) {
+                return Err(bad(
+                    "parent_id",
+                    "the admin API creates root tokens only; derive a token with POST /v1/service_token/derive on the gateway, authenticated by its parent",
+                ));
+            }
             let set = narrowing(&f)?;
             let token = loggate_model::token::generate();
             let digest = TokenDigest::of(&token).to_hex();
