@@ -389,7 +389,10 @@ async fn group_role_token_and_project_endpoints() {
     let empty = json!({"not_before": "2030-01-01T00:00:00Z", "expires_at": "2030-01-01T00:00:00Z"});
     api.bad(Method::POST, "/v1/service_token", fresh(empty), "not_before").await;
     assert_eq!(tokens().await, before, "a refused create writes nothing");
-    assert_eq!(api.ok(Method::POST, "/v1/service_token", Some(fresh(json!({"parent_id": null})))).await["parent_id"], Value::Null);
+    assert_eq!(
+        api.ok(Method::POST, "/v1/service_token", Some(fresh(json!({"parent_id": null})))).await["parent_id"],
+        Value::Null
+    );
     // PATCH judges the window it leaves: one side set later than the other is refused and changes nothing.
     api.ok(Method::PATCH, &path, Some(json!({"expires_at": "2030-01-01T00:00:00Z"}))).await;
     api.bad(Method::PATCH, &path, json!({"not_before": "2031-01-01T00:00:00Z"}), "not_before").await;
