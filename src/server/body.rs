@@ -42,7 +42,7 @@ where
 /// one data frame (a small body arrives with its head: the usual case) is
 /// returned as it came, without a copy or a list of frames to gather. A
 /// longer one is copied once, into a buffer sized for the `expected` total
-/// up front, so it never regrows (docs/decisions/one-copy-request-body.md).
+/// up front, so it never regrows (docs/decisions/body-read.md).
 async fn collect<B>(body: B, max: usize, expected: usize) -> Result<Bytes, GatewayError>
 where
     B: http_body::Body<Data = Bytes>,
