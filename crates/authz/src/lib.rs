@@ -176,7 +176,7 @@ struct Interner {
 
 impl Interner {
     /// Interns `ids` in order; a repeated id keeps its first index.
-    fn new<'a>(ids: &[&'a str]) -> Self {
+    fn new(ids: &[&str]) -> Self {
         let mut table = HashTable::with_capacity(ids.len());
         let hasher = DefaultHashBuilder::default();
         for (i, id) in ids.iter().enumerate() {

@@ -266,17 +266,16 @@ pub fn from_reader<R: std::io::BufRead>(reader: R) -> Result<Loaded, NotAPolicy>
                 top.next()?;
             } else {
                 loop {
-                    let v = top.value()?;
                     match key.as_str() {
-                        "organizations" => raw.organizations.push(i, v),
-                        "projects" => raw.projects.push(i, v),
-                        "experiments" => raw.experiments.push(i, v),
-                        "datasets" => raw.datasets.push(i, v),
-                        "users" => raw.users.push(i, v),
-                        "groups" => raw.groups.push(i, v),
-                        "roles" => raw.roles.push(i, v),
-                        "acls" => raw.acls.push(i, v),
-                        _ => raw.service_tokens.push(i, v),
+                        "organizations" => raw.organizations.push(i, top.entry()?),
+                        "projects" => raw.projects.push(i, top.entry()?),
+                        "experiments" => raw.experiments.push(i, top.entry()?),
+                        "datasets" => raw.datasets.push(i, top.entry()?),
+                        "users" => raw.users.push(i, top.entry()?),
+                        "groups" => raw.groups.push(i, top.entry()?),
+                        "roles" => raw.roles.push(i, top.entry()?),
+                        "acls" => raw.acls.push(i, top.entry()?),
+                        _ => raw.service_tokens.push(i, top.entry()?),
                     }
                     i += 1;
                     top.skip_ws()?;
@@ -303,9 +302,9 @@ pub fn from_reader<R: std::io::BufRead>(reader: R) -> Result<Loaded, NotAPolicy>
 }
 
 impl<T: Collection> Collected<T> {
-    /// Entry `i`, parsed already: read as `entry` does.
-    fn push(&mut self, i: usize, v: serde_json::Value) {
-        match entry_from_value::<T>(v) {
+    /// Entry `i`, read.
+    fn push(&mut self, i: usize, read: Result<T, serde_json::Error>) {
+        match read {
             Ok(v) => self.entries.push((i, v)),
             Err(e) => self.errors.push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) }),
         }
@@ -366,10 +365,23 @@ impl<R: std::io::BufRead> TopLevel<R> {
         serde_json::from_slice(&self.entry).map_err(|e| NotAPolicy(e.to_string()))
     }
 
-    /// One value (an entry), cut out of the text and parsed on its own.
-    fn value(&mut self) -> Result<serde_json::Value, NotAPolicy> {
+    /// One entry, cut out of the text and read on its own: straight into
+    /// its type when it is a plain, valid entry; else as `entry` reads one
+    /// (the schema's fields dropped, the messages of its errors).
+    fn entry<T: Entry>(&mut self) -> Result<Result<T, serde_json::Error>, NotAPolicy> {
         self.cut()?;
-        serde_json::from_slice(&self.entry).map_err(|e| NotAPolicy(e.to_string()))
+        // A type with fields that must be written is read the long way: a
+        // straight read would take a left-out field as null.
+        if T::PRESENT.is_empty()
+            && let Ok(v) = serde_json::from_slice::<T>(&self.entry)
+        {
+            // Read straight, an entry has no field of the schema (its
+            // fields are refused) and no repeated field (refused too): the
+            // long way reads the same entry.
+            return Ok(Ok(v));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&self.entry).map_err(|e| NotAPolicy(e.to_string()))?;
+        Ok(entry_from_value(v))
     }
 
     /// Copies one value's bytes into `entry`: a string to its closing
