@@ -52,11 +52,8 @@ pub(super) fn build(policy: ValidPolicy) -> Core {
     let project_names = NameIndex::new(&live_project_org, |p| &doc.projects[p as usize].name);
     drop(live_project_org);
     // A deleted experiment or dataset is unknown: it has no project.
-    let experiment_project: Vec<Option<u32>> = doc
-        .experiments
-        .iter()
-        .map(|e| project_ix(&e.project_id).filter(|_| e.deleted_at.is_none()))
-        .collect();
+    let experiment_project: Vec<Option<u32>> =
+        doc.experiments.iter().map(|e| project_ix(&e.project_id).filter(|_| e.deleted_at.is_none())).collect();
     let experiment_names = NameIndex::new(&experiment_project, |e| &doc.experiments[e as usize].name);
     let dataset_project: Vec<Option<u32>> =
         doc.datasets.iter().map(|d| project_ix(&d.project_id).filter(|_| d.deleted_at.is_none())).collect();
@@ -185,8 +182,9 @@ pub(super) fn build(policy: ValidPolicy) -> Core {
     // Service tokens, hashed by their digest's (non-secret) bucket.
     let mut token_buckets = HashTable::with_capacity(doc.service_tokens.len());
     for (i, t) in doc.service_tokens.iter().enumerate() {
-        token_buckets
-            .insert_unique(t.token_sha256.bucket(), i as u32, |&j: &u32| doc.service_tokens[j as usize].token_sha256.bucket());
+        token_buckets.insert_unique(t.token_sha256.bucket(), i as u32, |&j: &u32| {
+            doc.service_tokens[j as usize].token_sha256.bucket()
+        });
     }
 
     Core {

@@ -376,9 +376,9 @@ impl CompiledPolicy {
     pub fn experiment_by_name(&self, project_id: &str, name: &str) -> Option<&str> {
         let p = self.live_project(project_id)?;
         let core = &self.core;
-        let found = core.experiment_names.get(p, name, |e| {
-            (core.experiment_project[e as usize], core.doc.experiments[e as usize].name.as_str())
-        });
+        let found = core
+            .experiment_names
+            .get(p, name, |e| (core.experiment_project[e as usize], core.doc.experiments[e as usize].name.as_str()));
         let e = found.or_else(|| self.learned.experiment_by_name(core.doc.experiments.len(), p, name))?;
         Some(self.experiment_id(e))
     }
@@ -388,9 +388,9 @@ impl CompiledPolicy {
     pub fn dataset_by_name(&self, project_id: &str, name: &str) -> Option<&str> {
         let p = self.live_project(project_id)?;
         let core = &self.core;
-        let found = core.dataset_names.get(p, name, |d| {
-            (core.dataset_project[d as usize], core.doc.datasets[d as usize].name.as_str())
-        });
+        let found = core
+            .dataset_names
+            .get(p, name, |d| (core.dataset_project[d as usize], core.doc.datasets[d as usize].name.as_str()));
         let d = found.or_else(|| self.learned.dataset_by_name(core.doc.datasets.len(), p, name))?;
         Some(self.dataset_id(d))
     }
@@ -523,7 +523,10 @@ impl CompiledPolicy {
     fn project_info(&self, p: u32) -> Option<ProjectInfo> {
         match self.core.project_info.get(p as usize) {
             Some(info) => *info,
-            None => Some(ProjectInfo { org: self.learned.projects[p as usize - self.core.project_info.len()].parent, deleted: false }),
+            None => Some(ProjectInfo {
+                org: self.learned.projects[p as usize - self.core.project_info.len()].parent,
+                deleted: false,
+            }),
         }
     }
 

@@ -4,7 +4,9 @@
 //! lookup must be the same.
 
 use loggate_authz::{CompiledPolicy, Learning, Principal};
-use loggate_model::doc::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, User};
+use loggate_model::doc::{
+    Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, RolePermission, User,
+};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Scope, ScopeGrant, Scopes};
 
@@ -102,7 +104,11 @@ fn learning_beside_the_policy_is_compiling_it_in() {
     let (whole, _) = CompiledPolicy::from_doc(added(base(), &l));
 
     let scoped = {
-        let grant = ScopeGrant { object_type: ObjectType::Project, object_id: "p2".into(), permissions: vec![Permission::Update, Permission::Read] };
+        let grant = ScopeGrant {
+            object_type: ObjectType::Project,
+            object_id: "p2".into(),
+            permissions: vec![Permission::Update, Permission::Read],
+        };
         let mut p = Principal::new("u1", "o1");
         p.scopes = Scopes::new([Scope { grants: Some(vec![grant]), client_cidrs: None }]);
         p

@@ -306,7 +306,9 @@ impl<T: Collection> Collected<T> {
     fn push(&mut self, i: usize, read: Result<T, serde_json::Error>) {
         match read {
             Ok(v) => self.entries.push((i, v)),
-            Err(e) => self.errors.push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) }),
+            Err(e) => {
+                self.errors.push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) })
+            }
         }
     }
 }
@@ -701,8 +703,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
             .collect();
         drop(tokens);
         let mut verdicts = verdicts.into_iter();
-        changed |=
-            retain(&mut report, "service_tokens", &mut d.service_tokens, |_| verdicts.next().unwrap_or(Ok(())));
+        changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |_| verdicts.next().unwrap_or(Ok(())));
         if !changed {
             break;
         }
@@ -739,11 +740,21 @@ fn natural(field: &str) -> (usize, usize, String) {
     (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
 }
 
-fn known<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(set: &HashSet<K>, id: &str, field: &str, what: &str) -> Result<(), String> {
+fn known<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+    set: &HashSet<K>,
+    id: &str,
+    field: &str,
+    what: &str,
+) -> Result<(), String> {
     if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
 }
 
-fn known_key<K: std::borrow::Borrow<str> + std::hash::Hash + Eq, V>(map: &HashMap<K, V>, id: &str, field: &str, what: &str) -> Result<(), String> {
+fn known_key<K: std::borrow::Borrow<str> + std::hash::Hash + Eq, V>(
+    map: &HashMap<K, V>,
+    id: &str,
+    field: &str,
+    what: &str,
+) -> Result<(), String> {
     if map.contains_key(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
 }
 

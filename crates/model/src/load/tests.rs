@@ -233,16 +233,36 @@ fn reading_from_a_reader_is_reading_the_text() {
     assert_eq!(from_reader.left_out, from_text.left_out);
     assert_eq!(from_reader.left_out.len(), 1);
     for bad in [
-        "", "  ", "[]", "{\"acls\": {}}", "{\"aclz\": []}", "{\"acls\": [1,", "null", "{} x", "{\"acls\": [],}",
-        "{\"acls\": [1,]}", "{\"acls\": [{]}", "{\"acls\": null}", "{\"acls\": [] \"users\": []}",
-        "{\"acls\": [], \"acls\": []}", "{acls: []}", "{\"acls\" []}", "{\"acls\": [{\"id\": \"a\"}",
-        "{\"acls\": [\"]\"", "{\"acls\": [1 2]}", "\u{c}{}", "{\"acls\": [{\"id\": \"\\u12\"}]}",
+        "",
+        "  ",
+        "[]",
+        "{\"acls\": {}}",
+        "{\"aclz\": []}",
+        "{\"acls\": [1,",
+        "null",
+        "{} x",
+        "{\"acls\": [],}",
+        "{\"acls\": [1,]}",
+        "{\"acls\": [{]}",
+        "{\"acls\": null}",
+        "{\"acls\": [] \"users\": []}",
+        "{\"acls\": [], \"acls\": []}",
+        "{acls: []}",
+        "{\"acls\" []}",
+        "{\"acls\": [{\"id\": \"a\"}",
+        "{\"acls\": [\"]\"",
+        "{\"acls\": [1 2]}",
+        "\u{c}{}",
+        "{\"acls\": [{\"id\": \"\\u12\"}]}",
     ] {
         assert!(super::from_reader(bad.as_bytes()).is_err(), "{bad}");
         assert!(from_json(bad).is_err(), "{bad}");
     }
     for good in [
-        "{}", " { } ", "{\"acls\":[]}", "{\"acls\": [1, \"x\", null, [], {\"a\": \"]}\\\"\"}]}",
+        "{}",
+        " { } ",
+        "{\"acls\":[]}",
+        "{\"acls\": [1, \"x\", null, [], {\"a\": \"]}\\\"\"}]}",
         "{\"users\": [{\"id\": \"u\\\"]\"}, {\"id\": \"v\", \"name\": \"{\"}], \"acls\": [true]}\n",
     ] {
         let a = super::from_reader(std::io::BufReader::with_capacity(3, good.as_bytes())).unwrap();
