@@ -4,10 +4,14 @@
 //!
 //! - file store: load + compile time of the policy file (what `serve` and a
 //!   reload do) and the process's peak RSS after it, measured in a child
-//!   process per size so that sizes do not share a heap;
+//!   process per size so that sizes do not share a heap; with `STAGES=1`,
+//!   also the time and RSS after each stage (read + rules, compile) on
+//!   stderr;
 //! - decision latency, p50 and p99 over random tokens and objects: uncached
 //!   (the evaluator on the compiled policy), cached (a decision-cache hit),
 //!   and identity lookups by digest;
+//! - learning: `FileStore::learn` of a discovered project with its creator's
+//!   owner grant, p50 and p99 over `LEARNS` projects, on the loaded policy;
 //! - with `PG=1`, the Postgres store holding the same policy: the first
 //!   request of a token never seen before (identity, then the decision's
 //!   slice load), p50 and p99 over 1,000 tokens.
@@ -32,6 +36,7 @@ use policy_gen::{Shape, generate, project_id, raw_token, writable_project};
 
 const SAMPLES: usize = 100_000;
 const COLD_SAMPLES: usize = 1_000;
+const LEARNS: usize = 100;
 
 fn shape(tokens: usize) -> Shape {
     Shape { projects: (tokens / 10).max(1_000), users: tokens, tokens, groups: 1_000, roles: 100, acls: tokens }
@@ -75,10 +80,14 @@ fn child(tokens: usize, path: &Path) {
     let shape = shape(tokens);
     let before = status_mib("VmRSS");
     let started = Instant::now();
-    let loaded = loggate::policy::file::load(path).expect("generated policy loads");
+    let (policy, left_out) = if std::env::var("STAGES").is_ok_and(|v| v == "1") {
+        stages(path, before)
+    } else {
+        let loaded = loggate::policy::file::load(path).expect("generated policy loads");
+        (loaded.policy, loaded.left_out)
+    };
     let load_s = started.elapsed().as_secs_f64();
-    assert!(loaded.left_out.is_empty(), "generated policy is valid");
-    let policy = loaded.policy;
+    assert!(left_out.is_empty(), "generated policy is valid");
     let (rss, hwm) = (status_mib("VmRSS"), status_mib("VmHWM"));
 
     let mut draw = Draw(0x5851_f42d_4c95_7f2d);
@@ -132,16 +141,70 @@ fn child(tokens: usize, path: &Path) {
         ns
     });
 
+    // Learning, on the file store as `serve` runs it: the policy above is
+    // dropped first, so that the two do not share the heap.
+    let creator = policy.doc().users[0].id.clone();
+    drop(cache);
+    drop(policy);
+    let store = loggate::policy::file::FileStore::open(path).expect("store opens");
+    let mut learn_ns = Vec::with_capacity(LEARNS);
+    for i in 0..LEARNS {
+        use loggate::policy::PolicyStore;
+        use loggate::policy::discovery::{Creator, Discovery};
+        let id = format!("learned-project-{i}");
+        let discovery = Discovery {
+            project: loggate_model::doc::Project::new(id.clone(), policy_gen::ORG_ID, format!("learned-{i}")),
+            child: None,
+            creator: Some(Creator {
+                user_id: creator.clone(),
+                created: vec![ObjectRef::new(ObjectType::Project, id.clone())],
+            }),
+        };
+        let t = Instant::now();
+        let learned = rt.block_on(store.learn(discovery)).expect("file store answers");
+        learn_ns.push(t.elapsed().as_nanos() as u64);
+        assert!(learned, "a new project is learned");
+        let owner = Principal::new(creator.clone(), policy_gen::ORG_ID);
+        let log = ObjectRef::new(ObjectType::ProjectLog, id);
+        assert!(store.current().decide(&owner, &log, Permission::Update).is_allow(), "the creator owns it");
+    }
+
     let (i50, i99) = percentiles(identity_ns);
     let (u50, u99) = percentiles(uncached_ns);
     let (c50, c99) = percentiles(cached_ns);
+    let (l50, l99) = percentiles(learn_ns);
     println!(
-        "| {tokens} | {} | {} | {load_s:.2} | {:.0} | {:.0} | {i50:.2} / {i99:.2} | {u50:.2} / {u99:.2} | {c50:.2} / {c99:.2} |",
+        "| {tokens} | {} | {} | {load_s:.2} | {:.0} | {:.0} | {i50:.2} / {i99:.2} | {u50:.2} / {u99:.2} | {c50:.2} / {c99:.2} | {l50:.1} / {l99:.1} |",
         shape.acls,
         shape.projects,
         rss - before,
         hwm,
     );
+}
+
+/// The load as `file::load` does it, stage by stage (`STAGES=1`): time,
+/// RSS growth and peak RSS after reading the file with the loading rules,
+/// and after compiling.
+fn stages(path: &Path, before: f64) -> (loggate_authz::CompiledPolicy, Vec<loggate_model::PolicyError>) {
+    let t = Instant::now();
+    let file = std::fs::File::open(path).expect("policy file");
+    let loaded = loggate_model::load::from_reader(std::io::BufReader::with_capacity(1 << 20, file)).expect("a policy");
+    eprintln!(
+        "stages: read + rules {:.2} s, RSS growth {:.0} MiB, peak {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        status_mib("VmRSS") - before,
+        status_mib("VmHWM")
+    );
+    let t = Instant::now();
+    let left_out = loaded.left_out;
+    let policy = loggate_authz::CompiledPolicy::compile(loaded.policy);
+    eprintln!(
+        "stages: compile {:.2} s, RSS growth {:.0} MiB, peak {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        status_mib("VmRSS") - before,
+        status_mib("VmHWM")
+    );
+    (policy, left_out)
 }
 
 /// Postgres: the first request of tokens never seen, with the whole policy in the store.
@@ -201,9 +264,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = std::env::current_exe().expect("own path");
     println!(
-        "| tokens | ACLs | projects | load + compile (s) | RSS growth (MiB) | peak RSS (MiB) | identity p50 / p99 (µs) | uncached decision p50 / p99 (µs) | cached decision p50 / p99 (µs) |"
+        "| tokens | ACLs | projects | load + compile (s) | RSS growth (MiB) | peak RSS (MiB) | identity p50 / p99 (µs) | uncached decision p50 / p99 (µs) | cached decision p50 / p99 (µs) | learn p50 / p99 (µs) |"
     );
-    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut docs = Vec::new();
     for &tokens in &sizes {
         let generated = generate(shape(tokens));

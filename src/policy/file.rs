@@ -10,8 +10,7 @@
 use super::discovery::Discovery;
 use super::store::{PolicyStore, StoreError};
 use arc_swap::ArcSwap;
-use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
-use loggate_model::doc::{Acl, Dataset, Experiment, PolicyDoc, Project};
+use loggate_authz::{CompiledPolicy, Decision, Explanation, Learning, Principal};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, NotAPolicy, PolicyError, TokenDigest};
 use parking_lot::Mutex;
@@ -41,70 +40,32 @@ pub struct FileLoad {
 
 /// Reads and compiles a policy file.
 pub fn load(path: &Path) -> Result<FileLoad, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-    compile_bytes(path, &bytes, &Learned::default())
+    compile_file(path, &Learning::default())
 }
 
-fn compile_bytes(path: &Path, bytes: &[u8], learned: &Learned) -> Result<FileLoad, LoadError> {
-    let not_a_policy = |source| LoadError::NotAPolicy { path: path.to_owned(), source };
-    let text = std::str::from_utf8(bytes).map_err(|e| not_a_policy(NotAPolicy(format!("not UTF-8: {e}"))))?;
-    let loaded = loggate_model::load::from_json(text).map_err(not_a_policy)?;
-    if learned.is_empty() {
-        return Ok(FileLoad { policy: CompiledPolicy::compile(loaded.policy), left_out: loaded.left_out });
-    }
+/// Reads the file entry by entry from a buffered reader (its text is never
+/// held whole), compiles what loads, and adds what was learned beside it.
+/// Each stage is dropped as the next is built: the entries once the
+/// document is compiled, the document's text as it is read.
+fn compile_file(path: &Path, learned: &Learning) -> Result<FileLoad, LoadError> {
+    let file = std::fs::File::open(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let loaded = loggate_model::load::from_reader(reader)
+        .map_err(|source| LoadError::NotAPolicy { path: path.to_owned(), source })?;
+    let policy = CompiledPolicy::compile(loaded.policy);
     // What the data plane taught us is added to what the file says; what
     // the file already has wins.
-    let mut doc = loaded.policy.into_doc();
-    learned.add_to(&mut doc);
-    let (policy, _) = CompiledPolicy::from_doc(doc);
+    let policy = if learned.is_empty() { policy } else { policy.learn(learned) };
     Ok(FileLoad { policy, left_out: loaded.left_out })
 }
 
-/// Objects and creator grants learned from the data plane: kept in memory
-/// (never written to the file) and across reloads.
-#[derive(Debug, Clone, Default)]
-struct Learned {
-    projects: Vec<Project>,
-    experiments: Vec<Experiment>,
-    datasets: Vec<Dataset>,
-    acls: Vec<Acl>,
-}
-
-impl Learned {
-    fn is_empty(&self) -> bool {
-        self.projects.is_empty() && self.experiments.is_empty() && self.datasets.is_empty() && self.acls.is_empty()
-    }
-
-    fn has(&self, object: &ObjectRef) -> bool {
-        use loggate_model::types::ObjectType;
-        match object.object_type {
-            ObjectType::Project => self.projects.iter().any(|p| p.id == object.id),
-            ObjectType::Experiment => self.experiments.iter().any(|e| e.id == object.id),
-            ObjectType::Dataset => self.datasets.iter().any(|d| d.id == object.id),
-            _ => false,
-        }
-    }
-
-    fn extend(&mut self, other: Learned) {
-        self.projects.extend(other.projects);
-        self.experiments.extend(other.experiments);
-        self.datasets.extend(other.datasets);
-        self.acls.extend(other.acls);
-    }
-
-    /// Adds to `doc` each entry whose id it does not have yet.
-    fn add_to(&self, doc: &mut PolicyDoc) {
-        fn add<T: Clone>(to: &mut Vec<T>, from: &[T], id: impl Fn(&T) -> &str) {
-            for x in from {
-                if !to.iter().any(|y| id(y) == id(x)) {
-                    to.push(x.clone());
-                }
-            }
-        }
-        add(&mut doc.projects, &self.projects, |p| &p.id);
-        add(&mut doc.experiments, &self.experiments, |e| &e.id);
-        add(&mut doc.datasets, &self.datasets, |d| &d.id);
-        add(&mut doc.acls, &self.acls, |a| &a.id);
+/// Whether `learning` makes `object` known.
+fn learns(learning: &Learning, object: &ObjectRef) -> bool {
+    match object.object_type {
+        ObjectType::Project => learning.projects.iter().any(|p| p.id == object.id),
+        ObjectType::Experiment => learning.experiments.iter().any(|e| e.id == object.id),
+        ObjectType::Dataset => learning.datasets.iter().any(|d| d.id == object.id),
+        _ => false,
     }
 }
 
@@ -138,8 +99,9 @@ pub struct FileStore {
     policy: ArcSwap<CompiledPolicy>,
     /// Entries of the file in force that were left out.
     left_out: AtomicUsize,
-    /// Learned from the data plane, kept across reloads.
-    learned: Mutex<Learned>,
+    /// Learned from the data plane (never written to the file), kept
+    /// across reloads.
+    learned: Mutex<Learning>,
     revision: AtomicU64,
     changes: watch::Sender<u64>,
     last_seen: Mutex<Option<Fingerprint>>,
@@ -163,7 +125,7 @@ impl FileStore {
             path: path.to_owned(),
             policy: ArcSwap::from_pointee(policy),
             left_out: AtomicUsize::new(left_out.len()),
-            learned: Mutex::new(Learned::default()),
+            learned: Mutex::new(Learning::default()),
             revision: AtomicU64::new(1),
             changes,
             last_seen: Mutex::new(seen),
@@ -200,14 +162,8 @@ impl FileStore {
 
     /// Reads, loads and swaps in the file, whatever its fingerprint.
     pub fn reload(&self) -> Reload {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(source) => {
-                return Reload::Failed(LoadError::Read { path: self.path.clone(), source });
-            }
-        };
         let learned = self.learned.lock();
-        match compile_bytes(&self.path, &bytes, &learned) {
+        match compile_file(&self.path, &learned) {
             Ok(FileLoad { policy, left_out }) => {
                 report(&self.path, &left_out);
                 self.policy.store(Arc::new(policy));
@@ -289,22 +245,21 @@ impl PolicyStore for FileStore {
     async fn learn(&self, discovery: Discovery) -> Result<bool, StoreError> {
         let mut learned = self.learned.lock();
         let current = self.current();
-        let doc = current.doc();
-        let Some(org) = doc.organizations.iter().find(|o| o.id == discovery.project.org_id) else {
+        let Some(org) = current.doc().organizations.iter().find(|o| o.id == discovery.project.org_id) else {
             return Ok(false);
         };
-        let mut new = Learned::default();
-        if !doc.projects.iter().any(|p| p.id == discovery.project.id) {
+        let mut new = Learning::default();
+        if !current.knows(ObjectType::Project, &discovery.project.id) {
             new.projects.push(discovery.project.clone());
         }
         match discovery.child {
             Some(super::discovery::Child::Experiment(e))
-                if e.project_id == discovery.project.id && !doc.experiments.iter().any(|x| x.id == e.id) =>
+                if e.project_id == discovery.project.id && !current.knows(ObjectType::Experiment, &e.id) =>
             {
                 new.experiments.push(e);
             }
             Some(super::discovery::Child::Dataset(d))
-                if d.project_id == discovery.project.id && !doc.datasets.iter().any(|x| x.id == d.id) =>
+                if d.project_id == discovery.project.id && !current.knows(ObjectType::Dataset, &d.id) =>
             {
                 new.datasets.push(d);
             }
@@ -312,15 +267,15 @@ impl PolicyStore for FileStore {
         }
         // The creator owns what this answer made known, not what was known.
         if let Some(mut creator) = discovery.creator.filter(|_| org.creator_grants) {
-            creator.created.retain(|o| new.has(o));
+            creator.created.retain(|o| learns(&new, o));
             new.acls = creator.owner_acls(|| uuid::Uuid::new_v4().to_string());
         }
         if new.is_empty() {
             return Ok(false);
         }
-        let mut next = doc.clone();
-        new.add_to(&mut next);
-        let (policy, _) = CompiledPolicy::from_doc(next);
+        // Beside the compiled policy, not into it: the cost is the new
+        // objects', whatever the size of the policy.
+        let policy = current.learn(&new);
         learned.extend(new);
         self.policy.store(Arc::new(policy));
         self.bump();
@@ -339,6 +294,7 @@ impl PolicyStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loggate_model::doc::Project;
 
     fn doc(project_name: &str) -> String {
         serde_json::json!({

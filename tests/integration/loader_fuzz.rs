@@ -46,8 +46,20 @@ fn load_config(bytes: &[u8]) {
 /// Any text either is not a policy or loads, entry by entry; what loads
 /// keeps every rule (loading it again leaves nothing out) and compiles.
 fn load_policy(bytes: &[u8]) {
-    let Ok(text) = std::str::from_utf8(bytes) else { return };
-    let Ok(loaded) = loggate_model::load::from_json(text) else { return };
+    // The file store reads a file through a reader: it loads what the
+    // text loads, and refuses what the text is refused for.
+    let read = loggate_model::load::from_reader(std::io::BufReader::with_capacity(5, bytes));
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        assert!(read.is_err(), "not UTF-8, yet read");
+        return;
+    };
+    let from_text = loggate_model::load::from_json(text);
+    match (&read, &from_text) {
+        (Ok(r), Ok(t)) => assert_eq!((&r.policy, &r.left_out), (&t.policy, &t.left_out)),
+        (Err(_), Err(_)) => {}
+        _ => panic!("read {:?} but text {:?}", read.as_ref().err(), from_text.as_ref().err()),
+    }
+    let Ok(loaded) = from_text else { return };
     let again = loggate_model::load::from_doc(loaded.policy.doc().clone());
     assert!(again.left_out.is_empty(), "{:?}", again.left_out);
     assert_eq!(again.policy, loaded.policy);

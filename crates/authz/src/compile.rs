@@ -5,25 +5,35 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{AclEntry, AclPrincipal, CompiledPolicy, Grant, Interner, Masks, ProjectInfo};
-use loggate_model::Identity;
+use super::{AclEntry, AclPrincipal, Core, Grant, Interner, Masks, NameIndex, ProjectInfo};
+use hashbrown::HashTable;
 use loggate_model::ValidPolicy;
 use loggate_model::doc::{AclGrant, AclPrincipal as DocPrincipal};
-use loggate_model::identity;
 use loggate_model::types::{ObjectType, Permission};
 
 /// Builds every index. The policy kept every rule when it was loaded, so a
 /// reference that does not resolve cannot occur; were one to, the entry
 /// naming it is skipped (it grants nothing), never a panic.
-pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
+///
+/// The indexes hold positions, never copies of ids or names: a lookup by id
+/// hashes the id and compares it with the document's.
+pub(super) fn build(policy: ValidPolicy) -> Core {
     let doc = policy.into_doc();
-    let orgs = intern(doc.organizations.iter().map(|o| o.id.as_str()));
-    let projects = intern(doc.projects.iter().map(|p| p.id.as_str()));
-    let experiments = intern(doc.experiments.iter().map(|e| e.id.as_str()));
-    let datasets = intern(doc.datasets.iter().map(|d| d.id.as_str()));
-    let users = intern(doc.users.iter().map(|u| u.id.as_str()));
-    let groups = intern(doc.groups.iter().map(|g| g.id.as_str()));
-    let roles = intern(doc.roles.iter().map(|r| r.id.as_str()));
+    let orgs = Interner::new(&doc.organizations.iter().map(|o| o.id.as_str()).collect::<Vec<_>>());
+    let projects = Interner::new(&doc.projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
+    let experiments = Interner::new(&doc.experiments.iter().map(|e| e.id.as_str()).collect::<Vec<_>>());
+    let datasets = Interner::new(&doc.datasets.iter().map(|d| d.id.as_str()).collect::<Vec<_>>());
+    let users = Interner::new(&doc.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>());
+    let groups = Interner::new(&doc.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>());
+    let roles = Interner::new(&doc.roles.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
+    let tokens = Interner::new(&doc.service_tokens.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
+    let org_ix = |id: &str| orgs.get(id, |i| &doc.organizations[i as usize].id);
+    let project_ix = |id: &str| projects.get(id, |i| &doc.projects[i as usize].id);
+    let experiment_ix = |id: &str| experiments.get(id, |i| &doc.experiments[i as usize].id);
+    let dataset_ix = |id: &str| datasets.get(id, |i| &doc.datasets[i as usize].id);
+    let user_ix = |id: &str| users.get(id, |i| &doc.users[i as usize].id);
+    let group_ix = |id: &str| groups.get(id, |i| &doc.groups[i as usize].id);
+    let role_ix = |id: &str| roles.get(id, |i| &doc.roles[i as usize].id);
     let live_group: Vec<bool> = doc.groups.iter().map(|g| g.deleted_at.is_none()).collect();
     let live_role: Vec<bool> = doc.roles.iter().map(|r| r.deleted_at.is_none()).collect();
 
@@ -32,64 +42,64 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
     for (i, o) in doc.organizations.iter().enumerate() {
         org_names.entry(o.name.as_str().into()).or_insert(i as u32);
     }
-    let mut project_names = vec![HashMap::new(); doc.organizations.len()];
     let project_info: Vec<Option<ProjectInfo>> = doc
         .projects
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let org = orgs.get(&p.org_id)?;
-            let deleted = p.deleted_at.is_some();
-            if !deleted {
-                project_names[org as usize].entry(p.name.as_str().into()).or_insert(i as u32);
-            }
-            Some(ProjectInfo { org, deleted })
-        })
+        .map(|p| Some(ProjectInfo { org: org_ix(&p.org_id)?, deleted: p.deleted_at.is_some() }))
         .collect();
+    let live_project_org: Vec<Option<u32>> =
+        project_info.iter().map(|i| i.filter(|i| !i.deleted).map(|i| i.org)).collect();
+    let project_names = NameIndex::new(&live_project_org, |p| &doc.projects[p as usize].name);
+    drop(live_project_org);
     // A deleted experiment or dataset is unknown: it has no project.
-    let mut experiment_names = vec![HashMap::new(); doc.projects.len()];
-    let experiment_project: Vec<Option<u32>> = doc
-        .experiments
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let p = projects.get(&e.project_id).filter(|_| e.deleted_at.is_none())?;
-            experiment_names[p as usize].entry(e.name.as_str().into()).or_insert(i as u32);
-            Some(p)
-        })
-        .collect();
-    let mut dataset_names = vec![HashMap::new(); doc.projects.len()];
-    let dataset_project: Vec<Option<u32>> = doc
-        .datasets
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let p = projects.get(&d.project_id).filter(|_| d.deleted_at.is_none())?;
-            dataset_names[p as usize].entry(d.name.as_str().into()).or_insert(i as u32);
-            Some(p)
-        })
-        .collect();
+    let experiment_project: Vec<Option<u32>> =
+        doc.experiments.iter().map(|e| project_ix(&e.project_id).filter(|_| e.deleted_at.is_none())).collect();
+    let experiment_names = NameIndex::new(&experiment_project, |e| &doc.experiments[e as usize].name);
+    let dataset_project: Vec<Option<u32>> =
+        doc.datasets.iter().map(|d| project_ix(&d.project_id).filter(|_| d.deleted_at.is_none())).collect();
+    let dataset_names = NameIndex::new(&dataset_project, |d| &doc.datasets[d as usize].name);
 
     // Groups: direct membership, and the reverse of `member_groups`, among
     // live groups only (a deleted group contains nobody).
     let mut user_direct_groups = vec![Vec::new(); doc.users.len()];
     let mut group_parents = vec![Vec::new(); doc.groups.len()];
     for (g, group) in doc.groups.iter().enumerate().filter(|(g, _)| live_group[*g]) {
-        for u in group.member_users.iter().filter_map(|u| users.get(u)) {
+        for u in group.member_users.iter().filter_map(|u| user_ix(u)) {
             push_unique(&mut user_direct_groups[u as usize], g as u32);
         }
-        for h in group.member_groups.iter().filter_map(|h| groups.get(h)).filter(|&h| live_group[h as usize]) {
+        for h in group.member_groups.iter().filter_map(|h| group_ix(h)).filter(|&h| live_group[h as usize]) {
             push_unique(&mut group_parents[h as usize], g as u32);
         }
     }
-    let user_groups = user_direct_groups
-        .iter()
-        .map(|direct| {
-            let mut all = reachable(direct, &group_parents);
-            all.sort_unstable();
-            all.into_boxed_slice()
+    // Users in the same groups share one set of direct groups and one of
+    // every group containing them.
+    let mut group_sets: Vec<Box<[u32]>> = Vec::new();
+    let mut set_ix: HashMap<Box<[u32]>, u32> = HashMap::new();
+    let mut closure_of: HashMap<u32, u32> = HashMap::new();
+    let mut user_direct = Vec::with_capacity(doc.users.len());
+    let mut user_closure = Vec::with_capacity(doc.users.len());
+    let mut intern_set = |set: Box<[u32]>, sets: &mut Vec<Box<[u32]>>| -> u32 {
+        *set_ix.entry(set).or_insert_with_key(|set| {
+            sets.push(set.clone());
+            (sets.len() - 1) as u32
         })
-        .collect();
+    };
+    for direct in user_direct_groups {
+        let d = intern_set(direct.into_boxed_slice(), &mut group_sets);
+        let c = match closure_of.get(&d) {
+            Some(&c) => c,
+            None => {
+                let mut all = reachable(&group_sets[d as usize], &group_parents);
+                all.sort_unstable();
+                let c = intern_set(all.into_boxed_slice(), &mut group_sets);
+                closure_of.insert(d, c);
+                c
+            }
+        };
+        user_direct.push(d);
+        user_closure.push(c);
+    }
+    drop(set_ix);
 
     // Roles: own grants, member roles, and the closure as masks, among live
     // roles only (a deleted role grants nothing, also as a member).
@@ -109,7 +119,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         .map(|(r, role)| {
             let mut m = Vec::new();
             if live_role[r] {
-                for x in role.member_roles.iter().filter_map(|x| roles.get(x)).filter(|&x| live_role[x as usize]) {
+                for x in role.member_roles.iter().filter_map(|x| role_ix(x)).filter(|&x| live_role[x as usize]) {
                     push_unique(&mut m, x);
                 }
             }
@@ -136,8 +146,8 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
     let mut dataset_acls = vec![Vec::new(); doc.datasets.len()];
     for (i, acl) in doc.acls.iter().enumerate() {
         let principal = match acl.principal() {
-            Some(DocPrincipal::User(u)) => users.get(u).map(AclPrincipal::User),
-            Some(DocPrincipal::Group(g)) => groups.get(g).filter(|&g| live_group[g as usize]).map(AclPrincipal::Group),
+            Some(DocPrincipal::User(u)) => user_ix(u).map(AclPrincipal::User),
+            Some(DocPrincipal::Group(g)) => group_ix(g).filter(|&g| live_group[g as usize]).map(AclPrincipal::Group),
             None => None,
         };
         let masks = match acl.grant() {
@@ -146,7 +156,7 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
                 add(&mut m, permission, restrict);
                 Some(m)
             }
-            Some(AclGrant::Role(r)) => roles.get(r).map(|r| role_masks[r as usize]),
+            Some(AclGrant::Role(r)) => role_ix(r).map(|r| role_masks[r as usize]),
             None => None,
         };
         let (Some(principal), Some(masks)) = (principal, masks) else {
@@ -155,11 +165,11 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         let entry = AclEntry { principal, masks, acl: i as u32 };
         let object = acl.object_id.as_str();
         let list = match acl.object_type {
-            ObjectType::Organization => orgs.get(object).map(|o| &mut org_acls[o as usize]),
-            ObjectType::Project => projects.get(object).map(|p| &mut project_acls[p as usize]),
-            ObjectType::ProjectLog => projects.get(object).map(|p| &mut project_log_acls[p as usize]),
-            ObjectType::Experiment => experiments.get(object).map(|e| &mut experiment_acls[e as usize]),
-            ObjectType::Dataset => datasets.get(object).map(|d| &mut dataset_acls[d as usize]),
+            ObjectType::Organization => org_ix(object).map(|o| &mut org_acls[o as usize]),
+            ObjectType::Project => project_ix(object).map(|p| &mut project_acls[p as usize]),
+            ObjectType::ProjectLog => project_ix(object).map(|p| &mut project_log_acls[p as usize]),
+            ObjectType::Experiment => experiment_ix(object).map(|e| &mut experiment_acls[e as usize]),
+            ObjectType::Dataset => dataset_ix(object).map(|d| &mut dataset_acls[d as usize]),
             // ACLs on objects the policy does not describe never apply to a
             // decision it can make.
             _ => None,
@@ -169,22 +179,15 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         }
     }
 
-    // Service tokens.
-    let mut token_buckets: HashMap<u64, Vec<u32>> = HashMap::new();
-    let mut token_digests = Vec::with_capacity(doc.service_tokens.len());
-    let mut token_identities = Vec::with_capacity(doc.service_tokens.len());
-    let token_index: HashMap<&str, usize> =
-        doc.service_tokens.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    // Service tokens, hashed by their digest's (non-secret) bucket.
+    let mut token_buckets = HashTable::with_capacity(doc.service_tokens.len());
     for (i, t) in doc.service_tokens.iter().enumerate() {
-        token_buckets.entry(t.token_sha256.bucket()).or_default().push(i as u32);
-        token_digests.push(t.token_sha256);
-        // Loading kept only tokens whose parents are loaded.
-        let ancestors =
-            identity::ancestors(t, |id| token_index.get(id).map(|&j| &doc.service_tokens[j])).unwrap_or_default();
-        token_identities.push(Identity::of(t, &ancestors));
+        token_buckets.insert_unique(t.token_sha256.bucket(), i as u32, |&j: &u32| {
+            doc.service_tokens[j as usize].token_sha256.bucket()
+        });
     }
 
-    CompiledPolicy {
+    Core {
         orgs,
         org_names,
         projects,
@@ -197,26 +200,23 @@ pub(super) fn build(policy: ValidPolicy) -> CompiledPolicy {
         dataset_project,
         dataset_names,
         users,
-        user_groups,
-        user_direct_groups: boxed(user_direct_groups),
+        user_direct,
+        user_closure,
+        group_sets,
+        groups,
         group_parents: boxed(group_parents),
         roles,
         role_own,
         role_members: boxed(role_members),
-        org_acls,
-        project_acls,
-        project_log_acls,
-        experiment_acls,
-        dataset_acls,
-        token_buckets: token_buckets.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
-        token_digests,
-        token_identities,
+        org_acls: boxed(org_acls),
+        project_acls: boxed(project_acls),
+        project_log_acls: boxed(project_log_acls),
+        experiment_acls: boxed(experiment_acls),
+        dataset_acls: boxed(dataset_acls),
+        tokens,
+        token_buckets,
         doc,
     }
-}
-
-fn intern<'a>(ids: impl Iterator<Item = &'a str>) -> Interner {
-    Interner(ids.enumerate().map(|(i, s)| (s.into(), i as u32)).collect())
 }
 
 fn push_unique(v: &mut Vec<u32>, x: u32) {
@@ -225,12 +225,12 @@ fn push_unique(v: &mut Vec<u32>, x: u32) {
     }
 }
 
-fn boxed(v: Vec<Vec<u32>>) -> Vec<Box<[u32]>> {
+fn boxed<T>(v: Vec<Vec<T>>) -> Vec<Box<[T]>> {
     v.into_iter().map(Vec::into_boxed_slice).collect()
 }
 
 /// Sets `permission` in `masks` for `restrict`, or for every type.
-fn add(masks: &mut Masks, permission: Permission, restrict: Option<ObjectType>) {
+pub(super) fn add(masks: &mut Masks, permission: Permission, restrict: Option<ObjectType>) {
     match restrict {
         Some(t) => masks[t as usize] |= permission.bit(),
         None => masks.iter_mut().for_each(|m| *m |= permission.bit()),

@@ -72,8 +72,8 @@ fn describe(
     entry: &AclEntry,
     lines: &mut Vec<String>,
 ) {
-    let doc = &policy.doc;
-    let acl = &doc.acls[entry.acl as usize];
+    let doc = policy.doc();
+    let acl = policy.acl(entry.acl);
     lines.push(format!(
         "allow: acl {} on {}:{} grants {permission} on {object}",
         acl.id, acl.object_type, acl.object_id
@@ -83,9 +83,9 @@ fn describe(
             lines.push(format!("principal: user {} is named by the acl", doc.users[u as usize].id))
         }
         AclPrincipal::Group(g) => {
-            let user = policy.users.get(&principal.user_id).expect("matched a group, so the user is known");
-            let start = &policy.user_direct_groups[user as usize];
-            let path = shortest_path(start, &policy.group_parents, |n| n == g).expect("group contains the user");
+            let user = policy.user_ix(&principal.user_id).expect("matched a group, so the user is known");
+            let start = policy.user_direct_groups(user);
+            let path = shortest_path(start, &policy.core.group_parents, |n| n == g).expect("group contains the user");
             let chain: Vec<String> =
                 path.iter().map(|&n| named(&doc.groups[n as usize].name, &doc.groups[n as usize].id)).collect();
             lines.push(format!("group chain: {} -> {}", principal.user_id, chain.join(" -> ")));
@@ -97,17 +97,17 @@ fn describe(
             lines.push(format!("grant: permission {p}{} set on the acl", restricted(acl.restrict_object_type)))
         }
         (None, Some(r)) => {
-            let role = policy.roles.get(r).expect("validated role");
+            let role = policy.role_ix(r).expect("validated role");
             let holds = |n: u32| {
-                policy.role_own[n as usize]
+                policy.core.role_own[n as usize]
                     .iter()
                     .any(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
             };
-            let path = shortest_path(&[role], &policy.role_members, holds).expect("role grants the permission");
+            let path = shortest_path(&[role], &policy.core.role_members, holds).expect("role grants the permission");
             let chain: Vec<String> =
                 path.iter().map(|&n| named(&doc.roles[n as usize].name, &doc.roles[n as usize].id)).collect();
             let holder = *path.last().expect("non-empty path");
-            let grant = policy.role_own[holder as usize]
+            let grant = policy.core.role_own[holder as usize]
                 .iter()
                 .find(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
                 .expect("holder holds it");

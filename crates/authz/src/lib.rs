@@ -9,10 +9,19 @@
 
 mod compile;
 mod explain;
+mod learn;
 mod org_wide;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use loggate_model::doc::Acl;
+use loggate_model::identity;
+
+pub use learn::Learning;
 
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
@@ -83,30 +92,42 @@ pub struct Explanation {
 /// A validated policy with every index a decision needs precomputed.
 ///
 /// Every collection is interned in document order, so an index `i` of, say,
-/// a project is also its position in `doc().projects`.
+/// a project is also its position in `doc().projects`. Objects learned from
+/// the data plane after compiling (`learn`) sit in a small overlay beside
+/// the compiled core and take the indexes after the document's.
 pub struct CompiledPolicy {
+    core: Arc<Core>,
+    learned: Arc<learn::Learned>,
+}
+
+/// The compiled document: shared, unchanged, between a policy and the
+/// policies learning makes from it.
+struct Core {
     doc: PolicyDoc,
     orgs: Interner,
     org_names: HashMap<Box<str>, u32>,
     projects: Interner,
     /// Per project: its org and whether it is deleted (`None`: no such org).
     project_info: Vec<Option<ProjectInfo>>,
-    /// Per org: live project name -> project.
-    project_names: Vec<HashMap<Box<str>, u32>>,
+    /// (org, live project name) -> project.
+    project_names: NameIndex,
     experiments: Interner,
     /// Per experiment: its project; `None` when the experiment is deleted.
     experiment_project: Vec<Option<u32>>,
-    /// Per project: experiment name -> experiment.
-    experiment_names: Vec<HashMap<Box<str>, u32>>,
+    /// (project, experiment name) -> experiment.
+    experiment_names: NameIndex,
     datasets: Interner,
     /// Per dataset: its project; `None` when the dataset is deleted.
     dataset_project: Vec<Option<u32>>,
-    dataset_names: Vec<HashMap<Box<str>, u32>>,
+    dataset_names: NameIndex,
     users: Interner,
-    /// Per user: every group containing it (directly or transitively), sorted.
-    user_groups: Vec<Box<[u32]>>,
-    /// Per user: the groups listing it in `member_users`.
-    user_direct_groups: Vec<Box<[u32]>>,
+    /// Per user: the set (in `group_sets`) of the groups listing it in
+    /// `member_users`, and the set of every group containing it (directly or
+    /// transitively, sorted). Users with the same groups share the sets.
+    user_direct: Vec<u32>,
+    user_closure: Vec<u32>,
+    group_sets: Vec<Box<[u32]>>,
+    groups: Interner,
     /// Per group H: the groups G with H in `G.member_groups`.
     group_parents: Vec<Box<[u32]>>,
     roles: Interner,
@@ -115,41 +136,90 @@ pub struct CompiledPolicy {
     /// Per role: its `member_roles`.
     role_members: Vec<Box<[u32]>>,
     /// ACLs by the object they sit on; see `Scope`.
-    org_acls: Vec<Vec<AclEntry>>,
-    project_acls: Vec<Vec<AclEntry>>,
-    project_log_acls: Vec<Vec<AclEntry>>,
-    experiment_acls: Vec<Vec<AclEntry>>,
-    dataset_acls: Vec<Vec<AclEntry>>,
-    /// `TokenDigest::bucket()` -> candidate tokens.
-    token_buckets: HashMap<u64, Box<[u32]>>,
-    token_digests: Vec<TokenDigest>,
-    token_identities: Vec<Identity>,
+    org_acls: Vec<Box<[AclEntry]>>,
+    project_acls: Vec<Box<[AclEntry]>>,
+    project_log_acls: Vec<Box<[AclEntry]>>,
+    experiment_acls: Vec<Box<[AclEntry]>>,
+    dataset_acls: Vec<Box<[AclEntry]>>,
+    /// Service tokens by id (for parents).
+    tokens: Interner,
+    /// Service tokens hashed by `TokenDigest::bucket()`.
+    token_buckets: HashTable<u32>,
 }
 
 impl fmt::Debug for CompiledPolicy {
     /// Counts only: a policy can be large, and token digests are secret.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let doc = &self.core.doc;
         f.debug_struct("CompiledPolicy")
-            .field("organizations", &self.doc.organizations.len())
-            .field("projects", &self.doc.projects.len())
-            .field("experiments", &self.doc.experiments.len())
-            .field("datasets", &self.doc.datasets.len())
-            .field("users", &self.doc.users.len())
-            .field("groups", &self.doc.groups.len())
-            .field("roles", &self.doc.roles.len())
-            .field("acls", &self.doc.acls.len())
-            .field("service_tokens", &self.doc.service_tokens.len())
+            .field("organizations", &doc.organizations.len())
+            .field("projects", &doc.projects.len())
+            .field("experiments", &doc.experiments.len())
+            .field("datasets", &doc.datasets.len())
+            .field("users", &doc.users.len())
+            .field("groups", &doc.groups.len())
+            .field("roles", &doc.roles.len())
+            .field("acls", &doc.acls.len())
+            .field("service_tokens", &doc.service_tokens.len())
+            .field("learned", &self.learned.len())
             .finish()
     }
 }
 
-/// Ids of one collection -> dense indexes (document order).
-#[derive(Debug, Default)]
-struct Interner(HashMap<Box<str>, u32>);
+/// Ids of one collection -> dense indexes (document order). Holds the
+/// indexes only: the ids are the document's, so a lookup is handed them.
+#[derive(Default)]
+struct Interner {
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
 
 impl Interner {
-    fn get(&self, id: &str) -> Option<u32> {
-        self.0.get(id).copied()
+    /// Interns `ids` in order; a repeated id keeps its first index.
+    fn new(ids: &[&str]) -> Self {
+        let mut table = HashTable::with_capacity(ids.len());
+        let hasher = DefaultHashBuilder::default();
+        for (i, id) in ids.iter().enumerate() {
+            let hash = hasher.hash_one(id);
+            if table.find(hash, |&j: &u32| ids[j as usize] == *id).is_none() {
+                table.insert_unique(hash, i as u32, |&j: &u32| hasher.hash_one(ids[j as usize]));
+            }
+        }
+        Interner { table, hasher }
+    }
+
+    fn get<'a>(&self, id: &str, ids: impl Fn(u32) -> &'a str) -> Option<u32> {
+        self.table.find(self.hasher.hash_one(id), |&i| ids(i) == id).copied()
+    }
+}
+
+/// (parent index, name) -> the first child of that name, in document order.
+#[derive(Default)]
+struct NameIndex {
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl NameIndex {
+    /// Indexes each child with `Some(parent)`; `name` gives its name.
+    fn new<'a>(parents: &[Option<u32>], name: impl Fn(u32) -> &'a str) -> Self {
+        let mut table = HashTable::with_capacity(parents.len());
+        let hasher = DefaultHashBuilder::default();
+        for (i, parent) in parents.iter().enumerate() {
+            let Some(parent) = *parent else { continue };
+            let n = name(i as u32);
+            let hash = hasher.hash_one((parent, n));
+            if table.find(hash, |&j: &u32| parents[j as usize] == Some(parent) && name(j) == n).is_none() {
+                table.insert_unique(hash, i as u32, |&j: &u32| {
+                    hasher.hash_one((parents[j as usize].unwrap_or(u32::MAX), name(j)))
+                });
+            }
+        }
+        NameIndex { table, hasher }
+    }
+
+    fn get<'a>(&self, parent: u32, name: &str, of: impl Fn(u32) -> (Option<u32>, &'a str)) -> Option<u32> {
+        self.table.find(self.hasher.hash_one((parent, name)), |&i| of(i) == (Some(parent), name)).copied()
     }
 }
 
@@ -182,7 +252,8 @@ enum AclPrincipal {
 struct AclEntry {
     principal: AclPrincipal,
     masks: Masks,
-    /// Position in `doc.acls`, for explanations.
+    /// Position in `doc.acls` (after them: in the learned ACLs), for
+    /// explanations.
     acl: u32,
 }
 
@@ -197,7 +268,7 @@ struct Scope<'a> {
 impl CompiledPolicy {
     /// Builds the indexes of a loaded policy.
     pub fn compile(policy: ValidPolicy) -> Self {
-        compile::build(policy)
+        CompiledPolicy { core: Arc::new(compile::build(policy)), learned: Arc::default() }
     }
 
     /// Loads `doc` (leaving out what breaks a rule, see `loggate_model::load`)
@@ -207,23 +278,31 @@ impl CompiledPolicy {
         (Self::compile(loaded.policy), loaded.left_out)
     }
 
-    /// The document this policy was compiled from.
+    /// The document this policy was compiled from (without what was learned
+    /// since: see `learn`).
     pub fn doc(&self) -> &PolicyDoc {
-        &self.doc
+        &self.core.doc
     }
 
     /// The identity of a service token, by digest (constant-time compare).
     /// Expiry is not checked here (no clock): see `Identity::expired`.
     pub fn identity(&self, digest: &TokenDigest) -> Option<Identity> {
-        let candidates = self.token_buckets.get(&digest.bucket())?;
+        let tokens = &self.core.doc.service_tokens;
         // Compare every candidate (constant-time `==`), without stopping early.
         let mut found = None;
-        for &t in candidates.iter() {
-            if self.token_digests[t as usize] == *digest {
+        for &t in self.core.token_buckets.iter_hash(digest.bucket()) {
+            if tokens[t as usize].token_sha256 == *digest {
                 found = Some(t);
             }
         }
-        found.map(|t| self.token_identities[t as usize].clone())
+        let token = &tokens[found? as usize];
+        // Loading kept only tokens whose parents are loaded.
+        let ancestors = if token.parent_id.is_none() {
+            Vec::new()
+        } else {
+            identity::ancestors(token, |id| self.token_ix(id).map(|j| &tokens[j as usize])).unwrap_or_default()
+        };
+        Some(Identity::of(token, &ancestors))
     }
 
     /// Does `principal` hold `permission` on `object`?
@@ -248,7 +327,7 @@ impl CompiledPolicy {
         if principal.scopes.is_empty() {
             return true;
         }
-        let org = (ObjectType::Organization, self.doc.organizations[scope.org as usize].id.as_str());
+        let org = (ObjectType::Organization, self.org_id(scope.org));
         let mut ancestry = [org; 3];
         let mut n = 0;
         if object.object_type != ObjectType::Organization {
@@ -256,7 +335,7 @@ impl CompiledPolicy {
             n += 1;
         }
         if let Some(p) = scope.project.filter(|_| object.object_type != ObjectType::Project) {
-            ancestry[n] = (ObjectType::Project, self.doc.projects[p as usize].id.as_str());
+            ancestry[n] = (ObjectType::Project, self.project_id(p));
             n += 1;
         }
         principal.scopes.allow(permission, &ancestry[..=n])
@@ -271,41 +350,54 @@ impl CompiledPolicy {
     /// its project not deleted).
     pub fn object_org(&self, object: &ObjectRef) -> Option<&str> {
         let scope = self.scope(object)?;
-        Some(&self.doc.organizations[scope.org as usize].id)
+        Some(self.org_id(scope.org))
     }
 
     /// Organization id by name.
     pub fn org_by_name(&self, name: &str) -> Option<&str> {
-        let o = *self.org_names.get(name)?;
-        Some(&self.doc.organizations[o as usize].id)
+        let o = *self.core.org_names.get(name)?;
+        Some(self.org_id(o))
     }
 
     /// Live (not deleted) project id by (org id, name).
     pub fn project_by_name(&self, org_id: &str, name: &str) -> Option<&str> {
-        let o = self.orgs.get(org_id)?;
-        let p = *self.project_names[o as usize].get(name)?;
-        Some(&self.doc.projects[p as usize].id)
+        let o = self.org_ix(org_id)?;
+        let core = &self.core;
+        let found = core.project_names.get(o, name, |p| {
+            let info = core.project_info[p as usize].filter(|i| !i.deleted);
+            (info.map(|i| i.org), core.doc.projects[p as usize].name.as_str())
+        });
+        let p = found.or_else(|| self.learned.project_by_name(core.doc.projects.len(), o, name))?;
+        Some(self.project_id(p))
     }
 
     /// Experiment id by (project id, name). `None` when the project is
     /// unknown or deleted, as its experiments are then not writable.
     pub fn experiment_by_name(&self, project_id: &str, name: &str) -> Option<&str> {
         let p = self.live_project(project_id)?;
-        let e = *self.experiment_names[p as usize].get(name)?;
-        Some(&self.doc.experiments[e as usize].id)
+        let core = &self.core;
+        let found = core
+            .experiment_names
+            .get(p, name, |e| (core.experiment_project[e as usize], core.doc.experiments[e as usize].name.as_str()));
+        let e = found.or_else(|| self.learned.experiment_by_name(core.doc.experiments.len(), p, name))?;
+        Some(self.experiment_id(e))
     }
 
     /// Dataset id by (project id, name). `None` when the project is unknown
     /// or deleted.
     pub fn dataset_by_name(&self, project_id: &str, name: &str) -> Option<&str> {
         let p = self.live_project(project_id)?;
-        let d = *self.dataset_names[p as usize].get(name)?;
-        Some(&self.doc.datasets[d as usize].id)
+        let core = &self.core;
+        let found = core
+            .dataset_names
+            .get(p, name, |d| (core.dataset_project[d as usize], core.doc.datasets[d as usize].name.as_str()));
+        let d = found.or_else(|| self.learned.dataset_by_name(core.doc.datasets.len(), p, name))?;
+        Some(self.dataset_id(d))
     }
 
     fn live_project(&self, project_id: &str) -> Option<u32> {
-        let p = self.projects.get(project_id)?;
-        self.project_info[p as usize].is_some_and(|i| !i.deleted).then_some(p)
+        let p = self.project_ix(project_id)?;
+        self.project_info(p).is_some_and(|i| !i.deleted).then_some(p)
     }
 
     /// The object's org and ACL chain; `None` for an unknown object or one
@@ -314,21 +406,21 @@ impl CompiledPolicy {
         let id = object.id.as_str();
         match object.object_type {
             ObjectType::Organization => {
-                let o = self.orgs.get(id)?;
-                Some(Scope { org: o, project: None, chain: [&self.org_acls[o as usize], &[], &[]] })
+                let o = self.org_ix(id)?;
+                Some(Scope { org: o, project: None, chain: [&self.core.org_acls[o as usize], &[], &[]] })
             }
-            ObjectType::Project => self.project_scope(self.projects.get(id)?, &[]),
+            ObjectType::Project => self.project_scope(self.project_ix(id)?, &[]),
             ObjectType::ProjectLog => {
-                let p = self.projects.get(id)?;
-                self.project_scope(p, &self.project_log_acls[p as usize])
+                let p = self.project_ix(id)?;
+                self.project_scope(p, self.project_log_acls(p))
             }
             ObjectType::Experiment => {
-                let e = self.experiments.get(id)? as usize;
-                self.project_scope(self.experiment_project[e]?, &self.experiment_acls[e])
+                let e = self.experiment_ix(id)?;
+                self.project_scope(self.experiment_project(e)?, self.experiment_acls(e))
             }
             ObjectType::Dataset => {
-                let d = self.datasets.get(id)? as usize;
-                self.project_scope(self.dataset_project[d]?, &self.dataset_acls[d])
+                let d = self.dataset_ix(id)?;
+                self.project_scope(self.dataset_project(d)?, self.dataset_acls(d))
             }
             // The policy describes no other objects.
             _ => None,
@@ -337,18 +429,18 @@ impl CompiledPolicy {
 
     /// The scope of an object in project `p`, whose own ACLs are `own`.
     fn project_scope<'a>(&'a self, p: u32, own: &'a [AclEntry]) -> Option<Scope<'a>> {
-        let info = self.project_info[p as usize]?;
+        let info = self.project_info(p)?;
         if info.deleted {
             return None;
         }
-        let chain = [own, &self.project_acls[p as usize], &self.org_acls[info.org as usize]];
+        let chain = [own, self.project_acls(p), &self.core.org_acls[info.org as usize]];
         Some(Scope { org: info.org, project: Some(p), chain })
     }
 
     /// Token confinement: the object must be known and in the principal's org.
     fn confine(&self, principal: &Principal, object: &ObjectRef) -> Result<Scope<'_>, DenyReason> {
         let scope = self.scope(object).ok_or(DenyReason::UnknownObject)?;
-        if self.orgs.get(&principal.org_id) != Some(scope.org) {
+        if self.org_ix(&principal.org_id) != Some(scope.org) {
             return Err(DenyReason::OtherOrganization);
         }
         Ok(scope)
@@ -363,8 +455,8 @@ impl CompiledPolicy {
         permission: Permission,
         scope: &Scope<'a>,
     ) -> impl Iterator<Item = &'a AclEntry> + 'a {
-        let user = self.users.get(&principal.user_id);
-        let groups: &[u32] = user.map_or(&[], |u| &self.user_groups[u as usize]);
+        let user = self.user_ix(&principal.user_id);
+        let groups: &[u32] = user.map_or(&[], |u| self.user_groups(u));
         let (t, bit) = (object_type as usize, permission.bit());
         scope.chain.into_iter().flatten().filter(move |e| {
             e.masks[t] & bit != 0
@@ -373,6 +465,160 @@ impl CompiledPolicy {
                     AclPrincipal::Group(g) => groups.binary_search(&g).is_ok(),
                 }
         })
+    }
+}
+
+/// Lookups by id and by index, over the compiled document and, after it,
+/// what was learned.
+impl CompiledPolicy {
+    fn org_ix(&self, id: &str) -> Option<u32> {
+        let orgs = &self.core.doc.organizations;
+        self.core.orgs.get(id, |i| &orgs[i as usize].id)
+    }
+
+    fn org_id(&self, o: u32) -> &str {
+        &self.core.doc.organizations[o as usize].id
+    }
+
+    fn user_ix(&self, id: &str) -> Option<u32> {
+        let users = &self.core.doc.users;
+        self.core.users.get(id, |i| &users[i as usize].id)
+    }
+
+    fn group_ix(&self, id: &str) -> Option<u32> {
+        let groups = &self.core.doc.groups;
+        self.core.groups.get(id, |i| &groups[i as usize].id)
+    }
+
+    fn role_ix(&self, id: &str) -> Option<u32> {
+        let roles = &self.core.doc.roles;
+        self.core.roles.get(id, |i| &roles[i as usize].id)
+    }
+
+    fn token_ix(&self, id: &str) -> Option<u32> {
+        let tokens = &self.core.doc.service_tokens;
+        self.core.tokens.get(id, |i| &tokens[i as usize].id)
+    }
+
+    /// Every group containing user `u` (directly or not), sorted.
+    fn user_groups(&self, u: u32) -> &[u32] {
+        &self.core.group_sets[self.core.user_closure[u as usize] as usize]
+    }
+
+    /// The groups listing user `u` in `member_users`.
+    fn user_direct_groups(&self, u: u32) -> &[u32] {
+        &self.core.group_sets[self.core.user_direct[u as usize] as usize]
+    }
+
+    fn project_ix(&self, id: &str) -> Option<u32> {
+        let projects = &self.core.doc.projects;
+        let base = projects.len();
+        self.core.projects.get(id, |i| &projects[i as usize].id).or_else(|| self.learned.project(base, id))
+    }
+
+    fn project_count(&self) -> u32 {
+        (self.core.doc.projects.len() + self.learned.projects.len()) as u32
+    }
+
+    fn project_info(&self, p: u32) -> Option<ProjectInfo> {
+        match self.core.project_info.get(p as usize) {
+            Some(info) => *info,
+            None => Some(ProjectInfo {
+                org: self.learned.projects[p as usize - self.core.project_info.len()].parent,
+                deleted: false,
+            }),
+        }
+    }
+
+    fn project_id(&self, p: u32) -> &str {
+        match self.core.doc.projects.get(p as usize) {
+            Some(x) => &x.id,
+            None => &self.learned.projects[p as usize - self.core.doc.projects.len()].id,
+        }
+    }
+
+    fn project_acls(&self, p: u32) -> &[AclEntry] {
+        match self.core.project_acls.get(p as usize) {
+            Some(x) => x,
+            None => &self.learned.projects[p as usize - self.core.project_acls.len()].acls,
+        }
+    }
+
+    fn project_log_acls(&self, p: u32) -> &[AclEntry] {
+        match self.core.project_log_acls.get(p as usize) {
+            Some(x) => x,
+            None => &self.learned.projects[p as usize - self.core.project_log_acls.len()].log_acls,
+        }
+    }
+
+    fn experiment_ix(&self, id: &str) -> Option<u32> {
+        let experiments = &self.core.doc.experiments;
+        let base = experiments.len();
+        self.core.experiments.get(id, |i| &experiments[i as usize].id).or_else(|| self.learned.experiment(base, id))
+    }
+
+    fn experiment_count(&self) -> u32 {
+        (self.core.doc.experiments.len() + self.learned.experiments.len()) as u32
+    }
+
+    fn experiment_project(&self, e: u32) -> Option<u32> {
+        match self.core.experiment_project.get(e as usize) {
+            Some(p) => *p,
+            None => Some(self.learned.experiments[e as usize - self.core.experiment_project.len()].parent),
+        }
+    }
+
+    fn experiment_id(&self, e: u32) -> &str {
+        match self.core.doc.experiments.get(e as usize) {
+            Some(x) => &x.id,
+            None => &self.learned.experiments[e as usize - self.core.doc.experiments.len()].id,
+        }
+    }
+
+    fn experiment_acls(&self, e: u32) -> &[AclEntry] {
+        match self.core.experiment_acls.get(e as usize) {
+            Some(x) => x,
+            None => &self.learned.experiments[e as usize - self.core.experiment_acls.len()].acls,
+        }
+    }
+
+    fn dataset_ix(&self, id: &str) -> Option<u32> {
+        let datasets = &self.core.doc.datasets;
+        let base = datasets.len();
+        self.core.datasets.get(id, |i| &datasets[i as usize].id).or_else(|| self.learned.dataset(base, id))
+    }
+
+    fn dataset_count(&self) -> u32 {
+        (self.core.doc.datasets.len() + self.learned.datasets.len()) as u32
+    }
+
+    fn dataset_project(&self, d: u32) -> Option<u32> {
+        match self.core.dataset_project.get(d as usize) {
+            Some(p) => *p,
+            None => Some(self.learned.datasets[d as usize - self.core.dataset_project.len()].parent),
+        }
+    }
+
+    fn dataset_id(&self, d: u32) -> &str {
+        match self.core.doc.datasets.get(d as usize) {
+            Some(x) => &x.id,
+            None => &self.learned.datasets[d as usize - self.core.doc.datasets.len()].id,
+        }
+    }
+
+    fn dataset_acls(&self, d: u32) -> &[AclEntry] {
+        match self.core.dataset_acls.get(d as usize) {
+            Some(x) => x,
+            None => &self.learned.datasets[d as usize - self.core.dataset_acls.len()].acls,
+        }
+    }
+
+    /// The ACL an entry was compiled from.
+    fn acl(&self, a: u32) -> &Acl {
+        match self.core.doc.acls.get(a as usize) {
+            Some(x) => x,
+            None => &self.learned.acls[a as usize - self.core.doc.acls.len()],
+        }
     }
 }
 

@@ -27,13 +27,13 @@ impl CompiledPolicy {
         object_type: ObjectType,
         permission: Permission,
     ) -> Decision {
-        let Some(org) = self.orgs.get(org_id) else {
+        let Some(org) = self.org_ix(org_id) else {
             return Decision::Deny(DenyReason::UnknownObject);
         };
-        if self.orgs.get(&principal.org_id) != Some(org) {
+        if self.org_ix(&principal.org_id) != Some(org) {
             return Decision::Deny(DenyReason::OtherOrganization);
         }
-        let scope = Scope { org, project: None, chain: [&self.org_acls[org as usize], &[], &[]] };
+        let scope = Scope { org, project: None, chain: [&self.core.org_acls[org as usize], &[], &[]] };
         if self.granting(principal, object_type, permission, &scope).next().is_none() {
             Decision::Deny(DenyReason::MissingPermission)
         } else if !principal.scopes.allow(permission, &[(ObjectType::Organization, org_id)]) {
@@ -55,7 +55,7 @@ impl CompiledPolicy {
     /// them apart names its objects, which are candidates of their own.
     pub fn candidates(&self, principal: &Principal, types: &[ObjectType], cap: usize) -> Vec<ObjectRef> {
         let mut out: Vec<ObjectRef> = Vec::new();
-        let Some(org) = self.orgs.get(&principal.org_id) else {
+        let Some(org) = self.org_ix(&principal.org_id) else {
             return out;
         };
         let mut push = |object: ObjectRef| {
@@ -64,29 +64,29 @@ impl CompiledPolicy {
             }
         };
         let names = |entries: &[AclEntry]| self.names_principal(principal, entries);
-        if names(&self.org_acls[org as usize]) {
+        if names(&self.core.org_acls[org as usize]) {
             self.first_of_org(org).into_iter().for_each(&mut push);
         }
-        for p in 0..self.project_info.len() {
-            if !self.live_in(p as u32, org) {
+        for p in 0..self.project_count() {
+            if !self.live_in(p, org) {
                 continue;
             }
-            let id = &self.doc.projects[p].id;
-            if names(&self.project_acls[p]) {
-                push(ObjectRef::new(ObjectType::ProjectLog, id.clone()));
-                self.first_in_project(p as u32).into_iter().for_each(&mut push);
-            } else if names(&self.project_log_acls[p]) {
-                push(ObjectRef::new(ObjectType::ProjectLog, id.clone()));
+            let id = self.project_id(p);
+            if names(self.project_acls(p)) {
+                push(ObjectRef::new(ObjectType::ProjectLog, id));
+                self.first_in_project(p).into_iter().for_each(&mut push);
+            } else if names(self.project_log_acls(p)) {
+                push(ObjectRef::new(ObjectType::ProjectLog, id));
             }
         }
-        for (e, project) in self.experiment_project.iter().enumerate() {
-            if project.is_some_and(|p| self.live_in(p, org)) && names(&self.experiment_acls[e]) {
-                push(ObjectRef::new(ObjectType::Experiment, self.doc.experiments[e].id.clone()));
+        for e in 0..self.experiment_count() {
+            if self.experiment_project(e).is_some_and(|p| self.live_in(p, org)) && names(self.experiment_acls(e)) {
+                push(ObjectRef::new(ObjectType::Experiment, self.experiment_id(e)));
             }
         }
-        for (d, project) in self.dataset_project.iter().enumerate() {
-            if project.is_some_and(|p| self.live_in(p, org)) && names(&self.dataset_acls[d]) {
-                push(ObjectRef::new(ObjectType::Dataset, self.doc.datasets[d].id.clone()));
+        for d in 0..self.dataset_count() {
+            if self.dataset_project(d).is_some_and(|p| self.live_in(p, org)) && names(self.dataset_acls(d)) {
+                push(ObjectRef::new(ObjectType::Dataset, self.dataset_id(d)));
             }
         }
         for scope in principal.scopes.iter() {
@@ -99,8 +99,8 @@ impl CompiledPolicy {
 
     /// Whether one of `entries` names the principal or one of its groups.
     fn names_principal(&self, principal: &Principal, entries: &[AclEntry]) -> bool {
-        let user = self.users.get(&principal.user_id);
-        let groups: &[u32] = user.map_or(&[], |u| &self.user_groups[u as usize]);
+        let user = self.user_ix(&principal.user_id);
+        let groups: &[u32] = user.map_or(&[], |u| self.user_groups(u));
         entries.iter().any(|e| match e.principal {
             AclPrincipal::User(u) => Some(u) == user,
             AclPrincipal::Group(g) => groups.binary_search(&g).is_ok(),
@@ -108,20 +108,24 @@ impl CompiledPolicy {
     }
 
     fn live_in(&self, project: u32, org: u32) -> bool {
-        self.project_info[project as usize].is_some_and(|i| i.org == org && !i.deleted)
+        self.project_info(project).is_some_and(|i| i.org == org && !i.deleted)
     }
 
     /// The first live project log, experiment and dataset of an organization.
     fn first_of_org(&self, org: u32) -> Vec<ObjectRef> {
         let mut out = Vec::with_capacity(3);
-        if let Some(p) = (0..self.project_info.len() as u32).find(|&p| self.live_in(p, org)) {
-            out.push(ObjectRef::new(ObjectType::ProjectLog, self.doc.projects[p as usize].id.clone()));
+        if let Some(p) = (0..self.project_count()).find(|&p| self.live_in(p, org)) {
+            out.push(ObjectRef::new(ObjectType::ProjectLog, self.project_id(p)));
         }
-        if let Some(e) = self.experiment_project.iter().position(|p| p.is_some_and(|p| self.live_in(p, org))) {
-            out.push(ObjectRef::new(ObjectType::Experiment, self.doc.experiments[e].id.clone()));
+        if let Some(e) =
+            (0..self.experiment_count()).find(|&e| self.experiment_project(e).is_some_and(|p| self.live_in(p, org)))
+        {
+            out.push(ObjectRef::new(ObjectType::Experiment, self.experiment_id(e)));
         }
-        if let Some(d) = self.dataset_project.iter().position(|p| p.is_some_and(|p| self.live_in(p, org))) {
-            out.push(ObjectRef::new(ObjectType::Dataset, self.doc.datasets[d].id.clone()));
+        if let Some(d) =
+            (0..self.dataset_count()).find(|&d| self.dataset_project(d).is_some_and(|p| self.live_in(p, org)))
+        {
+            out.push(ObjectRef::new(ObjectType::Dataset, self.dataset_id(d)));
         }
         out
     }
@@ -129,11 +133,11 @@ impl CompiledPolicy {
     /// The first live experiment and dataset of a project.
     fn first_in_project(&self, project: u32) -> Vec<ObjectRef> {
         let mut out = Vec::with_capacity(2);
-        if let Some(e) = self.experiment_project.iter().position(|&p| p == Some(project)) {
-            out.push(ObjectRef::new(ObjectType::Experiment, self.doc.experiments[e].id.clone()));
+        if let Some(e) = (0..self.experiment_count()).find(|&e| self.experiment_project(e) == Some(project)) {
+            out.push(ObjectRef::new(ObjectType::Experiment, self.experiment_id(e)));
         }
-        if let Some(d) = self.dataset_project.iter().position(|&p| p == Some(project)) {
-            out.push(ObjectRef::new(ObjectType::Dataset, self.doc.datasets[d].id.clone()));
+        if let Some(d) = (0..self.dataset_count()).find(|&d| self.dataset_project(d) == Some(project)) {
+            out.push(ObjectRef::new(ObjectType::Dataset, self.dataset_id(d)));
         }
         out
     }

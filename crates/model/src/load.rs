@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::doc::{AclGrant, AclPrincipal, Entry, PolicyDoc};
+use crate::token::TokenDigest;
 use crate::types::ObjectType;
 
 /// One left-out entry (or removed reference): where and why.
@@ -86,28 +87,128 @@ impl Loaded {
     }
 }
 
-/// The top level of the policy file; entries are read one by one.
+/// The top level of the policy file. Each collection is read entry by
+/// entry as the parser meets it (see `Collected`), so neither the file's
+/// text nor a tree of the whole document is ever held.
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
-struct RawDoc<'a> {
-    #[serde(borrow)]
-    organizations: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    projects: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    experiments: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    datasets: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    users: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    groups: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    roles: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    acls: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    service_tokens: Vec<&'a RawValue>,
+struct RawDoc {
+    organizations: Collected<crate::doc::Organization>,
+    projects: Collected<crate::doc::Project>,
+    experiments: Collected<crate::doc::Experiment>,
+    datasets: Collected<crate::doc::Dataset>,
+    users: Collected<crate::doc::User>,
+    groups: Collected<crate::doc::Group>,
+    roles: Collected<crate::doc::Role>,
+    acls: Collected<crate::doc::Acl>,
+    service_tokens: Collected<crate::doc::ServiceToken>,
+}
+
+impl RawDoc {
+    fn into_loaded(self) -> Loaded {
+        let mut errors = Vec::new();
+        let mut take = |c: &mut Vec<PolicyError>| errors.append(c);
+        let RawDoc {
+            mut organizations,
+            mut projects,
+            mut experiments,
+            mut datasets,
+            mut users,
+            mut groups,
+            mut roles,
+            mut acls,
+            mut service_tokens,
+        } = self;
+        take(&mut organizations.errors);
+        take(&mut projects.errors);
+        take(&mut experiments.errors);
+        take(&mut datasets.errors);
+        take(&mut users.errors);
+        take(&mut groups.errors);
+        take(&mut roles.errors);
+        take(&mut acls.errors);
+        take(&mut service_tokens.errors);
+        let indexed = Indexed {
+            organizations: organizations.entries,
+            projects: projects.entries,
+            experiments: experiments.entries,
+            datasets: datasets.entries,
+            users: users.entries,
+            groups: groups.entries,
+            roles: roles.entries,
+            acls: acls.entries,
+            service_tokens: service_tokens.entries,
+        };
+        prune(indexed, errors)
+    }
+}
+
+/// The entries of one collection that parse, each with its position in the
+/// file, and a report for each that does not. Deserialized as a sequence
+/// whose elements are read one at a time: an element's text is held only
+/// while it is parsed.
+struct Collected<T> {
+    entries: Vec<(usize, T)>,
+    errors: Vec<PolicyError>,
+}
+
+impl<T> Default for Collected<T> {
+    fn default() -> Self {
+        Collected { entries: Vec::new(), errors: Vec::new() }
+    }
+}
+
+/// The name of the collection an entry type is read from.
+trait Collection: Entry {
+    const NAME: &'static str;
+}
+
+macro_rules! collection {
+    ($($ty:ident => $name:literal),* $(,)?) => {
+        $(impl Collection for crate::doc::$ty {
+            const NAME: &'static str = $name;
+        })*
+    };
+}
+
+collection! {
+    Organization => "organizations",
+    Project => "projects",
+    Experiment => "experiments",
+    Dataset => "datasets",
+    User => "users",
+    Group => "groups",
+    Role => "roles",
+    Acl => "acls",
+    ServiceToken => "service_tokens",
+}
+
+impl<'de, T: Collection> Deserialize<'de> for Collected<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Collection> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Collected<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Collected::default();
+                let mut i = 0;
+                while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+                    match entry::<T>(raw.get()) {
+                        Ok(v) => out.entries.push((i, v)),
+                        Err(e) => out
+                            .errors
+                            .push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) }),
+                    }
+                    i += 1;
+                }
+                out.entries.shrink_to_fit();
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Reads a policy file's text: each entry on its own, then the rules.
@@ -116,20 +217,234 @@ pub fn from_json(text: &str) -> Result<Loaded, NotAPolicy> {
     if !text.trim_start().starts_with('{') {
         return Err(NotAPolicy("the top level must be a JSON object".into()));
     }
-    let raw: RawDoc<'_> = serde_json::from_str(text).map_err(|e| NotAPolicy(e.to_string()))?;
-    let mut errors = Vec::new();
-    let indexed = Indexed {
-        organizations: entries("organizations", &raw.organizations, &mut errors),
-        projects: entries("projects", &raw.projects, &mut errors),
-        experiments: entries("experiments", &raw.experiments, &mut errors),
-        datasets: entries("datasets", &raw.datasets, &mut errors),
-        users: entries("users", &raw.users, &mut errors),
-        groups: entries("groups", &raw.groups, &mut errors),
-        roles: entries("roles", &raw.roles, &mut errors),
-        acls: entries("acls", &raw.acls, &mut errors),
-        service_tokens: entries("service_tokens", &raw.service_tokens, &mut errors),
-    };
-    Ok(prune(indexed, errors))
+    let raw: RawDoc = serde_json::from_str(text).map_err(|e| NotAPolicy(e.to_string()))?;
+    Ok(raw.into_loaded())
+}
+
+/// Reads a policy file from a reader (a `BufReader<File>`), entry by entry,
+/// as `from_json` does its text: the file is never held whole, and each
+/// entry's text only while it is read.
+///
+/// The top level (the object, its keys, the arrays and the commas between
+/// entries) is read here, byte by byte; each entry's bytes are cut out by
+/// bracket depth and parsed by serde_json on their own, so that the text
+/// of most of the file is scanned as a slice, not through serde_json's
+/// byte-at-a-time reader (three times slower at a million entries). A text
+/// is refused whole when serde_json would refuse it, with its own messages
+/// for an entry's syntax and these for the top level's.
+pub fn from_reader<R: std::io::BufRead>(reader: R) -> Result<Loaded, NotAPolicy> {
+    let mut top = TopLevel { r: reader, entry: Vec::new() };
+    let mut raw = RawDoc::default();
+    let mut seen = [false; ORDER.len()];
+    top.skip_ws()?;
+    if top.next()? != Some(b'{') {
+        return Err(NotAPolicy("the top level must be a JSON object".into()));
+    }
+    top.skip_ws()?;
+    if top.peek()? == Some(b'}') {
+        top.next()?;
+    } else {
+        loop {
+            let key = top.key()?;
+            let Some(c) = ORDER.iter().position(|o| *o == key) else {
+                return Err(NotAPolicy(format!("unknown field `{key}`, expected one of `{}`", ORDER.join("`, `"))));
+            };
+            if std::mem::replace(&mut seen[c], true) {
+                return Err(NotAPolicy(format!("duplicate field `{key}`")));
+            }
+            top.skip_ws()?;
+            if top.next()? != Some(b':') {
+                return Err(top.syntax("expected `:`"));
+            }
+            top.skip_ws()?;
+            if top.next()? != Some(b'[') {
+                return Err(NotAPolicy(format!("{key}: invalid type, expected a sequence")));
+            }
+            let mut i = 0;
+            top.skip_ws()?;
+            if top.peek()? == Some(b']') {
+                top.next()?;
+            } else {
+                loop {
+                    match key.as_str() {
+                        "organizations" => raw.organizations.push(i, top.entry()?),
+                        "projects" => raw.projects.push(i, top.entry()?),
+                        "experiments" => raw.experiments.push(i, top.entry()?),
+                        "datasets" => raw.datasets.push(i, top.entry()?),
+                        "users" => raw.users.push(i, top.entry()?),
+                        "groups" => raw.groups.push(i, top.entry()?),
+                        "roles" => raw.roles.push(i, top.entry()?),
+                        "acls" => raw.acls.push(i, top.entry()?),
+                        _ => raw.service_tokens.push(i, top.entry()?),
+                    }
+                    i += 1;
+                    top.skip_ws()?;
+                    match top.next()? {
+                        Some(b',') => top.skip_ws()?,
+                        Some(b']') => break,
+                        _ => return Err(top.syntax("expected `,` or `]`")),
+                    }
+                }
+            }
+            top.skip_ws()?;
+            match top.next()? {
+                Some(b',') => top.skip_ws()?,
+                Some(b'}') => break,
+                _ => return Err(top.syntax("expected `,` or `}`")),
+            }
+        }
+    }
+    top.skip_ws()?;
+    if top.peek()?.is_some() {
+        return Err(top.syntax("trailing characters"));
+    }
+    Ok(raw.into_loaded())
+}
+
+impl<T: Collection> Collected<T> {
+    /// Entry `i`, read.
+    fn push(&mut self, i: usize, read: Result<T, serde_json::Error>) {
+        match read {
+            Ok(v) => self.entries.push((i, v)),
+            Err(e) => {
+                self.errors.push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) })
+            }
+        }
+    }
+}
+
+/// The top level of a policy file, read from a buffered reader.
+struct TopLevel<R> {
+    r: R,
+    /// The bytes of the entry being read (reused).
+    entry: Vec<u8>,
+}
+
+fn io_error(e: std::io::Error) -> NotAPolicy {
+    NotAPolicy(format!("cannot read: {e}"))
+}
+
+/// JSON's whitespace (not `is_ascii_whitespace`, which has form feed).
+fn json_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl<R: std::io::BufRead> TopLevel<R> {
+    fn peek(&mut self) -> Result<Option<u8>, NotAPolicy> {
+        Ok(self.r.fill_buf().map_err(io_error)?.first().copied())
+    }
+
+    fn next(&mut self) -> Result<Option<u8>, NotAPolicy> {
+        let b = self.peek()?;
+        if b.is_some() {
+            self.r.consume(1);
+        }
+        Ok(b)
+    }
+
+    fn skip_ws(&mut self) -> Result<(), NotAPolicy> {
+        loop {
+            let buf = self.r.fill_buf().map_err(io_error)?;
+            let n = buf.iter().take_while(|&&b| json_ws(b)).count();
+            let more = n == buf.len() && n > 0;
+            self.r.consume(n);
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    fn syntax(&self, what: &str) -> NotAPolicy {
+        NotAPolicy(format!("{what} at the top level"))
+    }
+
+    /// A key: a JSON string, decoded by serde_json.
+    fn key(&mut self) -> Result<String, NotAPolicy> {
+        if self.peek()? != Some(b'"') {
+            return Err(self.syntax("expected a key"));
+        }
+        self.cut()?;
+        serde_json::from_slice(&self.entry).map_err(|e| NotAPolicy(e.to_string()))
+    }
+
+    /// One entry, cut out of the text and read on its own: straight into
+    /// its type when it is a plain, valid entry; else as `entry` reads one
+    /// (the schema's fields dropped, the messages of its errors).
+    fn entry<T: Entry>(&mut self) -> Result<Result<T, serde_json::Error>, NotAPolicy> {
+        self.cut()?;
+        // A type with fields that must be written is read the long way: a
+        // straight read would take a left-out field as null.
+        if T::PRESENT.is_empty()
+            && let Ok(v) = serde_json::from_slice::<T>(&self.entry)
+        {
+            // Read straight, an entry has no field of the schema (its
+            // fields are refused) and no repeated field (refused too): the
+            // long way reads the same entry.
+            return Ok(Ok(v));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&self.entry).map_err(|e| NotAPolicy(e.to_string()))?;
+        Ok(entry_from_value(v))
+    }
+
+    /// Copies one value's bytes into `entry`: a string to its closing
+    /// quote, an object or array to its closing bracket (brackets in
+    /// strings not counted), anything else to the next delimiter. Whether
+    /// the bytes are JSON is serde_json's to say.
+    fn cut(&mut self) -> Result<(), NotAPolicy> {
+        self.entry.clear();
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        let first = self.peek()?.ok_or_else(|| self.syntax("unexpected end"))?;
+        let scalar = !matches!(first, b'{' | b'[' | b'"');
+        loop {
+            let buf = self.r.fill_buf().map_err(io_error)?;
+            if buf.is_empty() {
+                // The end of the text inside a value: serde_json says what.
+                return Ok(());
+            }
+            let mut end = None;
+            for (i, &b) in buf.iter().enumerate() {
+                if scalar {
+                    if json_ws(b) || matches!(b, b',' | b']' | b'}') {
+                        end = Some(i);
+                        break;
+                    }
+                    continue;
+                }
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if b == b'\\' {
+                        escaped = true;
+                    } else if b == b'"' {
+                        in_string = false;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let n = end.unwrap_or(buf.len());
+            self.entry.extend_from_slice(&buf[..n]);
+            self.r.consume(n);
+            if end.is_some() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Applies the rules to a document built in memory (a store's rows, a
@@ -152,28 +467,21 @@ pub fn from_doc(doc: PolicyDoc) -> Loaded {
     prune(indexed, Vec::new())
 }
 
-/// The entries of one collection that parse, each with its position in the
-/// file; the others are reported.
-fn entries<T: Entry>(collection: &str, raw: &[&RawValue], errors: &mut Vec<PolicyError>) -> Vec<(usize, T)> {
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, entry) in raw.iter().enumerate() {
-        let parsed = serde_json::from_str(entry.get()).and_then(|mut v: serde_json::Value| {
-            if let Some(fields) = v.as_object_mut() {
-                fields.retain(|k, _| !T::SCHEMA_ONLY.contains(&k.as_str()));
-                if let Some(missing) = T::PRESENT.iter().find(|k| !fields.contains_key(**k)) {
-                    return Err(serde::de::Error::custom(format_args!(
-                        "missing field `{missing}` (write null for none)"
-                    )));
-                }
-            }
-            serde_json::from_value(v)
-        });
-        match parsed {
-            Ok(v) => out.push((i, v)),
-            Err(e) => errors.push(PolicyError { field: format!("{collection}[{i}]"), message: without_position(&e) }),
+/// One entry, from its text: the schema's extra fields dropped, the fields
+/// that must be written checked, then read strictly.
+fn entry<T: Entry>(text: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(text).and_then(entry_from_value)
+}
+
+/// One entry, parsed: as `entry`.
+fn entry_from_value<T: Entry>(mut v: serde_json::Value) -> Result<T, serde_json::Error> {
+    if let Some(fields) = v.as_object_mut() {
+        fields.retain(|k, _| !T::SCHEMA_ONLY.contains(&k.as_str()));
+        if let Some(missing) = T::PRESENT.iter().find(|k| !fields.contains_key(**k)) {
+            return Err(serde::de::Error::custom(format_args!("missing field `{missing}` (write null for none)")));
         }
     }
-    out
+    serde_json::from_value(v)
 }
 
 /// serde_json's message without its "at line 1 column 40" (the position is
@@ -228,20 +536,27 @@ fn retain<T>(
 
 /// Leaves out every entry whose id is empty or repeats an earlier one.
 fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>, id: impl Fn(&T) -> &str) {
-    let mut first: HashMap<String, usize> = HashMap::new();
-    v.retain(|(i, e)| {
-        let id = id(e);
-        if id.is_empty() {
-            report.out(collection, *i, "id must not be empty");
-            return false;
-        }
-        if let Some(j) = first.get(id) {
-            report.out(collection, *i, format!("duplicate id '{id}' (also {collection}[{j}])"));
-            return false;
-        }
-        first.insert(id.to_owned(), *i);
-        true
-    });
+    // The ids are borrowed while the verdicts are made, then the entries go.
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(v.len());
+    let keep: Vec<bool> = v
+        .iter()
+        .map(|(i, e)| {
+            let id = id(e);
+            if id.is_empty() {
+                report.out(collection, *i, "id must not be empty");
+                return false;
+            }
+            if let Some(j) = first.get(id) {
+                report.out(collection, *i, format!("duplicate id '{id}' (also {collection}[{j}])"));
+                return false;
+            }
+            first.insert(id, *i);
+            true
+        })
+        .collect();
+    drop(first);
+    let mut keep = keep.into_iter();
+    v.retain(|_| keep.next().unwrap_or(true));
 }
 
 fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
@@ -286,14 +601,21 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     unique_ids(&mut report, "acls", &mut d.acls, |a| &a.id);
     unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| &t.id);
     // Two tokens with one digest: the first is the one a request meets.
-    let mut digests = HashMap::new();
-    retain(&mut report, "service_tokens", &mut d.service_tokens, |t| match digests.get(&t.token_sha256) {
-        Some(j) => Err(format!("token_sha256 is the same as service token '{j}''s; digests must be unique")),
-        None => {
-            digests.insert(t.token_sha256, t.id.clone());
-            Ok(())
-        }
-    });
+    let mut digests: HashMap<TokenDigest, &str> = HashMap::with_capacity(d.service_tokens.len());
+    let verdicts: Vec<Result<(), String>> = d
+        .service_tokens
+        .iter()
+        .map(|(_, t)| match digests.get(&t.token_sha256) {
+            Some(j) => Err(format!("token_sha256 is the same as service token '{j}''s; digests must be unique")),
+            None => {
+                digests.insert(t.token_sha256, &t.id);
+                Ok(())
+            }
+        })
+        .collect();
+    drop(digests);
+    let mut verdicts = verdicts.into_iter();
+    retain(&mut report, "service_tokens", &mut d.service_tokens, |_| verdicts.next().unwrap_or(Ok(())));
 
     // 3. Principals crossing organizations, judged on the organizations the
     // entries name, before any reference is resolved: whether a crossing
@@ -307,8 +629,8 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         let orgs: HashSet<String> = d.organizations.iter().map(|(_, o)| o.id.clone()).collect();
         changed |=
             retain(&mut report, "projects", &mut d.projects, |p| known(&orgs, &p.org_id, "org_id", "organization"));
-        let project_org: HashMap<String, String> =
-            d.projects.iter().map(|(_, p)| (p.id.clone(), p.org_id.clone())).collect();
+        let project_org: HashMap<&str, &str> =
+            d.projects.iter().map(|(_, p)| (p.id.as_str(), p.org_id.as_str())).collect();
         changed |= retain(&mut report, "experiments", &mut d.experiments, |e| {
             known_key(&project_org, &e.project_id, "project_id", "project")
         });
@@ -321,7 +643,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
             None => Ok(()),
         });
 
-        let users: HashSet<String> = d.users.iter().map(|(_, u)| u.id.clone()).collect();
+        let users: HashSet<&str> = d.users.iter().map(|(_, u)| u.id.as_str()).collect();
         let groups: HashSet<String> = d.groups.iter().map(|(_, g)| g.id.clone()).collect();
         let roles: HashSet<String> = d.roles.iter().map(|(_, r)| r.id.clone()).collect();
         // Mentions of what is missing are dropped; the list's holder stays.
@@ -368,12 +690,20 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
                 None => Err("has no single grant".into()),
             }
         });
-        let tokens: HashSet<String> = d.service_tokens.iter().map(|(_, t)| t.id.clone()).collect();
-        changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |t| {
-            known(&orgs, &t.org_id, "org_id", "organization")?;
-            known(&users, &t.service_account_id, "service_account_id", "user")?;
-            t.parent_id.as_deref().map_or(Ok(()), |p| known(&tokens, p, "parent_id", "service token"))
-        });
+        // Verdicts first, with the token ids borrowed; then the entries go.
+        let tokens: HashSet<&str> = d.service_tokens.iter().map(|(_, t)| t.id.as_str()).collect();
+        let verdicts: Vec<Result<(), String>> = d
+            .service_tokens
+            .iter()
+            .map(|(_, t)| {
+                known(&orgs, &t.org_id, "org_id", "organization")?;
+                known(&users, &t.service_account_id, "service_account_id", "user")?;
+                t.parent_id.as_deref().map_or(Ok(()), |p| known(&tokens, p, "parent_id", "service token"))
+            })
+            .collect();
+        drop(tokens);
+        let mut verdicts = verdicts.into_iter();
+        changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |_| verdicts.next().unwrap_or(Ok(())));
         if !changed {
             break;
         }
@@ -410,20 +740,36 @@ fn natural(field: &str) -> (usize, usize, String) {
     (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
 }
 
-fn known(set: &HashSet<String>, id: &str, field: &str, what: &str) -> Result<(), String> {
+fn known<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+    set: &HashSet<K>,
+    id: &str,
+    field: &str,
+    what: &str,
+) -> Result<(), String> {
     if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
 }
 
-fn known_key<V>(map: &HashMap<String, V>, id: &str, field: &str, what: &str) -> Result<(), String> {
+fn known_key<K: std::borrow::Borrow<str> + std::hash::Hash + Eq, V>(
+    map: &HashMap<K, V>,
+    id: &str,
+    field: &str,
+    what: &str,
+) -> Result<(), String> {
     if map.contains_key(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
 }
 
 /// Removes the ids of `list` that `known` lacks, reporting each.
-fn drop_missing(report: &mut Report, at: &str, list: &mut Vec<String>, known: &HashSet<String>, what: &str) -> bool {
+fn drop_missing<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+    report: &mut Report,
+    at: &str,
+    list: &mut Vec<String>,
+    known: &HashSet<K>,
+    what: &str,
+) -> bool {
     let before = list.len();
     let mut j = 0;
     list.retain(|id| {
-        let keep = known.contains(id);
+        let keep = known.contains(id.as_str());
         if !keep {
             report
                 .0
@@ -443,30 +789,29 @@ fn cross_organization(report: &mut Report, d: &mut Indexed) {
     let role_org: HashMap<String, Option<String>> =
         d.roles.iter().map(|(_, r)| (r.id.clone(), r.org_id.clone())).collect();
     let project_org: HashMap<&str, &str> = d.projects.iter().map(|(_, p)| (p.id.as_str(), p.org_id.as_str())).collect();
-    let experiment_org: HashMap<String, String> = d
+    let experiment_org: HashMap<&str, &str> = d
         .experiments
         .iter()
-        .filter_map(|(_, e)| Some((e.id.clone(), (*project_org.get(e.project_id.as_str())?).to_owned())))
+        .filter_map(|(_, e)| Some((e.id.as_str(), *project_org.get(e.project_id.as_str())?)))
         .collect();
-    let dataset_org: HashMap<String, String> = d
+    let dataset_org: HashMap<&str, &str> = d
         .datasets
         .iter()
-        .filter_map(|(_, x)| Some((x.id.clone(), (*project_org.get(x.project_id.as_str())?).to_owned())))
+        .filter_map(|(_, x)| Some((x.id.as_str(), *project_org.get(x.project_id.as_str())?)))
         .collect();
-    let object_org = |t: ObjectType, id: &str| -> Option<String> {
-        match t {
-            ObjectType::Organization => Some(id.to_owned()),
-            ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).map(|o| (*o).to_owned()),
-            ObjectType::Experiment => experiment_org.get(id).cloned(),
-            ObjectType::Dataset => dataset_org.get(id).cloned(),
-            _ => None,
-        }
-    };
     let acl_verdicts: Vec<Result<(), String>> = d
         .acls
         .iter()
         .map(|(_, a)| {
-            let Some(org) = object_org(a.object_type, &a.object_id) else {
+            let id = a.object_id.as_str();
+            let org = match a.object_type {
+                ObjectType::Organization => Some(id),
+                ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).copied(),
+                ObjectType::Experiment => experiment_org.get(id).copied(),
+                ObjectType::Dataset => dataset_org.get(id).copied(),
+                _ => None,
+            };
+            let Some(org) = org else {
                 return Ok(());
             };
             if let Some(AclPrincipal::Group(g)) = a.principal()

@@ -220,3 +220,53 @@ fn strict_refuses_any_left_out_entry() {
     assert_eq!(errors.to_string(), "acls[0]: user_id: unknown user 'nobody'");
     assert!(load(&base()).strict().is_ok());
 }
+
+#[test]
+fn reading_from_a_reader_is_reading_the_text() {
+    let mut v = base();
+    v["acls"].as_array_mut().unwrap().push(json!({"id": "a9", "object_type": "project", "object_id": "p1",
+                                                  "user_id": "u1", "permission": "read", "extra": 1}));
+    let text = format!("  \n{v}");
+    let from_text = from_json(&text).unwrap();
+    let from_reader = from_reader(std::io::BufReader::with_capacity(7, text.as_bytes())).unwrap();
+    assert_eq!(from_reader.policy, from_text.policy);
+    assert_eq!(from_reader.left_out, from_text.left_out);
+    assert_eq!(from_reader.left_out.len(), 1);
+    for bad in [
+        "",
+        "  ",
+        "[]",
+        "{\"acls\": {}}",
+        "{\"aclz\": []}",
+        "{\"acls\": [1,",
+        "null",
+        "{} x",
+        "{\"acls\": [],}",
+        "{\"acls\": [1,]}",
+        "{\"acls\": [{]}",
+        "{\"acls\": null}",
+        "{\"acls\": [] \"users\": []}",
+        "{\"acls\": [], \"acls\": []}",
+        "{acls: []}",
+        "{\"acls\" []}",
+        "{\"acls\": [{\"id\": \"a\"}",
+        "{\"acls\": [\"]\"",
+        "{\"acls\": [1 2]}",
+        "\u{c}{}",
+        "{\"acls\": [{\"id\": \"\\u12\"}]}",
+    ] {
+        assert!(super::from_reader(bad.as_bytes()).is_err(), "{bad}");
+        assert!(from_json(bad).is_err(), "{bad}");
+    }
+    for good in [
+        "{}",
+        " { } ",
+        "{\"acls\":[]}",
+        "{\"acls\": [1, \"x\", null, [], {\"a\": \"]}\\\"\"}]}",
+        "{\"users\": [{\"id\": \"u\\\"]\"}, {\"id\": \"v\", \"name\": \"{\"}], \"acls\": [true]}\n",
+    ] {
+        let a = super::from_reader(std::io::BufReader::with_capacity(3, good.as_bytes())).unwrap();
+        let b = from_json(good).unwrap();
+        assert_eq!((a.policy, a.left_out), (b.policy, b.left_out), "{good}");
+    }
+}
