@@ -135,15 +135,20 @@ pub(super) fn role_permissions(
 /// An ACL row selected as `id, object_type, object_id, user_id, group_id,
 /// permission, role_id, restrict_object_type`.
 pub(super) fn acl(r: &tokio_postgres::Row) -> Result<Acl, Error> {
+    acl_at(r, 0)
+}
+
+/// `acl`, with those columns from `at` on.
+pub(super) fn acl_at(r: &tokio_postgres::Row, at: usize) -> Result<Acl, Error> {
     Ok(Acl {
-        id: r.get(0),
-        object_type: r.try_get::<_, Parsed<ObjectType>>(1)?.0,
-        object_id: r.get(2),
-        user_id: r.get(3),
-        group_id: r.get(4),
-        permission: r.try_get::<_, Option<Parsed<Permission>>>(5)?.map(|p| p.0),
-        role_id: r.get(6),
-        restrict_object_type: r.try_get::<_, Option<Parsed<ObjectType>>>(7)?.map(|t| t.0),
+        id: r.get(at),
+        object_type: r.try_get::<_, Parsed<ObjectType>>(at + 1)?.0,
+        object_id: r.get(at + 2),
+        user_id: r.get(at + 3),
+        group_id: r.get(at + 4),
+        permission: r.try_get::<_, Option<Parsed<Permission>>>(at + 5)?.map(|p| p.0),
+        role_id: r.get(at + 6),
+        restrict_object_type: r.try_get::<_, Option<Parsed<ObjectType>>>(at + 7)?.map(|t| t.0),
     })
 }
 
@@ -186,6 +191,12 @@ pub struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
+    /// Rows of the largest tables: enough of them make an import a bulk
+    /// load, after which the store refreshes statistics and visibility.
+    pub fn bulk(&self) -> bool {
+        self.acl[0].len() + self.token[0].len() + self.user[0].len() + self.group_users[0].len() >= 10_000
+    }
+
     /// Splits a loaded document into columns.
     pub fn of(policy: &'a ValidPolicy) -> Self {
         let doc = policy.doc();
@@ -309,6 +320,10 @@ impl<'a> Rows<'a> {
 /// Upserts `rows` in one transaction; returns the revision in force at commit.
 pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<i64, Error> {
     let tx = client.transaction().await?;
+    // The member-set deletes below compare against the document's pairs
+    // (`NOT IN` a subquery): hashed when the pairs fit in `work_mem`, else
+    // compared row by row, quadratic at a million members.
+    tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
     tx.execute(
         "INSERT INTO organizations (id, name, creator_grants) SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, creator_grants = EXCLUDED.creator_grants",
@@ -470,5 +485,19 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
     }
     let revision: i64 = tx.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?.get(0);
     tx.commit().await?;
+    if r.bulk() {
+        // Statistics for the planner (autovacuum would take its time), and
+        // the visibility map, without which the slice loader's index-only
+        // scans read every ACL's heap page. Outside the transaction (VACUUM
+        // cannot run in one); a failure leaves only the plans worse.
+        if let Err(e) = client.batch_execute(VACUUM).await {
+            tracing::warn!(error = %e, "VACUUM ANALYZE after a bulk import failed");
+        }
+    }
     Ok(revision)
 }
+
+/// Every policy table, after a bulk import.
+const VACUUM: &str = "VACUUM (ANALYZE) organizations, projects, experiments, datasets, users, groups,
+    group_member_users, group_member_groups, roles, role_permissions, role_member_roles, acls, service_tokens,
+    policy_changes";
