@@ -161,8 +161,8 @@ fn postgres(tokens: usize, doc: &loggate_model::doc::PolicyDoc) {
         admin.batch_execute(&format!("CREATE DATABASE {db}")).await.expect("create");
         // Imports are bounded by the larger of 300 s and the store timeout:
         // a million tokens (and as many users and ACLs) take longer.
-        let store = loggate::policy::postgres::PgStore::open(&format!("{base}/{db}"), Duration::from_secs(3600))
-            .expect("open");
+        let store =
+            loggate::policy::postgres::PgStore::open(&format!("{base}/{db}"), Duration::from_secs(3600)).expect("open");
         store.migrate().await.expect("migrate");
         let started = Instant::now();
         store.import(doc, false).await.expect("import");
@@ -175,10 +175,8 @@ fn postgres(tokens: usize, doc: &loggate_model::doc::PolicyDoc) {
             for (digest, object) in requests {
                 let t = Instant::now();
                 let identity = store.identity(digest).await.expect("store answers").expect("known token");
-                let d = store
-                    .decide(&Principal::from(&identity), object, Permission::Update)
-                    .await
-                    .expect("store answers");
+                let d =
+                    store.decide(&Principal::from(&identity), object, Permission::Update).await.expect("store answers");
                 ns.push(t.elapsed().as_nanos() as u64);
                 assert!(d.is_allow());
             }

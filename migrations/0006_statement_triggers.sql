@@ -26,14 +26,29 @@ BEGIN
         RETURN NULL;
     END IF;
     r := loggate_transaction_revision();
-    EXECUTE format(
-        'INSERT INTO policy_changes (revision, kind, id, committed_at)
-         SELECT $1, $2, i, clock_timestamp()
-           FROM (SELECT DISTINCT %I::text AS i FROM changed_rows) ids
-          WHERE i IS NOT NULL
-         ON CONFLICT ON CONSTRAINT policy_changes_pkey DO UPDATE SET committed_at = EXCLUDED.committed_at',
-        TG_ARGV[1])
-    USING r, TG_ARGV[0];
+    PERFORM 1 FROM policy_changes WHERE revision = r AND kind = TG_ARGV[0] LIMIT 1;
+    IF FOUND THEN
+        -- An earlier statement of the transaction changed rows of this
+        -- kind: some ids may be listed already (their time moves on).
+        EXECUTE format(
+            'INSERT INTO policy_changes (revision, kind, id, committed_at)
+             SELECT $1, $2, i, clock_timestamp()
+               FROM (SELECT DISTINCT %I::text AS i FROM changed_rows) ids
+              WHERE i IS NOT NULL
+             ON CONFLICT ON CONSTRAINT policy_changes_pkey DO UPDATE SET committed_at = EXCLUDED.committed_at',
+            TG_ARGV[1])
+        USING r, TG_ARGV[0];
+    ELSE
+        -- The first of its kind (a bulk load's usual case): no id can be
+        -- listed yet, and a plain insert skips the conflict checks.
+        EXECUTE format(
+            'INSERT INTO policy_changes (revision, kind, id, committed_at)
+             SELECT $1, $2, i, clock_timestamp()
+               FROM (SELECT DISTINCT %I::text AS i FROM changed_rows) ids
+              WHERE i IS NOT NULL',
+            TG_ARGV[1])
+        USING r, TG_ARGV[0];
+    END IF;
     PERFORM pg_notify('loggate_policy', r::text);
     RETURN NULL;
 END
