@@ -269,6 +269,61 @@ async fn import_is_idempotent_and_export_round_trips() {
     assert_eq!(store.revision().await.unwrap(), 2);
 }
 
+/// A bulk import into a new store (enough rows that the store drops the
+/// bulk tables' secondary indexes and foreign keys for the load and builds
+/// them after): the same catalog afterwards, one revision listing every
+/// row, the document back on export, decisions as the evaluator's.
+#[tokio::test]
+async fn a_bulk_import_into_a_new_store_restores_indexes_and_keys() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let client = db.client().await;
+    let catalog = async || -> Vec<String> {
+        client
+            .query(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid::regclass::text IN
+                     ('users', 'group_member_users', 'acls', 'service_tokens')
+                 UNION ALL
+                 SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+                   FROM pg_constraint WHERE conrelid::regclass::text IN
+                     ('users', 'group_member_users', 'acls', 'service_tokens')
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let before = catalog().await;
+    let (mut p, tokens, objects) = world();
+    let acme = p.org("bulk");
+    let bulk: Vec<_> = (0..5_000).map(|i| p.service_token(&acme, &format!("bulk-{i}"))).collect();
+    let mut doc = doc_of(&p);
+    grants_that_may_not_grant(&mut doc, &tokens);
+    assert_eq!(store.import(&doc, false).await.unwrap(), 1);
+    assert_eq!(catalog().await, before, "indexes and foreign keys as before");
+    let (_, changes) = store.changes(1).await.unwrap();
+    assert_eq!(changes.iter().filter(|(k, _)| k == "service_token").count(), doc.service_tokens.len());
+    assert_eq!(changes.iter().filter(|(k, _)| k == "user").count(), doc.users.len());
+    assert_eq!(store.load_doc().await.unwrap(), normalized(doc.clone()));
+    let (whole, _) = CompiledPolicy::from_doc(doc);
+    for t in tokens.iter().chain(&bulk[..3]) {
+        let identity = store.identity(&TokenDigest::of(&t.raw)).await.unwrap().expect("known token");
+        let principal = Principal::from(&identity);
+        for object in &objects {
+            let got = store.decide(&principal, object, Permission::Update).await.unwrap();
+            assert_eq!(got, whole.decide(&principal, object, Permission::Update), "{} {object}", t.name);
+        }
+    }
+    // A dangling reference written after the load is refused: the keys are back.
+    let dangling = client
+        .execute("INSERT INTO group_member_users (group_id, user_id) SELECT id, 'nobody' FROM groups LIMIT 1", &[])
+        .await;
+    assert!(dangling.is_err(), "foreign keys restored");
+}
+
 #[tokio::test]
 async fn import_replace_deletes_what_the_file_lacks() {
     let db = TestDb::create().await;
