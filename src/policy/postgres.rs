@@ -322,7 +322,8 @@ impl PolicyStore for PgStore {
     ) -> Result<Decision, StoreError> {
         // The organization's slice holds every grant that can reach a new object.
         let org = ObjectRef::new(ObjectType::Organization, org_id);
-        Ok(self.slice(principal, &org, slice::Wanted::All).await?.decide_new(principal, org_id, object_type, permission))
+        let slice = self.slice(principal, &org, slice::Wanted::All).await?;
+        Ok(slice.decide_new(principal, org_id, object_type, permission))
     }
 
     async fn candidates(
