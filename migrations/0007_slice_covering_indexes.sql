@@ -11,6 +11,11 @@ CREATE INDEX acls_group_slice ON acls (group_id, object_type, object_id)
     INCLUDE (id, permission, role_id, restrict_object_type) WHERE group_id IS NOT NULL;
 DROP INDEX IF EXISTS acls_user_object;
 DROP INDEX IF EXISTS acls_group_object;
+-- A scope with few ACLs (a project, its log) is read once by object, then
+-- kept for the principal's groups: one probe instead of one per group.
+CREATE INDEX acls_object_slice ON acls (object_type, object_id)
+    INCLUDE (id, user_id, group_id, permission, role_id, restrict_object_type);
+DROP INDEX IF EXISTS acls_object;
 
 -- The walk up from a user through its groups.
 CREATE INDEX group_member_users_user_group ON group_member_users (user_id, group_id);

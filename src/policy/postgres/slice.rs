@@ -231,9 +231,13 @@ fn group_row(r: &Row) -> GroupRow {
 /// and an ACL (`acl_at(row, 1)`), or `true` and a role (columns 1, 9..=14),
 /// ACLs first, each kind by id.
 ///
-/// One branch per kind of principal, each answered by its (principal,
-/// object) index (migrations/0007) once per (principal, scope) pair; an ACL
-/// names exactly one kind, so the branches never return the same row.
+/// The user's ACLs by its (user, object) index, once per scope; its
+/// groups' ACLs on a scope with few ACLs by the object index (one probe,
+/// kept for the groups), on a scope with many (the organization, a
+/// tenth of all ACLs in the bench) by the (group, object) index once per
+/// group (migrations/0007, all index-only). An ACL names exactly one kind
+/// of principal and a scope is either small or not, so the branches never
+/// return the same row.
 /// `OFFSET 0` keeps each lookup a subquery of its own: joined with the
 /// scopes, the planner (which cannot know that the organization holds a
 /// tenth of all ACLs) reads every ACL of the object by `acls_object`
@@ -263,6 +267,14 @@ const ACLS_AND_ROLES: &str = "WITH RECURSIVE
           WHERE permission = $4::text AND (restrict_object_type IS NULL OR restrict_object_type = $1::text)
          UNION
          SELECT m.role_id FROM role_member_roles m JOIN grantor ON m.member_role_id = grantor.id),
+     -- Whether a scope has few ACLs (of anyone): those are read once and
+     -- kept for the principal's groups; a scope with many (the
+     -- organization) is probed once per group instead.
+     sized (t, i, small) AS (
+         SELECT s.t, s.i,
+                (SELECT count(*) FROM (SELECT 1 FROM acls a WHERE a.object_type = s.t AND a.object_id = s.i
+                                        LIMIT 256) n) < 256
+           FROM scope s),
      granting AS (
          SELECT a.* FROM scope s, LATERAL (
              SELECT a.id, a.object_type, a.object_id, a.user_id, NULL::text AS group_id, a.permission, a.role_id,
@@ -274,7 +286,18 @@ const ACLS_AND_ROLES: &str = "WITH RECURSIVE
                      OR a.role_id IN (SELECT id FROM grantor))
              OFFSET 0) a
          UNION ALL
-         SELECT a.* FROM scope s CROSS JOIN g, LATERAL (
+         SELECT a.* FROM sized s, LATERAL (
+             SELECT a.id, a.object_type, a.object_id, NULL::text AS user_id, a.group_id, a.permission, a.role_id,
+                    a.restrict_object_type
+               FROM acls a
+              WHERE a.object_type = s.t AND a.object_id = s.i AND a.group_id IN (SELECT group_id FROM g)
+                AND ($4::text IS NULL
+                     OR (a.permission = $4::text AND (a.restrict_object_type IS NULL OR a.restrict_object_type = $1::text))
+                     OR a.role_id IN (SELECT id FROM grantor))
+             OFFSET 0) a
+          WHERE s.small
+         UNION ALL
+         SELECT a.* FROM sized s CROSS JOIN g, LATERAL (
              SELECT a.id, a.object_type, a.object_id, NULL::text AS user_id, a.group_id, a.permission, a.role_id,
                     a.restrict_object_type
                FROM acls a
@@ -282,7 +305,8 @@ const ACLS_AND_ROLES: &str = "WITH RECURSIVE
                 AND ($4::text IS NULL
                      OR (a.permission = $4::text AND (a.restrict_object_type IS NULL OR a.restrict_object_type = $1::text))
                      OR a.role_id IN (SELECT id FROM grantor))
-             OFFSET 0) a),
+             OFFSET 0) a
+          WHERE NOT s.small),
      r (id) AS (
          SELECT role_id FROM granting WHERE role_id IS NOT NULL
          UNION
