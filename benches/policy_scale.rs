@@ -19,7 +19,8 @@
 //! Run: `cargo bench --bench policy_scale` (a plain binary, not criterion).
 //! Env: `SIZES=10000,100000,1000000` (default), `PG=1`,
 //! `PG_URL=postgres://postgres@127.0.0.1:5432` (a database
-//! `loggate_scale` is created there and dropped at the end).
+//! `PG_DB`, default `loggate_scale`, is created there and dropped at the
+//! end; `PG_KEEP=1` keeps the last one, to EXPLAIN its queries).
 
 #[path = "common/policy_gen.rs"]
 mod policy_gen;
@@ -207,42 +208,57 @@ fn stages(path: &Path, before: f64) -> (loggate_authz::CompiledPolicy, Vec<logga
     (policy, left_out)
 }
 
-/// Postgres: the first request of tokens never seen, with the whole policy in the store.
+/// Postgres: the first request of tokens never seen, with the whole policy
+/// in the store; then the same requests again (warm: connections, plans and
+/// pages warm, but no decision cache: the store answers each one anew).
 fn postgres(tokens: usize, doc: &loggate_model::doc::PolicyDoc) {
     use loggate::policy::PolicyStore;
     let base = std::env::var("PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let db = std::env::var("PG_DB").unwrap_or_else(|_| "loggate_scale".into());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         let (admin, conn) =
             tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls).await.expect("postgres");
         tokio::spawn(conn);
-        admin.batch_execute("DROP DATABASE IF EXISTS loggate_scale").await.expect("drop");
-        admin.batch_execute("CREATE DATABASE loggate_scale").await.expect("create");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.expect("drop");
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.expect("create");
         // Imports are bounded by the larger of 300 s and the store timeout:
         // a million tokens (and as many users and ACLs) take longer.
         let store =
-            loggate::policy::postgres::PgStore::open(&format!("{base}/loggate_scale"), Duration::from_secs(3600))
-                .expect("open");
+            loggate::policy::postgres::PgStore::open(&format!("{base}/{db}"), Duration::from_secs(3600)).expect("open");
         store.migrate().await.expect("migrate");
         let started = Instant::now();
         store.import(doc, false).await.expect("import");
         let import_s = started.elapsed().as_secs_f64();
         let shape = shape(tokens);
         let mut draw = Draw(0x2545_f491_4f6c_dd1d);
-        let mut ns = Vec::with_capacity(COLD_SAMPLES);
-        for _ in 0..COLD_SAMPLES {
-            let (digest, object) = request(shape, draw.below(tokens));
-            let t = Instant::now();
-            let identity = store.identity(&digest).await.expect("store answers").expect("known token");
-            let d =
-                store.decide(&Principal::from(&identity), &object, Permission::Update).await.expect("store answers");
-            ns.push(t.elapsed().as_nanos() as u64);
-            assert!(d.is_allow());
-        }
-        let (p50, p99) = percentiles(ns);
-        println!("| {tokens} | {import_s:.1} | {:.2} / {:.2} |", p50 / 1000.0, p99 / 1000.0);
+        let requests: Vec<_> = (0..COLD_SAMPLES).map(|_| request(shape, draw.below(tokens))).collect();
+        let measure = async |requests: &[(TokenDigest, ObjectRef)]| {
+            let mut ns = Vec::with_capacity(requests.len());
+            for (digest, object) in requests {
+                let t = Instant::now();
+                let identity = store.identity(digest).await.expect("store answers").expect("known token");
+                let d =
+                    store.decide(&Principal::from(&identity), object, Permission::Update).await.expect("store answers");
+                ns.push(t.elapsed().as_nanos() as u64);
+                assert!(d.is_allow());
+            }
+            percentiles(ns)
+        };
+        let (p50, p99) = measure(&requests).await;
+        let (w50, w99) = measure(&requests).await;
+        println!(
+            "| {tokens} | {import_s:.1} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            p50 / 1000.0,
+            p99 / 1000.0,
+            w50 / 1000.0,
+            w99 / 1000.0
+        );
         drop(store);
-        admin.batch_execute("DROP DATABASE IF EXISTS loggate_scale WITH (FORCE)").await.expect("drop");
+        if std::env::var("PG_KEEP").is_ok_and(|v| v == "1") {
+            return; // left for EXPLAIN
+        }
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await.expect("drop");
     });
 }
 
@@ -284,8 +300,10 @@ fn main() {
     }
     if pg {
         println!();
-        println!("| tokens (Postgres) | import (s) | first request of an unseen token p50 / p99 (ms) |");
-        println!("|--:|--:|--:|");
+        println!(
+            "| tokens (Postgres) | import (s) | first request of an unseen token p50 / p99 (ms) | the same requests again, uncached p50 / p99 (ms) |"
+        );
+        println!("|--:|--:|--:|--:|");
         for (tokens, doc) in &docs {
             postgres(*tokens, doc);
         }

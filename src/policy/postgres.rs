@@ -61,6 +61,14 @@ pub fn client_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Con
     let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| StoreError(format!("policy.postgres_url is not a valid connection string: {e}")))?;
     config.connect_timeout(timeout);
+    // JIT compiling a decision's few-row queries costs more than it saves
+    // (milliseconds, on every plan the planner thinks large): off, unless
+    // the URL's own options turn it back on (they come after, and win).
+    let options = match config.get_options() {
+        Some(own) => format!("-c jit=off {own}"),
+        None => "-c jit=off".to_owned(),
+    };
+    config.options(&options);
     if config.get_application_name().is_none() {
         config.application_name("loggate");
     }
@@ -177,12 +185,19 @@ impl PgStore {
         .await
     }
 
-    /// Loads the slice `(principal, object)` needs and compiles it.
-    async fn slice(&self, principal: &Principal, object: &ObjectRef) -> Result<CompiledPolicy, StoreError> {
+    /// Loads the slice `(principal, object)` needs (`wanted`: all of the
+    /// principal's ACLs on the object's scopes, or those that can grant
+    /// one permission) and compiles it.
+    async fn slice(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        wanted: slice::Wanted,
+    ) -> Result<CompiledPolicy, StoreError> {
         let doc = self
             .bounded(self.timeout, async {
-                let conn = self.pool.get().await?;
-                let doc = slice::load(&conn, principal, object).await?;
+                let mut conn = self.pool.get().await?;
+                let doc = slice::load(&mut conn, principal, object, wanted).await?;
                 conn.release();
                 Ok(doc)
             })
@@ -263,8 +278,9 @@ impl PolicyStore for PgStore {
         let hex = digest.to_hex();
         let chain = self
             .bounded(self.timeout, async {
-                let conn = self.pool.get().await?;
-                let rows = conn.query(token::CHAIN.as_str(), &[&hex]).await?;
+                let mut conn = self.pool.get().await?;
+                let chain = conn.prepared(token::CHAIN.as_str()).await?;
+                let rows = conn.query(&chain, &[&hex]).await?;
                 conn.release();
                 rows.iter().map(token::read).collect::<Result<Vec<_>, _>>()
             })
@@ -284,7 +300,8 @@ impl PolicyStore for PgStore {
         object: &ObjectRef,
         permission: Permission,
     ) -> Result<Decision, StoreError> {
-        Ok(self.slice(principal, object).await?.decide(principal, object, permission))
+        let wanted = slice::Wanted::Granting(permission);
+        Ok(self.slice(principal, object, wanted).await?.decide(principal, object, permission))
     }
 
     async fn explain(
@@ -293,7 +310,7 @@ impl PolicyStore for PgStore {
         object: &ObjectRef,
         permission: Permission,
     ) -> Result<Explanation, StoreError> {
-        Ok(self.slice(principal, object).await?.explain(principal, object, permission))
+        Ok(self.slice(principal, object, slice::Wanted::All).await?.explain(principal, object, permission))
     }
 
     async fn decide_new(
@@ -305,7 +322,8 @@ impl PolicyStore for PgStore {
     ) -> Result<Decision, StoreError> {
         // The organization's slice holds every grant that can reach a new object.
         let org = ObjectRef::new(ObjectType::Organization, org_id);
-        Ok(self.slice(principal, &org).await?.decide_new(principal, org_id, object_type, permission))
+        let slice = self.slice(principal, &org, slice::Wanted::All).await?;
+        Ok(slice.decide_new(principal, org_id, object_type, permission))
     }
 
     async fn candidates(

@@ -7,7 +7,7 @@ use crate::support::policy::PolicyBuilder;
 use loggate::policy::PolicyStore;
 use loggate::policy::postgres::{ImportError, MIGRATIONS, PgStore};
 use loggate_authz::{CompiledPolicy, Principal};
-use loggate_model::doc::PolicyDoc;
+use loggate_model::doc::{Acl, Group, PolicyDoc, Role, RolePermission};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Scope, ScopeGrant, Timestamp, TokenDigest};
 use std::time::Duration;
@@ -269,6 +269,61 @@ async fn import_is_idempotent_and_export_round_trips() {
     assert_eq!(store.revision().await.unwrap(), 2);
 }
 
+/// A bulk import into a new store (enough rows that the store drops the
+/// bulk tables' secondary indexes and foreign keys for the load and builds
+/// them after): the same catalog afterwards, one revision listing every
+/// row, the document back on export, decisions as the evaluator's.
+#[tokio::test]
+async fn a_bulk_import_into_a_new_store_restores_indexes_and_keys() {
+    let db = TestDb::create().await;
+    let store = store(&db).await;
+    let client = db.client().await;
+    let catalog = async || -> Vec<String> {
+        client
+            .query(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid::regclass::text IN
+                     ('users', 'group_member_users', 'acls', 'service_tokens')
+                 UNION ALL
+                 SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+                   FROM pg_constraint WHERE conrelid::regclass::text IN
+                     ('users', 'group_member_users', 'acls', 'service_tokens')
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let before = catalog().await;
+    let (mut p, tokens, objects) = world();
+    let acme = p.org("bulk");
+    let bulk: Vec<_> = (0..5_000).map(|i| p.service_token(&acme, &format!("bulk-{i}"))).collect();
+    let mut doc = doc_of(&p);
+    grants_that_may_not_grant(&mut doc, &tokens);
+    assert_eq!(store.import(&doc, false).await.unwrap(), 1);
+    assert_eq!(catalog().await, before, "indexes and foreign keys as before");
+    let (_, changes) = store.changes(1).await.unwrap();
+    assert_eq!(changes.iter().filter(|(k, _)| k == "service_token").count(), doc.service_tokens.len());
+    assert_eq!(changes.iter().filter(|(k, _)| k == "user").count(), doc.users.len());
+    assert_eq!(store.load_doc().await.unwrap(), normalized(doc.clone()));
+    let (whole, _) = CompiledPolicy::from_doc(doc);
+    for t in tokens.iter().chain(&bulk[..3]) {
+        let identity = store.identity(&TokenDigest::of(&t.raw)).await.unwrap().expect("known token");
+        let principal = Principal::from(&identity);
+        for object in &objects {
+            let got = store.decide(&principal, object, Permission::Update).await.unwrap();
+            assert_eq!(got, whole.decide(&principal, object, Permission::Update), "{} {object}", t.name);
+        }
+    }
+    // A dangling reference written after the load is refused: the keys are back.
+    let dangling = client
+        .execute("INSERT INTO group_member_users (group_id, user_id) SELECT id, 'nobody' FROM groups LIMIT 1", &[])
+        .await;
+    assert!(dangling.is_err(), "foreign keys restored");
+}
+
 #[tokio::test]
 async fn import_replace_deletes_what_the_file_lacks() {
     let db = TestDb::create().await;
@@ -291,6 +346,84 @@ async fn import_replace_deletes_what_the_file_lacks() {
     assert_eq!(store.load_doc().await.unwrap(), normalized(small));
 }
 
+/// ACLs a decision's slice must weigh as the whole policy does (the store
+/// loads only the ACLs that can grant the permission asked): a deleted
+/// role, a role inheriting from a deleted role, roles and ACLs restricted
+/// to another type, a deleted group, a role inheriting a restricted grant.
+fn grants_that_may_not_grant(doc: &mut PolicyDoc, tokens: &[crate::support::policy::Token]) {
+    let deleted = Some(Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap());
+    let org = doc.organizations[0].id.clone();
+    let checkout = doc.projects.iter().find(|x| x.name == "checkout").unwrap().id.clone();
+    let user = |name: &str| tokens.iter().find(|t| t.name == name).unwrap().user_id.clone();
+    let role = |id: &str, permission, restrict, members: &[&str], deleted_at| Role {
+        member_permissions: vec![RolePermission { permission, restrict_object_type: restrict }],
+        member_roles: members.iter().map(|m| m.to_string()).collect(),
+        deleted_at,
+        ..Role::new(id, Some(org.clone()), id)
+    };
+    doc.roles.push(role("x-gone", Permission::Update, None, &[], deleted));
+    doc.roles.push(role("x-heir-of-gone", Permission::Read, None, &["x-gone"], None));
+    doc.roles.push(role("x-datasets", Permission::Update, Some(ObjectType::Dataset), &[], None));
+    doc.roles.push(role("x-heir-of-datasets", Permission::Create, Some(ObjectType::Experiment), &["x-datasets"], None));
+    let mut gone_group = Group::new("x-gone-group", &org, "gone group");
+    gone_group.member_users.push(user("outsider"));
+    gone_group.member_users.push(user("writer"));
+    gone_group.deleted_at = deleted;
+    doc.groups.push(gone_group);
+    let acl = |id: &str,
+               t: ObjectType,
+               o: &str,
+               who: (Option<String>, Option<String>),
+               grant: (Option<Permission>, Option<&str>),
+               restrict| Acl {
+        id: id.into(),
+        object_type: t,
+        object_id: o.into(),
+        user_id: who.0,
+        group_id: who.1,
+        permission: grant.0,
+        role_id: grant.1.map(str::to_owned),
+        restrict_object_type: restrict,
+    };
+    let (grouped, writer) = (user("grouped"), user("writer"));
+    doc.acls.extend([
+        acl("x1", ObjectType::Organization, &org, (Some(grouped.clone()), None), (None, Some("x-gone")), None),
+        acl("x2", ObjectType::Organization, &org, (Some(grouped.clone()), None), (None, Some("x-heir-of-gone")), None),
+        acl(
+            "x3",
+            ObjectType::Project,
+            &checkout,
+            (Some(writer.clone()), None),
+            (None, Some("x-heir-of-datasets")),
+            None,
+        ),
+        acl(
+            "x4",
+            ObjectType::Organization,
+            &org,
+            (None, Some("x-gone-group".into())),
+            (Some(Permission::Delete), None),
+            None,
+        ),
+        acl(
+            "x5",
+            ObjectType::Project,
+            &checkout,
+            (Some(grouped), None),
+            (Some(Permission::Update), None),
+            Some(ObjectType::Dataset),
+        ),
+        acl(
+            "x6",
+            ObjectType::ProjectLog,
+            &checkout,
+            (Some(writer), None),
+            (Some(Permission::Read), None),
+            Some(ObjectType::ProjectLog),
+        ),
+    ]);
+}
+
 #[tokio::test]
 async fn decisions_match_the_evaluator_on_the_whole_policy() {
     let db = TestDb::create().await;
@@ -298,6 +431,7 @@ async fn decisions_match_the_evaluator_on_the_whole_policy() {
     let (p, tokens, objects) = world();
     let mut doc = doc_of(&p);
     doc.projects[2].deleted_at = Some(Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap());
+    grants_that_may_not_grant(&mut doc, &tokens);
     store.import(&doc, false).await.unwrap();
     let (whole, left_out) = CompiledPolicy::from_doc(doc);
     assert!(left_out.is_empty(), "{left_out:?}");

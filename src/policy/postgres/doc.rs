@@ -135,15 +135,20 @@ pub(super) fn role_permissions(
 /// An ACL row selected as `id, object_type, object_id, user_id, group_id,
 /// permission, role_id, restrict_object_type`.
 pub(super) fn acl(r: &tokio_postgres::Row) -> Result<Acl, Error> {
+    acl_at(r, 0)
+}
+
+/// `acl`, with those columns from `at` on.
+pub(super) fn acl_at(r: &tokio_postgres::Row, at: usize) -> Result<Acl, Error> {
     Ok(Acl {
-        id: r.get(0),
-        object_type: r.try_get::<_, Parsed<ObjectType>>(1)?.0,
-        object_id: r.get(2),
-        user_id: r.get(3),
-        group_id: r.get(4),
-        permission: r.try_get::<_, Option<Parsed<Permission>>>(5)?.map(|p| p.0),
-        role_id: r.get(6),
-        restrict_object_type: r.try_get::<_, Option<Parsed<ObjectType>>>(7)?.map(|t| t.0),
+        id: r.get(at),
+        object_type: r.try_get::<_, Parsed<ObjectType>>(at + 1)?.0,
+        object_id: r.get(at + 2),
+        user_id: r.get(at + 3),
+        group_id: r.get(at + 4),
+        permission: r.try_get::<_, Option<Parsed<Permission>>>(at + 5)?.map(|p| p.0),
+        role_id: r.get(at + 6),
+        restrict_object_type: r.try_get::<_, Option<Parsed<ObjectType>>>(at + 7)?.map(|t| t.0),
     })
 }
 
@@ -186,6 +191,12 @@ pub struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
+    /// Rows of the largest tables: enough of them make an import a bulk
+    /// load, after which the store refreshes statistics and visibility.
+    pub fn bulk(&self) -> bool {
+        self.acl[0].len() + self.token[0].len() + self.user[0].len() + self.group_users[0].len() >= 10_000
+    }
+
     /// Splits a loaded document into columns.
     pub fn of(policy: &'a ValidPolicy) -> Self {
         let doc = policy.doc();
@@ -309,6 +320,11 @@ impl<'a> Rows<'a> {
 /// Upserts `rows` in one transaction; returns the revision in force at commit.
 pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<i64, Error> {
     let tx = client.transaction().await?;
+    // The member-set deletes below compare against the document's pairs
+    // (`NOT IN` a subquery): hashed when the pairs fit in `work_mem`, else
+    // compared row by row, quadratic at a million members.
+    tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
+    let deferred = if r.bulk() { defer_checks(&tx).await? } else { Vec::new() };
     tx.execute(
         "INSERT INTO organizations (id, name, creator_grants) SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, creator_grants = EXCLUDED.creator_grants",
@@ -468,7 +484,92 @@ pub async fn import(client: &mut Client, r: &Rows<'_>, replace: bool) -> Result<
             tx.execute(&format!("DELETE FROM {table} WHERE id NOT IN (SELECT unnest($1::text[]))"), &[ids]).await?;
         }
     }
+    // What `defer_checks` dropped, rebuilt from the loaded rows: each index
+    // sorted once, each foreign key checked by one join (an error here,
+    // a dangling reference, rolls the whole import back).
+    for statement in &deferred {
+        tx.batch_execute(statement).await?;
+    }
     let revision: i64 = tx.query_one("SELECT revision FROM policy_revision WHERE singleton", &[]).await?.get(0);
     tx.commit().await?;
+    if r.bulk() {
+        // Statistics for the planner (autovacuum would take its time), and
+        // the visibility map, without which the slice loader's index-only
+        // scans read every ACL's heap page. Outside the transaction (VACUUM
+        // cannot run in one); a failure leaves only the plans worse.
+        if let Err(e) = client.batch_execute(VACUUM).await {
+            tracing::warn!(error = %e, "VACUUM ANALYZE after a bulk import failed");
+        }
+    }
     Ok(revision)
 }
+
+/// The tables a bulk load fills (a row per token, user, ACL, membership).
+const BULK_TABLES: &str = "'users', 'group_member_users', 'acls', 'service_tokens'";
+
+/// A bulk load into a store without tokens, users, ACLs or memberships yet
+/// (a new store): drops the secondary indexes and foreign keys of those
+/// tables for the length of the transaction, and returns the statements
+/// that restore them exactly (their definitions as the catalog has them),
+/// to run after the rows are in. Maintaining them row by row is most of a
+/// million-token import; building them afterwards is a sort and a join.
+/// The drops lock the tables until commit; the store held nothing to
+/// decide on. Otherwise (rows present) nothing is dropped.
+async fn defer_checks(tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<String>, Error> {
+    let empty = tx
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM group_member_users)
+                AND NOT EXISTS (SELECT 1 FROM acls) AND NOT EXISTS (SELECT 1 FROM service_tokens)",
+            &[],
+        )
+        .await?
+        .get::<_, bool>(0);
+    if !empty {
+        return Ok(Vec::new());
+    }
+    tx.batch_execute("SET LOCAL maintenance_work_mem = '512MB'").await?;
+    // Foreign keys held by those tables (referencing others or each other).
+    let keys = tx
+        .query(
+            &format!(
+                "SELECT format('%I', c.conrelid::regclass::text), format('%I', c.conname), pg_get_constraintdef(c.oid)
+                   FROM pg_constraint c
+                  WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace
+                    AND c.conrelid::regclass::text IN ({BULK_TABLES})
+                  ORDER BY 1, 2"
+            ),
+            &[],
+        )
+        .await?;
+    // Indexes that back no constraint (primary keys and unique constraints
+    // stay: the upserts need them).
+    let indexes = tx
+        .query(
+            &format!(
+                "SELECT format('%I', i.indexrelid::regclass::text), pg_get_indexdef(i.indexrelid)
+                   FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+                  WHERE t.relnamespace = current_schema()::regnamespace AND t.relname IN ({BULK_TABLES})
+                    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+                  ORDER BY 1"
+            ),
+            &[],
+        )
+        .await?;
+    let mut restore = Vec::new();
+    for k in &keys {
+        let (table, name, def): (String, String, String) = (k.get(0), k.get(1), k.get(2));
+        tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}")).await?;
+        restore.push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}"));
+    }
+    for i in &indexes {
+        let (name, def): (String, String) = (i.get(0), i.get(1));
+        tx.batch_execute(&format!("DROP INDEX {name}")).await?;
+        restore.insert(0, def);
+    }
+    Ok(restore)
+}
+
+/// Every policy table, after a bulk import.
+const VACUUM: &str = "VACUUM (ANALYZE) organizations, projects, experiments, datasets, users, groups,
+    group_member_users, group_member_groups, roles, role_permissions, role_member_roles, acls, service_tokens,
+    policy_changes";

@@ -11,6 +11,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_deletion_and_validity", include_str!("../../../migrations/0003_deletion_and_validity.sql")),
     ("0004_scoped_tokens", include_str!("../../../migrations/0004_scoped_tokens.sql")),
     ("0005_principal_indexes", include_str!("../../../migrations/0005_principal_indexes.sql")),
+    ("0006_statement_triggers", include_str!("../../../migrations/0006_statement_triggers.sql")),
+    ("0007_slice_covering_indexes", include_str!("../../../migrations/0007_slice_covering_indexes.sql")),
 ];
 
 /// An arbitrary constant naming loggate's migration lock.

@@ -2,19 +2,34 @@
 //! (Postgres restarted, network cut) or whose user gave up on it (a timeout
 //! dropped it mid-query) is never reused: the next checkout connects anew,
 //! so the store recovers by itself once Postgres is back.
+//!
+//! Each connection keeps the statements the store prepared on it
+//! ([`Conn::prepared`]): a decision's queries are parsed and planned once
+//! per connection, then only bound and executed (one round trip each, not
+//! two). A connection dropped after an error takes its statements with it.
 
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+/// Statements prepared on one connection, by their SQL.
+type Prepared = HashMap<&'static str, Statement>;
+
+/// An idle connection and its prepared statements.
+struct Idle {
+    client: Client,
+    prepared: Prepared,
+}
 
 /// At most this many connections per process.
 pub const MAX_CONNECTIONS: usize = 8;
 
 pub struct Pool {
     config: Config,
-    idle: Arc<Mutex<Vec<Client>>>,
+    idle: Arc<Mutex<Vec<Idle>>>,
     permits: Arc<Semaphore>,
     /// The runtime the pool was made on (the control runtime, when
     /// serving): connections open and run there, not on whichever worker
@@ -27,7 +42,8 @@ pub struct Pool {
 /// to return it; dropped otherwise, it is closed.
 pub struct Conn {
     client: Option<Client>,
-    idle: Arc<Mutex<Vec<Client>>>,
+    prepared: Prepared,
+    idle: Arc<Mutex<Vec<Idle>>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -48,26 +64,27 @@ impl Pool {
             let mut idle = self.idle.lock();
             let mut found = None;
             while let Some(c) = idle.pop() {
-                if !c.is_closed() {
+                if !c.client.is_closed() {
                     found = Some(c);
                     break;
                 }
             }
             found
         };
-        let client = match (reused, &self.home) {
-            (Some(c), _) => c,
+        let (client, prepared) = match (reused, &self.home) {
+            (Some(c), _) => (c.client, c.prepared),
             (None, Some(home)) => {
                 let config = self.config.clone();
-                match home.spawn(async move { connect(&config).await }).await {
+                let client = match home.spawn(async move { connect(&config).await }).await {
                     Ok(connected) => connected?,
                     // Only at shutdown: the home runtime is gone.
                     Err(_) => connect(&self.config).await?,
-                }
+                };
+                (client, Prepared::new())
             }
-            (None, None) => connect(&self.config).await?,
+            (None, None) => (connect(&self.config).await?, Prepared::new()),
         };
-        Ok(Conn { client: Some(client), idle: self.idle.clone(), _permit: permit })
+        Ok(Conn { client: Some(client), prepared, idle: self.idle.clone(), _permit: permit })
     }
 }
 
@@ -88,8 +105,19 @@ impl Conn {
         if let Some(c) = self.client.take()
             && !c.is_closed()
         {
-            self.idle.lock().push(c);
+            self.idle.lock().push(Idle { client: c, prepared: std::mem::take(&mut self.prepared) });
         }
+    }
+
+    /// `sql` prepared on this connection: the first call prepares it, later
+    /// ones (also after the connection went back to the pool) reuse it.
+    pub async fn prepared(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.as_ref().expect("present until released").prepare(sql).await?;
+        self.prepared.insert(sql, statement.clone());
+        Ok(statement)
     }
 }
 

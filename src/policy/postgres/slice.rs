@@ -6,14 +6,16 @@
 //! answer as on the whole policy.
 
 use super::column::instant;
-use super::doc::{acl, role_permissions};
+use super::doc::{acl_at, role_permissions};
+use super::pool::Conn;
 use chrono::{DateTime, Utc};
 use loggate_authz::Principal;
 use loggate_model::Timestamp;
 use loggate_model::doc::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, User};
-use loggate_model::types::{ObjectRef, ObjectType};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use std::collections::{BTreeMap, BTreeSet};
-use tokio_postgres::{Client, Error};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Error, Row};
 
 /// The object and its ancestors, as far as the store knows them.
 struct Located {
@@ -23,26 +25,68 @@ struct Located {
     child: Option<(String, String, Option<Timestamp>)>,
 }
 
+/// Which ACLs a slice needs: every ACL of the principal on the object's
+/// scopes (explanations, decisions about new objects), or only those that
+/// can grant one permission on the object's type (decisions).
+#[derive(Debug, Clone, Copy)]
+pub enum Wanted {
+    All,
+    /// ACLs whose own permission is this one (unrestricted, or restricted
+    /// to the object's type), and ACLs granting a role that has it (by
+    /// itself or through its member roles, restricted likewise). A
+    /// superset of what can grant it: deleted roles, and roles the loader
+    /// leaves out, still come along, and the evaluator weighs them as it
+    /// would in the whole policy. Every other ACL cannot grant the
+    /// permission, so the decision is the same without it.
+    Granting(Permission),
+}
+
 /// Loads the slice for `(principal, object)`. An unknown object (or a type
 /// the policy does not describe) gives a document without it, which the
 /// evaluator denies as unknown.
-pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) -> Result<PolicyDoc, Error> {
-    let (located, edges) = tokio::try_join!(locate(client, object), group_edges(client, &principal.user_id))?;
-    let Some(located) = located else {
+///
+/// Three prepared statements, sent together (one round trip): the object,
+/// the principal's group edges, and the ACLs with the roles they grant (the
+/// ACL statement finds the scopes and groups itself, so it need not wait
+/// for the other two).
+pub async fn load(
+    conn: &mut Conn,
+    principal: &Principal,
+    object: &ObjectRef,
+    wanted: Wanted,
+) -> Result<PolicyDoc, Error> {
+    let locate_sql = match object.object_type {
+        ObjectType::Organization => Some(LOCATE_ORG),
+        ObjectType::Project | ObjectType::ProjectLog => Some(LOCATE_PROJECT),
+        ObjectType::Experiment => Some(LOCATE_EXPERIMENT),
+        ObjectType::Dataset => Some(LOCATE_DATASET),
+        _ => None,
+    };
+    let Some(locate_sql) = locate_sql else {
         return Ok(PolicyDoc::default());
     };
+    let locate_stmt = conn.prepared(locate_sql).await?;
+    let edges_stmt = conn.prepared(GROUP_EDGES).await?;
+    let acls_stmt = conn.prepared(ACLS_AND_ROLES).await?;
+    let permission = match wanted {
+        Wanted::All => None,
+        Wanted::Granting(p) => Some(p.as_str()),
+    };
+    let client: &Client = conn;
+    let object_type = object.object_type.as_str();
+    let locate_params: [&(dyn ToSql + Sync); 1] = [&object.id];
+    let edges_params: [&(dyn ToSql + Sync); 1] = [&principal.user_id];
+    let acls_params: [&(dyn ToSql + Sync); 4] = [&object_type, &object.id, &principal.user_id, &permission];
+    let (located, edges, rows) = tokio::try_join!(
+        client.query_opt(&locate_stmt, &locate_params),
+        client.query(&edges_stmt, &edges_params),
+        client.query(&acls_stmt, &acls_params),
+    )?;
+    let Some(located) = located.map(|r| locate(object, &r)) else {
+        return Ok(PolicyDoc::default());
+    };
+    let edges: Vec<GroupRow> = edges.iter().map(group_row).collect();
     let org_id = located.org.id.clone();
-    let mut scopes: Vec<(&str, &str)> = Vec::with_capacity(3);
-    if let Some((id, _, _)) = &located.child {
-        scopes.push((object.object_type.as_str(), id));
-    }
-    if let Some(p) = &located.project {
-        if object.object_type == ObjectType::ProjectLog {
-            scopes.push(("project_log", &p.id));
-        }
-        scopes.push(("project", &p.id));
-    }
-    scopes.push(("organization", &org_id));
 
     // Groups: every group reachable upwards from the user, with the edges
     // between them (enough for the evaluator and for explanations).
@@ -72,29 +116,24 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
             }
         }
     }
-    let group_ids: Vec<&str> = groups.keys().map(String::as_str).collect();
 
-    let (types, ids): (Vec<&str>, Vec<&str>) = scopes.iter().copied().unzip();
-    // One branch per kind of principal, each answered exactly by its
-    // (principal, object) index (migrations/0005); an ACL names exactly one
-    // kind, so the branches never return the same row.
-    let rows = client
-        .query(
-            "SELECT a.id, a.object_type, a.object_id, a.user_id, a.group_id, a.permission, a.role_id, a.restrict_object_type
-               FROM unnest($1::text[], $2::text[]) AS s (t, i)
-               JOIN acls a ON a.user_id = $3 AND a.object_type = s.t AND a.object_id = s.i
-             UNION ALL
-             SELECT a.id, a.object_type, a.object_id, a.user_id, a.group_id, a.permission, a.role_id, a.restrict_object_type
-               FROM unnest($1::text[], $2::text[]) AS s (t, i)
-               JOIN acls a ON a.group_id = ANY ($4::text[]) AND a.object_type = s.t AND a.object_id = s.i
-             ORDER BY 1",
-            &[&types, &ids, &principal.user_id, &group_ids],
-        )
-        .await?;
-    let acls: Vec<Acl> = rows.iter().map(acl).collect::<Result<_, _>>()?;
-    let role_ids: BTreeSet<&str> = acls.iter().filter_map(|a| a.role_id.as_deref()).collect();
-    let roles =
-        if role_ids.is_empty() { Vec::new() } else { roles(client, &role_ids.into_iter().collect::<Vec<_>>()).await? };
+    let mut acls: Vec<Acl> = Vec::new();
+    let mut roles: Vec<Role> = Vec::new();
+    for r in &rows {
+        if r.get::<_, bool>(0) {
+            roles.push(Role {
+                id: r.get(1),
+                org_id: r.get(10),
+                name: r.get(9),
+                description: None,
+                member_permissions: role_permissions(r.try_get(12)?, r.try_get(13)?),
+                member_roles: r.get(14),
+                deleted_at: instant(r.get(11)),
+            });
+        } else {
+            acls.push(acl_at(r, 1)?);
+        }
+    }
 
     let Located { org, project, child } = located;
     // Groups and roles of other organizations come with their organization,
@@ -129,54 +168,36 @@ pub async fn load(client: &Client, principal: &Principal, object: &ObjectRef) ->
     Ok(doc)
 }
 
-/// Finds the object, its project and organization.
-async fn locate(client: &Client, object: &ObjectRef) -> Result<Option<Located>, Error> {
-    let id = &object.id;
-    let project_cols = "p.id, p.name, p.description, p.deleted_at, o.id, o.name, o.creator_grants";
-    let (sql, child) = match object.object_type {
-        ObjectType::Organization => {
-            let row =
-                client.query_opt("SELECT id, name, creator_grants FROM organizations WHERE id = $1", &[id]).await?;
-            return Ok(row.map(|r| Located {
-                org: Organization { id: r.get(0), name: r.get(1), creator_grants: r.get(2) },
-                project: None,
-                child: None,
-            }));
-        }
-        ObjectType::Project | ObjectType::ProjectLog => (
-            format!("SELECT {project_cols} FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = $1"),
-            false,
-        ),
-        ObjectType::Experiment => (
-            format!(
-                "SELECT {project_cols}, c.name, c.deleted_at FROM experiments c JOIN projects p ON p.id = c.project_id
-                   JOIN organizations o ON o.id = p.org_id WHERE c.id = $1"
-            ),
-            true,
-        ),
-        ObjectType::Dataset => (
-            format!(
-                "SELECT {project_cols}, c.name, c.deleted_at FROM datasets c JOIN projects p ON p.id = c.project_id
-                   JOIN organizations o ON o.id = p.org_id WHERE c.id = $1"
-            ),
-            true,
-        ),
-        _ => return Ok(None),
-    };
-    let Some(r) = client.query_opt(&sql, &[id]).await? else {
-        return Ok(None);
-    };
-    let org = Organization { id: r.get(4), name: r.get(5), creator_grants: r.get(6) };
+/// The object by id, with its project and organization (`locate` reads
+/// the row). One statement per type, each answered by primary keys.
+const LOCATE_ORG: &str = "SELECT o.id, o.name, o.creator_grants FROM organizations o WHERE o.id = $1";
+const LOCATE_PROJECT: &str = "SELECT o.id, o.name, o.creator_grants, p.id, p.name, p.description, p.deleted_at
+       FROM projects p JOIN organizations o ON o.id = p.org_id WHERE p.id = $1";
+const LOCATE_EXPERIMENT: &str =
+    "SELECT o.id, o.name, o.creator_grants, p.id, p.name, p.description, p.deleted_at, c.name, c.deleted_at
+       FROM experiments c JOIN projects p ON p.id = c.project_id JOIN organizations o ON o.id = p.org_id
+      WHERE c.id = $1";
+const LOCATE_DATASET: &str =
+    "SELECT o.id, o.name, o.creator_grants, p.id, p.name, p.description, p.deleted_at, c.name, c.deleted_at
+       FROM datasets c JOIN projects p ON p.id = c.project_id JOIN organizations o ON o.id = p.org_id
+      WHERE c.id = $1";
+
+/// Reads a row of one of the `LOCATE_*` statements.
+fn locate(object: &ObjectRef, r: &Row) -> Located {
+    let org = Organization { id: r.get(0), name: r.get(1), creator_grants: r.get(2) };
+    if object.object_type == ObjectType::Organization {
+        return Located { org, project: None, child: None };
+    }
     let project = Project {
-        id: r.get(0),
+        id: r.get(3),
         org_id: org.id.clone(),
-        name: r.get(1),
-        description: r.get(2),
-        deleted_at: instant(r.get(3)),
+        name: r.get(4),
+        description: r.get(5),
+        deleted_at: instant(r.get(6)),
     };
-    let child =
-        child.then(|| (object.id.clone(), r.get::<_, String>(7), instant(r.get::<_, Option<DateTime<Utc>>>(8))));
-    Ok(Some(Located { org, project: Some(project), child }))
+    let child = matches!(object.object_type, ObjectType::Experiment | ObjectType::Dataset)
+        .then(|| (object.id.clone(), r.get::<_, String>(7), instant(r.get::<_, Option<DateTime<Utc>>>(8))));
+    Located { org, project: Some(project), child }
 }
 
 /// One edge upwards from the user: `group` contains `member` (`None`: the
@@ -189,63 +210,116 @@ struct GroupRow {
     deleted_at: Option<Timestamp>,
 }
 
-/// The edges upwards from the user. UNION (not ALL) makes cycles terminate.
-async fn group_edges(client: &Client, user_id: &str) -> Result<Vec<GroupRow>, Error> {
-    let rows = client
-        .query(
-            "WITH RECURSIVE e (group_id, member) AS (
-                 SELECT group_id, NULL::text FROM group_member_users WHERE user_id = $1
-                 UNION
-                 SELECT m.group_id, m.member_group_id
-                   FROM group_member_groups m JOIN e ON m.member_group_id = e.group_id
-             )
-             SELECT e.group_id, e.member, g.name, g.org_id, g.deleted_at FROM e JOIN groups g ON g.id = e.group_id",
-            &[&user_id],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| GroupRow {
-            group: r.get(0),
-            member: r.get(1),
-            name: r.get(2),
-            org_id: r.get(3),
-            deleted_at: instant(r.get(4)),
-        })
-        .collect())
+/// The edges upwards from user `$1`. UNION (not ALL) makes cycles terminate.
+const GROUP_EDGES: &str = "WITH RECURSIVE e (group_id, member) AS (
+         SELECT group_id, NULL::text FROM group_member_users WHERE user_id = $1
+         UNION
+         SELECT m.group_id, m.member_group_id
+           FROM group_member_groups m JOIN e ON m.member_group_id = e.group_id
+     )
+     SELECT e.group_id, e.member, g.name, g.org_id, g.deleted_at FROM e JOIN groups g ON g.id = e.group_id";
+
+fn group_row(r: &Row) -> GroupRow {
+    GroupRow { group: r.get(0), member: r.get(1), name: r.get(2), org_id: r.get(3), deleted_at: instant(r.get(4)) }
 }
 
-/// The roles `ids` and, transitively, their member roles.
-async fn roles(client: &Client, ids: &[&str]) -> Result<Vec<Role>, Error> {
-    let rows = client
-        .query(
-            "WITH RECURSIVE r (id) AS (
-                 SELECT unnest($1::text[])
-                 UNION
-                 SELECT m.member_role_id FROM role_member_roles m JOIN r ON m.role_id = r.id
-             )
-             SELECT x.id, x.name, x.org_id, x.deleted_at,
-                    ARRAY(SELECT p.permission FROM role_permissions p WHERE p.role_id = x.id
-                           ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
-                    ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
-                           ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
-                    ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
-               FROM roles x JOIN r ON r.id = x.id
-              ORDER BY x.id",
-            &[&ids],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Role {
-                id: r.get(0),
-                org_id: r.get(2),
-                name: r.get(1),
-                description: None,
-                member_permissions: role_permissions(r.try_get(4)?, r.try_get(5)?),
-                member_roles: r.get(6),
-                deleted_at: instant(r.get(3)),
-            })
-        })
-        .collect()
-}
+/// The ACLs of user `$3` and of its groups on the scopes of object
+/// (`$1` type, `$2` id): the object itself (experiment, dataset, project
+/// log), its project, its organization; with `$4` a permission, only
+/// those that can grant it (see [`Wanted::Granting`]). Then the roles
+/// those ACLs grant and, transitively, their member roles. Rows: `false`
+/// and an ACL (`acl_at(row, 1)`), or `true` and a role (columns 1, 9..=14),
+/// ACLs first, each kind by id.
+///
+/// The user's ACLs by its (user, object) index, once per scope; its
+/// groups' ACLs on a scope with few ACLs by the object index (one probe,
+/// kept for the groups), on a scope with many (the organization, a
+/// tenth of all ACLs in the bench) by the (group, object) index once per
+/// group (migrations/0007, all index-only). An ACL names exactly one kind
+/// of principal and a scope is either small or not, so the branches never
+/// return the same row.
+/// `OFFSET 0` keeps each lookup a subquery of its own: joined with the
+/// scopes, the planner (which cannot know that the organization holds a
+/// tenth of all ACLs) reads every ACL of the object by `acls_object`
+/// instead, 90,000 at a million ACLs, to keep the principal's few.
+const ACLS_AND_ROLES: &str = "WITH RECURSIVE
+     g (group_id) AS (
+         SELECT group_id FROM group_member_users WHERE user_id = $3
+         UNION
+         SELECT m.group_id FROM group_member_groups m JOIN g ON m.member_group_id = g.group_id),
+     proj (id) AS (
+         SELECT CASE $1::text
+                    WHEN 'project' THEN $2::text
+                    WHEN 'project_log' THEN $2::text
+                    WHEN 'experiment' THEN (SELECT project_id FROM experiments WHERE id = $2::text)
+                    WHEN 'dataset' THEN (SELECT project_id FROM datasets WHERE id = $2::text)
+                END),
+     scope (t, i) AS (
+         SELECT $1::text, $2::text WHERE $1::text IN ('experiment', 'dataset', 'project_log')
+         UNION ALL
+         SELECT 'project', proj.id FROM proj WHERE proj.id IS NOT NULL
+         UNION ALL
+         SELECT 'organization', CASE WHEN $1::text = 'organization' THEN $2::text
+                                     ELSE (SELECT p.org_id FROM projects p WHERE p.id = proj.id) END
+           FROM proj),
+     grantor (id) AS (
+         SELECT role_id FROM role_permissions
+          WHERE permission = $4::text AND (restrict_object_type IS NULL OR restrict_object_type = $1::text)
+         UNION
+         SELECT m.role_id FROM role_member_roles m JOIN grantor ON m.member_role_id = grantor.id),
+     -- Whether a scope has few ACLs (of anyone): those are read once and
+     -- kept for the principal's groups; a scope with many (the
+     -- organization) is probed once per group instead.
+     sized (t, i, small) AS (
+         SELECT s.t, s.i,
+                (SELECT count(*) FROM (SELECT 1 FROM acls a WHERE a.object_type = s.t AND a.object_id = s.i
+                                        LIMIT 256) n) < 256
+           FROM scope s),
+     granting AS (
+         SELECT a.* FROM scope s, LATERAL (
+             SELECT a.id, a.object_type, a.object_id, a.user_id, NULL::text AS group_id, a.permission, a.role_id,
+                    a.restrict_object_type
+               FROM acls a
+              WHERE a.user_id = $3 AND a.object_type = s.t AND a.object_id = s.i
+                AND ($4::text IS NULL
+                     OR (a.permission = $4::text AND (a.restrict_object_type IS NULL OR a.restrict_object_type = $1::text))
+                     OR a.role_id IN (SELECT id FROM grantor))
+             OFFSET 0) a
+         UNION ALL
+         SELECT a.* FROM sized s, LATERAL (
+             SELECT a.id, a.object_type, a.object_id, NULL::text AS user_id, a.group_id, a.permission, a.role_id,
+                    a.restrict_object_type
+               FROM acls a
+              WHERE a.object_type = s.t AND a.object_id = s.i AND a.group_id IN (SELECT group_id FROM g)
+                AND ($4::text IS NULL
+                     OR (a.permission = $4::text AND (a.restrict_object_type IS NULL OR a.restrict_object_type = $1::text))
+                     OR a.role_id IN (SELECT id FROM grantor))
+             OFFSET 0) a
+          WHERE s.small
+         UNION ALL
+         SELECT a.* FROM sized s CROSS JOIN g, LATERAL (
+             SELECT a.id, a.object_type, a.object_id, NULL::text AS user_id, a.group_id, a.permission, a.role_id,
+                    a.restrict_object_type
+               FROM acls a
+              WHERE a.group_id = g.group_id AND a.object_type = s.t AND a.object_id = s.i
+                AND ($4::text IS NULL
+                     OR (a.permission = $4::text AND (a.restrict_object_type IS NULL OR a.restrict_object_type = $1::text))
+                     OR a.role_id IN (SELECT id FROM grantor))
+             OFFSET 0) a
+          WHERE NOT s.small),
+     r (id) AS (
+         SELECT role_id FROM granting WHERE role_id IS NOT NULL
+         UNION
+         SELECT m.member_role_id FROM role_member_roles m JOIN r ON m.role_id = r.id)
+     SELECT false, id, object_type, object_id, user_id, group_id, permission, role_id, restrict_object_type,
+            NULL::text, NULL::text, NULL::timestamptz, NULL::text[], NULL::text[], NULL::text[]
+       FROM granting
+     UNION ALL
+     SELECT true, x.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, x.name, x.org_id, x.deleted_at,
+            ARRAY(SELECT p.permission FROM role_permissions p WHERE p.role_id = x.id
+                   ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
+            ARRAY(SELECT p.restrict_object_type FROM role_permissions p WHERE p.role_id = x.id
+                   ORDER BY p.permission, p.restrict_object_type NULLS FIRST),
+            ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
+       FROM roles x JOIN r ON r.id = x.id
+      ORDER BY 1, 2";
