@@ -31,7 +31,11 @@ pub(crate) fn has_control(b: &[u8]) -> bool {
 /// has-zero-byte trick is exact); longer ones go to `memchr2`.
 #[inline]
 pub(crate) fn find_quote_or_backslash(b: &[u8], i: usize) -> usize {
-    if let Some(chunk) = b.get(i..i + 8) {
+    // Two words cover keys, ids, dates and the gaps between escapes; a
+    // `memchr2` call costs more than that to set up.
+    let mut i = i;
+    for _ in 0..2 {
+        let Some(chunk) = b.get(i..i + 8) else { break };
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let q = w ^ (LO * u64::from(b'"'));
         let s = w ^ (LO * u64::from(b'\\'));
@@ -39,8 +43,7 @@ pub(crate) fn find_quote_or_backslash(b: &[u8], i: usize) -> usize {
         if flags != 0 {
             return i + (flags.trailing_zeros() / 8) as usize;
         }
-        let rest = i + 8;
-        return memchr::memchr2(b'"', b'\\', &b[rest..]).map_or(b.len(), |k| rest + k);
+        i += 8;
     }
     let rest = b.get(i..).unwrap_or_default();
     memchr::memchr2(b'"', b'\\', rest).map_or(b.len(), |k| i + k)

@@ -77,7 +77,12 @@ impl<'a> Scanner<'a> {
                     return Ok(());
                 }
                 Some(b'\\') => {
-                    self.escape(None)?;
+                    self.skip_escape()?;
+                    // Escapes come in runs (`\uXXXX\uXXXX`, `\n\n`):
+                    // take the next one without a search.
+                    while self.b.get(self.pos) == Some(&b'\\') {
+                        self.skip_escape()?;
+                    }
                 }
                 Some(_) => return Err(self.err("control character in string")),
                 None => return Err(self.err("unterminated string")),
@@ -122,6 +127,32 @@ impl<'a> Scanner<'a> {
             let from = self.pos;
             self.pos = self.find(self.pos);
             out.push_str(&self.src[from..self.pos]);
+        }
+    }
+
+    /// Checks the escape at the cursor (on `\`) without decoding it: the
+    /// skipping path, where LLM text in `\uXXXX` form (Python's
+    /// `ensure_ascii`) puts an escape every six bytes. Anything unusual
+    /// goes to [`Self::escape`], which says what is wrong.
+    #[inline]
+    fn skip_escape(&mut self) -> Result<(), JsonError> {
+        match self.b.get(self.pos + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 2;
+                Ok(())
+            }
+            Some(b'u') => {
+                let start = self.pos;
+                self.pos += 2;
+                match self.hex4()? {
+                    0xD800..=0xDFFF => {
+                        self.pos = start;
+                        self.escape(None)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            _ => self.escape(None),
         }
     }
 
