@@ -12,9 +12,13 @@
 //! the deepest allowed level. serde_json's own `Value` refuses at 128
 //! already, and its `IgnoredAny` path does not limit depth at all.
 //!
-//! The input is a `&str`: UTF-8 is checked once, up front, by
-//! [`std::str::from_utf8`], so string contents need no further UTF-8 work.
+//! The input is a `&str`: UTF-8 is checked once, up front (by `simdutf8`,
+//! in `walk::body`), so string contents need no further UTF-8 work. A
+//! second up-front pass (`clean::has_control`) finds out whether the body
+//! holds any byte below 0x20; in the usual compact body it holds none, and
+//! strings are then searched for `"` and `\` alone, with SIMD (`memchr`).
 
+mod clean;
 mod number;
 mod skip;
 mod string;
@@ -64,11 +68,22 @@ pub(crate) struct Scanner<'a> {
     pos: usize,
     /// Arrays/objects currently open through the structural calls.
     depth: usize,
+    /// No byte of the body is below 0x20, so strings need no check for
+    /// raw control characters (see `clean`).
+    clean: bool,
 }
 
 impl<'a> Scanner<'a> {
+    /// A scanner that checks strings for control characters even when the
+    /// body holds none, to compare the two string searches in tests.
+    #[cfg(test)]
+    pub fn with_control_checks(src: &'a str) -> Self {
+        Scanner { clean: false, ..Scanner::new(src) }
+    }
+
     pub fn new(src: &'a str) -> Self {
-        Scanner { src, b: src.as_bytes(), pos: 0, depth: 0 }
+        let b = src.as_bytes();
+        Scanner { src, b, pos: 0, depth: 0, clean: !clean::has_control(b) }
     }
 
     #[inline]
@@ -89,6 +104,15 @@ impl<'a> Scanner<'a> {
     /// Skips whitespace and returns the next byte without consuming it.
     #[inline]
     fn peek(&mut self) -> Result<u8, JsonError> {
+        // Compact bodies have no whitespace between tokens: one compare
+        // (every token starts above b' ') decides.
+        match self.b.get(self.pos) {
+            Some(&c) if c > b' ' => Ok(c),
+            _ => self.peek_past_ws(),
+        }
+    }
+
+    fn peek_past_ws(&mut self) -> Result<u8, JsonError> {
         self.ws();
         self.b.get(self.pos).copied().ok_or_else(|| self.err("unexpected end of input"))
     }

@@ -190,8 +190,94 @@ fn apply(mut b: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
     b
 }
 
+/// The scanner's verdict on `b`, with the `memchr` string search of
+/// control-free bodies and, when `b` is control-free, also with the checking
+/// search of other bodies: both must agree to the byte and the message.
+fn scan_both_ways(b: &[u8]) {
+    let Ok(src) = std::str::from_utf8(b) else { return };
+    let run = |mut sc: json::Scanner<'_>| sc.skip_value().and_then(|()| sc.end());
+    let fast = run(json::Scanner::new(src));
+    let checked = run(json::Scanner::with_control_checks(src));
+    assert_eq!(fast, checked, "string searches disagree on {src:?}");
+}
+
+/// Text as LLM spans carry it: non-ASCII (accents, CJK, emoji outside the
+/// BMP), quotes, backslashes, newlines and tabs.
+const TEXTS: &[&str] = &[
+    "Résume ce ticket « plateforme » :\n- échec à 03:12",
+    "以下のログを要約してください。\n再試行: 3 回 🚀",
+    "Why does `SELECT * FROM t WHERE s = \"open\"` take 4 s?\tEXPLAIN ✅",
+    "    let path = \"C:\\build\\out\";\n",
+    "Übersetze: „Bereitschaft“ 😊",
+    "plain ascii text of some length, long enough to pass a few words",
+    "",
+];
+
+/// A realistic `/logs3` body (LLM span rows), serialized compactly either
+/// with raw UTF-8 (as `JSON.stringify`) or with every non-ASCII character
+/// as `\uXXXX` escapes, astral ones as surrogate pairs (as Python's
+/// `json.dumps`).
+fn realistic_body() -> impl Strategy<Value = Vec<u8>> {
+    let text = prop::sample::select(TEXTS);
+    let row = (text.clone(), text, any::<u32>(), any::<f64>().prop_filter("finite", |f| f.is_finite()), any::<bool>())
+        .prop_map(|(prompt, completion, i, x, del)| {
+            json!({
+                "id": format!("5f0c2c1e-{i:08}"), "span_parents": ["0e9d8c7b"],
+                "project_id": "p", "log_id": "g", "created": "2026-11-25T17:59:27.123Z",
+                "input": {"messages": [{"role": "user", "content": prompt}]},
+                "output": completion,
+                "metadata": {"model": "gpt-4o", "temperature": x, "seed": i,
+                             "request": {"tools": [{"args": {"k": 5, "filters": {"lang": ["fr", "ja"]}}}]}},
+                "metrics": {"start": 1764093567.123, "cost_usd": 1.25e-3, "tokens": i % 1000},
+                "_object_delete": del,
+            })
+        });
+    (prop::collection::vec(row, 1..4), any::<bool>()).prop_map(|(rows, ascii_only)| {
+        let text = serde_json::to_string(&json!({"rows": rows, "api_version": 2})).unwrap();
+        if !ascii_only {
+            return text.into_bytes();
+        }
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+        out.into_bytes()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn realistic_bodies_accepted_and_both_searches_agree(b in realistic_body()) {
+        prop_assert!(logs3(&b).is_ok(), "refused {}", String::from_utf8_lossy(&b));
+        check_all(&b);
+        scan_both_ways(&b);
+    }
+
+    #[test]
+    fn mutated_realistic_bodies_agree_with_serde(b in realistic_body(), edits in prop::collection::vec(edit(), 1..4)) {
+        let b = apply(b, &edits);
+        check_all(&b);
+        scan_both_ways(&b);
+    }
+
+    #[test]
+    fn both_searches_agree_on_values_and_soup(
+        v in value(),
+        tokens in prop::collection::vec(prop::sample::select(TOKENS), 0..40),
+        edits in prop::collection::vec(edit(), 0..3),
+    ) {
+        scan_both_ways(&apply(serde_json::to_vec(&v).unwrap(), &edits));
+        scan_both_ways(tokens.concat().as_bytes());
+    }
 
     #[test]
     fn inspect_fuzz_arbitrary_bytes(b in prop::collection::vec(any::<u8>(), 0..200)) {

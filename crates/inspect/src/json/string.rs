@@ -1,9 +1,10 @@
-//! Strings: a word-at-a-time search for the next byte that needs attention
-//! (`"`, `\`, or a control character), escape checking, and decoding when a
-//! string carries escapes.
+//! Strings: a search for the next byte that needs attention (`"`, `\`,
+//! or, in bodies that hold control bytes at all, a control character),
+//! escape checking, and decoding when a string carries escapes.
 
 use std::borrow::Cow;
 
+use super::clean::find_quote_or_backslash;
 use super::{JsonError, Scanner};
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -39,20 +40,49 @@ pub(crate) fn find_special(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The value of each ASCII hex digit, 0xFF for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 impl<'a> Scanner<'a> {
+    /// The next `"`, `\` or (only possible in bodies with control bytes)
+    /// control character at or after `i`.
+    #[inline]
+    fn find(&self, i: usize) -> usize {
+        if self.clean { find_quote_or_backslash(self.b, i) } else { find_special(self.b, i) }
+    }
+
     /// Checks the string at the cursor (which is on its opening quote).
     #[inline]
     pub(super) fn skip_string(&mut self) -> Result<(), JsonError> {
         self.pos += 1;
         loop {
-            self.pos = find_special(self.b, self.pos);
+            self.pos = self.find(self.pos);
             match self.b.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(());
                 }
                 Some(b'\\') => {
-                    self.escape(None)?;
+                    self.skip_escape()?;
+                    // Escapes come in runs (`\uXXXX\uXXXX`, `\n\n`):
+                    // take the next one without a search.
+                    while self.b.get(self.pos) == Some(&b'\\') {
+                        self.skip_escape()?;
+                    }
                 }
                 Some(_) => return Err(self.err("control character in string")),
                 None => return Err(self.err("unterminated string")),
@@ -69,7 +99,7 @@ impl<'a> Scanner<'a> {
         }
         self.pos += 1;
         let start = self.pos;
-        self.pos = find_special(self.b, self.pos);
+        self.pos = self.find(self.pos);
         match self.b.get(self.pos) {
             Some(b'"') => {
                 self.pos += 1;
@@ -95,13 +125,40 @@ impl<'a> Scanner<'a> {
                 None => return Err(self.err("unterminated string")),
             }
             let from = self.pos;
-            self.pos = find_special(self.b, self.pos);
+            self.pos = self.find(self.pos);
             out.push_str(&self.src[from..self.pos]);
+        }
+    }
+
+    /// Checks the escape at the cursor (on `\`) without decoding it: the
+    /// skipping path, where LLM text in `\uXXXX` form (Python's
+    /// `ensure_ascii`) puts an escape every six bytes. Anything unusual
+    /// goes to [`Self::escape`], which says what is wrong.
+    #[inline]
+    fn skip_escape(&mut self) -> Result<(), JsonError> {
+        match self.b.get(self.pos + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 2;
+                Ok(())
+            }
+            Some(b'u') => {
+                let start = self.pos;
+                self.pos += 2;
+                match self.hex4()? {
+                    0xD800..=0xDFFF => {
+                        self.pos = start;
+                        self.escape(None)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            _ => self.escape(None),
         }
     }
 
     /// Checks (and, with `out`, decodes) the escape at the cursor (on `\`).
     /// `\u` surrogates must come as a leading + trailing pair.
+    #[inline]
     fn escape(&mut self, out: Option<&mut String>) -> Result<(), JsonError> {
         self.pos += 1;
         let c = match self.b.get(self.pos) {
@@ -150,7 +207,22 @@ impl<'a> Scanner<'a> {
         char::from_u32(code).ok_or_else(|| self.err("invalid \\u escape"))
     }
 
+    #[inline]
     fn hex4(&mut self) -> Result<u32, JsonError> {
+        // Four valid digits (the usual case) by table; anything else takes
+        // the digit-by-digit path, which says where and why it failed.
+        if let Some(&[a, b, c, d]) = self.b.get(self.pos..self.pos + 4) {
+            let (a, b, c, d) = (HEX[a as usize], HEX[b as usize], HEX[c as usize], HEX[d as usize]);
+            if (a | b | c | d) & 0xF0 == 0 {
+                self.pos += 4;
+                return Ok(u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d));
+            }
+        }
+        self.hex4_slow()
+    }
+
+    #[cold]
+    fn hex4_slow(&mut self) -> Result<u32, JsonError> {
         let mut n = 0u32;
         for _ in 0..4 {
             let d = match self.b.get(self.pos) {

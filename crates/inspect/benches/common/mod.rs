@@ -1,0 +1,3 @@
+//! Shared by the crate's benches.
+
+pub mod rows;
