@@ -3,7 +3,7 @@
 //!
 //! Usage: `cargo run --example bodies -- <llm|escape_dense|plain> <rows> <project_id>`
 
-#[path = "../benches/common/rows.rs"]
+#[path = "../crates/inspect/benches/common/rows.rs"]
 mod rows;
 
 use std::io::Write;

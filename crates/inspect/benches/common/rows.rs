@@ -1,7 +1,7 @@
-//! Realistic `/logs3` bodies for the crate-local `json_scan` bench: a copy
-//! of the shaped rows of the workspace's `benches/common/rows.rs` (a crate
-//! bench cannot reach that file's crate), so the figures of both benches
-//! compare. Keep the two in step when a shape changes.
+//! Realistic `/logs3` bodies, by shape: the one definition the crate's
+//! `json_scan` bench, the workspace's `inspect` and `hotpath` benches and
+//! `examples/bodies.rs` (what `benches/load.sh` sends) all include, so
+//! their figures compare.
 
 #![allow(dead_code)]
 
