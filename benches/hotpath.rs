@@ -234,7 +234,8 @@ impl http_body::Body for Framed {
 
 fn body(c: &mut Criterion) {
     let rt = runtime();
-    let whole = bytes::Bytes::from(shapes::logs3_shaped(shapes::Shape::Llm, 100, "7c3f1a52-0d4e-4b8a-9f61-2e5d8c9b0a17"));
+    let whole =
+        bytes::Bytes::from(shapes::logs3_shaped(shapes::Shape::Llm, 100, "7c3f1a52-0d4e-4b8a-9f61-2e5d8c9b0a17"));
     let frames = || -> std::collections::VecDeque<bytes::Bytes> {
         (0..whole.len()).step_by(16 * 1024).map(|at| whole.slice(at..whole.len().min(at + 16 * 1024))).collect()
     };
