@@ -64,7 +64,10 @@ mod tests {
 
     /// Bytes biased towards the ones the searches care about.
     fn byte() -> impl Strategy<Value = u8> {
-        prop_oneof![any::<u8>(), prop::sample::select(vec![b'"', b'\\', 0x1f, 0x20, 0x00, b'\n', 0x7f, 0x80, 0xff, b'a'])]
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(vec![b'"', b'\\', 0x1f, 0x20, 0x00, b'\n', 0x7f, 0x80, 0xff, b'a'])
+        ]
     }
 
     proptest! {

@@ -42,9 +42,8 @@ impl Scanner<'_> {
             self.required_digits()?;
             // The integer part has `int_digits` digits (no leading zeros
             // but a lone `0`), so the value is below 10^(int_digits + e).
-            let e = self.b[exp_start..self.pos]
-                .iter()
-                .fold(0i64, |e, &d| (e * 10 + i64::from(d - b'0')).min(1_000_000));
+            let e =
+                self.b[exp_start..self.pos].iter().fold(0i64, |e, &d| (e * 10 + i64::from(d - b'0')).min(1_000_000));
             may_overflow = int_digits + if negative { -e } else { e } >= MAX_MAGNITUDE;
         }
         if may_overflow && !self.src[start..self.pos].parse::<f64>().is_ok_and(f64::is_finite) {
