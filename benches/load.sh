@@ -60,9 +60,11 @@ fi
 
 # --- build -----------------------------------------------------------------
 log "building (release)"
-cargo build --release --quiet --features bench-authz-off --bin loggate
+# The authz-off build keeps a target directory of its own, so switching the
+# feature does not rebuild (and re-link with LTO) the other one each run.
+cargo build --release --quiet --features bench-authz-off --bin loggate --target-dir target/bench-authz-off
 WORK=$(mktemp -d /tmp/loggate-load.XXXXXX)
-cp target/release/loggate "$WORK/loggate-authz-off"
+cp target/bench-authz-off/release/loggate "$WORK/loggate-authz-off"
 cargo build --release --quiet --bin loggate --example sink --example bodies
 LOGGATE=target/release/loggate SINK=target/release/examples/sink BODIES_BIN=target/release/examples/bodies
 
