@@ -17,8 +17,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::IgnoredAny;
 
-mod common;
-use common::rows;
+#[path = "common/rows.rs"]
+mod rows;
 
 const PROJECT: &str = "7c3f1a52-0d4e-4b8a-9f61-2e5d8c9b0a17";
 

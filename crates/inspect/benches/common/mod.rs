@@ -1,3 +1,0 @@
-//! Shared by the crate's benches.
-
-pub mod rows;
