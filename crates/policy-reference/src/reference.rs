@@ -93,8 +93,14 @@ const SHAPES: [Shape; 9] = [
         ignored: &["api_url", "is_universal_api", "proxy_url", "realtime_url", "created"],
     },
     Shape {
-        fields: &[("id", Ty::Str, R), ("org_id", Ty::Str, R), ("name", Ty::Str, R), ("deleted_at", Ty::Time, O)],
-        ignored: &["created", "user_id", "settings", "description"],
+        fields: &[
+            ("id", Ty::Str, R),
+            ("org_id", Ty::Str, R),
+            ("name", Ty::Str, R),
+            ("description", Ty::StrOrNull, O),
+            ("deleted_at", Ty::Time, O),
+        ],
+        ignored: &["created", "user_id", "settings"],
     },
     Shape {
         fields: &[("id", Ty::Str, R), ("project_id", Ty::Str, R), ("name", Ty::Str, R), ("deleted_at", Ty::Time, O)],
@@ -126,9 +132,10 @@ const SHAPES: [Shape; 9] = [
             ("name", Ty::Str, R),
             ("member_users", Ty::IdList, O),
             ("member_groups", Ty::IdList, O),
+            ("description", Ty::StrOrNull, O),
             ("deleted_at", Ty::Time, O),
         ],
-        ignored: &["created", "description", "user_id"],
+        ignored: &["created", "user_id"],
     },
     Shape {
         fields: &[
@@ -137,9 +144,10 @@ const SHAPES: [Shape; 9] = [
             ("name", Ty::Str, R),
             ("member_permissions", Ty::MemberPermissions, O),
             ("member_roles", Ty::IdList, O),
+            ("description", Ty::StrOrNull, O),
             ("deleted_at", Ty::Time, O),
         ],
-        ignored: &["created", "description", "user_id"],
+        ignored: &["created", "user_id"],
     },
     Shape {
         fields: &[

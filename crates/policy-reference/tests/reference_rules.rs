@@ -1090,3 +1090,24 @@ fn checks_come_in_order() {
     set(&mut p, "service_tokens", "t1", "scope", json!({"client_cidrs": ["10.0.0.0/8"]}));
     assert_eq!(d(&p, &r), Allow);
 }
+
+/// Projects, groups and roles keep a `description` (string or null), so a
+/// description of another type leaves the entry out, as the loader does;
+/// experiments and datasets drop theirs unread.
+#[test]
+fn a_description_must_be_a_string_where_it_is_kept() {
+    let r = req('1', "organization", "org-a", "read");
+    let mut p = base();
+    push(&mut p, "groups", group("g1", "org-a", &["u1"], &[]));
+    push(&mut p, "acls", group_acl("a1", "organization", "org-a", "g1", "read"));
+    assert_eq!(d(&p, &r), Allow);
+    for description in [json!("on call"), json!(null)] {
+        let mut kept = p.clone();
+        set(&mut kept, "groups", "g1", "description", description.clone());
+        assert_eq!(d(&kept, &r), Allow, "description {description}");
+    }
+    let mut bad = p.clone();
+    set(&mut bad, "groups", "g1", "description", json!(7));
+    assert_ne!(d(&bad, &r), Allow);
+    assert!(left_out(&bad).contains("groups[0]"), "{}", left_out(&bad));
+}
