@@ -468,6 +468,23 @@ impl CompiledPolicy {
     }
 }
 
+/// Item `i` of a per-object column: the core's own while `i` is within it,
+/// else the learned object it names (learned objects are numbered after the
+/// core's, in the overlay's order).
+#[inline]
+fn layered<'s, C, T: ?Sized>(
+    core: &'s [C],
+    learned: &'s [learn::LearnedObject],
+    i: u32,
+    from_core: impl FnOnce(&'s C) -> &'s T,
+    from_learned: impl FnOnce(&'s learn::LearnedObject) -> &'s T,
+) -> &'s T {
+    match core.get(i as usize) {
+        Some(c) => from_core(c),
+        None => from_learned(&learned[i as usize - core.len()]),
+    }
+}
+
 /// Lookups by id and by index, over the compiled document and, after it,
 /// what was learned.
 impl CompiledPolicy {
@@ -531,24 +548,15 @@ impl CompiledPolicy {
     }
 
     fn project_id(&self, p: u32) -> &str {
-        match self.core.doc.projects.get(p as usize) {
-            Some(x) => &x.id,
-            None => &self.learned.projects[p as usize - self.core.doc.projects.len()].id,
-        }
+        layered(&self.core.doc.projects, &self.learned.projects, p, |x| &x.id, |l| &l.id)
     }
 
     fn project_acls(&self, p: u32) -> &[AclEntry] {
-        match self.core.project_acls.get(p as usize) {
-            Some(x) => x,
-            None => &self.learned.projects[p as usize - self.core.project_acls.len()].acls,
-        }
+        layered(&self.core.project_acls, &self.learned.projects, p, |x| &**x, |l| &l.acls)
     }
 
     fn project_log_acls(&self, p: u32) -> &[AclEntry] {
-        match self.core.project_log_acls.get(p as usize) {
-            Some(x) => x,
-            None => &self.learned.projects[p as usize - self.core.project_log_acls.len()].log_acls,
-        }
+        layered(&self.core.project_log_acls, &self.learned.projects, p, |x| &**x, |l| &l.log_acls)
     }
 
     fn experiment_ix(&self, id: &str) -> Option<u32> {
@@ -569,17 +577,11 @@ impl CompiledPolicy {
     }
 
     fn experiment_id(&self, e: u32) -> &str {
-        match self.core.doc.experiments.get(e as usize) {
-            Some(x) => &x.id,
-            None => &self.learned.experiments[e as usize - self.core.doc.experiments.len()].id,
-        }
+        layered(&self.core.doc.experiments, &self.learned.experiments, e, |x| &x.id, |l| &l.id)
     }
 
     fn experiment_acls(&self, e: u32) -> &[AclEntry] {
-        match self.core.experiment_acls.get(e as usize) {
-            Some(x) => x,
-            None => &self.learned.experiments[e as usize - self.core.experiment_acls.len()].acls,
-        }
+        layered(&self.core.experiment_acls, &self.learned.experiments, e, |x| &**x, |l| &l.acls)
     }
 
     fn dataset_ix(&self, id: &str) -> Option<u32> {
@@ -600,17 +602,11 @@ impl CompiledPolicy {
     }
 
     fn dataset_id(&self, d: u32) -> &str {
-        match self.core.doc.datasets.get(d as usize) {
-            Some(x) => &x.id,
-            None => &self.learned.datasets[d as usize - self.core.doc.datasets.len()].id,
-        }
+        layered(&self.core.doc.datasets, &self.learned.datasets, d, |x| &x.id, |l| &l.id)
     }
 
     fn dataset_acls(&self, d: u32) -> &[AclEntry] {
-        match self.core.dataset_acls.get(d as usize) {
-            Some(x) => x,
-            None => &self.learned.datasets[d as usize - self.core.dataset_acls.len()].acls,
-        }
+        layered(&self.core.dataset_acls, &self.learned.datasets, d, |x| &**x, |l| &l.acls)
     }
 
     /// The ACL an entry was compiled from.
