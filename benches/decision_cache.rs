@@ -101,14 +101,14 @@ impl Expiry<DecisionKey, u8> for ByOutcome {
 }
 
 enum Store {
-    Sharded(DecisionCache),
+    Sharded(Box<DecisionCache>),
     Moka(Cache<DecisionKey, u8>),
 }
 
 impl Store {
     fn new(kind: &str, n: usize) -> Store {
         match kind {
-            "sharded" => Store::Sharded(DecisionCache::new(n as u64, TTL, NEGATIVE_TTL, MAX_STALENESS)),
+            "sharded" => Store::Sharded(Box::new(DecisionCache::new(n as u64, TTL, NEGATIVE_TTL, MAX_STALENESS))),
             "moka_ttl" => Store::Moka(Cache::builder().max_capacity(n as u64).time_to_live(TTL).build()),
             "moka_expiry" => Store::Moka(Cache::builder().max_capacity(n as u64).expire_after(ByOutcome).build()),
             _ => panic!("unknown store {kind}"),

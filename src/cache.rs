@@ -1,7 +1,9 @@
 //! The decision cache (docs/operations.md, caching and invalidation): (token digest, object, permission) ->
 //! decision (`decisions`: a compact sharded map, see there why not moka),
-//! and token digest -> identity, in moka. Misses for one key are computed
-//! once (single flight); denials live `negative_ttl`, allows `ttl`.
+//! token digest -> identity, and (organization, project name) -> project id
+//! (OTLP exports and lookup-or-create routes name their project), in moka.
+//! Misses for one key are computed once (single flight); denials, unknown
+//! tokens and unknown names live `negative_ttl`, the rest `ttl`.
 //!
 //! Freshness: every entry records when it was computed, and the cache
 //! records when it was last known to be in step with the store (synced).
@@ -70,6 +72,37 @@ impl DecisionKey {
     }
 }
 
+impl DecisionKey {
+    /// The key of a decision about an object of `object_type` that does not
+    /// exist yet in organization `org_id` (`PolicyStore::decide_new`). The
+    /// byte after the digest is 0xFF, which no object type's byte is, so no
+    /// key of an existing object can equal it, whatever the ids.
+    pub fn for_new(digest: TokenDigest, org_id: &str, object_type: ObjectType, permission: Permission) -> Self {
+        let mut h = KEYS.0;
+        h.write(&digest.0);
+        h.write_u8(u8::MAX);
+        h.write_u8(object_type as u8);
+        h.write_u8(permission as u8);
+        h.write(org_id.as_bytes());
+        DecisionKey(h.finish128().as_u128())
+    }
+}
+
+/// A project name's key: (organization, name) folded as [`DecisionKey`]
+/// is (the organization id length-prefixed, so the split is unambiguous).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct NameKey(u128);
+
+impl NameKey {
+    fn new(org_id: &str, name: &str) -> Self {
+        let mut h = KEYS.0;
+        h.write_u64(org_id.len() as u64);
+        h.write(org_id.as_bytes());
+        h.write(name.as_bytes());
+        NameKey(h.finish128().as_u128())
+    }
+}
+
 /// A keyed hash of an object id, kept in each entry so that invalidation
 /// by object finds its decisions (a collision only drops an extra entry).
 fn id_hash(id: &str) -> u64 {
@@ -103,6 +136,39 @@ struct CachedIdentity {
     generation: u64,
 }
 
+/// A project id by name, or `None`: no such project (yet).
+#[derive(Debug, Clone)]
+struct CachedName {
+    id: Option<Arc<str>>,
+    computed: Instant,
+    generation: u64,
+}
+
+/// An entry retired by a generation counter: served only while the
+/// generation its computation started in is current.
+trait Generational: Clone + Send + Sync + 'static {
+    fn computed(&self) -> Instant;
+    fn generation(&self) -> u64;
+}
+
+impl Generational for CachedIdentity {
+    fn computed(&self) -> Instant {
+        self.computed
+    }
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl Generational for CachedName {
+    fn computed(&self) -> Instant {
+        self.computed
+    }
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
 /// Whether a cached answer was used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -121,9 +187,16 @@ impl Expiry<TokenDigest, CachedIdentity> for TtlByOutcome {
     }
 }
 
+impl Expiry<NameKey, CachedName> for TtlByOutcome {
+    fn expire_after_create(&self, _: &NameKey, value: &CachedName, _: Instant) -> Option<Duration> {
+        Some(if value.id.is_some() { self.ttl } else { self.negative_ttl })
+    }
+}
+
 pub struct DecisionCache {
     decisions: Decisions,
     identities: Cache<TokenDigest, CachedIdentity>,
+    project_names: Cache<NameKey, CachedName>,
     ttl: Duration,
     negative_ttl: Duration,
     max_staleness: Duration,
@@ -140,6 +213,10 @@ pub struct DecisionCache {
     /// (its targeted invalidations miss entries stored after they were
     /// registered, even when computed before).
     identity_generation: AtomicU64,
+    /// Bumped by every change that can alter which project a name means
+    /// (a project or organization created, renamed or deleted, a flush); as
+    /// for identities, such a change retires every cached name.
+    name_generation: AtomicU64,
 }
 
 impl DecisionCache {
@@ -149,9 +226,14 @@ impl DecisionCache {
             .max_capacity(max_decisions.max(1024))
             .expire_after(TtlByOutcome { ttl, negative_ttl })
             .build();
+        let project_names = Cache::builder()
+            .max_capacity(max_decisions.clamp(1024, 100_000))
+            .expire_after(TtlByOutcome { ttl, negative_ttl })
+            .build();
         DecisionCache {
             decisions,
             identities,
+            project_names,
             ttl,
             negative_ttl,
             max_staleness,
@@ -159,6 +241,7 @@ impl DecisionCache {
             synced_at: AtomicU64::new(0),
             epoch: Instant::now(),
             identity_generation: AtomicU64::new(0),
+            name_generation: AtomicU64::new(0),
         }
     }
 
@@ -213,6 +296,62 @@ impl DecisionCache {
         self.identities.invalidate_all();
     }
 
+    /// Retires every cached project name (see `name_generation`).
+    fn retire_names(&self) {
+        self.name_generation.fetch_add(1, Ordering::SeqCst);
+        self.project_names.invalidate_all();
+    }
+
+    /// The entry for `key` in a generation-retired `cache`: a hit while its
+    /// generation is current and it is usable, else `make(generation)` once
+    /// (single flight), boxed as in [`DecisionCache::identity`].
+    async fn generational<K, V, F, E>(
+        &self,
+        cache: &Cache<K, V>,
+        generation: &AtomicU64,
+        key: K,
+        make: impl FnOnce(u64) -> F,
+    ) -> Result<(V, Lookup), Arc<E>>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        V: Generational,
+        F: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        let current = generation.load(Ordering::SeqCst);
+        if let Some(hit) = cache.get(&key).await {
+            if hit.generation() == current && self.usable(hit.computed()) {
+                return Ok((hit, Lookup::Hit));
+            }
+            cache.invalidate(&key).await;
+        }
+        let entry = Box::pin(cache.try_get_with(key, make(current))).await?;
+        Ok((entry, Lookup::Miss))
+    }
+
+    /// The id of the live project named `name` in `org_id`, or `None`,
+    /// asking `compute` once on a miss.
+    pub async fn project_by_name<C, F, E>(
+        &self,
+        org_id: &str,
+        name: &str,
+        compute: C,
+    ) -> Result<(Option<Arc<str>>, Lookup), Arc<E>>
+    where
+        C: FnOnce() -> F,
+        F: Future<Output = Result<Option<String>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let key = NameKey::new(org_id, name);
+        let (entry, lookup) = self
+            .generational(&self.project_names, &self.name_generation, key, |generation| async move {
+                let id = compute().await?.map(Arc::from);
+                Ok(CachedName { id, computed: Instant::now(), generation })
+            })
+            .await?;
+        Ok((entry.id, lookup))
+    }
+
     /// The identity for `digest`, computing it once on a miss.
     ///
     /// `compute` makes the lookup only on a miss, and the miss path is
@@ -243,20 +382,11 @@ impl DecisionCache {
         F: Future<Output = Result<Option<Identity>, E>>,
         E: Send + Sync + 'static,
     {
-        let current = self.identity_generation.load(Ordering::SeqCst);
-        if let Some(hit) = self.identities.get(digest).await {
-            if hit.generation == current && self.usable(hit.computed) {
-                return Ok((hit, Lookup::Hit));
-            }
-            self.identities.invalidate(digest).await;
-        }
-        let compute = compute();
-        let entry = Box::pin(self.identities.try_get_with(*digest, async move {
-            let identity = compute.await?.map(Arc::new);
-            Ok(CachedIdentity { identity, computed: Instant::now(), generation: current })
-        }))
-        .await?;
-        Ok((entry, Lookup::Miss))
+        self.generational(&self.identities, &self.identity_generation, *digest, |generation| async move {
+            let identity = compute().await?.map(Arc::new);
+            Ok(CachedIdentity { identity, computed: Instant::now(), generation })
+        })
+        .await
     }
 
     /// The decision for `key` (made with `DecisionKey::new(.., object, ..)`),
@@ -334,6 +464,7 @@ impl DecisionCache {
     pub fn invalidate_all(&self) {
         self.decisions.clear();
         self.retire_identities();
+        self.retire_names();
     }
 
     /// Drops every decision but keeps identities: for changes (ACLs, groups,
@@ -346,11 +477,12 @@ impl DecisionCache {
     ///
     /// - organization: every decision and identity of that organization
     ///   (decisions are confined to the token's org, so nothing else can
-    ///   depend on it);
+    ///   depend on it), and every project name;
     /// - project / project_log: the decisions about that project and its
     ///   log, plus every decision about objects that live below some
     ///   project (experiments, datasets, prompts): the cache does not know
     ///   their parents, and a project's ACLs or soft-deletion reach them;
+    ///   and every project name (a project created, renamed or deleted);
     /// - anything else: the decisions about exactly that object id.
     pub fn invalidate_object(&self, object_type: ObjectType, id: &str) {
         let id_hash = id_hash(id);
@@ -358,9 +490,11 @@ impl DecisionCache {
             ObjectType::Organization => {
                 self.decisions.invalidate_if(|e| *e.identity.org_id == *id);
                 self.retire_identities();
+                self.retire_names();
             }
             ObjectType::Project | ObjectType::ProjectLog => {
-                self.decisions.invalidate_if(|e| e.object_id_hash == id_hash || below_a_project(e.object_type))
+                self.decisions.invalidate_if(|e| e.object_id_hash == id_hash || below_a_project(e.object_type));
+                self.retire_names();
             }
             _ => self.decisions.invalidate_if(|e| e.object_id_hash == id_hash),
         }
@@ -386,6 +520,11 @@ impl DecisionCache {
         self.decisions.len() as u64
     }
 
+    /// Number of cached project names (approximate).
+    pub fn project_name_count(&self) -> u64 {
+        self.project_names.entry_count()
+    }
+
     /// Number of cached identities (approximate).
     pub fn identity_count(&self) -> u64 {
         self.identities.entry_count()
@@ -394,6 +533,7 @@ impl DecisionCache {
     /// Applies pending maintenance (tests and benchmarks).
     pub async fn run_pending_tasks(&self) {
         self.identities.run_pending_tasks().await;
+        self.project_names.run_pending_tasks().await;
     }
 }
 
@@ -734,5 +874,103 @@ mod tests {
         assert!(slow.await.unwrap().0.is_some());
         let (id, l) = c.identity(&digest, || async { Ok::<_, Infallible>(None) }).await.unwrap();
         assert_eq!((id.is_none(), l), (true, Lookup::Miss));
+    }
+
+    async fn name_hit(c: &DecisionCache, org: &str, name: &str, id: Option<&str>) -> bool {
+        let owned = id.map(str::to_owned);
+        let (got, lookup) = c.project_by_name(org, name, || async { Ok::<_, Infallible>(owned) }).await.unwrap();
+        assert_eq!(got.as_deref(), id);
+        lookup == Lookup::Hit
+    }
+
+    const NAMES: [(&str, &str, Option<&str>); 3] =
+        [("o1", "checkout", Some("p1")), ("o1", "brand-new", None), ("o2", "checkout", Some("p9"))];
+
+    async fn probe_names(c: &DecisionCache) -> Vec<bool> {
+        let mut hits = Vec::new();
+        for (org, name, id) in NAMES {
+            hits.push(name_hit(c, org, name, id).await);
+        }
+        hits
+    }
+
+    #[tokio::test]
+    async fn project_names_are_cached_known_or_not_and_retire_on_project_and_org_changes() {
+        let c = cache();
+        let probe = probe_names;
+        assert_eq!(probe(&c).await, [false; 3]);
+        assert_eq!(probe(&c).await, [true; 3], "known and unknown names both come from the cache");
+        for unrelated in [
+            (|c: &DecisionCache| c.invalidate_decisions()) as fn(&DecisionCache),
+            |c| c.invalidate_token("t1"),
+            |c| c.invalidate_user("u1"),
+            |c| c.invalidate_object(ObjectType::Experiment, "e1"),
+        ] {
+            unrelated(&c);
+            assert_eq!(probe(&c).await, [true; 3]);
+        }
+        for change in [
+            (|c: &DecisionCache| c.invalidate_object(ObjectType::Project, "p-created")) as fn(&DecisionCache),
+            |c| c.invalidate_object(ObjectType::ProjectLog, "p1"),
+            |c| c.invalidate_object(ObjectType::Organization, "o2"),
+            |c| c.invalidate_all(),
+        ] {
+            change(&c);
+            assert_eq!(probe(&c).await, [false; 3], "a created, renamed or deleted project may be any name's");
+            assert_eq!(probe(&c).await, [true; 3]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_computed_across_a_project_change_is_not_served() {
+        let c = Arc::new(cache());
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let slow = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.project_by_name("o1", "checkout", || async {
+                    go_rx.await.unwrap();
+                    Ok::<_, Infallible>(None) // read before the project was created
+                })
+                .await
+                .unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.invalidate_object(ObjectType::Project, "p1");
+        go_tx.send(()).unwrap();
+        assert!(slow.await.unwrap().0.is_none());
+        assert!(!name_hit(&c, "o1", "checkout", Some("p1")).await);
+    }
+
+    #[tokio::test]
+    async fn unknown_names_expire_after_negative_ttl_while_push_is_down() {
+        let c = DecisionCache::new(100, Duration::from_secs(60), Duration::from_millis(30), Duration::from_secs(10));
+        assert!(!name_hit(&c, "o1", "brand-new", None).await);
+        assert!(name_hit(&c, "o1", "brand-new", None).await);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!name_hit(&c, "o1", "brand-new", Some("p2")).await);
+        let stale = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(5), Duration::from_millis(20));
+        assert!(!name_hit(&stale, "o1", "checkout", Some("p1")).await);
+        stale.set_push_healthy(false);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(!name_hit(&stale, "o1", "checkout", Some("p1")).await, "past max_staleness without a sync");
+    }
+
+    #[test]
+    fn a_new_object_key_is_no_existing_object_key() {
+        let digest = TokenDigest::of("t1");
+        for (t, p) in [(ObjectType::ProjectLog, Permission::Update), (ObjectType::Organization, Permission::Create)] {
+            let new = DecisionKey::for_new(digest, "o1", t, p);
+            for object_type in [ObjectType::Organization, ObjectType::ProjectLog, ObjectType::Project] {
+                for id in ["o1", "", "\u{ff}o1"] {
+                    for permission in Permission::ALL {
+                        assert!(DecisionKey::new(digest, &ObjectRef::new(object_type, id), permission) != new);
+                    }
+                }
+            }
+            assert!(DecisionKey::for_new(digest, "o2", t, p) != new);
+            assert!(DecisionKey::for_new(TokenDigest::of("t2"), "o1", t, p) != new);
+        }
     }
 }

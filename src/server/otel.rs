@@ -5,10 +5,9 @@
 
 use super::pipeline::{Caller, Gateway};
 use crate::error::GatewayError;
-use crate::policy::PolicyStore;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use loggate_authz::{Decision, Principal};
+use loggate_authz::Decision;
 use loggate_inspect::{self as inspect, OtelParent, OtlpEncoding, ProjectRef, Target, Targets};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 
@@ -37,8 +36,8 @@ pub async fn targets(gw: &Gateway, caller: &Caller, headers: &HeaderMap, raw: &[
         let target = match parent {
             OtelParent::ProjectLog(ProjectRef::Id(id)) => update(ObjectRef::new(ObjectType::ProjectLog, id)),
             OtelParent::ProjectLog(ProjectRef::Name(name)) => {
-                match gw.store.project_by_name(&caller.identity.org_id, &name).await? {
-                    Some(id) => update(ObjectRef::new(ObjectType::ProjectLog, id)),
+                match gw.project_by_name(caller, &name).await? {
+                    Some(id) => update(ObjectRef::new(ObjectType::ProjectLog, &*id)),
                     // Authorized here (organization-level grants only); the
                     // `create` stays a target, so the audit trail names it.
                     None => new_project(gw, caller, spans.spans).await?,
@@ -62,14 +61,10 @@ async fn new_project(gw: &Gateway, caller: &Caller, spans: usize) -> Result<Targ
     let create = Target { object: org, permission: Permission::Create };
     let denied = match gw.decide(caller, &create.object, Permission::Create).await? {
         Decision::Deny(reason) => Some(reason),
-        Decision::Allow => {
-            let principal = Principal::from(&*caller.identity);
-            let org_id = &caller.identity.org_id;
-            match gw.store.decide_new(&principal, org_id, ObjectType::ProjectLog, Permission::Update).await? {
-                Decision::Deny(reason) => Some(reason),
-                Decision::Allow => None,
-            }
-        }
+        Decision::Allow => match gw.decide_new(caller, ObjectType::ProjectLog, Permission::Update).await? {
+            Decision::Deny(reason) => Some(reason),
+            Decision::Allow => None,
+        },
     };
     match denied {
         None => Ok(create),

@@ -22,7 +22,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use loggate_authz::{Decision, DenyReason, Principal};
 use loggate_inspect::{self as inspect, Logs3, Target, Targets};
-use loggate_model::types::{ObjectRef, Permission};
+use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, TokenDigest, TokenKind, parse_authorization};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -329,6 +329,45 @@ impl Gateway {
             .map_err(|_| GatewayError::PolicyUnavailable)?;
         self.count_lookup(lookup);
         Ok(decision)
+    }
+
+    /// The decision on an object of `object_type` that does not exist yet
+    /// in the caller's organization (organization-level grants only),
+    /// cached like any decision.
+    pub(super) async fn decide_new(
+        &self,
+        caller: &Caller,
+        object_type: ObjectType,
+        permission: Permission,
+    ) -> Result<Decision, GatewayError> {
+        let org_id = &caller.identity.org_id;
+        let key = DecisionKey::for_new(caller.digest, org_id, object_type, permission);
+        // Filed under the organization: only organization-wide changes
+        // (and ACLs, groups, roles, the token) can alter it.
+        let org = ObjectRef::new(ObjectType::Organization, org_id.clone());
+        let (decision, lookup) = self
+            .worker_cache
+            .decision(key, &caller.identity, &org, || async move {
+                let principal = Principal::from(&*caller.identity);
+                self.store.decide_new(&principal, org_id, object_type, permission).await
+            })
+            .await
+            .map_err(|_| GatewayError::PolicyUnavailable)?;
+        self.count_lookup(lookup);
+        Ok(decision)
+    }
+
+    /// The id of the project named `name` in the caller's organization, if
+    /// there is one, cached until a project or the organization changes.
+    pub(super) async fn project_by_name(&self, caller: &Caller, name: &str) -> Result<Option<Arc<str>>, GatewayError> {
+        let org_id = &caller.identity.org_id;
+        let (id, lookup) = self
+            .cache
+            .project_by_name(org_id, name, || self.store.project_by_name(org_id, name))
+            .await
+            .map_err(|_| GatewayError::PolicyUnavailable)?;
+        self.count_lookup(lookup);
+        Ok(id)
     }
 
     pub(super) fn denial(&self, caller: &Caller, target: &Target, reason: DenyReason) -> GatewayError {

@@ -12,6 +12,7 @@ mod authz_rules;
 mod cli;
 mod deploy;
 mod fleet_derived;
+mod fleet_otel_names;
 mod fleet_outage;
 mod fleet_property;
 mod fleet_recovery;
