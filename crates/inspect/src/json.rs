@@ -154,7 +154,7 @@ impl<'a> Scanner<'a> {
     /// The next key of the object opened by `begin_object` (cursor left on
     /// its value), or `None` once the closing brace is consumed. `first` is
     /// true on the first call for that object.
-    #[inline]
+    #[inline(always)]
     pub fn next_key(&mut self, first: bool) -> Result<Option<Cow<'a, str>>, JsonError> {
         let c = self.peek()?;
         if c == b'}' {

@@ -78,7 +78,7 @@ impl Scanner<'_> {
     }
 
     /// `"key" :` inside an object being skipped.
-    #[inline]
+    #[inline(always)]
     fn member_key(&mut self) -> Result<(), JsonError> {
         if self.peek()? != b'"' {
             return Err(self.err("expected a key"));

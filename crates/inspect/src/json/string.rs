@@ -66,7 +66,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Checks the string at the cursor (which is on its opening quote).
-    #[inline]
+    #[inline(always)]
     pub(super) fn skip_string(&mut self) -> Result<(), JsonError> {
         self.pos += 1;
         loop {
@@ -92,7 +92,7 @@ impl<'a> Scanner<'a> {
 
     /// Reads the string at the cursor (after optional whitespace): borrowed
     /// from the body when it has no escapes, decoded otherwise.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         if self.peek()? != b'"' {
             return Err(self.err("expected a string"));
@@ -134,7 +134,7 @@ impl<'a> Scanner<'a> {
     /// skipping path, where LLM text in `\uXXXX` form (Python's
     /// `ensure_ascii`) puts an escape every six bytes. Anything unusual
     /// goes to [`Self::escape`], which says what is wrong.
-    #[inline]
+    #[inline(always)]
     fn skip_escape(&mut self) -> Result<(), JsonError> {
         match self.b.get(self.pos + 1) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
