@@ -29,7 +29,7 @@ pub(crate) fn has_control(b: &[u8]) -> bool {
 /// Most strings (keys, ids, short values) end within a word, so the first
 /// eight bytes are tested in a register (the lowest flag of the
 /// has-zero-byte trick is exact); longer ones go to `memchr2`.
-#[inline]
+#[inline(always)]
 pub(crate) fn find_quote_or_backslash(b: &[u8], i: usize) -> usize {
     // Two words cover keys, ids, dates and the gaps between escapes; a
     // `memchr2` call costs more than that to set up.

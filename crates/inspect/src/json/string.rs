@@ -207,7 +207,7 @@ impl<'a> Scanner<'a> {
         char::from_u32(code).ok_or_else(|| self.err("invalid \\u escape"))
     }
 
-    #[inline]
+    #[inline(always)]
     fn hex4(&mut self) -> Result<u32, JsonError> {
         // Four valid digits (the usual case) by table; anything else takes
         // the digit-by-digit path, which says where and why it failed.
