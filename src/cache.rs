@@ -1,7 +1,7 @@
 //! The decision cache (docs/operations.md, caching and invalidation): (token digest, object, permission) ->
 //! decision (`decisions`: a compact sharded map, see there why not moka),
 //! token digest -> identity, and (organization, project name) -> project id
-//! (OTLP exports and lookup-or-create routes name their project), in moka.
+//! (OTLP exports name their project), in moka.
 //! Misses for one key are computed once (single flight); denials, unknown
 //! tokens and unknown names live `negative_ttl`, the rest `ttl`.
 //!
@@ -518,11 +518,6 @@ impl DecisionCache {
     /// Number of cached decisions (for memory measurements).
     pub fn decision_count(&self) -> u64 {
         self.decisions.len() as u64
-    }
-
-    /// Number of cached project names (approximate).
-    pub fn project_name_count(&self) -> u64 {
-        self.project_names.entry_count()
     }
 
     /// Number of cached identities (approximate).
