@@ -121,7 +121,9 @@ impl CompiledPolicy {
         let doc = &core.doc;
         let mut overlay = (*self.learned).clone();
         let project_of = |overlay: &Learned, id: &str| {
-            core.projects.get(id, |i| &doc.projects[i as usize].id).or_else(|| overlay.project(doc.projects.len(), id))
+            core.projects
+                .get(id, |i| doc.str(doc.projects[i as usize].id))
+                .or_else(|| overlay.project(doc.projects.len(), id))
         };
         let org_of_project = |overlay: &Learned, p: u32| match core.project_info.get(p as usize) {
             Some(info) => info.map(|i| i.org),
@@ -136,7 +138,7 @@ impl CompiledPolicy {
             overlay.projects.push(LearnedObject::new(&p.id, &p.name, org));
         }
         for e in &learning.experiments {
-            let known = core.experiments.get(&e.id, |i| &doc.experiments[i as usize].id).is_some()
+            let known = core.experiments.get(&e.id, |i| doc.str(doc.experiments[i as usize].id)).is_some()
                 || overlay.experiment_ids.contains_key(e.id.as_str());
             if e.id.is_empty() || e.deleted_at.is_some() || known {
                 continue;
@@ -146,7 +148,7 @@ impl CompiledPolicy {
             overlay.experiments.push(LearnedObject::new(&e.id, &e.name, project));
         }
         for d in &learning.datasets {
-            let known = core.datasets.get(&d.id, |i| &doc.datasets[i as usize].id).is_some()
+            let known = core.datasets.get(&d.id, |i| doc.str(doc.datasets[i as usize].id)).is_some()
                 || overlay.dataset_ids.contains_key(d.id.as_str());
             if d.id.is_empty() || d.deleted_at.is_some() || known {
                 continue;
@@ -185,7 +187,7 @@ impl CompiledPolicy {
                     .group_ix(g)
                     .filter(|&g| {
                         let group = &doc.groups[g as usize];
-                        group.deleted_at.is_none() && group.org_id == org_id
+                        group.deleted_at.is_none() && doc.str(group.org_id) == org_id
                     })
                     .map(AclPrincipal::Group),
                 None => None,
@@ -200,7 +202,7 @@ impl CompiledPolicy {
                     .role_ix(r)
                     .filter(|&r| {
                         let role = &doc.roles[r as usize];
-                        role.deleted_at.is_none() && role.org_id.as_ref().is_none_or(|o| *o == org_id)
+                        role.deleted_at.is_none() && role.org_id.is_none_or(|o| doc.str(o) == org_id)
                     })
                     .map(|r| {
                         let mut m: Masks = [0; ObjectType::ALL.len()];
