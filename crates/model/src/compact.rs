@@ -35,34 +35,42 @@ impl Sym {
 }
 
 /// Interned strings: each distinct string once, in one buffer.
+///
+/// While a policy is loaded the arena also keeps a hash table of its
+/// strings, to intern (`freeze` drops it once loading is done: nothing
+/// looks a string up by its text afterwards). Each slot keeps its string's
+/// hash beside the symbol, so that growing the table rehashes from the
+/// slots instead of reading every string again (at a million tokens, most
+/// of a load's cache misses).
 #[derive(Default, Clone)]
 pub struct Strings {
     text: String,
     /// `ends[k]`: where string `k` ends in `text` (it starts where `k - 1` ends).
     ends: Vec<usize>,
-    table: HashTable<Sym>,
+    table: HashTable<(Sym, u32)>,
     hasher: DefaultHashBuilder,
 }
 
 impl Strings {
+    /// The table's hash of `s`: 32 bits, kept in the slot, spread over the
+    /// 64 the table reads (its low bits pick the bucket, its high bits tag
+    /// the slot).
+    fn hash(&self, s: &str) -> u32 {
+        (self.hasher.hash_one(s) >> 32) as u32
+    }
+
     /// The symbol of `s`, added if new.
     pub fn intern(&mut self, s: &str) -> Sym {
-        let hash = self.hasher.hash_one(s);
-        if let Some(&k) = self.table.find(hash, |&k| at(&self.text, &self.ends, k) == s) {
+        let h = self.hash(s);
+        if let Some(&(k, _)) = self.table.find(spread(h), |&(k, kh)| kh == h && at(&self.text, &self.ends, k) == s) {
             return k;
         }
         let k =
             Sym(NonZeroU32::new(u32::try_from(self.ends.len() + 1).expect("fewer than 2^32 strings")).expect("> 0"));
         self.text.push_str(s);
         self.ends.push(self.text.len());
-        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
-        self.table.insert_unique(hash, k, |&j| hasher.hash_one(at(text, ends, j)));
+        self.table.insert_unique(spread(h), (k, h), |&(_, kh)| spread(kh));
         k
-    }
-
-    /// The symbol of `s`, if it is in the arena.
-    pub fn find(&self, s: &str) -> Option<Sym> {
-        self.table.find(self.hasher.hash_one(s), |&k| self.get(k) == s).copied()
     }
 
     /// The string of `k`.
@@ -70,13 +78,18 @@ impl Strings {
         at(&self.text, &self.ends, k)
     }
 
-    /// Gives back what growing left unused.
-    pub fn shrink_to_fit(&mut self) {
+    /// Done interning: drops the table and what growing left unused. (A
+    /// string interned after this would be stored again: only loading
+    /// interns, and loading freezes the arena last.)
+    pub fn freeze(&mut self) {
+        self.table = HashTable::new();
         self.text.shrink_to_fit();
         self.ends.shrink_to_fit();
-        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
-        self.table.shrink_to_fit(|&j| hasher.hash_one(at(text, ends, j)));
     }
+}
+
+fn spread(h: u32) -> u64 {
+    (u64::from(h) << 32) | u64::from(h)
 }
 
 /// String `k` of an arena's buffer.
@@ -237,7 +250,7 @@ impl TokenFields for TokenView<'_> {
 /// The whole policy as records: `PolicyDoc`'s collections, in its order.
 #[derive(Default, Clone)]
 pub struct CompactDoc {
-    pub strings: Strings,
+    pub(crate) strings: Strings,
     pub organizations: Vec<Organization>,
     pub projects: Vec<Project>,
     pub experiments: Vec<InProject>,
@@ -516,10 +529,12 @@ mod tests {
         assert_eq!(s.intern("alpha"), a);
         assert_ne!(a, b);
         assert_eq!((s.get(a), s.get(e), s.get(b)), ("alpha", "", "beta"));
-        assert_eq!(s.find("beta"), Some(b));
-        assert_eq!(s.find("gamma"), None);
-        s.shrink_to_fit();
-        assert_eq!(s.find("alpha"), Some(a));
+        // Enough to make the table grow a few times.
+        let many: Vec<Sym> = (0..1000).map(|i| s.intern(&format!("id-{i}"))).collect();
+        assert_eq!(s.intern("id-999"), many[999]);
+        assert_eq!(s.intern("beta"), b);
+        s.freeze();
+        assert_eq!((s.get(a), s.get(many[7])), ("alpha", "id-7"));
         assert_eq!(std::mem::size_of::<Option<Sym>>(), 4);
     }
 }

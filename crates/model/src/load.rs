@@ -718,7 +718,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
 
     report.0.sort_by_key(|a| natural(&a.field));
     let mut strings = d.strings;
-    strings.shrink_to_fit();
+    strings.freeze();
     let doc = CompactDoc {
         strings,
         organizations: strip(d.organizations),
