@@ -490,7 +490,7 @@ impl CompiledPolicy {
 #[inline]
 fn layered<'s, C, T: ?Sized>(
     core: &'s [C],
-    learned: &'s [learn::LearnedObject],
+    learned: &'s [Arc<learn::LearnedObject>],
     i: u32,
     from_core: impl FnOnce(&'s C) -> &'s T,
     from_learned: impl FnOnce(&'s learn::LearnedObject) -> &'s T,
@@ -636,7 +636,7 @@ impl CompiledPolicy {
         let doc = &self.core.doc;
         match doc.acls.get(a as usize) {
             Some(x) => doc.acl(x),
-            None => self.learned.acls[a as usize - doc.acls.len()].clone(),
+            None => Acl::clone(&self.learned.acls[a as usize - doc.acls.len()]),
         }
     }
 }
