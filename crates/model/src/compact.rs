@@ -29,8 +29,27 @@ use crate::types::{ObjectType, Permission};
 pub struct Sym(NonZeroU32);
 
 impl Sym {
-    fn index(self) -> usize {
+    /// Dense: from 0 to the arena's `len()`.
+    pub fn index(self) -> usize {
         self.0.get() as usize - 1
+    }
+}
+
+/// A set of symbols of one arena, as bits: a rule's membership test reads
+/// one bit of a set that stays in cache, not a slot of a hash table.
+pub struct SymSet(Vec<u64>);
+
+impl SymSet {
+    pub fn new(strings: &Strings, members: impl Iterator<Item = Sym>) -> Self {
+        let mut bits = vec![0u64; strings.len().div_ceil(64)];
+        for k in members {
+            bits[k.index() / 64] |= 1 << (k.index() % 64);
+        }
+        SymSet(bits)
+    }
+
+    pub fn contains(&self, k: Sym) -> bool {
+        self.0.get(k.index() / 64).is_some_and(|w| w & (1 << (k.index() % 64)) != 0)
     }
 }
 
@@ -76,6 +95,15 @@ impl Strings {
     /// The string of `k`.
     pub fn get(&self, k: Sym) -> &str {
         at(&self.text, &self.ends, k)
+    }
+
+    /// How many strings there are (every symbol is below it).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 
     /// Done interning: drops the table and what growing left unused. (A

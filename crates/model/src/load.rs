@@ -14,12 +14,12 @@
 
 use std::fmt;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::compact::{self as c, Compact, CompactDoc, Strings, Sym};
+use crate::compact::{self as c, Compact, CompactDoc, Strings, Sym, SymSet};
 use crate::doc::{self, Entry, PolicyDoc};
 use crate::token::TokenDigest;
 use crate::types::ObjectType;
@@ -579,14 +579,15 @@ fn retain_numbered<T>(
 }
 
 /// The symbols of a collection's ids.
-fn ids<T>(v: &[(u32, T)], id: impl Fn(&T) -> Sym) -> HashSet<Sym> {
-    let mut set = HashSet::with_capacity(v.len());
-    set.extend(v.iter().map(|(_, e)| id(e)));
-    set
+fn ids<T>(s: &Strings, v: &[(u32, T)], id: impl Fn(&T) -> Sym) -> SymSet {
+    SymSet::new(s, v.iter().map(|(_, e)| id(e)))
 }
 
 fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     let mut report = Report(parse_errors);
+    // Everything is interned once the entries are read: the table goes
+    // before the rules' sets are built.
+    d.strings.freeze();
     let s = &d.strings;
 
     // 1. Rules an entry keeps on its own; 2. ids, among the entries that
@@ -648,10 +649,10 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     // leave out what needs it.
     loop {
         let mut changed = false;
-        let orgs = ids(&d.organizations, |o| o.id);
+        let orgs = ids(s, &d.organizations, |o| o.id);
         changed |=
             retain(&mut report, "projects", &mut d.projects, |p| known(s, &orgs, p.org_id, "org_id", "organization"));
-        let projects = ids(&d.projects, |p| p.id);
+        let projects = ids(s, &d.projects, |p| p.id);
         changed |= retain(&mut report, "experiments", &mut d.experiments, |e| {
             known(s, &projects, e.project_id, "project_id", "project")
         });
@@ -665,9 +666,9 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
             None => Ok(()),
         });
 
-        let users = ids(&d.users, |u| u.id);
-        let groups = ids(&d.groups, |g| g.id);
-        let roles = ids(&d.roles, |r| r.id);
+        let users = ids(s, &d.users, |u| u.id);
+        let groups = ids(s, &d.groups, |g| g.id);
+        let roles = ids(s, &d.roles, |r| r.id);
         // Mentions of what is missing are dropped; the list's holder stays.
         for (i, g) in &mut d.groups {
             changed |= drop_missing(&mut report, s, "groups", *i, "member_users", &mut g.member_users, &users, "user");
@@ -678,15 +679,15 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
             changed |= drop_missing(&mut report, s, "roles", *i, "member_roles", &mut r.member_roles, &roles, "role");
         }
 
-        let experiments = ids(&d.experiments, |e| e.id);
-        let datasets = ids(&d.datasets, |x| x.id);
+        let experiments = ids(s, &d.experiments, |e| e.id);
+        let datasets = ids(s, &d.datasets, |x| x.id);
         changed |= retain(&mut report, "acls", &mut d.acls, |a| {
             let id = a.object_id;
             let object_known = match a.object_type {
-                ObjectType::Organization => orgs.contains(&id),
-                ObjectType::Project | ObjectType::ProjectLog => projects.contains(&id),
-                ObjectType::Experiment => experiments.contains(&id),
-                ObjectType::Dataset => datasets.contains(&id),
+                ObjectType::Organization => orgs.contains(id),
+                ObjectType::Project | ObjectType::ProjectLog => projects.contains(id),
+                ObjectType::Experiment => experiments.contains(id),
+                ObjectType::Dataset => datasets.contains(id),
                 // Objects the policy does not track (prompts, functions…):
                 // any id; no decision the gateway makes reaches them.
                 _ => true,
@@ -705,7 +706,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
                 None => Err("has no single grant".into()),
             }
         });
-        let tokens = ids(&d.service_tokens, |t| t.id);
+        let tokens = ids(s, &d.service_tokens, |t| t.id);
         changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |t| {
             known(s, &orgs, t.org_id, "org_id", "organization")?;
             known(s, &users, t.service_account_id, "service_account_id", "user")?;
@@ -717,10 +718,8 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     }
 
     report.0.sort_by_key(|a| natural(&a.field));
-    let mut strings = d.strings;
-    strings.freeze();
     let doc = CompactDoc {
-        strings,
+        strings: d.strings,
         organizations: strip(d.organizations),
         projects: strip(d.projects),
         experiments: strip(d.experiments),
@@ -750,8 +749,8 @@ fn natural(field: &str) -> (usize, usize, String) {
     (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
 }
 
-fn known(s: &Strings, set: &HashSet<Sym>, id: Sym, field: &str, what: &str) -> Result<(), String> {
-    if set.contains(&id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{}'", s.get(id))) }
+fn known(s: &Strings, set: &SymSet, id: Sym, field: &str, what: &str) -> Result<(), String> {
+    if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{}'", s.get(id))) }
 }
 
 /// Removes the ids of `list` that `known` lacks, reporting each (as
@@ -764,13 +763,13 @@ fn drop_missing(
     i: u32,
     field: &str,
     list: &mut Vec<Sym>,
-    known: &HashSet<Sym>,
+    known: &SymSet,
     what: &str,
 ) -> bool {
     let before = list.len();
     let mut j = 0;
     list.retain(|id| {
-        let keep = known.contains(id);
+        let keep = known.contains(*id);
         if !keep {
             report.0.push(PolicyError {
                 field: format!("{collection}[{i}].{field}[{j}]"),
