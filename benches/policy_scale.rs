@@ -144,7 +144,7 @@ fn child(tokens: usize, path: &Path) {
 
     // Learning, on the file store as `serve` runs it: the policy above is
     // dropped first, so that the two do not share the heap.
-    let creator = policy.doc().users[0].id.clone();
+    let creator = policy_gen::user_id(0);
     drop(cache);
     drop(policy);
     let store = loggate::policy::file::FileStore::open(path).expect("store opens");

@@ -62,7 +62,7 @@ pub fn experiment_id(i: usize) -> String {
 pub fn dataset_id(i: usize) -> String {
     id(3, i)
 }
-fn user_id(i: usize) -> String {
+pub fn user_id(i: usize) -> String {
     id(4, i)
 }
 fn group_id(i: usize) -> String {

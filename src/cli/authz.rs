@@ -99,7 +99,7 @@ pub(super) fn configured_policy(config: &Config) -> Result<(CompiledPolicy, Vec<
 /// The identity of the service token with id `token_id`, as a request
 /// bearing that token would be recognised.
 pub(super) fn token_identity(policy: &CompiledPolicy, token_id: &str) -> Option<Identity> {
-    recognised(policy, policy.doc().service_tokens.iter().find(|t| t.id == token_id)?)
+    recognised(policy, policy.to_doc().service_tokens.iter().find(|t| t.id == token_id)?)
 }
 
 /// The identity a request bearing `token` (an entry of `policy`) acts as.

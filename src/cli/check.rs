@@ -41,7 +41,7 @@ pub(super) fn check(path: &std::path::Path) -> ExitCode {
                 ExitCode::from(1)
             }
             Ok(loaded) => {
-                let doc = loaded.policy.doc();
+                let doc = loaded.policy.to_doc();
                 println!(
                     "ok: config {} and policy {} are valid ({} organizations, {} projects, {} ACLs, {} service tokens)",
                     path.display(),

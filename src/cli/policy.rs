@@ -53,7 +53,7 @@ pub(super) fn export(path: &std::path::Path) -> ExitCode {
     };
     let doc = match config.policy.source {
         PolicySource::File => {
-            crate::policy::file::load(&config.policy.file).map(|l| l.policy.doc().clone()).map_err(|e| e.to_string())
+            crate::policy::file::load(&config.policy.file).map(|l| l.policy.to_doc()).map_err(|e| e.to_string())
         }
         PolicySource::Postgres => with_pg(&config, async |store| store.load_doc().await),
     };

@@ -18,7 +18,7 @@
 use super::authz::{Verdict, configured_policy, now_ms, outside_validity, recognised, token_label};
 use super::load_config;
 use loggate_authz::{CompiledPolicy, Principal};
-use loggate_model::doc::ServiceToken;
+use loggate_model::doc::{PolicyDoc, ServiceToken};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, PolicyError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -185,8 +185,7 @@ struct Classes<'a> {
 }
 
 impl<'a> Classes<'a> {
-    fn new(policy: &'a CompiledPolicy) -> Self {
-        let doc = policy.doc();
+    fn new(doc: &'a PolicyDoc) -> Self {
         let named = doc.acls.iter().filter_map(|a| a.user_id.as_deref()).collect();
         let mut listed_in: HashMap<&str, Vec<u32>> = HashMap::new();
         for (g, group) in doc.groups.iter().enumerate() {
@@ -230,19 +229,20 @@ type Hit = (u32, Permission, bool, bool);
 /// Every question whose answer differs between `old` and `new` at `now_ms`,
 /// ordered by token id, object, permission.
 pub(crate) fn diff(old: &CompiledPolicy, new: &CompiledPolicy, now_ms: i64) -> Vec<Difference> {
-    let objects = objects(old, new);
+    let (old_doc, new_doc) = (old.to_doc(), new.to_doc());
+    let objects = objects(&old_doc, &new_doc);
     let by_org_old = by_org(old, &objects);
     let by_org_new = by_org(new, &objects);
 
     // Tokens by id, and the distinct pairs of classes they act as.
     let mut tokens: BTreeMap<&str, (Option<&ServiceToken>, Option<&ServiceToken>)> = BTreeMap::new();
-    for t in &old.doc().service_tokens {
+    for t in &old_doc.service_tokens {
         tokens.entry(&t.id).or_default().0 = Some(t);
     }
-    for t in &new.doc().service_tokens {
+    for t in &new_doc.service_tokens {
         tokens.entry(&t.id).or_default().1 = Some(t);
     }
-    let (mut classes_old, mut classes_new) = (Classes::new(old), Classes::new(new));
+    let (mut classes_old, mut classes_new) = (Classes::new(&old_doc), Classes::new(&new_doc));
     let mut pairs: Vec<Pair> = Vec::new();
     let mut pair_index: HashMap<Pair, usize> = HashMap::new();
     let mut standings = Vec::with_capacity(tokens.len());
@@ -324,9 +324,9 @@ pub(crate) fn diff(old: &CompiledPolicy, new: &CompiledPolicy, now_ms: i64) -> V
 }
 
 /// Every project log, experiment and dataset of either policy, sorted.
-fn objects(old: &CompiledPolicy, new: &CompiledPolicy) -> Vec<ObjectRef> {
+fn objects(old: &PolicyDoc, new: &PolicyDoc) -> Vec<ObjectRef> {
     let mut all = BTreeSet::new();
-    for doc in [old.doc(), new.doc()] {
+    for doc in [old, new] {
         all.extend(doc.projects.iter().map(|p| ObjectRef::new(ObjectType::ProjectLog, p.id.as_str())));
         all.extend(doc.experiments.iter().map(|e| ObjectRef::new(ObjectType::Experiment, e.id.as_str())));
         all.extend(doc.datasets.iter().map(|d| ObjectRef::new(ObjectType::Dataset, d.id.as_str())));
@@ -542,14 +542,15 @@ mod tests {
     /// Every question asked the plain way: each token by itself, every
     /// object, every permission, with its own explanation.
     fn naive(old: &CompiledPolicy, new: &CompiledPolicy, now_ms: i64) -> Vec<Difference> {
+        let (old_doc, new_doc) = (old.to_doc(), new.to_doc());
         let ids: BTreeSet<&str> =
-            old.doc().service_tokens.iter().chain(&new.doc().service_tokens).map(|t| t.id.as_str()).collect();
-        let find = |p: &'_ CompiledPolicy, id: &str| p.doc().service_tokens.iter().find(|t| t.id == id).cloned();
+            old_doc.service_tokens.iter().chain(&new_doc.service_tokens).map(|t| t.id.as_str()).collect();
+        let find = |doc: &PolicyDoc, id: &str| doc.service_tokens.iter().find(|t| t.id == id).cloned();
         let mut out = Vec::new();
         for id in ids {
-            let (o, n) = (find(old, id), find(new, id));
+            let (o, n) = (find(&old_doc, id), find(&new_doc, id));
             let (so, sn) = (Standing::of(old, o.as_ref(), now_ms), Standing::of(new, n.as_ref(), now_ms));
-            for object in objects(old, new) {
+            for object in objects(&old_doc, &new_doc) {
                 for permission in PERMISSIONS {
                     let (a, b) = (so.verdict(id, old, &object, permission), sn.verdict(id, new, &object, permission));
                     if a.allowed != b.allowed {

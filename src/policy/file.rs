@@ -224,8 +224,7 @@ impl PolicyStore for FileStore {
     }
 
     async fn org_name(&self, org_id: &str) -> Result<Option<String>, StoreError> {
-        let policy = self.current();
-        Ok(policy.doc().organizations.iter().find(|o| o.id == org_id).map(|o| o.name.clone()))
+        Ok(self.current().org_name(org_id).map(str::to_owned))
     }
 
     async fn project_by_name(&self, org_id: &str, name: &str) -> Result<Option<String>, StoreError> {
@@ -245,7 +244,7 @@ impl PolicyStore for FileStore {
     async fn learn(&self, discovery: Discovery) -> Result<bool, StoreError> {
         let mut learned = self.learned.lock();
         let current = self.current();
-        let Some(org) = current.doc().organizations.iter().find(|o| o.id == discovery.project.org_id) else {
+        let Some(creator_grants) = current.creator_grants(&discovery.project.org_id) else {
             return Ok(false);
         };
         let mut new = Learning::default();
@@ -266,7 +265,7 @@ impl PolicyStore for FileStore {
             _ => {}
         }
         // The creator owns what this answer made known, not what was known.
-        if let Some(mut creator) = discovery.creator.filter(|_| org.creator_grants) {
+        if let Some(mut creator) = discovery.creator.filter(|_| creator_grants) {
             creator.created.retain(|o| learns(&new, o));
             new.acls = creator.owner_acls(|| uuid::Uuid::new_v4().to_string());
         }
@@ -347,7 +346,7 @@ mod tests {
         store.learn(discovery("p2", "o1", "new", None)).await.unwrap();
         store.learn(discovery("p3", "elsewhere", "new", None)).await.unwrap();
         assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
-        assert!(store.current().doc().projects.iter().all(|p| p.id != "p3"));
+        assert!(store.current().to_doc().projects.iter().all(|p| p.id != "p3"));
         assert!(matches!(store.reload(), Reload::Reloaded { .. }));
         assert_eq!(store.project_by_name("o1", "new").await.unwrap().as_deref(), Some("p2"));
     }

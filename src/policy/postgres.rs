@@ -223,7 +223,7 @@ impl PgStore {
     /// revision, none if nothing changed); `replace` also deletes every row
     /// the document does not contain. Returns the revision in force after.
     pub async fn import(&self, doc: &PolicyDoc, replace: bool) -> Result<u64, ImportError> {
-        let policy = loggate_model::load::from_doc(doc.clone()).strict().map_err(ImportError::Invalid)?;
+        let policy = loggate_model::load::from_doc(doc.clone()).strict().map_err(ImportError::Invalid)?.to_doc();
         let rows = doc::Rows::of(&policy);
         let revision = self
             .bounded(BULK_TIMEOUT.max(self.timeout), async {

@@ -399,7 +399,7 @@ fn name_lookups() {
     assert_eq!(p.object_org(&obj(Experiment, "eq")), Some("o2"));
     assert_eq!(p.object_org(&obj(ProjectLog, "p2")), Some("o1"));
     assert_eq!(p.object_org(&obj(Organization, "o2")), Some("o2"));
-    assert_eq!(p.doc().projects.len(), 4);
+    assert_eq!(p.to_doc().projects.len(), 4);
 }
 
 #[test]
@@ -418,5 +418,5 @@ fn invalid_entries_are_left_out_and_named() {
             "acls[1]: has neither permission nor role_id; exactly one is required"
         ]
     );
-    assert!(CompiledPolicy::compile(loaded.policy).doc().acls.is_empty());
+    assert!(CompiledPolicy::compile(loaded.policy).to_doc().acls.is_empty());
 }

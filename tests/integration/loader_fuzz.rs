@@ -60,11 +60,11 @@ fn load_policy(bytes: &[u8]) {
         _ => panic!("read {:?} but text {:?}", read.as_ref().err(), from_text.as_ref().err()),
     }
     let Ok(loaded) = from_text else { return };
-    let again = loggate_model::load::from_doc(loaded.policy.doc().clone());
+    let again = loggate_model::load::from_doc(loaded.policy.to_doc());
     assert!(again.left_out.is_empty(), "{:?}", again.left_out);
     assert_eq!(again.policy, loaded.policy);
     let policy = CompiledPolicy::compile(loaded.policy);
-    assert_eq!(policy.doc(), again.policy.doc());
+    assert_eq!(policy.to_doc(), again.policy.to_doc());
 }
 
 proptest! {

@@ -459,7 +459,7 @@ async fn decisions_match_the_evaluator_on_the_whole_policy() {
     }
     assert!(allows >= 6, "the fixture should allow a few things ({allows})");
     assert_eq!(store.identity(&TokenDigest::of("bt-st-unknownunknownunknownunknown00")).await.unwrap(), None);
-    let acme = &whole.doc().organizations[0];
+    let acme = whole.to_doc().organizations[0].clone();
     assert_eq!(store.org_name(&acme.id).await.unwrap().as_deref(), Some("acme"));
     let checkout = store.project_by_name(&acme.id, "checkout").await.unwrap().unwrap();
     assert!(store.experiment_by_name(&checkout, "exp").await.unwrap().is_some());

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use super::{AclEntry, AclPrincipal, Core, Grant, Interner, Masks, NameIndex, ProjectInfo};
 use hashbrown::HashTable;
 use loggate_model::ValidPolicy;
-use loggate_model::doc::{AclGrant, AclPrincipal as DocPrincipal};
+use loggate_model::compact::{AclGrant, AclPrincipal as DocPrincipal, Sym};
 use loggate_model::types::{ObjectType, Permission};
 
 /// Builds every index. The policy kept every rule when it was loaded, so a
@@ -18,56 +18,57 @@ use loggate_model::types::{ObjectType, Permission};
 /// The indexes hold positions, never copies of ids or names: a lookup by id
 /// hashes the id and compares it with the document's.
 pub(super) fn build(policy: ValidPolicy) -> Core {
-    let doc = policy.into_doc();
-    let orgs = Interner::new(&doc.organizations.iter().map(|o| o.id.as_str()).collect::<Vec<_>>());
-    let projects = Interner::new(&doc.projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
-    let experiments = Interner::new(&doc.experiments.iter().map(|e| e.id.as_str()).collect::<Vec<_>>());
-    let datasets = Interner::new(&doc.datasets.iter().map(|d| d.id.as_str()).collect::<Vec<_>>());
-    let users = Interner::new(&doc.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>());
-    let groups = Interner::new(&doc.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>());
-    let roles = Interner::new(&doc.roles.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
-    let tokens = Interner::new(&doc.service_tokens.iter().map(|t| t.id.as_str()).collect::<Vec<_>>());
-    let org_ix = |id: &str| orgs.get(id, |i| &doc.organizations[i as usize].id);
-    let project_ix = |id: &str| projects.get(id, |i| &doc.projects[i as usize].id);
-    let experiment_ix = |id: &str| experiments.get(id, |i| &doc.experiments[i as usize].id);
-    let dataset_ix = |id: &str| datasets.get(id, |i| &doc.datasets[i as usize].id);
-    let user_ix = |id: &str| users.get(id, |i| &doc.users[i as usize].id);
-    let group_ix = |id: &str| groups.get(id, |i| &doc.groups[i as usize].id);
-    let role_ix = |id: &str| roles.get(id, |i| &doc.roles[i as usize].id);
+    let doc = policy.into_compact();
+    let ids = |syms: &mut dyn Iterator<Item = Sym>| Interner::new(&syms.map(|k| doc.str(k)).collect::<Vec<_>>());
+    let orgs = ids(&mut doc.organizations.iter().map(|o| o.id));
+    let projects = ids(&mut doc.projects.iter().map(|p| p.id));
+    let experiments = ids(&mut doc.experiments.iter().map(|e| e.id));
+    let datasets = ids(&mut doc.datasets.iter().map(|d| d.id));
+    let users = ids(&mut doc.users.iter().map(|u| u.id));
+    let groups = ids(&mut doc.groups.iter().map(|g| g.id));
+    let roles = ids(&mut doc.roles.iter().map(|r| r.id));
+    let tokens = ids(&mut doc.service_tokens.iter().map(|t| t.id));
+    let org_ix = |id: Sym| orgs.get(doc.str(id), |i| doc.str(doc.organizations[i as usize].id));
+    let project_ix = |id: Sym| projects.get(doc.str(id), |i| doc.str(doc.projects[i as usize].id));
+    let experiment_ix = |id: Sym| experiments.get(doc.str(id), |i| doc.str(doc.experiments[i as usize].id));
+    let dataset_ix = |id: Sym| datasets.get(doc.str(id), |i| doc.str(doc.datasets[i as usize].id));
+    let user_ix = |id: Sym| users.get(doc.str(id), |i| doc.str(doc.users[i as usize].id));
+    let group_ix = |id: Sym| groups.get(doc.str(id), |i| doc.str(doc.groups[i as usize].id));
+    let role_ix = |id: Sym| roles.get(doc.str(id), |i| doc.str(doc.roles[i as usize].id));
     let live_group: Vec<bool> = doc.groups.iter().map(|g| g.deleted_at.is_none()).collect();
     let live_role: Vec<bool> = doc.roles.iter().map(|r| r.deleted_at.is_none()).collect();
 
     // Names: the first entry in document order wins a duplicate name.
     let mut org_names = HashMap::new();
     for (i, o) in doc.organizations.iter().enumerate() {
-        org_names.entry(o.name.as_str().into()).or_insert(i as u32);
+        org_names.entry(doc.str(o.name).into()).or_insert(i as u32);
     }
     let project_info: Vec<Option<ProjectInfo>> = doc
         .projects
         .iter()
-        .map(|p| Some(ProjectInfo { org: org_ix(&p.org_id)?, deleted: p.deleted_at.is_some() }))
+        .map(|p| Some(ProjectInfo { org: org_ix(p.org_id)?, deleted: p.deleted_at.is_some() }))
         .collect();
     let live_project_org: Vec<Option<u32>> =
         project_info.iter().map(|i| i.filter(|i| !i.deleted).map(|i| i.org)).collect();
-    let project_names = NameIndex::new(&live_project_org, |p| &doc.projects[p as usize].name);
+    let project_names = NameIndex::new(&live_project_org, |p| doc.str(doc.projects[p as usize].name));
     drop(live_project_org);
     // A deleted experiment or dataset is unknown: it has no project.
     let experiment_project: Vec<Option<u32>> =
-        doc.experiments.iter().map(|e| project_ix(&e.project_id).filter(|_| e.deleted_at.is_none())).collect();
-    let experiment_names = NameIndex::new(&experiment_project, |e| &doc.experiments[e as usize].name);
+        doc.experiments.iter().map(|e| project_ix(e.project_id).filter(|_| e.deleted_at.is_none())).collect();
+    let experiment_names = NameIndex::new(&experiment_project, |e| doc.str(doc.experiments[e as usize].name));
     let dataset_project: Vec<Option<u32>> =
-        doc.datasets.iter().map(|d| project_ix(&d.project_id).filter(|_| d.deleted_at.is_none())).collect();
-    let dataset_names = NameIndex::new(&dataset_project, |d| &doc.datasets[d as usize].name);
+        doc.datasets.iter().map(|d| project_ix(d.project_id).filter(|_| d.deleted_at.is_none())).collect();
+    let dataset_names = NameIndex::new(&dataset_project, |d| doc.str(doc.datasets[d as usize].name));
 
     // Groups: direct membership, and the reverse of `member_groups`, among
     // live groups only (a deleted group contains nobody).
     let mut user_direct_groups = vec![Vec::new(); doc.users.len()];
     let mut group_parents = vec![Vec::new(); doc.groups.len()];
     for (g, group) in doc.groups.iter().enumerate().filter(|(g, _)| live_group[*g]) {
-        for u in group.member_users.iter().filter_map(|u| user_ix(u)) {
+        for u in group.member_users.iter().filter_map(|&u| user_ix(u)) {
             push_unique(&mut user_direct_groups[u as usize], g as u32);
         }
-        for h in group.member_groups.iter().filter_map(|h| group_ix(h)).filter(|&h| live_group[h as usize]) {
+        for h in group.member_groups.iter().filter_map(|&h| group_ix(h)).filter(|&h| live_group[h as usize]) {
             push_unique(&mut group_parents[h as usize], g as u32);
         }
     }
@@ -119,7 +120,7 @@ pub(super) fn build(policy: ValidPolicy) -> Core {
         .map(|(r, role)| {
             let mut m = Vec::new();
             if live_role[r] {
-                for x in role.member_roles.iter().filter_map(|x| role_ix(x)).filter(|&x| live_role[x as usize]) {
+                for x in role.member_roles.iter().filter_map(|&x| role_ix(x)).filter(|&x| live_role[x as usize]) {
                     push_unique(&mut m, x);
                 }
             }
@@ -163,7 +164,7 @@ pub(super) fn build(policy: ValidPolicy) -> Core {
             continue;
         };
         let entry = AclEntry { principal, masks, acl: i as u32 };
-        let object = acl.object_id.as_str();
+        let object = acl.object_id;
         let list = match acl.object_type {
             ObjectType::Organization => org_ix(object).map(|o| &mut org_acls[o as usize]),
             ObjectType::Project => project_ix(object).map(|p| &mut project_acls[p as usize]),

@@ -72,7 +72,7 @@ fn describe(
     entry: &AclEntry,
     lines: &mut Vec<String>,
 ) {
-    let doc = policy.doc();
+    let doc = &policy.core.doc;
     let acl = policy.acl(entry.acl);
     lines.push(format!(
         "allow: acl {} on {}:{} grants {permission} on {object}",
@@ -80,14 +80,16 @@ fn describe(
     ));
     match entry.principal {
         AclPrincipal::User(u) => {
-            lines.push(format!("principal: user {} is named by the acl", doc.users[u as usize].id))
+            lines.push(format!("principal: user {} is named by the acl", doc.str(doc.users[u as usize].id)))
         }
         AclPrincipal::Group(g) => {
             let user = policy.user_ix(&principal.user_id).expect("matched a group, so the user is known");
             let start = policy.user_direct_groups(user);
             let path = shortest_path(start, &policy.core.group_parents, |n| n == g).expect("group contains the user");
-            let chain: Vec<String> =
-                path.iter().map(|&n| named(&doc.groups[n as usize].name, &doc.groups[n as usize].id)).collect();
+            let chain: Vec<String> = path
+                .iter()
+                .map(|&n| named(doc.str(doc.groups[n as usize].name), doc.str(doc.groups[n as usize].id)))
+                .collect();
             lines.push(format!("group chain: {} -> {}", principal.user_id, chain.join(" -> ")));
         }
     }
@@ -104,8 +106,10 @@ fn describe(
                     .any(|g| g.permission == permission && g.restrict.is_none_or(|t| t == object.object_type))
             };
             let path = shortest_path(&[role], &policy.core.role_members, holds).expect("role grants the permission");
-            let chain: Vec<String> =
-                path.iter().map(|&n| named(&doc.roles[n as usize].name, &doc.roles[n as usize].id)).collect();
+            let chain: Vec<String> = path
+                .iter()
+                .map(|&n| named(doc.str(doc.roles[n as usize].name), doc.str(doc.roles[n as usize].id)))
+                .collect();
             let holder = *path.last().expect("non-empty path");
             let grant = policy.core.role_own[holder as usize]
                 .iter()
@@ -115,7 +119,7 @@ fn describe(
             lines.push(format!(
                 "role chain: {} (role {} holds {permission}{own}){}",
                 chain.join(" -> "),
-                named(&doc.roles[holder as usize].name, &doc.roles[holder as usize].id),
+                named(doc.str(doc.roles[holder as usize].name), doc.str(doc.roles[holder as usize].id)),
                 restricted(acl.restrict_object_type).replace(" restricted", "; acl restricted")
             ));
         }

@@ -10,8 +10,14 @@
 //! known already is not added (what the document has wins), and one naming
 //! what does not exist, or a principal of another organization, grants
 //! nothing.
+//!
+//! Learning makes a new overlay beside the old one (a policy in force is
+//! never changed), so the overlay's parts are shared: a learn copies
+//! pointers to what was learned before, not the objects, ACLs and ids
+//! themselves, and allocates only for what it adds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use loggate_model::doc::{Acl, AclGrant, AclPrincipal as DocPrincipal, Dataset, Experiment, Project};
 use loggate_model::types::ObjectType;
@@ -45,13 +51,14 @@ impl Learning {
 /// (for explanations).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Learned {
-    pub(crate) projects: Vec<LearnedObject>,
-    pub(crate) experiments: Vec<LearnedObject>,
-    pub(crate) datasets: Vec<LearnedObject>,
-    pub(crate) acls: Vec<Acl>,
-    project_ids: HashMap<Box<str>, u32>,
-    experiment_ids: HashMap<Box<str>, u32>,
-    dataset_ids: HashMap<Box<str>, u32>,
+    pub(crate) projects: Vec<Arc<LearnedObject>>,
+    pub(crate) experiments: Vec<Arc<LearnedObject>>,
+    pub(crate) datasets: Vec<Arc<LearnedObject>>,
+    pub(crate) acls: Vec<Arc<Acl>>,
+    project_ids: HashMap<Arc<str>, u32>,
+    experiment_ids: HashMap<Arc<str>, u32>,
+    dataset_ids: HashMap<Arc<str>, u32>,
+    acl_ids: HashSet<Arc<str>>,
 }
 
 /// A learned project (its parent: the organization), experiment or dataset
@@ -96,7 +103,7 @@ impl Learned {
     }
 }
 
-fn by_name(objects: &[LearnedObject], base: usize, parent: u32, name: &str) -> Option<u32> {
+fn by_name(objects: &[Arc<LearnedObject>], base: usize, parent: u32, name: &str) -> Option<u32> {
     let k = objects.iter().position(|o| o.parent == parent && o.name == name)?;
     Some((base + k) as u32)
 }
@@ -121,7 +128,9 @@ impl CompiledPolicy {
         let doc = &core.doc;
         let mut overlay = (*self.learned).clone();
         let project_of = |overlay: &Learned, id: &str| {
-            core.projects.get(id, |i| &doc.projects[i as usize].id).or_else(|| overlay.project(doc.projects.len(), id))
+            core.projects
+                .get(id, |i| doc.str(doc.projects[i as usize].id))
+                .or_else(|| overlay.project(doc.projects.len(), id))
         };
         let org_of_project = |overlay: &Learned, p: u32| match core.project_info.get(p as usize) {
             Some(info) => info.map(|i| i.org),
@@ -133,30 +142,30 @@ impl CompiledPolicy {
             }
             let Some(org) = self.org_ix(&p.org_id) else { continue };
             overlay.project_ids.insert(p.id.as_str().into(), overlay.projects.len() as u32);
-            overlay.projects.push(LearnedObject::new(&p.id, &p.name, org));
+            overlay.projects.push(Arc::new(LearnedObject::new(&p.id, &p.name, org)));
         }
         for e in &learning.experiments {
-            let known = core.experiments.get(&e.id, |i| &doc.experiments[i as usize].id).is_some()
+            let known = core.experiments.get(&e.id, |i| doc.str(doc.experiments[i as usize].id)).is_some()
                 || overlay.experiment_ids.contains_key(e.id.as_str());
             if e.id.is_empty() || e.deleted_at.is_some() || known {
                 continue;
             }
             let Some(project) = project_of(&overlay, &e.project_id) else { continue };
             overlay.experiment_ids.insert(e.id.as_str().into(), overlay.experiments.len() as u32);
-            overlay.experiments.push(LearnedObject::new(&e.id, &e.name, project));
+            overlay.experiments.push(Arc::new(LearnedObject::new(&e.id, &e.name, project)));
         }
         for d in &learning.datasets {
-            let known = core.datasets.get(&d.id, |i| &doc.datasets[i as usize].id).is_some()
+            let known = core.datasets.get(&d.id, |i| doc.str(doc.datasets[i as usize].id)).is_some()
                 || overlay.dataset_ids.contains_key(d.id.as_str());
             if d.id.is_empty() || d.deleted_at.is_some() || known {
                 continue;
             }
             let Some(project) = project_of(&overlay, &d.project_id) else { continue };
             overlay.dataset_ids.insert(d.id.as_str().into(), overlay.datasets.len() as u32);
-            overlay.datasets.push(LearnedObject::new(&d.id, &d.name, project));
+            overlay.datasets.push(Arc::new(LearnedObject::new(&d.id, &d.name, project)));
         }
         for acl in &learning.acls {
-            if acl.id.is_empty() || overlay.acls.iter().any(|a| a.id == acl.id) {
+            if acl.id.is_empty() || overlay.acl_ids.contains(acl.id.as_str()) {
                 continue;
             }
             // Only learned objects take learned ACLs: the compiled ones'
@@ -185,7 +194,7 @@ impl CompiledPolicy {
                     .group_ix(g)
                     .filter(|&g| {
                         let group = &doc.groups[g as usize];
-                        group.deleted_at.is_none() && group.org_id == org_id
+                        group.deleted_at.is_none() && doc.str(group.org_id) == org_id
                     })
                     .map(AclPrincipal::Group),
                 None => None,
@@ -200,7 +209,7 @@ impl CompiledPolicy {
                     .role_ix(r)
                     .filter(|&r| {
                         let role = &doc.roles[r as usize];
-                        role.deleted_at.is_none() && role.org_id.as_ref().is_none_or(|o| *o == org_id)
+                        role.deleted_at.is_none() && role.org_id.is_none_or(|o| doc.str(o) == org_id)
                     })
                     .map(|r| {
                         let mut m: Masks = [0; ObjectType::ALL.len()];
@@ -215,16 +224,19 @@ impl CompiledPolicy {
             };
             let (Some(principal), Some(masks)) = (principal, masks) else { continue };
             let entry = AclEntry { principal, masks, acl: (doc.acls.len() + overlay.acls.len()) as u32 };
+            // Copied on write: an object shared with the previous overlay
+            // is copied once, the first time this learn adds to it.
             let list = match acl.object_type {
-                ObjectType::Project => &mut overlay.projects[k as usize].acls,
-                ObjectType::ProjectLog => &mut overlay.projects[k as usize].log_acls,
-                ObjectType::Experiment => &mut overlay.experiments[k as usize].acls,
-                _ => &mut overlay.datasets[k as usize].acls,
+                ObjectType::Project => &mut Arc::make_mut(&mut overlay.projects[k as usize]).acls,
+                ObjectType::ProjectLog => &mut Arc::make_mut(&mut overlay.projects[k as usize]).log_acls,
+                ObjectType::Experiment => &mut Arc::make_mut(&mut overlay.experiments[k as usize]).acls,
+                _ => &mut Arc::make_mut(&mut overlay.datasets[k as usize]).acls,
             };
             list.push(entry);
-            overlay.acls.push(acl.clone());
+            overlay.acl_ids.insert(acl.id.as_str().into());
+            overlay.acls.push(Arc::new(acl.clone()));
         }
-        CompiledPolicy { core: self.core.clone(), learned: std::sync::Arc::new(overlay) }
+        CompiledPolicy { core: self.core.clone(), learned: Arc::new(overlay) }
     }
 }
 

@@ -23,6 +23,7 @@ use loggate_model::identity;
 
 pub use learn::Learning;
 
+use loggate_model::compact::CompactDoc;
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, Scopes, TokenDigest};
@@ -92,7 +93,7 @@ pub struct Explanation {
 /// A validated policy with every index a decision needs precomputed.
 ///
 /// Every collection is interned in document order, so an index `i` of, say,
-/// a project is also its position in `doc().projects`. Objects learned from
+/// a project is also its position in `to_doc().projects`. Objects learned from
 /// the data plane after compiling (`learn`) sit in a small overlay beside
 /// the compiled core and take the indexes after the document's.
 pub struct CompiledPolicy {
@@ -103,7 +104,8 @@ pub struct CompiledPolicy {
 /// The compiled document: shared, unchanged, between a policy and the
 /// policies learning makes from it.
 struct Core {
-    doc: PolicyDoc,
+    /// The document as compact records: what the indexes point into.
+    doc: CompactDoc,
     orgs: Interner,
     org_names: HashMap<Box<str>, u32>,
     projects: Interner,
@@ -279,30 +281,44 @@ impl CompiledPolicy {
     }
 
     /// The document this policy was compiled from (without what was learned
-    /// since: see `learn`).
-    pub fn doc(&self) -> &PolicyDoc {
-        &self.core.doc
+    /// since: see `learn`), rebuilt in its own shape: a copy, for the CLI
+    /// and tests, never for a request.
+    pub fn to_doc(&self) -> PolicyDoc {
+        self.core.doc.to_doc()
+    }
+
+    /// An organization's name, by id.
+    pub fn org_name(&self, org_id: &str) -> Option<&str> {
+        let o = self.org_ix(org_id)?;
+        Some(self.core.doc.str(self.core.doc.organizations[o as usize].name))
+    }
+
+    /// Whether an organization gives creators every permission on what they
+    /// create (`None`: no such organization).
+    pub fn creator_grants(&self, org_id: &str) -> Option<bool> {
+        let o = self.org_ix(org_id)?;
+        Some(self.core.doc.organizations[o as usize].creator_grants)
     }
 
     /// The identity of a service token, by digest (constant-time compare).
     /// Expiry is not checked here (no clock): see `Identity::expired`.
     pub fn identity(&self, digest: &TokenDigest) -> Option<Identity> {
-        let tokens = &self.core.doc.service_tokens;
+        let doc = &self.core.doc;
         // Compare every candidate (constant-time `==`), without stopping early.
         let mut found = None;
         for &t in self.core.token_buckets.iter_hash(digest.bucket()) {
-            if tokens[t as usize].token_sha256 == *digest {
+            if doc.service_tokens[t as usize].token_sha256 == *digest {
                 found = Some(t);
             }
         }
-        let token = &tokens[found? as usize];
+        let token = doc.token(found? as usize);
         // Loading kept only tokens whose parents are loaded.
-        let ancestors = if token.parent_id.is_none() {
+        let ancestors = if token.token.parent_id.is_none() {
             Vec::new()
         } else {
-            identity::ancestors(token, |id| self.token_ix(id).map(|j| &tokens[j as usize])).unwrap_or_default()
+            identity::ancestors(&token, |id| self.token_ix(id).map(|j| doc.token(j as usize))).unwrap_or_default()
         };
-        Some(Identity::of(token, &ancestors))
+        Some(Identity::of(&token, &ancestors))
     }
 
     /// Does `principal` hold `permission` on `object`?
@@ -365,7 +381,7 @@ impl CompiledPolicy {
         let core = &self.core;
         let found = core.project_names.get(o, name, |p| {
             let info = core.project_info[p as usize].filter(|i| !i.deleted);
-            (info.map(|i| i.org), core.doc.projects[p as usize].name.as_str())
+            (info.map(|i| i.org), core.doc.str(core.doc.projects[p as usize].name))
         });
         let p = found.or_else(|| self.learned.project_by_name(core.doc.projects.len(), o, name))?;
         Some(self.project_id(p))
@@ -376,9 +392,9 @@ impl CompiledPolicy {
     pub fn experiment_by_name(&self, project_id: &str, name: &str) -> Option<&str> {
         let p = self.live_project(project_id)?;
         let core = &self.core;
-        let found = core
-            .experiment_names
-            .get(p, name, |e| (core.experiment_project[e as usize], core.doc.experiments[e as usize].name.as_str()));
+        let found = core.experiment_names.get(p, name, |e| {
+            (core.experiment_project[e as usize], core.doc.str(core.doc.experiments[e as usize].name))
+        });
         let e = found.or_else(|| self.learned.experiment_by_name(core.doc.experiments.len(), p, name))?;
         Some(self.experiment_id(e))
     }
@@ -390,7 +406,7 @@ impl CompiledPolicy {
         let core = &self.core;
         let found = core
             .dataset_names
-            .get(p, name, |d| (core.dataset_project[d as usize], core.doc.datasets[d as usize].name.as_str()));
+            .get(p, name, |d| (core.dataset_project[d as usize], core.doc.str(core.doc.datasets[d as usize].name)));
         let d = found.or_else(|| self.learned.dataset_by_name(core.doc.datasets.len(), p, name))?;
         Some(self.dataset_id(d))
     }
@@ -474,7 +490,7 @@ impl CompiledPolicy {
 #[inline]
 fn layered<'s, C, T: ?Sized>(
     core: &'s [C],
-    learned: &'s [learn::LearnedObject],
+    learned: &'s [Arc<learn::LearnedObject>],
     i: u32,
     from_core: impl FnOnce(&'s C) -> &'s T,
     from_learned: impl FnOnce(&'s learn::LearnedObject) -> &'s T,
@@ -489,32 +505,32 @@ fn layered<'s, C, T: ?Sized>(
 /// what was learned.
 impl CompiledPolicy {
     fn org_ix(&self, id: &str) -> Option<u32> {
-        let orgs = &self.core.doc.organizations;
-        self.core.orgs.get(id, |i| &orgs[i as usize].id)
+        let doc = &self.core.doc;
+        self.core.orgs.get(id, |i| doc.str(doc.organizations[i as usize].id))
     }
 
     fn org_id(&self, o: u32) -> &str {
-        &self.core.doc.organizations[o as usize].id
+        self.core.doc.str(self.core.doc.organizations[o as usize].id)
     }
 
     fn user_ix(&self, id: &str) -> Option<u32> {
-        let users = &self.core.doc.users;
-        self.core.users.get(id, |i| &users[i as usize].id)
+        let doc = &self.core.doc;
+        self.core.users.get(id, |i| doc.str(doc.users[i as usize].id))
     }
 
     fn group_ix(&self, id: &str) -> Option<u32> {
-        let groups = &self.core.doc.groups;
-        self.core.groups.get(id, |i| &groups[i as usize].id)
+        let doc = &self.core.doc;
+        self.core.groups.get(id, |i| doc.str(doc.groups[i as usize].id))
     }
 
     fn role_ix(&self, id: &str) -> Option<u32> {
-        let roles = &self.core.doc.roles;
-        self.core.roles.get(id, |i| &roles[i as usize].id)
+        let doc = &self.core.doc;
+        self.core.roles.get(id, |i| doc.str(doc.roles[i as usize].id))
     }
 
     fn token_ix(&self, id: &str) -> Option<u32> {
-        let tokens = &self.core.doc.service_tokens;
-        self.core.tokens.get(id, |i| &tokens[i as usize].id)
+        let doc = &self.core.doc;
+        self.core.tokens.get(id, |i| doc.str(doc.service_tokens[i as usize].id))
     }
 
     /// Every group containing user `u` (directly or not), sorted.
@@ -528,9 +544,9 @@ impl CompiledPolicy {
     }
 
     fn project_ix(&self, id: &str) -> Option<u32> {
-        let projects = &self.core.doc.projects;
-        let base = projects.len();
-        self.core.projects.get(id, |i| &projects[i as usize].id).or_else(|| self.learned.project(base, id))
+        let doc = &self.core.doc;
+        let base = doc.projects.len();
+        self.core.projects.get(id, |i| doc.str(doc.projects[i as usize].id)).or_else(|| self.learned.project(base, id))
     }
 
     fn project_count(&self) -> u32 {
@@ -548,7 +564,8 @@ impl CompiledPolicy {
     }
 
     fn project_id(&self, p: u32) -> &str {
-        layered(&self.core.doc.projects, &self.learned.projects, p, |x| &x.id, |l| &l.id)
+        let doc = &self.core.doc;
+        layered(&doc.projects, &self.learned.projects, p, |x| doc.str(x.id), |l| &l.id)
     }
 
     fn project_acls(&self, p: u32) -> &[AclEntry] {
@@ -560,9 +577,12 @@ impl CompiledPolicy {
     }
 
     fn experiment_ix(&self, id: &str) -> Option<u32> {
-        let experiments = &self.core.doc.experiments;
-        let base = experiments.len();
-        self.core.experiments.get(id, |i| &experiments[i as usize].id).or_else(|| self.learned.experiment(base, id))
+        let doc = &self.core.doc;
+        let base = doc.experiments.len();
+        self.core
+            .experiments
+            .get(id, |i| doc.str(doc.experiments[i as usize].id))
+            .or_else(|| self.learned.experiment(base, id))
     }
 
     fn experiment_count(&self) -> u32 {
@@ -577,7 +597,8 @@ impl CompiledPolicy {
     }
 
     fn experiment_id(&self, e: u32) -> &str {
-        layered(&self.core.doc.experiments, &self.learned.experiments, e, |x| &x.id, |l| &l.id)
+        let doc = &self.core.doc;
+        layered(&doc.experiments, &self.learned.experiments, e, |x| doc.str(x.id), |l| &l.id)
     }
 
     fn experiment_acls(&self, e: u32) -> &[AclEntry] {
@@ -585,9 +606,9 @@ impl CompiledPolicy {
     }
 
     fn dataset_ix(&self, id: &str) -> Option<u32> {
-        let datasets = &self.core.doc.datasets;
-        let base = datasets.len();
-        self.core.datasets.get(id, |i| &datasets[i as usize].id).or_else(|| self.learned.dataset(base, id))
+        let doc = &self.core.doc;
+        let base = doc.datasets.len();
+        self.core.datasets.get(id, |i| doc.str(doc.datasets[i as usize].id)).or_else(|| self.learned.dataset(base, id))
     }
 
     fn dataset_count(&self) -> u32 {
@@ -602,18 +623,20 @@ impl CompiledPolicy {
     }
 
     fn dataset_id(&self, d: u32) -> &str {
-        layered(&self.core.doc.datasets, &self.learned.datasets, d, |x| &x.id, |l| &l.id)
+        let doc = &self.core.doc;
+        layered(&doc.datasets, &self.learned.datasets, d, |x| doc.str(x.id), |l| &l.id)
     }
 
     fn dataset_acls(&self, d: u32) -> &[AclEntry] {
         layered(&self.core.dataset_acls, &self.learned.datasets, d, |x| &**x, |l| &l.acls)
     }
 
-    /// The ACL an entry was compiled from.
-    fn acl(&self, a: u32) -> &Acl {
-        match self.core.doc.acls.get(a as usize) {
-            Some(x) => x,
-            None => &self.learned.acls[a as usize - self.core.doc.acls.len()],
+    /// The ACL an entry was compiled from (a copy: for explanations).
+    fn acl(&self, a: u32) -> Acl {
+        let doc = &self.core.doc;
+        match doc.acls.get(a as usize) {
+            Some(x) => doc.acl(x),
+            None => Acl::clone(&self.learned.acls[a as usize - doc.acls.len()]),
         }
     }
 }
@@ -644,7 +667,7 @@ mod tests {
         let p = policy();
         let shown = format!("{p:?}");
         assert!(shown.contains("acls: 1"), "{shown}");
-        assert!(!shown.contains(&p.doc().service_tokens[0].token_sha256.to_hex()[..8]), "{shown}");
+        assert!(!shown.contains(&p.to_doc().service_tokens[0].token_sha256.to_hex()[..8]), "{shown}");
     }
 
     #[test]

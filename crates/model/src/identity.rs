@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::doc::ServiceToken;
-use crate::scope::Scopes;
+use crate::scope::{Scope, Scopes};
 use crate::timestamp::Timestamp;
 
 /// Who a request is acting as, once its token has been recognised.
@@ -30,20 +30,86 @@ pub struct Identity {
     pub lineage: Arc<[String]>,
 }
 
+/// The fields of a service token an identity is made of, wherever the
+/// token is kept (a document entry, a compiled record).
+pub trait TokenFields {
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
+    fn org_id(&self) -> &str;
+    fn service_account_id(&self) -> &str;
+    fn expires_at(&self) -> Option<Timestamp>;
+    fn not_before(&self) -> Option<Timestamp>;
+    fn scope(&self) -> Option<&Scope>;
+    fn parent_id(&self) -> Option<&str>;
+}
+
+impl TokenFields for ServiceToken {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn org_id(&self) -> &str {
+        &self.org_id
+    }
+    fn service_account_id(&self) -> &str {
+        &self.service_account_id
+    }
+    fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+    fn not_before(&self) -> Option<Timestamp> {
+        self.not_before
+    }
+    fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+    fn parent_id(&self) -> Option<&str> {
+        self.parent_id.as_deref()
+    }
+}
+
+impl<T: TokenFields> TokenFields for &T {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn org_id(&self) -> &str {
+        (**self).org_id()
+    }
+    fn service_account_id(&self) -> &str {
+        (**self).service_account_id()
+    }
+    fn expires_at(&self) -> Option<Timestamp> {
+        (**self).expires_at()
+    }
+    fn not_before(&self) -> Option<Timestamp> {
+        (**self).not_before()
+    }
+    fn scope(&self) -> Option<&Scope> {
+        (**self).scope()
+    }
+    fn parent_id(&self) -> Option<&str> {
+        (**self).parent_id()
+    }
+}
+
 impl Identity {
     /// The identity of `token`, derived from `ancestors` (parent first;
     /// empty for a token of its own).
-    pub fn of(token: &ServiceToken, ancestors: &[&ServiceToken]) -> Self {
-        let chain = || std::iter::once(token).chain(ancestors.iter().copied());
+    pub fn of<A: TokenFields>(token: &impl TokenFields, ancestors: &[A]) -> Self {
         Identity {
-            token_id: token.id.clone(),
-            token_name: token.name.clone(),
-            org_id: token.org_id.clone(),
-            user_id: token.service_account_id.clone(),
-            expires_at: chain().filter_map(|t| t.expires_at).min(),
-            not_before: chain().filter_map(|t| t.not_before).max(),
-            scopes: Scopes::new(chain().filter_map(|t| t.scope.clone())),
-            lineage: ancestors.iter().map(|t| t.id.clone()).collect(),
+            token_id: token.id().to_owned(),
+            token_name: token.name().to_owned(),
+            org_id: token.org_id().to_owned(),
+            user_id: token.service_account_id().to_owned(),
+            expires_at: token.expires_at().into_iter().chain(ancestors.iter().filter_map(|t| t.expires_at())).min(),
+            not_before: token.not_before().into_iter().chain(ancestors.iter().filter_map(|t| t.not_before())).max(),
+            scopes: Scopes::new(token.scope().into_iter().chain(ancestors.iter().filter_map(|t| t.scope())).cloned()),
+            lineage: ancestors.iter().map(|t| t.id().to_owned()).collect(),
         }
     }
 
@@ -71,19 +137,16 @@ impl Identity {
 
 /// The ancestors of `token` in `tokens` (parent first), each once: a loop
 /// of parents is walked once around. `None` when a parent is missing.
-pub fn ancestors<'a>(
-    token: &ServiceToken,
-    find: impl Fn(&str) -> Option<&'a ServiceToken>,
-) -> Option<Vec<&'a ServiceToken>> {
-    let mut chain: Vec<&'a ServiceToken> = Vec::new();
-    let mut next = token.parent_id.as_deref();
+pub fn ancestors<T: TokenFields>(token: &impl TokenFields, find: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    let mut chain: Vec<T> = Vec::new();
+    let mut next = token.parent_id().map(str::to_owned);
     while let Some(id) = next {
-        if id == token.id || chain.iter().any(|t| t.id == id) {
+        if id == token.id() || chain.iter().any(|t| t.id() == id) {
             break;
         }
-        let parent = find(id)?;
+        let parent = find(&id)?;
+        next = parent.parent_id().map(str::to_owned);
         chain.push(parent);
-        next = parent.parent_id.as_deref();
     }
     Some(chain)
 }

@@ -5,6 +5,7 @@
 //! the rules an entry must keep to be loaded, and the token digest and
 //! identity a request acts as. Depends on no other crate of the workspace.
 
+pub mod compact;
 pub mod doc;
 pub mod identity;
 pub mod load;

@@ -12,13 +12,15 @@
 //! The result, `ValidPolicy`, can only be made here: the evaluator takes
 //! nothing else, so it never meets an entry that breaks a rule.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
+
+use hashbrown::HashMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::doc::{AclGrant, AclPrincipal, Entry, PolicyDoc};
+use crate::compact::{self as c, Compact, CompactDoc, Strings, Sym, SymSet};
+use crate::doc::{self, Entry, PolicyDoc};
 use crate::token::TokenDigest;
 use crate::types::ObjectType;
 
@@ -57,18 +59,38 @@ impl fmt::Display for PolicyErrors {
 #[error("not a policy document: {0}")]
 pub struct NotAPolicy(pub String);
 
-/// A policy document in which every entry keeps every rule. Only `load`
-/// makes one.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ValidPolicy(PolicyDoc);
+/// A policy document in which every entry keeps every rule, kept as
+/// compact records (see `compact`). Only `load` makes one.
+#[derive(Clone, Default)]
+pub struct ValidPolicy(CompactDoc);
 
 impl ValidPolicy {
-    pub fn doc(&self) -> &PolicyDoc {
+    /// The records, for the evaluator.
+    pub fn compact(&self) -> &CompactDoc {
         &self.0
     }
 
-    pub fn into_doc(self) -> PolicyDoc {
+    pub fn into_compact(self) -> CompactDoc {
         self.0
+    }
+
+    /// The document in its own shape (rebuilt: a copy of every string).
+    pub fn to_doc(&self) -> PolicyDoc {
+        self.0.to_doc()
+    }
+}
+
+impl fmt::Debug for ValidPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ValidPolicy").field(&self.to_doc()).finish()
+    }
+}
+
+/// Two policies are equal when their documents are: symbols are of one
+/// arena each.
+impl PartialEq for ValidPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_doc() == other.to_doc()
     }
 }
 
@@ -106,40 +128,27 @@ struct RawDoc {
 
 impl RawDoc {
     fn into_loaded(self) -> Loaded {
+        let mut d = Indexed::default();
         let mut errors = Vec::new();
-        let mut take = |c: &mut Vec<PolicyError>| errors.append(c);
-        let RawDoc {
-            mut organizations,
-            mut projects,
-            mut experiments,
-            mut datasets,
-            mut users,
-            mut groups,
-            mut roles,
-            mut acls,
-            mut service_tokens,
-        } = self;
-        take(&mut organizations.errors);
-        take(&mut projects.errors);
-        take(&mut experiments.errors);
-        take(&mut datasets.errors);
-        take(&mut users.errors);
-        take(&mut groups.errors);
-        take(&mut roles.errors);
-        take(&mut acls.errors);
-        take(&mut service_tokens.errors);
-        let indexed = Indexed {
-            organizations: organizations.entries,
-            projects: projects.entries,
-            experiments: experiments.entries,
-            datasets: datasets.entries,
-            users: users.entries,
-            groups: groups.entries,
-            roles: roles.entries,
-            acls: acls.entries,
-            service_tokens: service_tokens.entries,
-        };
-        prune(indexed, errors)
+        let s = &mut d.strings;
+        d.organizations = self.organizations.compact(s, &mut errors);
+        d.projects = self.projects.compact(s, &mut errors);
+        d.experiments = self.experiments.compact(s, &mut errors);
+        d.datasets = self.datasets.compact(s, &mut errors);
+        d.users = self.users.compact(s, &mut errors);
+        d.groups = self.groups.compact(s, &mut errors);
+        d.roles = self.roles.compact(s, &mut errors);
+        d.acls = self.acls.compact(s, &mut errors);
+        d.service_tokens = self.service_tokens.compact(s, &mut errors);
+        prune(d, errors)
+    }
+}
+
+impl<T: Compact> Collected<T> {
+    /// The entries as records (interned in `s`), the errors added to `errors`.
+    fn compact(mut self, s: &mut Strings, errors: &mut Vec<PolicyError>) -> Vec<(u32, T::Record)> {
+        errors.append(&mut self.errors);
+        self.entries.into_iter().map(|(i, e)| (i as u32, e.compact(s))).collect()
     }
 }
 
@@ -234,7 +243,8 @@ pub fn from_json(text: &str) -> Result<Loaded, NotAPolicy> {
 /// for an entry's syntax and these for the top level's.
 pub fn from_reader<R: std::io::BufRead>(reader: R) -> Result<Loaded, NotAPolicy> {
     let mut top = TopLevel { r: reader, entry: Vec::new() };
-    let mut raw = RawDoc::default();
+    let mut d = Indexed::default();
+    let mut errors = Vec::new();
     let mut seen = [false; ORDER.len()];
     top.skip_ws()?;
     if top.next()? != Some(b'{') {
@@ -266,16 +276,17 @@ pub fn from_reader<R: std::io::BufRead>(reader: R) -> Result<Loaded, NotAPolicy>
                 top.next()?;
             } else {
                 loop {
+                    let (s, e) = (&mut d.strings, &mut errors);
                     match key.as_str() {
-                        "organizations" => raw.organizations.push(i, top.entry()?),
-                        "projects" => raw.projects.push(i, top.entry()?),
-                        "experiments" => raw.experiments.push(i, top.entry()?),
-                        "datasets" => raw.datasets.push(i, top.entry()?),
-                        "users" => raw.users.push(i, top.entry()?),
-                        "groups" => raw.groups.push(i, top.entry()?),
-                        "roles" => raw.roles.push(i, top.entry()?),
-                        "acls" => raw.acls.push(i, top.entry()?),
-                        _ => raw.service_tokens.push(i, top.entry()?),
+                        "organizations" => add::<doc::Organization>(&mut d.organizations, s, e, i, top.entry()?),
+                        "projects" => add::<doc::Project>(&mut d.projects, s, e, i, top.entry()?),
+                        "experiments" => add::<doc::Experiment>(&mut d.experiments, s, e, i, top.entry()?),
+                        "datasets" => add::<doc::Dataset>(&mut d.datasets, s, e, i, top.entry()?),
+                        "users" => add::<doc::User>(&mut d.users, s, e, i, top.entry()?),
+                        "groups" => add::<doc::Group>(&mut d.groups, s, e, i, top.entry()?),
+                        "roles" => add::<doc::Role>(&mut d.roles, s, e, i, top.entry()?),
+                        "acls" => add::<doc::Acl>(&mut d.acls, s, e, i, top.entry()?),
+                        _ => add::<doc::ServiceToken>(&mut d.service_tokens, s, e, i, top.entry()?),
                     }
                     i += 1;
                     top.skip_ws()?;
@@ -298,18 +309,21 @@ pub fn from_reader<R: std::io::BufRead>(reader: R) -> Result<Loaded, NotAPolicy>
     if top.peek()?.is_some() {
         return Err(top.syntax("trailing characters"));
     }
-    Ok(raw.into_loaded())
+    Ok(prune(d, errors))
 }
 
-impl<T: Collection> Collected<T> {
-    /// Entry `i`, read.
-    fn push(&mut self, i: usize, read: Result<T, serde_json::Error>) {
-        match read {
-            Ok(v) => self.entries.push((i, v)),
-            Err(e) => {
-                self.errors.push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) })
-            }
-        }
+/// Entry `i` of `T`'s collection, read: its record added to `list`, its
+/// strings to `s`; or its error to `errors`.
+fn add<T: Collection + Compact>(
+    list: &mut Vec<(u32, T::Record)>,
+    s: &mut Strings,
+    errors: &mut Vec<PolicyError>,
+    i: usize,
+    read: Result<T, serde_json::Error>,
+) {
+    match read {
+        Ok(v) => list.push((i as u32, v.compact(s))),
+        Err(e) => errors.push(PolicyError { field: format!("{}[{i}]", T::NAME), message: without_position(&e) }),
     }
 }
 
@@ -450,21 +464,21 @@ impl<R: std::io::BufRead> TopLevel<R> {
 /// Applies the rules to a document built in memory (a store's rows, a
 /// test's fixture).
 pub fn from_doc(doc: PolicyDoc) -> Loaded {
-    fn numbered<T>(v: Vec<T>) -> Vec<(usize, T)> {
-        v.into_iter().enumerate().collect()
+    fn numbered<T: Compact>(v: Vec<T>, s: &mut Strings) -> Vec<(u32, T::Record)> {
+        v.into_iter().enumerate().map(|(i, e)| (i as u32, e.compact(s))).collect()
     }
-    let indexed = Indexed {
-        organizations: numbered(doc.organizations),
-        projects: numbered(doc.projects),
-        experiments: numbered(doc.experiments),
-        datasets: numbered(doc.datasets),
-        users: numbered(doc.users),
-        groups: numbered(doc.groups),
-        roles: numbered(doc.roles),
-        acls: numbered(doc.acls),
-        service_tokens: numbered(doc.service_tokens),
-    };
-    prune(indexed, Vec::new())
+    let mut d = Indexed::default();
+    let s = &mut d.strings;
+    d.organizations = numbered(doc.organizations, s);
+    d.projects = numbered(doc.projects, s);
+    d.experiments = numbered(doc.experiments, s);
+    d.datasets = numbered(doc.datasets, s);
+    d.users = numbered(doc.users, s);
+    d.groups = numbered(doc.groups, s);
+    d.roles = numbered(doc.roles, s);
+    d.acls = numbered(doc.acls, s);
+    d.service_tokens = numbered(doc.service_tokens, s);
+    prune(d, Vec::new())
 }
 
 /// One entry, from its text: the schema's extra fields dropped, the fields
@@ -495,23 +509,26 @@ fn without_position(e: &serde_json::Error) -> String {
 }
 
 /// A document whose entries remember their position in the input, so
-/// that what is left out is named where the operator wrote it.
+/// that what is left out is named where the operator wrote it. Records, so
+/// that a rule compares symbols, not strings (see `compact`).
+#[derive(Default)]
 struct Indexed {
-    organizations: Vec<(usize, crate::doc::Organization)>,
-    projects: Vec<(usize, crate::doc::Project)>,
-    experiments: Vec<(usize, crate::doc::Experiment)>,
-    datasets: Vec<(usize, crate::doc::Dataset)>,
-    users: Vec<(usize, crate::doc::User)>,
-    groups: Vec<(usize, crate::doc::Group)>,
-    roles: Vec<(usize, crate::doc::Role)>,
-    acls: Vec<(usize, crate::doc::Acl)>,
-    service_tokens: Vec<(usize, crate::doc::ServiceToken)>,
+    strings: Strings,
+    organizations: Vec<(u32, c::Organization)>,
+    projects: Vec<(u32, c::Project)>,
+    experiments: Vec<(u32, c::InProject)>,
+    datasets: Vec<(u32, c::InProject)>,
+    users: Vec<(u32, c::User)>,
+    groups: Vec<(u32, c::Group)>,
+    roles: Vec<(u32, c::Role)>,
+    acls: Vec<(u32, c::Acl)>,
+    service_tokens: Vec<(u32, c::ServiceToken)>,
 }
 
 struct Report(Vec<PolicyError>);
 
 impl Report {
-    fn out(&mut self, collection: &str, i: usize, message: impl Into<String>) {
+    fn out(&mut self, collection: &str, i: u32, message: impl Into<String>) {
         self.0.push(PolicyError { field: format!("{collection}[{i}]"), message: message.into() });
     }
 }
@@ -520,11 +537,38 @@ impl Report {
 fn retain<T>(
     report: &mut Report,
     collection: &str,
-    v: &mut Vec<(usize, T)>,
+    v: &mut Vec<(u32, T)>,
     mut keep: impl FnMut(&T) -> Result<(), String>,
 ) -> bool {
+    retain_numbered(report, collection, v, |_, e| keep(e))
+}
+
+/// Leaves out every entry whose id is empty or repeats an earlier one.
+fn unique_ids<T>(report: &mut Report, s: &Strings, collection: &str, v: &mut Vec<(u32, T)>, id: impl Fn(&T) -> Sym) {
+    let mut first: HashMap<Sym, u32> = HashMap::with_capacity(v.len());
+    retain_numbered(report, collection, v, |i, e| {
+        let k = id(e);
+        let id = s.get(k);
+        if id.is_empty() {
+            return Err("id must not be empty".into());
+        }
+        if let Some(j) = first.get(&k) {
+            return Err(format!("duplicate id '{id}' (also {collection}[{j}])"));
+        }
+        first.insert(k, i);
+        Ok(())
+    });
+}
+
+/// `retain`, with each entry's position.
+fn retain_numbered<T>(
+    report: &mut Report,
+    collection: &str,
+    v: &mut Vec<(u32, T)>,
+    mut keep: impl FnMut(u32, &T) -> Result<(), String>,
+) -> bool {
     let before = v.len();
-    v.retain(|(i, e)| match keep(e) {
+    v.retain(|(i, e)| match keep(*i, e) {
         Ok(()) => true,
         Err(why) => {
             report.out(collection, *i, why);
@@ -534,33 +578,17 @@ fn retain<T>(
     v.len() != before
 }
 
-/// Leaves out every entry whose id is empty or repeats an earlier one.
-fn unique_ids<T>(report: &mut Report, collection: &str, v: &mut Vec<(usize, T)>, id: impl Fn(&T) -> &str) {
-    // The ids are borrowed while the verdicts are made, then the entries go.
-    let mut first: HashMap<&str, usize> = HashMap::with_capacity(v.len());
-    let keep: Vec<bool> = v
-        .iter()
-        .map(|(i, e)| {
-            let id = id(e);
-            if id.is_empty() {
-                report.out(collection, *i, "id must not be empty");
-                return false;
-            }
-            if let Some(j) = first.get(id) {
-                report.out(collection, *i, format!("duplicate id '{id}' (also {collection}[{j}])"));
-                return false;
-            }
-            first.insert(id, *i);
-            true
-        })
-        .collect();
-    drop(first);
-    let mut keep = keep.into_iter();
-    v.retain(|_| keep.next().unwrap_or(true));
+/// The symbols of a collection's ids.
+fn ids<T>(s: &Strings, v: &[(u32, T)], id: impl Fn(&T) -> Sym) -> SymSet {
+    SymSet::new(s, v.iter().map(|(_, e)| id(e)))
 }
 
 fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
     let mut report = Report(parse_errors);
+    // Everything is interned once the entries are read: the table goes
+    // before the rules' sets are built.
+    d.strings.freeze();
+    let s = &d.strings;
 
     // 1. Rules an entry keeps on its own; 2. ids, among the entries that
     // keep them (a malformed entry does not shadow a later good one).
@@ -586,90 +614,78 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
         if a.role_id.is_some() && a.restrict_object_type.is_some() {
             return Err("has role_id and restrict_object_type; a role grant carries no restriction".into());
         }
-        if a.object_id.is_empty() {
+        if s.get(a.object_id).is_empty() {
             return Err("object_id must not be empty".into());
         }
         Ok(())
     });
-    unique_ids(&mut report, "organizations", &mut d.organizations, |o| &o.id);
-    unique_ids(&mut report, "projects", &mut d.projects, |p| &p.id);
-    unique_ids(&mut report, "experiments", &mut d.experiments, |e| &e.id);
-    unique_ids(&mut report, "datasets", &mut d.datasets, |x| &x.id);
-    unique_ids(&mut report, "users", &mut d.users, |u| &u.id);
-    unique_ids(&mut report, "groups", &mut d.groups, |g| &g.id);
-    unique_ids(&mut report, "roles", &mut d.roles, |r| &r.id);
-    unique_ids(&mut report, "acls", &mut d.acls, |a| &a.id);
-    unique_ids(&mut report, "service_tokens", &mut d.service_tokens, |t| &t.id);
+    unique_ids(&mut report, s, "organizations", &mut d.organizations, |o| o.id);
+    unique_ids(&mut report, s, "projects", &mut d.projects, |p| p.id);
+    unique_ids(&mut report, s, "experiments", &mut d.experiments, |e| e.id);
+    unique_ids(&mut report, s, "datasets", &mut d.datasets, |x| x.id);
+    unique_ids(&mut report, s, "users", &mut d.users, |u| u.id);
+    unique_ids(&mut report, s, "groups", &mut d.groups, |g| g.id);
+    unique_ids(&mut report, s, "roles", &mut d.roles, |r| r.id);
+    unique_ids(&mut report, s, "acls", &mut d.acls, |a| a.id);
+    unique_ids(&mut report, s, "service_tokens", &mut d.service_tokens, |t| t.id);
     // Two tokens with one digest: the first is the one a request meets.
-    let mut digests: HashMap<TokenDigest, &str> = HashMap::with_capacity(d.service_tokens.len());
-    let verdicts: Vec<Result<(), String>> = d
-        .service_tokens
-        .iter()
-        .map(|(_, t)| match digests.get(&t.token_sha256) {
-            Some(j) => Err(format!("token_sha256 is the same as service token '{j}''s; digests must be unique")),
-            None => {
-                digests.insert(t.token_sha256, &t.id);
-                Ok(())
-            }
-        })
-        .collect();
+    let mut digests: HashMap<TokenDigest, Sym> = HashMap::with_capacity(d.service_tokens.len());
+    retain(&mut report, "service_tokens", &mut d.service_tokens, |t| match digests.get(&t.token_sha256) {
+        Some(&j) => Err(format!("token_sha256 is the same as service token '{}''s; digests must be unique", s.get(j))),
+        None => {
+            digests.insert(t.token_sha256, t.id);
+            Ok(())
+        }
+    });
     drop(digests);
-    let mut verdicts = verdicts.into_iter();
-    retain(&mut report, "service_tokens", &mut d.service_tokens, |_| verdicts.next().unwrap_or(Ok(())));
 
     // 3. Principals crossing organizations, judged on the organizations the
     // entries name, before any reference is resolved: whether a crossing
     // entry goes must not depend on what else is left out.
     cross_organization(&mut report, &mut d);
+    let s = &d.strings;
 
     // 4. References, until nothing more goes: leaving one entry out can
     // leave out what needs it.
     loop {
         let mut changed = false;
-        let orgs: HashSet<String> = d.organizations.iter().map(|(_, o)| o.id.clone()).collect();
+        let orgs = ids(s, &d.organizations, |o| o.id);
         changed |=
-            retain(&mut report, "projects", &mut d.projects, |p| known(&orgs, &p.org_id, "org_id", "organization"));
-        let project_org: HashMap<&str, &str> =
-            d.projects.iter().map(|(_, p)| (p.id.as_str(), p.org_id.as_str())).collect();
+            retain(&mut report, "projects", &mut d.projects, |p| known(s, &orgs, p.org_id, "org_id", "organization"));
+        let projects = ids(s, &d.projects, |p| p.id);
         changed |= retain(&mut report, "experiments", &mut d.experiments, |e| {
-            known_key(&project_org, &e.project_id, "project_id", "project")
+            known(s, &projects, e.project_id, "project_id", "project")
         });
         changed |= retain(&mut report, "datasets", &mut d.datasets, |x| {
-            known_key(&project_org, &x.project_id, "project_id", "project")
+            known(s, &projects, x.project_id, "project_id", "project")
         });
-        changed |= retain(&mut report, "groups", &mut d.groups, |g| known(&orgs, &g.org_id, "org_id", "organization"));
-        changed |= retain(&mut report, "roles", &mut d.roles, |r| match &r.org_id {
-            Some(org) => known(&orgs, org, "org_id", "organization"),
+        changed |=
+            retain(&mut report, "groups", &mut d.groups, |g| known(s, &orgs, g.org_id, "org_id", "organization"));
+        changed |= retain(&mut report, "roles", &mut d.roles, |r| match r.org_id {
+            Some(org) => known(s, &orgs, org, "org_id", "organization"),
             None => Ok(()),
         });
 
-        let users: HashSet<&str> = d.users.iter().map(|(_, u)| u.id.as_str()).collect();
-        let groups: HashSet<String> = d.groups.iter().map(|(_, g)| g.id.clone()).collect();
-        let roles: HashSet<String> = d.roles.iter().map(|(_, r)| r.id.clone()).collect();
+        let users = ids(s, &d.users, |u| u.id);
+        let groups = ids(s, &d.groups, |g| g.id);
+        let roles = ids(s, &d.roles, |r| r.id);
         // Mentions of what is missing are dropped; the list's holder stays.
         for (i, g) in &mut d.groups {
+            changed |= drop_missing(&mut report, s, "groups", *i, "member_users", &mut g.member_users, &users, "user");
             changed |=
-                drop_missing(&mut report, &format!("groups[{i}].member_users"), &mut g.member_users, &users, "user");
-            changed |= drop_missing(
-                &mut report,
-                &format!("groups[{i}].member_groups"),
-                &mut g.member_groups,
-                &groups,
-                "group",
-            );
+                drop_missing(&mut report, s, "groups", *i, "member_groups", &mut g.member_groups, &groups, "group");
         }
         for (i, r) in &mut d.roles {
-            changed |=
-                drop_missing(&mut report, &format!("roles[{i}].member_roles"), &mut r.member_roles, &roles, "role");
+            changed |= drop_missing(&mut report, s, "roles", *i, "member_roles", &mut r.member_roles, &roles, "role");
         }
 
-        let experiments: HashSet<&str> = d.experiments.iter().map(|(_, e)| e.id.as_str()).collect();
-        let datasets: HashSet<&str> = d.datasets.iter().map(|(_, x)| x.id.as_str()).collect();
+        let experiments = ids(s, &d.experiments, |e| e.id);
+        let datasets = ids(s, &d.datasets, |x| x.id);
         changed |= retain(&mut report, "acls", &mut d.acls, |a| {
-            let id = a.object_id.as_str();
+            let id = a.object_id;
             let object_known = match a.object_type {
                 ObjectType::Organization => orgs.contains(id),
-                ObjectType::Project | ObjectType::ProjectLog => project_org.contains_key(id),
+                ObjectType::Project | ObjectType::ProjectLog => projects.contains(id),
                 ObjectType::Experiment => experiments.contains(id),
                 ObjectType::Dataset => datasets.contains(id),
                 // Objects the policy does not track (prompts, functions…):
@@ -677,40 +693,33 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
                 _ => true,
             };
             if !object_known {
-                return Err(format!("object_id: unknown {} '{id}'", a.object_type));
+                return Err(format!("object_id: unknown {} '{}'", a.object_type, s.get(id)));
             }
             match a.principal() {
-                Some(AclPrincipal::User(u)) => known(&users, u, "user_id", "user")?,
-                Some(AclPrincipal::Group(g)) => known(&groups, g, "group_id", "group")?,
+                Some(c::AclPrincipal::User(u)) => known(s, &users, u, "user_id", "user")?,
+                Some(c::AclPrincipal::Group(g)) => known(s, &groups, g, "group_id", "group")?,
                 None => return Err("has no single principal".into()),
             }
             match a.grant() {
-                Some(AclGrant::Role(r)) => known(&roles, r, "role_id", "role"),
-                Some(AclGrant::Permission { .. }) => Ok(()),
+                Some(c::AclGrant::Role(r)) => known(s, &roles, r, "role_id", "role"),
+                Some(c::AclGrant::Permission { .. }) => Ok(()),
                 None => Err("has no single grant".into()),
             }
         });
-        // Verdicts first, with the token ids borrowed; then the entries go.
-        let tokens: HashSet<&str> = d.service_tokens.iter().map(|(_, t)| t.id.as_str()).collect();
-        let verdicts: Vec<Result<(), String>> = d
-            .service_tokens
-            .iter()
-            .map(|(_, t)| {
-                known(&orgs, &t.org_id, "org_id", "organization")?;
-                known(&users, &t.service_account_id, "service_account_id", "user")?;
-                t.parent_id.as_deref().map_or(Ok(()), |p| known(&tokens, p, "parent_id", "service token"))
-            })
-            .collect();
-        drop(tokens);
-        let mut verdicts = verdicts.into_iter();
-        changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |_| verdicts.next().unwrap_or(Ok(())));
+        let tokens = ids(s, &d.service_tokens, |t| t.id);
+        changed |= retain(&mut report, "service_tokens", &mut d.service_tokens, |t| {
+            known(s, &orgs, t.org_id, "org_id", "organization")?;
+            known(s, &users, t.service_account_id, "service_account_id", "user")?;
+            t.parent_id.map_or(Ok(()), |p| known(s, &tokens, p, "parent_id", "service token"))
+        });
         if !changed {
             break;
         }
     }
 
     report.0.sort_by_key(|a| natural(&a.field));
-    let doc = PolicyDoc {
+    let doc = CompactDoc {
+        strings: d.strings,
         organizations: strip(d.organizations),
         projects: strip(d.projects),
         experiments: strip(d.experiments),
@@ -725,7 +734,7 @@ fn prune(mut d: Indexed, parse_errors: Vec<PolicyError>) -> Loaded {
 }
 
 /// The entries without their positions.
-fn strip<T>(v: Vec<(usize, T)>) -> Vec<T> {
+fn strip<T>(v: Vec<(u32, T)>) -> Vec<T> {
     v.into_iter().map(|(_, e)| e).collect()
 }
 
@@ -740,40 +749,32 @@ fn natural(field: &str) -> (usize, usize, String) {
     (c, index.parse().unwrap_or(usize::MAX), tail.to_owned())
 }
 
-fn known<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
-    set: &HashSet<K>,
-    id: &str,
-    field: &str,
-    what: &str,
-) -> Result<(), String> {
-    if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
+fn known(s: &Strings, set: &SymSet, id: Sym, field: &str, what: &str) -> Result<(), String> {
+    if set.contains(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{}'", s.get(id))) }
 }
 
-fn known_key<K: std::borrow::Borrow<str> + std::hash::Hash + Eq, V>(
-    map: &HashMap<K, V>,
-    id: &str,
-    field: &str,
-    what: &str,
-) -> Result<(), String> {
-    if map.contains_key(id) { Ok(()) } else { Err(format!("{field}: unknown {what} '{id}'")) }
-}
-
-/// Removes the ids of `list` that `known` lacks, reporting each.
-fn drop_missing<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+/// Removes the ids of `list` that `known` lacks, reporting each (as
+/// `{collection}[{i}].{field}[{j}]`).
+#[allow(clippy::too_many_arguments)]
+fn drop_missing(
     report: &mut Report,
-    at: &str,
-    list: &mut Vec<String>,
-    known: &HashSet<K>,
+    s: &Strings,
+    collection: &str,
+    i: u32,
+    field: &str,
+    list: &mut Vec<Sym>,
+    known: &SymSet,
     what: &str,
 ) -> bool {
     let before = list.len();
     let mut j = 0;
     list.retain(|id| {
-        let keep = known.contains(id.as_str());
+        let keep = known.contains(*id);
         if !keep {
-            report
-                .0
-                .push(PolicyError { field: format!("{at}[{j}]"), message: format!("unknown {what} '{id}' (removed)") });
+            report.0.push(PolicyError {
+                field: format!("{collection}[{i}].{field}[{j}]"),
+                message: format!("unknown {what} '{}' (removed)", s.get(*id)),
+            });
         }
         j += 1;
         keep
@@ -785,59 +786,48 @@ fn drop_missing<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
 /// another organization than the entry itself (a system role, with no
 /// organization, may be named anywhere).
 fn cross_organization(report: &mut Report, d: &mut Indexed) {
-    let group_org: HashMap<String, String> = d.groups.iter().map(|(_, g)| (g.id.clone(), g.org_id.clone())).collect();
-    let role_org: HashMap<String, Option<String>> =
-        d.roles.iter().map(|(_, r)| (r.id.clone(), r.org_id.clone())).collect();
-    let project_org: HashMap<&str, &str> = d.projects.iter().map(|(_, p)| (p.id.as_str(), p.org_id.as_str())).collect();
-    let experiment_org: HashMap<&str, &str> = d
-        .experiments
-        .iter()
-        .filter_map(|(_, e)| Some((e.id.as_str(), *project_org.get(e.project_id.as_str())?)))
-        .collect();
-    let dataset_org: HashMap<&str, &str> = d
-        .datasets
-        .iter()
-        .filter_map(|(_, x)| Some((x.id.as_str(), *project_org.get(x.project_id.as_str())?)))
-        .collect();
-    let acl_verdicts: Vec<Result<(), String>> = d
-        .acls
-        .iter()
-        .map(|(_, a)| {
-            let id = a.object_id.as_str();
-            let org = match a.object_type {
-                ObjectType::Organization => Some(id),
-                ObjectType::Project | ObjectType::ProjectLog => project_org.get(id).copied(),
-                ObjectType::Experiment => experiment_org.get(id).copied(),
-                ObjectType::Dataset => dataset_org.get(id).copied(),
-                _ => None,
-            };
-            let Some(org) = org else {
-                return Ok(());
-            };
-            if let Some(AclPrincipal::Group(g)) = a.principal()
-                && group_org.get(g).is_some_and(|o| *o != org)
-            {
-                return Err(format!("group_id: group '{g}' belongs to another organization than the object"));
-            }
-            if let Some(AclGrant::Role(r)) = a.grant()
-                && role_org.get(r).is_some_and(|o| o.as_ref().is_some_and(|o| *o != org))
-            {
-                return Err(format!("role_id: role '{r}' belongs to another organization than the object"));
-            }
-            Ok(())
-        })
-        .collect();
-    let mut verdicts = acl_verdicts.into_iter();
-    retain(report, "acls", &mut d.acls, |_| verdicts.next().unwrap_or(Ok(())));
+    let s = &d.strings;
+    let group_org: HashMap<Sym, Sym> = d.groups.iter().map(|(_, g)| (g.id, g.org_id)).collect();
+    let role_org: HashMap<Sym, Option<Sym>> = d.roles.iter().map(|(_, r)| (r.id, r.org_id)).collect();
+    let project_org: HashMap<Sym, Sym> = d.projects.iter().map(|(_, p)| (p.id, p.org_id)).collect();
+    let in_project = |v: &[(u32, c::InProject)]| -> HashMap<Sym, Sym> {
+        v.iter().filter_map(|(_, e)| Some((e.id, *project_org.get(&e.project_id)?))).collect()
+    };
+    let experiment_org = in_project(&d.experiments);
+    let dataset_org = in_project(&d.datasets);
+    retain(report, "acls", &mut d.acls, |a| {
+        let id = a.object_id;
+        let org = match a.object_type {
+            ObjectType::Organization => Some(id),
+            ObjectType::Project | ObjectType::ProjectLog => project_org.get(&id).copied(),
+            ObjectType::Experiment => experiment_org.get(&id).copied(),
+            ObjectType::Dataset => dataset_org.get(&id).copied(),
+            _ => None,
+        };
+        let Some(org) = org else {
+            return Ok(());
+        };
+        if let Some(c::AclPrincipal::Group(g)) = a.principal()
+            && group_org.get(&g).is_some_and(|o| *o != org)
+        {
+            return Err(format!("group_id: group '{}' belongs to another organization than the object", s.get(g)));
+        }
+        if let Some(c::AclGrant::Role(r)) = a.grant()
+            && role_org.get(&r).is_some_and(|o| o.is_some_and(|o| o != org))
+        {
+            return Err(format!("role_id: role '{}' belongs to another organization than the object", s.get(r)));
+        }
+        Ok(())
+    });
     retain(report, "groups", &mut d.groups, |g| {
-        match g.member_groups.iter().find(|h| group_org.get(h.as_str()).is_some_and(|o| *o != g.org_id)) {
-            Some(h) => Err(format!("member group '{h}' belongs to another organization")),
+        match g.member_groups.iter().find(|h| group_org.get(*h).is_some_and(|o| *o != g.org_id)) {
+            Some(&h) => Err(format!("member group '{}' belongs to another organization", s.get(h))),
             None => Ok(()),
         }
     });
     retain(report, "roles", &mut d.roles, |r| {
-        match r.member_roles.iter().find(|m| role_org.get(m.as_str()).is_some_and(|o| o.is_some() && *o != r.org_id)) {
-            Some(m) => Err(format!("member role '{m}' belongs to another organization")),
+        match r.member_roles.iter().find(|m| role_org.get(*m).is_some_and(|o| o.is_some() && *o != r.org_id)) {
+            Some(&m) => Err(format!("member role '{}' belongs to another organization", s.get(m))),
             None => Ok(()),
         }
     });

@@ -8,7 +8,7 @@ use crate::policy::store::StoreError;
 use chrono::{DateTime, Utc};
 use loggate_model::doc::*;
 use loggate_model::types::{ObjectType, Permission};
-use loggate_model::{PolicyErrors, Scope, Timestamp, ValidPolicy};
+use loggate_model::{PolicyErrors, Scope, Timestamp};
 use std::collections::HashMap;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Client, Error, IsolationLevel};
@@ -197,9 +197,8 @@ impl<'a> Rows<'a> {
         self.acl[0].len() + self.token[0].len() + self.user[0].len() + self.group_users[0].len() >= 10_000
     }
 
-    /// Splits a loaded document into columns.
-    pub fn of(policy: &'a ValidPolicy) -> Self {
-        let doc = policy.doc();
+    /// Splits a loaded document (one that kept every rule) into columns.
+    pub fn of(doc: &'a PolicyDoc) -> Self {
         let at = |t: Option<Timestamp>| timestamptz(t);
         let mut r = Rows::default();
         for o in &doc.organizations {

@@ -45,7 +45,7 @@ fn ids<T>(v: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
 fn the_fixture_loads_whole() {
     let l = load(&base());
     assert_eq!(l.left_out, vec![]);
-    assert_eq!(l.policy.doc().acls.len(), 3);
+    assert_eq!(l.policy.to_doc().acls.len(), 3);
     assert!(from_json("{}").unwrap().left_out.is_empty());
 }
 
@@ -65,7 +65,7 @@ fn an_unknown_field_leaves_its_entry_out_and_names_it() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(out[0].starts_with("acls[3]: unknown field `restrict_object_types`"), "{out:?}");
     assert!(!out[0].contains("line"), "no position inside the entry: {out:?}");
-    assert_eq!(ids(&load(&v).policy.doc().acls, |a| &a.id), ["a1", "a2", "a3"]);
+    assert_eq!(ids(&load(&v).policy.to_doc().acls, |a| &a.id), ["a1", "a2", "a3"]);
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn fields_of_the_braintrust_schema_are_accepted_and_dropped() {
     v["acls"][0]["_object_org_id"] = json!("o1");
     v["service_tokens"][0]["preview_name"] = json!("bt-st-abcd…");
     assert_eq!(left_out(&v), Vec::<String>::new());
-    let exported = serde_json::to_value(load(&v).policy.doc()).unwrap();
+    let exported = serde_json::to_value(load(&v).policy.to_doc()).unwrap();
     assert!(exported["users"][0].get("email").is_none());
 }
 
@@ -117,12 +117,12 @@ fn a_removed_user_takes_its_token_and_acls_with_it() {
     v["users"].as_array_mut().unwrap().remove(0);
     let l = load(&v);
     let out: Vec<String> = l.left_out.iter().map(|e| e.to_string()).collect();
-    assert!(l.policy.doc().service_tokens.is_empty(), "{out:?}");
+    assert!(l.policy.to_doc().service_tokens.is_empty(), "{out:?}");
     assert!(out.contains(&"service_tokens[0]: service_account_id: unknown user 'u1'".to_string()), "{out:?}");
     assert!(out.contains(&"groups[0].member_users[0]: unknown user 'u1' (removed)".to_string()), "{out:?}");
-    assert_eq!(ids(&l.policy.doc().acls, |a| &a.id), ["a2"]);
+    assert_eq!(ids(&l.policy.to_doc().acls, |a| &a.id), ["a2"]);
     // The group stays, with its other members.
-    assert_eq!(ids(&l.policy.doc().groups, |g| &g.id), ["g1", "g2"]);
+    assert_eq!(ids(&l.policy.to_doc().groups, |g| &g.id), ["g1", "g2"]);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn principals_never_cross_organizations() {
     assert!(out.iter().any(|e| e.starts_with("roles[0]: member role 'r3' belongs to another organization")), "{out:?}");
     // g1 and r1 went, and with them a2 (which needs both); the system role
     // r2 is usable anywhere.
-    assert_eq!(ids(&l.policy.doc().acls, |a| &a.id), ["a1", "a3", "x3"]);
+    assert_eq!(ids(&l.policy.to_doc().acls, |a| &a.id), ["a1", "a3", "x3"]);
 }
 
 #[test]
@@ -197,8 +197,8 @@ fn missing_parents_take_their_children() {
     let mut v = base();
     v["projects"][0]["org_id"] = json!("o9");
     let l = load(&v);
-    assert!(l.policy.doc().experiments.is_empty() && l.policy.doc().datasets.is_empty());
-    assert_eq!(ids(&l.policy.doc().acls, |a| &a.id), ["a2", "a3"]);
+    assert!(l.policy.to_doc().experiments.is_empty() && l.policy.to_doc().datasets.is_empty());
+    assert_eq!(ids(&l.policy.to_doc().acls, |a| &a.id), ["a2", "a3"]);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn deleted_entries_stay_loaded_with_their_time() {
     }
     let l = load(&v);
     assert!(l.left_out.is_empty(), "{:?}", l.left_out);
-    assert!(l.policy.doc().groups[0].deleted_at.is_some() && l.policy.doc().experiments[0].deleted_at.is_some());
+    assert!(l.policy.to_doc().groups[0].deleted_at.is_some() && l.policy.to_doc().experiments[0].deleted_at.is_some());
 }
 
 #[test]
