@@ -32,7 +32,7 @@ pub use pool::{Conn, MAX_CONNECTIONS};
 use super::discovery::{Child, Discovery};
 use super::store::{PolicyStore, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
-use loggate_authz::{CompiledPolicy, Decision, Explanation, Principal};
+use loggate_authz::{CompiledPolicy, Decision, DenyReason, Explanation, Principal};
 use loggate_model::doc::PolicyDoc;
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use loggate_model::{Identity, TokenDigest};
@@ -187,24 +187,25 @@ impl PgStore {
 
     /// Loads the slice `(principal, object)` needs (`wanted`: all of the
     /// principal's ACLs on the object's scopes, or those that can grant
-    /// one permission) and compiles it.
+    /// one permission, or the first few of those) and compiles it; with
+    /// whether it holds every ACL asked for.
     async fn slice(
         &self,
         principal: &Principal,
         object: &ObjectRef,
         wanted: slice::Wanted,
-    ) -> Result<CompiledPolicy, StoreError> {
-        let doc = self
+    ) -> Result<(CompiledPolicy, bool), StoreError> {
+        let slice = self
             .bounded(self.timeout, async {
                 let mut conn = self.pool.get().await?;
-                let doc = slice::load(&mut conn, principal, object, wanted).await?;
+                let slice = slice::load(&mut conn, principal, object, wanted).await?;
                 conn.release();
-                Ok(doc)
+                Ok(slice)
             })
             .await?;
         // The slice goes through the same rules as a file: what breaks one
         // (a group or role of another organization, say) grants nothing.
-        Ok(CompiledPolicy::from_doc(doc).0)
+        Ok((CompiledPolicy::from_doc(slice.doc).0, slice.complete))
     }
 
     /// The whole policy as a policy-file document (ids sorted), read in
@@ -300,8 +301,18 @@ impl PolicyStore for PgStore {
         object: &ObjectRef,
         permission: Permission,
     ) -> Result<Decision, StoreError> {
-        let wanted = slice::Wanted::Granting(permission);
-        Ok(self.slice(principal, object, wanted).await?.decide(principal, object, permission))
+        // The first few ACLs that can grant, then, only when they were cut
+        // short and none granted, all of them. An allow (or a scope's deny,
+        // which follows an ACL's grant) on fewer ACLs is the same on all of
+        // them, and the object's and organization's denies do not depend on
+        // ACLs; see `slice::Wanted::FirstGranting`.
+        let (first, complete) = self.slice(principal, object, slice::Wanted::FirstGranting(permission)).await?;
+        let decision = first.decide(principal, object, permission);
+        if complete || decision != Decision::Deny(DenyReason::MissingPermission) {
+            return Ok(decision);
+        }
+        let (all, _) = self.slice(principal, object, slice::Wanted::Granting(permission)).await?;
+        Ok(all.decide(principal, object, permission))
     }
 
     async fn explain(
@@ -310,7 +321,7 @@ impl PolicyStore for PgStore {
         object: &ObjectRef,
         permission: Permission,
     ) -> Result<Explanation, StoreError> {
-        Ok(self.slice(principal, object, slice::Wanted::All).await?.explain(principal, object, permission))
+        Ok(self.slice(principal, object, slice::Wanted::All).await?.0.explain(principal, object, permission))
     }
 
     async fn decide_new(
@@ -322,7 +333,7 @@ impl PolicyStore for PgStore {
     ) -> Result<Decision, StoreError> {
         // The organization's slice holds every grant that can reach a new object.
         let org = ObjectRef::new(ObjectType::Organization, org_id);
-        let slice = self.slice(principal, &org, slice::Wanted::All).await?;
+        let (slice, _) = self.slice(principal, &org, slice::Wanted::All).await?;
         Ok(slice.decide_new(principal, org_id, object_type, permission))
     }
 

@@ -14,6 +14,7 @@ use loggate_model::Timestamp;
 use loggate_model::doc::{Acl, Dataset, Experiment, Group, Organization, PolicyDoc, Project, Role, User};
 use loggate_model::types::{ObjectRef, ObjectType, Permission};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
 
@@ -27,7 +28,8 @@ struct Located {
 
 /// Which ACLs a slice needs: every ACL of the principal on the object's
 /// scopes (explanations, decisions about new objects), or only those that
-/// can grant one permission on the object's type (decisions).
+/// can grant one permission on the object's type (decisions), or the
+/// first few of those.
 #[derive(Debug, Clone, Copy)]
 pub enum Wanted {
     All,
@@ -39,6 +41,33 @@ pub enum Wanted {
     /// would in the whole policy. Every other ACL cannot grant the
     /// permission, so the decision is the same without it.
     Granting(Permission),
+    /// At most [`FIRST_FEW`] of `Granting`'s ACLs, the principal's own and
+    /// those on the object and its project first (the cheapest to find).
+    /// One ACL that grants is enough for the evaluator to allow, and an
+    /// allow on a slice with fewer ACLs is an allow on one with more (an
+    /// ACL only ever adds grants; whether the loader keeps it depends on
+    /// its own fields and on groups and roles, which come whole either
+    /// way). The grants of a group on the organization grow with the
+    /// policy (187 ACLs for a token's 31 groups at a million ACLs), one
+    /// decides: this reads one or two of them instead of all.
+    ///
+    /// What it does not settle is a deny on a slice that was cut short
+    /// ([`Slice::complete`] false): that takes `Granting`.
+    FirstGranting(Permission),
+}
+
+/// How many ACLs [`Wanted::FirstGranting`] loads. One would do when the
+/// first ACL grants (as it almost always does: the superset only adds
+/// deleted or broken roles and groups); a few more keep such an ACL from
+/// costing a second round.
+pub const FIRST_FEW: usize = 4;
+
+/// A slice and whether it holds every ACL it asked for.
+pub struct Slice {
+    pub doc: PolicyDoc,
+    /// False when [`Wanted::FirstGranting`] stopped at [`FIRST_FEW`] ACLs:
+    /// more may exist.
+    pub complete: bool,
 }
 
 /// Loads the slice for `(principal, object)`. An unknown object (or a type
@@ -49,12 +78,8 @@ pub enum Wanted {
 /// the principal's group edges, and the ACLs with the roles they grant (the
 /// ACL statement finds the scopes and groups itself, so it need not wait
 /// for the other two).
-pub async fn load(
-    conn: &mut Conn,
-    principal: &Principal,
-    object: &ObjectRef,
-    wanted: Wanted,
-) -> Result<PolicyDoc, Error> {
+pub async fn load(conn: &mut Conn, principal: &Principal, object: &ObjectRef, wanted: Wanted) -> Result<Slice, Error> {
+    let whole = |doc| Slice { doc, complete: true };
     let locate_sql = match object.object_type {
         ObjectType::Organization => Some(LOCATE_ORG),
         ObjectType::Project | ObjectType::ProjectLog => Some(LOCATE_PROJECT),
@@ -63,15 +88,17 @@ pub async fn load(
         _ => None,
     };
     let Some(locate_sql) = locate_sql else {
-        return Ok(PolicyDoc::default());
+        return Ok(whole(PolicyDoc::default()));
     };
     let locate_stmt = conn.prepared(locate_sql).await?;
     let edges_stmt = conn.prepared(GROUP_EDGES).await?;
-    let acls_stmt = conn.prepared(ACLS_AND_ROLES).await?;
-    let permission = match wanted {
-        Wanted::All => None,
-        Wanted::Granting(p) => Some(p.as_str()),
+    let (permission, limited) = match wanted {
+        Wanted::All => (None, false),
+        Wanted::Granting(p) => (Some(p.as_str()), false),
+        Wanted::FirstGranting(p) => (Some(p.as_str()), true),
     };
+    let acls_sql = if limited { FIRST_ACLS_AND_ROLES.as_str() } else { ALL_ACLS_AND_ROLES.as_str() };
+    let acls_stmt = conn.prepared(acls_sql).await?;
     let client: &Client = conn;
     let object_type = object.object_type.as_str();
     let locate_params: [&(dyn ToSql + Sync); 1] = [&object.id];
@@ -83,7 +110,7 @@ pub async fn load(
         client.query(&acls_stmt, &acls_params),
     )?;
     let Some(located) = located.map(|r| locate(object, &r)) else {
-        return Ok(PolicyDoc::default());
+        return Ok(whole(PolicyDoc::default()));
     };
     let edges: Vec<GroupRow> = edges.iter().map(group_row).collect();
     let org_id = located.org.id.clone();
@@ -165,7 +192,8 @@ pub async fn load(
         }
         doc.projects.push(project);
     }
-    Ok(doc)
+    let complete = !limited || doc.acls.len() < FIRST_FEW;
+    Ok(Slice { doc, complete })
 }
 
 /// The object by id, with its project and organization (`locate` reads
@@ -226,10 +254,11 @@ fn group_row(r: &Row) -> GroupRow {
 /// The ACLs of user `$3` and of its groups on the scopes of object
 /// (`$1` type, `$2` id): the object itself (experiment, dataset, project
 /// log), its project, its organization; with `$4` a permission, only
-/// those that can grant it (see [`Wanted::Granting`]). Then the roles
-/// those ACLs grant and, transitively, their member roles. Rows: `false`
-/// and an ACL (`acl_at(row, 1)`), or `true` and a role (columns 1, 9..=14),
-/// ACLs first, each kind by id.
+/// those that can grant it (see [`Wanted::Granting`]); in
+/// `FIRST_ACLS_AND_ROLES`, only the first [`FIRST_FEW`] of them. Then the
+/// roles those ACLs grant and, transitively, their member roles. Rows: `false` and an ACL
+/// (`acl_at(row, 1)`), or `true` and a role (columns 1, 9..=14), ACLs
+/// first, each kind by id.
 ///
 /// The user's ACLs by its (user, object) index, once per scope; its
 /// groups' ACLs on a scope with few ACLs by the object index (one probe,
@@ -242,6 +271,9 @@ fn group_row(r: &Row) -> GroupRow {
 /// scopes, the planner (which cannot know that the organization holds a
 /// tenth of all ACLs) reads every ACL of the object by `acls_object`
 /// instead, 90,000 at a million ACLs, to keep the principal's few.
+/// A `LIMIT` stops the branches, run in the order written, once it has
+/// its rows: the organization's per-group probes, last, are then mostly
+/// not run at all (see [`Wanted::FirstGranting`]).
 const ACLS_AND_ROLES: &str = "WITH RECURSIVE
      g (group_id) AS (
          SELECT group_id FROM group_member_users WHERE user_id = $3
@@ -306,7 +338,8 @@ const ACLS_AND_ROLES: &str = "WITH RECURSIVE
                      OR (a.permission = $4::text AND (a.restrict_object_type IS NULL OR a.restrict_object_type = $1::text))
                      OR a.role_id IN (SELECT id FROM grantor))
              OFFSET 0) a
-          WHERE NOT s.small),
+          WHERE NOT s.small
+         {limit}),
      r (id) AS (
          SELECT role_id FROM granting WHERE role_id IS NOT NULL
          UNION
@@ -323,3 +356,13 @@ const ACLS_AND_ROLES: &str = "WITH RECURSIVE
             ARRAY(SELECT m.member_role_id FROM role_member_roles m WHERE m.role_id = x.id ORDER BY 1)
        FROM roles x JOIN r ON r.id = x.id
       ORDER BY 1, 2";
+
+/// Where `ACLS_AND_ROLES` takes its limit, if any. Written into the text
+/// rather than bound: with `LIMIT $5`, Postgres's generic plan (for a
+/// limit it cannot know) looked costlier than each custom plan, so every
+/// execution was planned anew (0.8 ms at a million ACLs, more than the
+/// execution); with the number in the text it keeps the generic plan.
+const LIMIT: &str = "{limit}";
+static ALL_ACLS_AND_ROLES: LazyLock<String> = LazyLock::new(|| ACLS_AND_ROLES.replace(LIMIT, ""));
+static FIRST_ACLS_AND_ROLES: LazyLock<String> =
+    LazyLock::new(|| ACLS_AND_ROLES.replace(LIMIT, &format!("LIMIT {FIRST_FEW}")));
