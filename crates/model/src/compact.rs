@@ -450,29 +450,24 @@ impl Compact for doc::Project {
     }
 }
 
-impl Compact for doc::Experiment {
-    type Record = InProject;
-    fn compact(self, s: &mut Strings) -> InProject {
-        InProject {
-            id: s.intern(&self.id),
-            project_id: s.intern(&self.project_id),
-            name: s.intern(&self.name),
-            deleted_at: self.deleted_at,
+/// Experiments and datasets are the same record in a project: one body
+/// serves both document types.
+macro_rules! compact_in_project {
+    ($($doc:ty),+) => {$(
+        impl Compact for $doc {
+            type Record = InProject;
+            fn compact(self, s: &mut Strings) -> InProject {
+                InProject {
+                    id: s.intern(&self.id),
+                    project_id: s.intern(&self.project_id),
+                    name: s.intern(&self.name),
+                    deleted_at: self.deleted_at,
+                }
+            }
         }
-    }
+    )+};
 }
-
-impl Compact for doc::Dataset {
-    type Record = InProject;
-    fn compact(self, s: &mut Strings) -> InProject {
-        InProject {
-            id: s.intern(&self.id),
-            project_id: s.intern(&self.project_id),
-            name: s.intern(&self.name),
-            deleted_at: self.deleted_at,
-        }
-    }
-}
+compact_in_project!(doc::Experiment, doc::Dataset);
 
 impl Compact for doc::User {
     type Record = User;
